@@ -1,0 +1,37 @@
+"""mmapipc: zero-copy inter-process messaging over memory-mapped files.
+
+>>> from mmapipc import SharedMemory
+"""
+
+from __future__ import annotations
+
+from importlib.metadata import PackageNotFoundError, version
+
+from ._mmapipc import LAYOUT_VERSION, SharedBuffer, SharedMemory
+from .errors import (
+    AlreadyAttached,
+    CorruptHeader,
+    Error,
+    IncompatibleLayout,
+    NotReady,
+    SchemaMismatch,
+    Timeout,
+)
+
+try:
+    __version__ = version("mmapipc")
+except PackageNotFoundError:  # pragma: no cover - running from a source tree
+    __version__ = "0.0.0"
+
+__all__ = [
+    "LAYOUT_VERSION",
+    "SharedBuffer",
+    "SharedMemory",
+    "Error",
+    "CorruptHeader",
+    "NotReady",
+    "IncompatibleLayout",
+    "SchemaMismatch",
+    "AlreadyAttached",
+    "Timeout",
+]

@@ -1,0 +1,46 @@
+"""The exceptions mmapipc raises for its own conditions.
+
+Standard conditions use the standard exceptions: a missing file is ``FileNotFoundError``, a
+taken path on ``create`` is ``FileExistsError``, bad arguments are ``ValueError``/``TypeError``,
+out-of-range offsets ``IndexError``. Everything specific to mmapipc derives from :class:`Error`.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "Error",
+    "CorruptHeader",
+    "NotReady",
+    "IncompatibleLayout",
+    "SchemaMismatch",
+    "AlreadyAttached",
+    "Timeout",
+]
+
+
+class Error(Exception):
+    """Base class of every mmapipc-specific error."""
+
+
+class CorruptHeader(Error):
+    """The file is not a valid mmapipc file: empty, truncated, bad magic or inconsistent header."""
+
+
+class NotReady(Error):
+    """The file's creator has not finished initialising it (or died while doing so)."""
+
+
+class IncompatibleLayout(Error):
+    """The file is valid but not usable here: other layout version, ABI, or kind of object."""
+
+
+class SchemaMismatch(IncompatibleLayout):
+    """A typed channel holds messages of a different schema than the one asked for."""
+
+
+class AlreadyAttached(Error):
+    """A single-producer/single-consumer side is already held by another live process."""
+
+
+class Timeout(Error, TimeoutError):
+    """A blocking call whose contract is to raise on timeout ran out of time."""

@@ -1,0 +1,71 @@
+//! The one place where Rust errors become Python exceptions.
+//!
+//! | Rust | Python |
+//! |------|--------|
+//! | `OpenError::NotFound` | `FileNotFoundError` |
+//! | `OpenError::AlreadyExists` | `FileExistsError` |
+//! | `OpenError::PermissionDenied`, `ForeignOwner` | `PermissionError` |
+//! | `OpenError::Symlink`, `NotRegularFile`, `NoSpace`, `Io` | `OSError` (with errno) |
+//! | `OpenError::Empty`, `Truncated`, `BadMagic`, `CorruptHeader` | `mmapipc.CorruptHeader` |
+//! | `OpenError::NotReady` | `mmapipc.NotReady` |
+//! | `OpenError::UnsupportedVersion`, `AbiMismatch`, `WrongKind` | `mmapipc.IncompatibleLayout` |
+//! | `OpenError::InvalidArgument` | `ValueError` |
+//! | `AccessError::OutOfBounds` | `IndexError` |
+//!
+//! The library's own exception classes live in `mmapipc/errors.py` so they can use multiple
+//! inheritance (e.g. `mmapipc.Timeout` is also a `TimeoutError`).
+
+use mmapipc::{AccessError, OpenError};
+use pyo3::exceptions::{
+    PyFileExistsError, PyFileNotFoundError, PyIndexError, PyOSError, PyPermissionError, PyValueError,
+};
+use pyo3::PyErr;
+
+pyo3::import_exception!(mmapipc.errors, CorruptHeader);
+pyo3::import_exception!(mmapipc.errors, NotReady);
+pyo3::import_exception!(mmapipc.errors, IncompatibleLayout);
+
+fn os_error(errno: i32, msg: String, path: &std::path::Path) -> PyErr {
+    PyOSError::new_err((errno, msg, path.display().to_string()))
+}
+
+/// Converts an [`OpenError`] into the matching Python exception.
+pub fn open_error(e: OpenError) -> PyErr {
+    let msg = e.to_string();
+    match e {
+        OpenError::NotFound { path } => PyFileNotFoundError::new_err((libc::ENOENT, msg, path.display().to_string())),
+        OpenError::AlreadyExists { path } => {
+            PyFileExistsError::new_err((libc::EEXIST, msg, path.display().to_string()))
+        }
+        OpenError::PermissionDenied { path, .. } | OpenError::ForeignOwner { path, .. } => {
+            PyPermissionError::new_err((libc::EACCES, msg, path.display().to_string()))
+        }
+        OpenError::Symlink { path } => os_error(libc::ELOOP, msg, &path),
+        OpenError::NotRegularFile { path } => os_error(libc::EINVAL, msg, &path),
+        OpenError::NoSpace { path, .. } => os_error(libc::ENOSPC, msg, &path),
+        OpenError::Io { path, source, .. } => os_error(source.raw_os_error().unwrap_or(libc::EIO), msg, &path),
+        OpenError::Empty { .. }
+        | OpenError::Truncated { .. }
+        | OpenError::BadMagic { .. }
+        | OpenError::CorruptHeader { .. } => CorruptHeader::new_err(msg),
+        OpenError::NotReady { .. } => NotReady::new_err(msg),
+        OpenError::UnsupportedVersion { .. } | OpenError::AbiMismatch { .. } | OpenError::WrongKind { .. } => {
+            IncompatibleLayout::new_err(msg)
+        }
+        OpenError::InvalidArgument(_) => PyValueError::new_err(msg),
+        _ => PyOSError::new_err(msg),
+    }
+}
+
+/// Converts an [`AccessError`] into the matching Python exception.
+pub fn access_error(e: AccessError) -> PyErr {
+    match e {
+        AccessError::OutOfBounds { .. } => PyIndexError::new_err(e.to_string()),
+        _ => PyValueError::new_err(e.to_string()),
+    }
+}
+
+/// The `ValueError` every method raises on a closed handle.
+pub fn closed(what: &str) -> PyErr {
+    PyValueError::new_err(format!("operation on a closed {what}"))
+}

@@ -1,0 +1,24 @@
+//! # mmapipc
+//!
+//! Zero-copy inter-process messaging over memory-mapped files.
+//!
+//! * [`SharedMemory`]: a raw shared region with bounds-checked byte and integer access.
+//!
+//! Every file starts with a validated, versioned header (see [`layout`]); files are created with
+//! `O_EXCL | O_NOFOLLOW | O_CLOEXEC` and mode 0600 unless told otherwise (see [`region`]).
+//! A bare name such as `"frames"` lives in `/dev/shm`; any path with a `/` is used as given.
+
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+pub mod error;
+pub mod layout;
+pub mod process;
+pub mod region;
+pub mod shm;
+mod sync;
+pub mod wait;
+
+pub use error::{AccessError, OpenError};
+pub use layout::Kind;
+pub use region::{resolve_path, CreateOptions, OpenOptions, Region};
+pub use shm::SharedMemory;

@@ -1,0 +1,106 @@
+//! Process identity: a pid plus the process's start time, so a recycled pid is not mistaken
+//! for the process that used to own it.
+//!
+//! On Linux the start time is field 22 of `/proc/<pid>/stat` (clock ticks since boot). Where
+//! that is unavailable the start time is 0 and liveness falls back to `kill(pid, 0)`.
+
+/// A process, identified so that pid reuse is detected.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ProcessId {
+    /// The pid.
+    pub pid: u32,
+    /// Start time in clock ticks since boot (Linux), 0 if unknown.
+    pub start_time: u64,
+}
+
+/// Whether a recorded process still runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Liveness {
+    /// The process runs (same pid, same start time).
+    Alive,
+    /// The process has exited, or its pid now belongs to another process.
+    Dead,
+}
+
+/// This process. Not cached: a forked child must not inherit its parent's identity.
+pub fn current() -> ProcessId {
+    let pid = std::process::id();
+    ProcessId { pid, start_time: start_time(pid).unwrap_or(0) }
+}
+
+/// Start time of `pid`, or `None` if there is no such process (or it cannot be read).
+#[cfg(target_os = "linux")]
+pub fn start_time(pid: u32) -> Option<u64> {
+    let stat = std::fs::read(format!("/proc/{pid}/stat")).ok()?;
+    parse_start_time(&stat)
+}
+
+/// Start time of `pid`; unknown (`None`) on this platform.
+#[cfg(not(target_os = "linux"))]
+pub fn start_time(_pid: u32) -> Option<u64> {
+    None
+}
+
+/// Parses field 22 of a `/proc/<pid>/stat` line. The command name (field 2) may contain
+/// spaces and parentheses, so fields are counted from the last `)`.
+pub fn parse_start_time(stat: &[u8]) -> Option<u64> {
+    let close = stat.iter().rposition(|&b| b == b')')?;
+    let rest = std::str::from_utf8(stat.get(close + 1..)?).ok()?;
+    // After ")" come fields 3.. ; field 22 is the 20th of them.
+    rest.split_ascii_whitespace().nth(19)?.parse().ok()
+}
+
+/// Whether `who` still runs. A pid of 0 is never alive.
+pub fn liveness(who: ProcessId) -> Liveness {
+    if who.pid == 0 || who.pid > i32::MAX as u32 {
+        return Liveness::Dead;
+    }
+    if who.start_time != 0 {
+        if let Some(actual) = start_time(who.pid) {
+            return if actual == who.start_time { Liveness::Alive } else { Liveness::Dead };
+        }
+        if cfg!(target_os = "linux") {
+            return Liveness::Dead;
+        }
+    }
+    // SAFETY: kill with signal 0 only checks for existence and permission; pid is positive.
+    let rc = unsafe { libc::kill(who.pid as libc::pid_t, 0) };
+    if rc == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM) {
+        Liveness::Alive
+    } else {
+        Liveness::Dead
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_names_with_spaces_and_parens() {
+        let line = b"1234 (a b) c)) S 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 99887766 20 21";
+        assert_eq!(parse_start_time(line), Some(99887766));
+        assert_eq!(parse_start_time(b"garbage"), None);
+        assert_eq!(parse_start_time(b"1 (x) S 1"), None);
+    }
+
+    #[test]
+    fn self_is_alive_and_pid_reuse_is_dead() {
+        let me = current();
+        assert_eq!(liveness(me), Liveness::Alive);
+        if cfg!(target_os = "linux") {
+            assert_ne!(me.start_time, 0);
+            let other = ProcessId { pid: me.pid, start_time: me.start_time + 1 };
+            assert_eq!(liveness(other), Liveness::Dead);
+        }
+        assert_eq!(liveness(ProcessId { pid: 0, start_time: 0 }), Liveness::Dead);
+    }
+
+    #[test]
+    fn exited_child_is_dead() {
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let who = ProcessId { pid: child.id(), start_time: start_time(child.id()).unwrap_or(0) };
+        child.wait().unwrap();
+        assert_eq!(liveness(who), Liveness::Dead);
+    }
+}

@@ -1,0 +1,337 @@
+//! Memory regions: a file mapping shared between processes, or a heap block for tests.
+//!
+//! [`Region`] is a raw, fixed-size span of bytes that other processes may read and write at any
+//! moment. It hands out raw pointers only: no `&[u8]` or `&mut [u8]` to shared bytes is ever made
+//! here. The algorithms (`ring`, `queue`) are written against a `Region`, so the same code runs
+//! on a heap region under loom and miri, and on a file mapping in production.
+//!
+//! [`create_file`] and [`open_file`] do the file-system part of the protocol: `O_EXCL`,
+//! `O_NOFOLLOW`, `O_CLOEXEC`, mode 0600 by default, pages reserved up front with
+//! `posix_fallocate`, header written and then published with a Release store of
+//! [`STATE_READY`](crate::layout::STATE_READY); `open` validates the whole header before
+//! anything else looks at the file.
+
+use std::alloc::Layout;
+use std::ffi::CString;
+use std::fs::File;
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::ptr::NonNull;
+
+use memmap2::MmapRaw;
+
+use crate::error::OpenError;
+use crate::layout::{self, FileHeader, HeaderProblem, Kind, Plan, HEADER_SIZE, STATE_READY};
+use crate::process;
+use crate::sync::{AtomicU32, Ordering};
+
+/// Options for creating a shared-memory file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CreateOptions {
+    /// File mode bits (default `0o600`: only this user). Use `0o660` to share with a group.
+    pub mode: u32,
+}
+
+impl Default for CreateOptions {
+    fn default() -> Self {
+        CreateOptions { mode: 0o600 }
+    }
+}
+
+/// Options for opening an existing shared-memory file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct OpenOptions {
+    /// Open files owned by another user. Off by default: a file planted by another local user
+    /// is refused with [`OpenError::ForeignOwner`].
+    pub allow_foreign_owner: bool,
+}
+
+/// Maps a user-supplied name to a path: a bare name (no `/`) lives in `/dev/shm`, anything
+/// else is used as given.
+///
+/// ```
+/// use std::path::Path;
+/// assert_eq!(mmapipc::resolve_path("frames"), Path::new("/dev/shm/frames"));
+/// assert_eq!(mmapipc::resolve_path("/tmp/ring"), Path::new("/tmp/ring"));
+/// assert_eq!(mmapipc::resolve_path("./ring"), Path::new("./ring"));
+/// ```
+pub fn resolve_path(name: impl AsRef<Path>) -> PathBuf {
+    let p = name.as_ref();
+    if p.as_os_str().as_bytes().contains(&b'/') {
+        p.to_path_buf()
+    } else {
+        Path::new("/dev/shm").join(p)
+    }
+}
+
+enum Backing {
+    File { _map: MmapRaw, _file: File },
+    Heap { ptr: NonNull<u8>, layout: Layout },
+}
+
+/// A fixed-size span of bytes shared with other processes (or, for tests, a heap block).
+pub struct Region {
+    backing: Backing,
+    ptr: *mut u8,
+    len: usize,
+}
+
+// SAFETY: a Region is a raw span of bytes; it gives out only raw pointers, and every access
+// through them is either atomic or to bytes the calling protocol owns. Moving the handle to
+// another thread changes nothing about that.
+unsafe impl Send for Region {}
+// SAFETY: as above: shared references to a Region only give raw pointers; concurrent access
+// from threads is no different from concurrent access from other processes, which the
+// protocols built on it already handle.
+unsafe impl Sync for Region {}
+
+impl std::fmt::Debug for Region {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let kind = match self.backing {
+            Backing::File { .. } => "file",
+            Backing::Heap { .. } => "heap",
+        };
+        f.debug_struct("Region").field("backing", &kind).field("len", &self.len).finish()
+    }
+}
+
+impl Region {
+    /// A zero-filled, 4096-byte-aligned heap region of `len` bytes (for tests, loom and miri).
+    ///
+    /// # Panics
+    /// If `len` is zero or the allocation fails.
+    pub fn heap(len: usize) -> Region {
+        assert!(len > 0, "heap region must not be empty");
+        let layout = Layout::from_size_align(len, layout::DATA_ALIGN).expect("region size overflows");
+        // SAFETY: layout has non-zero size (asserted above).
+        let raw = unsafe { std::alloc::alloc_zeroed(layout) };
+        let ptr = NonNull::new(raw).unwrap_or_else(|| std::alloc::handle_alloc_error(layout));
+        Region { backing: Backing::Heap { ptr, layout }, ptr: ptr.as_ptr(), len }
+    }
+
+    /// Start of the region.
+    pub fn as_ptr(&self) -> *mut u8 {
+        self.ptr
+    }
+
+    /// Length in bytes.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// True if the region has no bytes (never the case for regions made by this crate).
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The header's `state` word.
+    pub(crate) fn state(&self) -> &AtomicU32 {
+        // SAFETY: every region holds at least a header (HEADER_SIZE bytes, checked at creation
+        // and open); offset 8 is 4-byte aligned because the region is page aligned; the word
+        // is only ever accessed atomically, by every process, so a shared reference to an
+        // atomic over it is sound.
+        unsafe { &*(self.ptr.add(layout::STATE_OFFSET) as *const AtomicU32) }
+    }
+
+    /// A copy of the header (racy by nature: the copy is what gets validated and used).
+    pub(crate) fn read_header(&self) -> FileHeader {
+        debug_assert!(self.len >= HEADER_SIZE);
+        // SAFETY: the region holds at least HEADER_SIZE bytes and is page aligned; FileHeader
+        // is plain data for which every bit pattern is valid. A concurrent writer can only make
+        // the copy inconsistent, which validation then rejects.
+        unsafe { std::ptr::read_volatile(self.ptr as *const FileHeader) }
+    }
+}
+
+impl Drop for Region {
+    fn drop(&mut self) {
+        if let Backing::Heap { ptr, layout } = self.backing {
+            // SAFETY: ptr was allocated in `heap` with exactly this layout and is freed once.
+            unsafe { std::alloc::dealloc(ptr.as_ptr(), layout) };
+        }
+        // File mappings unmap themselves when `map` drops.
+    }
+}
+
+fn c_path(path: &Path) -> Result<CString, OpenError> {
+    CString::new(path.as_os_str().as_bytes())
+        .map_err(|_| OpenError::InvalidArgument(format!("path {} contains a NUL byte", path.display())))
+}
+
+/// A freshly created file, mapped, with its header written but not yet published.
+///
+/// Initialise the control block through [`region`](Self::region), then call
+/// [`publish`](Self::publish). Dropping it unpublished removes the file again.
+pub struct Creating {
+    region: Option<Region>,
+    path: PathBuf,
+    plan: Plan,
+    published: bool,
+}
+
+impl Creating {
+    /// The mapped region (header written, state still INIT).
+    pub fn region(&self) -> &Region {
+        self.region.as_ref().expect("region present until publish")
+    }
+
+    /// The plan the file was laid out by.
+    pub fn plan(&self) -> &Plan {
+        &self.plan
+    }
+
+    /// Publishes the file (Release store of READY) and returns its region.
+    pub fn publish(mut self) -> Region {
+        let region = self.region.take().expect("publish called once");
+        self.published = true;
+        // SYNC: header-publish. Release: every header and control-block write made by this
+        // process happens-before any opener's Acquire load of READY in `open_file`.
+        region.state().store(STATE_READY, Ordering::Release);
+        region
+    }
+}
+
+impl Drop for Creating {
+    fn drop(&mut self) {
+        if !self.published {
+            // Creation failed (or was abandoned) before publish: leave no half-made file.
+            // Drop the mapping first, then the name.
+            self.region = None;
+            let _ = std::fs::remove_file(&self.path);
+        }
+    }
+}
+
+/// Creates `path` (already resolved) for `kind` laid out by `plan`, maps it, and writes its
+/// header with state INIT. Fails with [`OpenError::AlreadyExists`] if the path is taken
+/// (including by a symlink, which is never followed).
+pub fn create_file(path: &Path, kind: Kind, plan: Plan, opts: &CreateOptions) -> Result<Creating, OpenError> {
+    if opts.mode & !0o7777 != 0 {
+        return Err(OpenError::InvalidArgument(format!("mode {:#o} is not a permission mode", opts.mode)));
+    }
+    let cpath = c_path(path)?;
+    // SAFETY: cpath is a valid NUL-terminated string; the flags and mode are plain integers.
+    let fd = unsafe {
+        libc::open(
+            cpath.as_ptr(),
+            libc::O_RDWR | libc::O_CREAT | libc::O_EXCL | libc::O_NOFOLLOW | libc::O_CLOEXEC,
+            opts.mode as libc::c_uint,
+        )
+    };
+    if fd < 0 {
+        return Err(OpenError::from_io(path, "open", io::Error::last_os_error()));
+    }
+    // SAFETY: fd is a freshly opened descriptor that nothing else owns.
+    let file = unsafe { File::from_raw_fd(fd) };
+    // From here on, a failure must remove the file: dropping `creating` unpublished does that.
+    let mut creating = Creating { region: None, path: path.to_path_buf(), plan, published: false };
+    // The umask may have cleared bits the caller asked for (e.g. group bits); set them exactly.
+    // SAFETY: fd is valid; fchmod takes plain integers.
+    if unsafe { libc::fchmod(fd, opts.mode as libc::mode_t) } != 0 {
+        return Err(OpenError::from_io(path, "fchmod", io::Error::last_os_error()));
+    }
+    let len = plan.total_size;
+    reserve(&file, len).map_err(|e| match e.raw_os_error() {
+        Some(libc::ENOSPC) | Some(libc::EFBIG) => OpenError::NoSpace { path: path.to_path_buf(), requested: len },
+        _ => OpenError::Io { path: path.to_path_buf(), op: "posix_fallocate", source: e },
+    })?;
+    let map = MmapRaw::map_raw(&file).map_err(|e| OpenError::Io { path: path.to_path_buf(), op: "mmap", source: e })?;
+    let me = process::current();
+    let header = plan.header(kind, me.pid, me.start_time);
+    let ptr = map.as_mut_ptr();
+    // SAFETY: the mapping is `len >= HEADER_SIZE` bytes, page aligned and writable; this process
+    // created the file with O_EXCL and no opener trusts it before READY, so nothing else reads
+    // these bytes as a header yet. FileHeader is plain data.
+    unsafe { std::ptr::write_volatile(ptr as *mut FileHeader, header) };
+    creating.region = Some(Region { ptr, len: len as usize, backing: Backing::File { _map: map, _file: file } });
+    Ok(creating)
+}
+
+/// Reserves `len` bytes for the file so a full file system fails now, not with SIGBUS later.
+fn reserve(file: &File, len: u64) -> io::Result<()> {
+    let len_off = libc::off_t::try_from(len).map_err(|_| io::Error::from_raw_os_error(libc::EFBIG))?;
+    #[cfg(target_os = "linux")]
+    {
+        // SAFETY: valid fd, plain integers.
+        let rc = unsafe { libc::posix_fallocate(file.as_raw_fd(), 0, len_off) };
+        match rc {
+            0 => return Ok(()),
+            // Some file systems cannot preallocate; fall back to a sparse file.
+            libc::EOPNOTSUPP | libc::EINVAL => {}
+            err => return Err(io::Error::from_raw_os_error(err)),
+        }
+    }
+    // SAFETY: valid fd, plain integers.
+    if unsafe { libc::ftruncate(file.as_raw_fd(), len_off) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Opens and maps `path` (already resolved), validating the whole header for `kind`.
+/// Returns the region and the validated header copy (use the copy, never re-read the header).
+pub fn open_file(path: &Path, kind: Kind, opts: &OpenOptions) -> Result<(Region, FileHeader), OpenError> {
+    let cpath = c_path(path)?;
+    // SAFETY: cpath is a valid NUL-terminated string; the flags are plain integers.
+    let fd = unsafe { libc::open(cpath.as_ptr(), libc::O_RDWR | libc::O_NOFOLLOW | libc::O_CLOEXEC) };
+    if fd < 0 {
+        return Err(OpenError::from_io(path, "open", io::Error::last_os_error()));
+    }
+    // SAFETY: fd is a freshly opened descriptor that nothing else owns.
+    let file = unsafe { File::from_raw_fd(fd) };
+    let meta = file.metadata().map_err(|e| OpenError::Io { path: path.to_path_buf(), op: "fstat", source: e })?;
+    if !meta.file_type().is_file() {
+        return Err(OpenError::NotRegularFile { path: path.to_path_buf() });
+    }
+    // SAFETY: geteuid has no preconditions.
+    let ours = unsafe { libc::geteuid() };
+    if meta.uid() != ours && !opts.allow_foreign_owner {
+        return Err(OpenError::ForeignOwner { path: path.to_path_buf(), owner: meta.uid(), ours });
+    }
+    let len = meta.len();
+    if len == 0 {
+        return Err(OpenError::Empty { path: path.to_path_buf() });
+    }
+    if len < HEADER_SIZE as u64 {
+        return Err(OpenError::Truncated { path: path.to_path_buf(), actual: len, expected: HEADER_SIZE as u64 });
+    }
+    if len > layout::MAX_FILE_SIZE {
+        return Err(OpenError::CorruptHeader {
+            path: path.to_path_buf(),
+            reason: format!("file of {len} bytes is larger than any mmapipc file"),
+        });
+    }
+    let map = MmapRaw::map_raw(&file).map_err(|e| OpenError::Io { path: path.to_path_buf(), op: "mmap", source: e })?;
+    if (map.len() as u64) < len {
+        // The file shrank between fstat and mmap; the mapping length is what counts.
+        return Err(OpenError::Truncated { path: path.to_path_buf(), actual: map.len() as u64, expected: len });
+    }
+    let region = Region { ptr: map.as_mut_ptr(), len: len as usize, backing: Backing::File { _map: map, _file: file } };
+    // SYNC: header-publish. Acquire pairs with the creator's Release store of READY, so the
+    // header copy below sees every field the creator wrote.
+    let state = region.state().load(Ordering::Acquire);
+    let mut header = region.read_header();
+    header.state = state;
+    let p = path.to_path_buf();
+    layout::validate(&header, len, kind).map_err(|problem| match problem {
+        HeaderProblem::Truncated { actual, expected } => OpenError::Truncated { path: p, actual, expected },
+        HeaderProblem::BadMagic => OpenError::BadMagic { path: p },
+        HeaderProblem::NotReady => OpenError::NotReady { path: p },
+        HeaderProblem::UnsupportedVersion(found) => {
+            OpenError::UnsupportedVersion { path: p, found, supported: layout::LAYOUT_VERSION }
+        }
+        HeaderProblem::AbiMismatch(found) => OpenError::AbiMismatch { path: p, found, expected: layout::abi_flags() },
+        HeaderProblem::WrongKind(found) => OpenError::WrongKind { path: p, found, expected: kind },
+        HeaderProblem::Corrupt(reason) => OpenError::CorruptHeader { path: p, reason },
+    })?;
+    Ok((region, header))
+}
+
+/// Removes a shared-memory file. The mappings of processes that have it open stay valid; the
+/// memory is freed when the last one closes.
+pub fn unlink(path: &Path) -> Result<(), OpenError> {
+    std::fs::remove_file(path).map_err(|e| OpenError::from_io(path, "unlink", e))
+}

@@ -4,6 +4,8 @@
 //! [`errors`]), releases the GIL around blocking waits, and exports shared memory through the
 //! buffer protocol ([`buffer`]). It holds no algorithm of its own.
 
+#[allow(dead_code)] // used by the ring and queue bindings
+mod blocking;
 mod buffer;
 mod errors;
 mod shm;

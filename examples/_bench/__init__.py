@@ -1,0 +1,13 @@
+"""Helpers shared by ``examples/benchmark.py`` and ``examples/benchmark_advanced.py``.
+
+Layout:
+
+- ``common``: parameters, message stamping, size parsing, errors.
+- ``systems``: every system under test (mmapipc and its peers), each with its own tight
+  producer/consumer and ping-pong loops, so no system pays for a generic abstraction per message.
+- ``runner``: process orchestration (fork, barrier, watchdog, cleanup), repetitions, memcpy reference.
+- ``stats``: medians, spreads, percentiles.
+- ``report``: terminal tables, target checks (PASS/MISS), JSON, Markdown, machine info.
+- ``plot``: matplotlib charts (optional).
+- ``progress``: a small progress bar on stderr.
+"""

@@ -1,0 +1,208 @@
+"""Process orchestration: one producer and one consumer process per run, a barrier, a watchdog.
+
+Start method: ``fork`` (Linux). The parent sets up the channel (creates the file, the queue, the
+socket address), forks two children, and each child reports one result through its own pipe.
+Children die with the parent (``PR_SET_PDEATHSIG``), ignore Ctrl-C (the parent handles it), and
+are terminated, then killed, when a run ends in any way; shared-memory files are unlinked.
+"""
+
+from __future__ import annotations
+
+import atexit
+import multiprocessing as mp
+import multiprocessing.connection as mpc
+import os
+import signal
+import threading
+import traceback
+from multiprocessing.process import BaseProcess
+from time import monotonic, perf_counter
+from typing import Any, Callable
+
+from .common import BenchError, Params, die_with_parent
+from .systems import Result, Sync, System
+
+START_METHOD = "fork"
+CTX = mp.get_context("fork")
+#: Extra seconds a run may take beyond its time bound before the watchdog kills it.
+STARTUP_SLACK = 20.0
+
+_LIVE: set[BaseProcess] = set()
+
+Role = Callable[[Any, Params, Sync], Result]
+
+
+def _kill(procs: list[BaseProcess]) -> None:
+    for proc in procs:
+        if proc.is_alive():
+            proc.terminate()
+    for proc in procs:
+        proc.join(1.0)
+        if proc.is_alive():
+            proc.kill()
+            proc.join(1.0)
+        _LIVE.discard(proc)
+
+
+def kill_all_children() -> None:
+    """Terminate every benchmark child still running (Ctrl-C, error, exit)."""
+    _kill(list(_LIVE))
+
+
+atexit.register(kill_all_children)
+
+
+def _child(role: Role, h: Any, p: Params, conn: Any, barrier: Any) -> None:
+    die_with_parent()
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+    def sync() -> None:
+        barrier.wait(STARTUP_SLACK + p.stall)
+
+    try:
+        res = role(h, p, sync)
+        conn.send(("ok", res))
+    except BaseException as e:  # report everything, including a broken barrier
+        try:
+            barrier.abort()
+        except Exception:
+            pass
+        tb = traceback.format_exc(limit=4)
+        conn.send(("err", f"{type(e).__name__}: {e}", tb))
+    finally:
+        conn.close()
+
+
+def run_pair(a: Role, b: Role, h: Any, p: Params, names: tuple[str, str]) -> tuple[Result, Result]:
+    """Run roles ``a`` and ``b`` in two processes; return their results or raise BenchError."""
+    if threading.current_thread() is not threading.main_thread():
+        raise RuntimeError("run_pair must be called from the main thread")
+    barrier = CTX.Barrier(2)
+    conns: list[Any] = []
+    procs: list[BaseProcess] = []
+    try:
+        for role in (a, b):
+            r, w = CTX.Pipe(duplex=False)
+            proc = CTX.Process(target=_child, args=(role, h, p, w, barrier), daemon=True)
+            proc.start()
+            _LIVE.add(proc)
+            w.close()
+            conns.append(r)
+            procs.append(proc)
+        results: dict[int, Result] = {}
+        deadline = monotonic() + p.seconds + p.stall + STARTUP_SLACK
+        while len(results) < 2:
+            left = deadline - monotonic()
+            if left <= 0:
+                raise BenchError(
+                    f"no result after {p.seconds + p.stall + STARTUP_SLACK:.0f} s: "
+                    f"{' and '.join(names[i] for i in range(2) if i not in results)} hung"
+                )
+            ready = mpc.wait([c for i, c in enumerate(conns) if i not in results], timeout=left)
+            for c in ready:
+                i = conns.index(c)
+                try:
+                    msg: Any = conns[i].recv()
+                except EOFError:
+                    procs[i].join(1.0)
+                    raise BenchError(
+                        f"{names[i]} died without a result (exit code {procs[i].exitcode})"
+                    ) from None
+                if msg[0] != "ok":
+                    raise BenchError(f"{names[i]} failed: {msg[1]}")
+                results[i] = msg[1]
+        for done in procs:
+            done.join(5.0)
+        return results[0], results[1]
+    finally:
+        _kill(procs)
+        for c in conns:
+            c.close()
+
+
+def run_throughput(system: System, p: Params) -> dict[str, Any]:
+    """One throughput run: messages per second from the consumer's view, after the warm-up."""
+    h = system.setup(p)
+    try:
+        prod, cons = run_pair(system.produce, system.consume, h, p, ("producer", "consumer"))
+    finally:
+        system.teardown(h)
+    sent, received = int(prod["sent"]), int(cons["received"])
+    if sent != received:
+        raise BenchError(f"producer sent {sent} messages, consumer received {received}")
+    if received > p.warm and cons["t_warm"] > 0:
+        msgs = received - p.warm
+        secs = float(cons["t_end"]) - float(cons["t_warm"])
+    else:  # too few messages for a warm-up: time from the producer's start
+        msgs = received
+        secs = float(cons["t_end"]) - float(prod["t0"])
+    if secs <= 0 or msgs <= 0:
+        raise BenchError("no messages were timed")
+    rate = msgs / secs
+    return {"msgs": msgs, "seconds": secs, "msg_s": rate, "gb_s": rate * p.size / 1e9}
+
+
+def run_pingpong(system: System, p: Params) -> list[int]:
+    """One ping-pong run: the client's round-trip times in nanoseconds (after the warm-up)."""
+    h = system.pp_setup(p)
+    try:
+        _srv, cli = run_pair(system.pp_server, system.pp_client, h, p, ("server", "client"))
+    finally:
+        system.pp_teardown(h)
+    rtts: list[int] = cli["rtt_ns"]
+    if not rtts:
+        raise BenchError("no round trips were timed")
+    return rtts
+
+
+def run_memcpy(size: int, seconds: float, max_bytes: int) -> dict[str, Any]:
+    """Single-core memcpy reference, in this process: NumPy ``copyto`` of ``size`` bytes.
+
+    Falls back to a memoryview slice assignment (also one memcpy) when NumPy is missing.
+    """
+    copy: Callable[[], Any]
+    try:
+        import numpy as np
+
+        src = np.full(size, 0x5A, dtype=np.uint8)
+        dst = np.empty(size, dtype=np.uint8)
+
+        def copy() -> Any:
+            return np.copyto(dst, src)
+
+        how = "numpy.copyto"
+    except ImportError:
+        bsrc, bdst = bytearray(b"\x5a") * size, bytearray(size)
+        msrc, mdst = memoryview(bsrc), memoryview(bdst)
+
+        def copy() -> Any:
+            mdst[:] = msrc
+            return None
+
+        how = "memoryview slice assignment"
+    for _ in range(3):
+        copy()
+    max_n = max(16, max_bytes // size)
+    chunk = max(1, min(1024, (1 << 22) // size))
+    n = 0
+    t0 = perf_counter()
+    deadline = t0 + seconds
+    while n < max_n:
+        for _ in range(chunk):
+            copy()
+        n += chunk
+        if perf_counter() >= deadline:
+            break
+    secs = perf_counter() - t0
+    rate = n / secs
+    return {"msgs": n, "seconds": secs, "msg_s": rate, "gb_s": rate * size / 1e9, "how": how}
+
+
+def install_sigterm_handler() -> None:
+    """Turn SIGTERM into KeyboardInterrupt in the parent so ``finally`` blocks clean up."""
+
+    def handler(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    if os.name == "posix":
+        signal.signal(signal.SIGTERM, handler)

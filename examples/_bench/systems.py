@@ -1,0 +1,1326 @@
+"""Every system under test: mmapipc's ring and queue, and the peers users compare them with.
+
+Each system implements its own producer and consumer loop, written the way a careful user of
+that API would write it, so no system pays for a generic per-message abstraction:
+
+- the producer stamps a little-endian u64 sequence number into the first 8 bytes of every
+  message (and the low byte of it into the last byte, for messages of 16 bytes and more) before
+  handing the message to the system, then sends one ``STOP`` message;
+- the consumer reads every message and checks both stamps, so the payload is written by one
+  process and read by another, and a lost, reordered or torn message fails the run;
+- a run ends after ``Params.count`` messages or ``Params.seconds``, whichever comes first.
+
+Ping-pong (``pp_*``) echoes a stamped message back and forth between two processes and returns
+the round-trip times the client measured.
+
+A system whose library is missing reports why from ``unavailable()`` and the harness skips it.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import importlib
+import os
+import queue as queue_mod
+from time import perf_counter, perf_counter_ns
+from typing import Any, Callable, Optional
+
+from .common import STAMP, STOP, BenchError, Params, Stalled, shm_dir, unique_name
+
+Sync = Callable[[], None]
+Result = dict[str, Any]
+Buf = Any  # bytes, bytearray or memoryview: whatever the system hands back
+
+
+def _optional(module: str) -> Any:
+    """Import a module, or return None when it is not installed."""
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        return None
+
+
+def _mmapipc_attr(name: str) -> Any:
+    mod = _optional("mmapipc")
+    return None if mod is None else getattr(mod, name, None)
+
+
+def clock_chunk(size: int) -> int:
+    """How many messages to send between two looks at the clock (about every 1 MiB)."""
+    return max(1, min(1024, (1 << 20) // size))
+
+
+def _bad(n: int, s: int) -> BenchError:
+    return BenchError(f"expected message #{n}, received #{s}: lost, reordered or duplicated")
+
+
+def _torn(n: int) -> BenchError:
+    return BenchError(f"message #{n}: the tail byte does not match the stamp (torn or truncated)")
+
+
+class System:
+    """One system under test. Subclasses override what they support."""
+
+    key: str = ""
+    label: str = ""
+    family: str = "peer"  # "mmapipc" or "peer"
+    method: str = ""  # one line: which calls the loops use
+    throughput: bool = True
+    pingpong: bool = False
+    batched: bool = False
+
+    def unavailable(self) -> Optional[str]:
+        """None when the system can run here, else why not."""
+        return None
+
+    # --- throughput: setup runs in the parent before the fork, produce/consume in two children.
+    def setup(self, p: Params) -> Any:
+        raise NotImplementedError
+
+    def teardown(self, h: Any) -> None:
+        pass
+
+    def produce(self, h: Any, p: Params, sync: Sync) -> Result:
+        raise NotImplementedError
+
+    def consume(self, h: Any, p: Params, sync: Sync) -> Result:
+        raise NotImplementedError
+
+    # --- ping-pong latency: same shape.
+    def pp_setup(self, p: Params) -> Any:
+        raise NotImplementedError
+
+    def pp_teardown(self, h: Any) -> None:
+        self.teardown(h)
+
+    def pp_server(self, h: Any, p: Params, sync: Sync) -> Result:
+        raise NotImplementedError
+
+    def pp_client(self, h: Any, p: Params, sync: Sync) -> Result:
+        raise NotImplementedError
+
+
+# ----------------------------------------------------------------------------------------------
+# Generic ping-pong loops (one closure call per operation; used by every system alike).
+
+
+def pingpong_client(
+    send: Callable[[Buf], None], recv: Callable[[], Buf], p: Params, sync: Sync
+) -> Result:
+    buf = bytearray(p.size)
+    pack = STAMP.pack_into
+    unpack = STAMP.unpack_from
+    rtts: list[int] = []
+    append = rtts.append
+    sync()
+    deadline = perf_counter() + p.seconds
+    total = p.warm + p.count
+    i = 0
+    while i < total:
+        pack(buf, 0, i)
+        t = perf_counter_ns()
+        send(buf)
+        m = recv()
+        dt = perf_counter_ns() - t
+        if unpack(m)[0] != i:
+            raise _bad(i, unpack(m)[0])
+        if i >= p.warm:
+            append(dt)
+        i += 1
+        if i & 63 == 0 and perf_counter() >= deadline:
+            break
+    pack(buf, 0, STOP)
+    send(buf)
+    return {"rtt_ns": rtts}
+
+
+def pingpong_server(
+    send: Callable[[Buf], None], recv: Callable[[], Buf], p: Params, sync: Sync
+) -> Result:
+    unpack = STAMP.unpack_from
+    sync()
+    n = 0
+    while True:
+        m = recv()
+        if unpack(m)[0] == STOP:
+            break
+        send(m)
+        n += 1
+    return {"echoed": n}
+
+
+# ----------------------------------------------------------------------------------------------
+# mmapipc SharedMemoryRing (SPSC)
+
+
+class _MmapBase(System):
+    family = "mmapipc"
+    cls_name = ""
+    needs: tuple[str, ...] = ()
+
+    def cls(self) -> Any:
+        return _mmapipc_attr(self.cls_name)
+
+    def unavailable(self) -> Optional[str]:
+        if _optional("mmapipc") is None:
+            return "mmapipc is not installed (pip install -e .)"
+        c = self.cls()
+        if c is None:
+            return f"mmapipc.{self.cls_name} is not available in this build"
+        missing = [m for m in self.needs if not hasattr(c, m)]
+        if missing:
+            return f"mmapipc.{self.cls_name} has no {', '.join(missing)} in this build"
+        return None
+
+    def _create(self, p: Params, tag: str) -> str:
+        path = os.path.join(shm_dir(), unique_name(tag))
+        obj = self.cls().create(path, p.capacity)
+        try:
+            mms = getattr(obj, "max_message_size", None)
+            if isinstance(mms, int) and p.size > mms:
+                raise BenchError(
+                    f"{p.size} B messages exceed max_message_size {mms} of a {p.capacity} B {tag}"
+                )
+        finally:
+            obj.close()
+        return path
+
+    def setup(self, p: Params) -> Any:
+        return self._create(p, self.cls_name.lower())
+
+    def teardown(self, h: Any) -> None:
+        for path in h if isinstance(h, tuple) else (h,):
+            try:
+                os.unlink(path)
+            except FileNotFoundError:
+                pass
+
+    def pp_setup(self, p: Params) -> Any:
+        a = self._create(p, "pp-a")
+        try:
+            return (a, self._create(p, "pp-b"))
+        except BaseException:
+            self.teardown(a)
+            raise
+
+
+class RingSingle(_MmapBase):
+    key = "ring"
+    label = "mmapipc ring"
+    cls_name = "SharedMemoryRing"
+    method = "write(buf) / read(); on full/empty write(buf, True, t) / read(True, t)"
+    pingpong = True
+
+    def produce(self, h: Any, p: Params, sync: Sync) -> Result:
+        r = self.cls().open(h)
+        try:
+            buf = bytearray(p.size)
+            pack = STAMP.pack_into
+            write = r.write
+            tmo = p.stall
+            last = p.size - 1
+            tail = p.tail
+            chunk = clock_chunk(p.size)
+            total = p.warm + p.count
+            sync()
+            t0 = perf_counter()
+            deadline = t0 + p.seconds
+            n = 0
+            while n < total:
+                end = min(total, n + chunk)
+                while n < end:
+                    pack(buf, 0, n)
+                    if tail:
+                        buf[last] = n & 0xFF
+                    if not write(buf) and not write(buf, True, tmo):
+                        raise Stalled("ring.write(block=True) timed out: consumer stalled")
+                    n += 1
+                if perf_counter() >= deadline:
+                    break
+            pack(buf, 0, STOP)
+            if not write(buf, True, tmo):
+                raise Stalled("ring.write(STOP) timed out")
+            return {"sent": n, "t0": t0}
+        finally:
+            r.close()
+
+    def consume(self, h: Any, p: Params, sync: Sync) -> Result:
+        r = self.cls().open(h)
+        try:
+            read = r.read
+            unpack = STAMP.unpack_from
+            tmo = p.stall
+            last = p.size - 1
+            tail = p.tail
+            warm = p.warm
+            sync()
+            n = 0
+            tw = 0.0
+            while True:
+                m = read()
+                if m is None:
+                    m = read(True, tmo)
+                    if m is None:
+                        raise Stalled("ring.read(block=True) timed out: producer stalled")
+                s = unpack(m)[0]
+                if s != n:
+                    if s == STOP:
+                        break
+                    raise _bad(n, s)
+                if tail and m[last] != n & 0xFF:
+                    raise _torn(n)
+                n += 1
+                if n == warm:
+                    tw = perf_counter()
+            return {"received": n, "t_warm": tw, "t_end": perf_counter()}
+        finally:
+            r.close()
+
+    def _pp(self, h: Any, p: Params, sync: Sync, server: bool) -> Result:
+        cls = self.cls()
+        a, b = cls.open(h[0]), cls.open(h[1])
+        tx, rx = (b, a) if server else (a, b)
+        write, read, tmo = tx.write, rx.read, p.stall
+
+        def send(m: Buf) -> None:
+            if not write(m) and not write(m, True, tmo):
+                raise Stalled("ring.write timed out")
+
+        def recv() -> Buf:
+            m = read()
+            if m is None:
+                m = read(True, tmo)
+                if m is None:
+                    raise Stalled("ring.read timed out")
+            return m
+
+        try:
+            if server:
+                return pingpong_server(send, recv, p, sync)
+            return pingpong_client(send, recv, p, sync)
+        finally:
+            a.close()
+            b.close()
+
+    def pp_server(self, h: Any, p: Params, sync: Sync) -> Result:
+        return self._pp(h, p, sync, True)
+
+    def pp_client(self, h: Any, p: Params, sync: Sync) -> Result:
+        return self._pp(h, p, sync, False)
+
+
+class RingBatch(RingSingle):
+    key = "ring-batch"
+    label = "mmapipc ring batch"
+    method = "write_batch(list) / read_batch(n); wait with a blocking single write/read"
+    pingpong = False
+    batched = True
+    needs = ("write_batch", "read_batch")
+
+    def produce(self, h: Any, p: Params, sync: Sync) -> Result:
+        r = self.cls().open(h)
+        try:
+            bsz = p.batch
+            bufs = [bytearray(p.size) for _ in range(bsz)]
+            pack = STAMP.pack_into
+            write, write_batch = r.write, r.write_batch
+            tmo = p.stall
+            last = p.size - 1
+            tail = p.tail
+            total = p.warm + p.count
+            sync()
+            t0 = perf_counter()
+            deadline = t0 + p.seconds
+            n = 0
+            while n < total:
+                k = min(bsz, total - n)
+                batch = bufs if k == bsz else bufs[:k]
+                for j in range(k):
+                    pack(batch[j], 0, n + j)
+                    if tail:
+                        batch[j][last] = (n + j) & 0xFF
+                done = write_batch(batch)
+                while done < k:
+                    # Full: wait for room with one blocking write, then batch the rest again.
+                    if not write(batch[done], True, tmo):
+                        raise Stalled("ring.write(block=True) timed out: consumer stalled")
+                    done += 1
+                    if done < k:
+                        done += write_batch(batch[done:])
+                n += k
+                if perf_counter() >= deadline:
+                    break
+            pack(bufs[0], 0, STOP)
+            if not write(bufs[0], True, tmo):
+                raise Stalled("ring.write(STOP) timed out")
+            return {"sent": n, "t0": t0}
+        finally:
+            r.close()
+
+    def consume(self, h: Any, p: Params, sync: Sync) -> Result:
+        r = self.cls().open(h)
+        try:
+            read, read_batch = r.read, r.read_batch
+            bsz = p.batch
+            unpack = STAMP.unpack_from
+            tmo = p.stall
+            last = p.size - 1
+            tail = p.tail
+            warm = p.warm
+            sync()
+            n = 0
+            tw = 0.0
+            stop = False
+            while not stop:
+                msgs = read_batch(bsz)
+                if not msgs:
+                    m = read(True, tmo)
+                    if m is None:
+                        raise Stalled("ring.read(block=True) timed out: producer stalled")
+                    msgs = [m]
+                for m in msgs:
+                    s = unpack(m)[0]
+                    if s != n:
+                        if s == STOP:
+                            stop = True
+                            break
+                        raise _bad(n, s)
+                    if tail and m[last] != n & 0xFF:
+                        raise _torn(n)
+                    n += 1
+                    if n == warm:
+                        tw = perf_counter()
+            return {"received": n, "t_warm": tw, "t_end": perf_counter()}
+        finally:
+            r.close()
+
+
+class RingView(RingSingle):
+    key = "ring-view"
+    label = "mmapipc ring view"
+    method = "write(buf) / read_view() (zero-copy; checks stamp and tail in place)"
+    pingpong = False
+    needs = ("read_view",)
+
+    def consume(self, h: Any, p: Params, sync: Sync) -> Result:
+        r = self.cls().open(h)
+        try:
+            read_view = r.read_view
+            unpack = STAMP.unpack_from
+            tmo = p.stall
+            last = p.size - 1
+            tail = p.tail
+            warm = p.warm
+            sync()
+            n = 0
+            tw = 0.0
+            while True:
+                v = read_view()
+                if v is None:
+                    v = read_view(True, tmo)
+                    if v is None:
+                        raise Stalled("ring.read_view(block=True) timed out: producer stalled")
+                s = unpack(v)[0]
+                if s != n:
+                    if s == STOP:
+                        break
+                    raise _bad(n, s)
+                if tail and v[last] != n & 0xFF:
+                    raise _torn(n)
+                n += 1
+                if n == warm:
+                    tw = perf_counter()
+            return {"received": n, "t_warm": tw, "t_end": perf_counter()}
+        finally:
+            del read_view
+            r.close()
+
+
+# ----------------------------------------------------------------------------------------------
+# mmapipc SharedMemoryQueue (MPMC), measured here with one producer and one consumer
+
+
+class QueueSingle(_MmapBase):
+    key = "queue"
+    label = "mmapipc queue"
+    cls_name = "SharedMemoryQueue"
+    method = "put(buf, False) / get(False); on full/empty put(buf, True, t) / get(True, t)"
+    pingpong = True
+
+    def produce(self, h: Any, p: Params, sync: Sync) -> Result:
+        q = self.cls().open(h)
+        try:
+            buf = bytearray(p.size)
+            pack = STAMP.pack_into
+            put = q.put
+            tmo = p.stall
+            last = p.size - 1
+            tail = p.tail
+            chunk = clock_chunk(p.size)
+            total = p.warm + p.count
+            sync()
+            t0 = perf_counter()
+            deadline = t0 + p.seconds
+            n = 0
+            while n < total:
+                end = min(total, n + chunk)
+                while n < end:
+                    pack(buf, 0, n)
+                    if tail:
+                        buf[last] = n & 0xFF
+                    if not put(buf, False) and not put(buf, True, tmo):
+                        raise Stalled("queue.put(block=True) timed out: consumer stalled")
+                    n += 1
+                if perf_counter() >= deadline:
+                    break
+            pack(buf, 0, STOP)
+            if not put(buf, True, tmo):
+                raise Stalled("queue.put(STOP) timed out")
+            return {"sent": n, "t0": t0}
+        finally:
+            q.close()
+
+    def consume(self, h: Any, p: Params, sync: Sync) -> Result:
+        q = self.cls().open(h)
+        try:
+            get = q.get
+            unpack = STAMP.unpack_from
+            tmo = p.stall
+            last = p.size - 1
+            tail = p.tail
+            warm = p.warm
+            sync()
+            n = 0
+            tw = 0.0
+            while True:
+                m = get(False)
+                if m is None:
+                    m = get(True, tmo)
+                    if m is None:
+                        raise Stalled("queue.get(block=True) timed out: producer stalled")
+                s = unpack(m)[0]
+                if s != n:
+                    if s == STOP:
+                        break
+                    raise _bad(n, s)
+                if tail and m[last] != n & 0xFF:
+                    raise _torn(n)
+                n += 1
+                if n == warm:
+                    tw = perf_counter()
+            return {"received": n, "t_warm": tw, "t_end": perf_counter()}
+        finally:
+            q.close()
+
+    def _pp(self, h: Any, p: Params, sync: Sync, server: bool) -> Result:
+        cls = self.cls()
+        a, b = cls.open(h[0]), cls.open(h[1])
+        tx, rx = (b, a) if server else (a, b)
+        put, get, tmo = tx.put, rx.get, p.stall
+
+        def send(m: Buf) -> None:
+            if not put(m, False) and not put(m, True, tmo):
+                raise Stalled("queue.put timed out")
+
+        def recv() -> Buf:
+            m = get(False)
+            if m is None:
+                m = get(True, tmo)
+                if m is None:
+                    raise Stalled("queue.get timed out")
+            return m
+
+        try:
+            if server:
+                return pingpong_server(send, recv, p, sync)
+            return pingpong_client(send, recv, p, sync)
+        finally:
+            a.close()
+            b.close()
+
+    def pp_server(self, h: Any, p: Params, sync: Sync) -> Result:
+        return self._pp(h, p, sync, True)
+
+    def pp_client(self, h: Any, p: Params, sync: Sync) -> Result:
+        return self._pp(h, p, sync, False)
+
+
+class QueueBatch(QueueSingle):
+    key = "queue-batch"
+    label = "mmapipc queue batch"
+    method = "put_batch(list, True, t) / get_batch(n, True, t), batches of up to 64"
+    pingpong = False
+    batched = True
+    needs = ("put_batch", "get_batch")
+
+    def produce(self, h: Any, p: Params, sync: Sync) -> Result:
+        q = self.cls().open(h)
+        try:
+            bsz = p.batch
+            bufs = [bytearray(p.size) for _ in range(bsz)]
+            pack = STAMP.pack_into
+            put, put_batch = q.put, q.put_batch
+            tmo = p.stall
+            last = p.size - 1
+            tail = p.tail
+            total = p.warm + p.count
+            sync()
+            t0 = perf_counter()
+            deadline = t0 + p.seconds
+            n = 0
+            while n < total:
+                k = min(bsz, total - n)
+                batch = bufs if k == bsz else bufs[:k]
+                for j in range(k):
+                    pack(batch[j], 0, n + j)
+                    if tail:
+                        batch[j][last] = (n + j) & 0xFF
+                done = put_batch(batch, True, tmo)
+                while done < k:
+                    more = put_batch(batch[done:], True, tmo)
+                    if not more:
+                        raise Stalled("queue.put_batch(block=True) timed out: consumer stalled")
+                    done += more
+                n += k
+                if perf_counter() >= deadline:
+                    break
+            pack(bufs[0], 0, STOP)
+            if not put(bufs[0], True, tmo):
+                raise Stalled("queue.put(STOP) timed out")
+            return {"sent": n, "t0": t0}
+        finally:
+            q.close()
+
+    def consume(self, h: Any, p: Params, sync: Sync) -> Result:
+        q = self.cls().open(h)
+        try:
+            get_batch = q.get_batch
+            bsz = p.batch
+            unpack = STAMP.unpack_from
+            tmo = p.stall
+            last = p.size - 1
+            tail = p.tail
+            warm = p.warm
+            sync()
+            n = 0
+            tw = 0.0
+            stop = False
+            while not stop:
+                msgs = get_batch(bsz, True, tmo)
+                if not msgs:
+                    raise Stalled("queue.get_batch(block=True) timed out: producer stalled")
+                for m in msgs:
+                    s = unpack(m)[0]
+                    if s != n:
+                        if s == STOP:
+                            stop = True
+                            break
+                        raise _bad(n, s)
+                    if tail and m[last] != n & 0xFF:
+                        raise _torn(n)
+                    n += 1
+                    if n == warm:
+                        tw = perf_counter()
+            return {"received": n, "t_warm": tw, "t_end": perf_counter()}
+        finally:
+            q.close()
+
+
+class QueueView(QueueSingle):
+    key = "queue-view"
+    label = "mmapipc queue view"
+    method = "put(buf) / get_view(True, t) + release(views) (zero-copy, checked in place)"
+    pingpong = False
+    needs = ("get_view", "release")
+
+    def consume(self, h: Any, p: Params, sync: Sync) -> Result:
+        q = self.cls().open(h)
+        try:
+            get_view, release = q.get_view, q.release
+            unpack = STAMP.unpack_from
+            tmo = p.stall
+            last = p.size - 1
+            tail = p.tail
+            warm = p.warm
+            sync()
+            n = 0
+            tw = 0.0
+            stop = False
+            while not stop:
+                views = get_view(True, tmo)
+                if not views:
+                    raise Stalled("queue.get_view(block=True) timed out: producer stalled")
+                try:
+                    for v in views:
+                        s = unpack(v)[0]
+                        if s != n:
+                            if s == STOP:
+                                stop = True
+                                break
+                            raise _bad(n, s)
+                        if tail and v[last] != n & 0xFF:
+                            raise _torn(n)
+                        n += 1
+                        if n == warm:
+                            tw = perf_counter()
+                finally:
+                    release(views)
+                    del views
+            return {"received": n, "t_warm": tw, "t_end": perf_counter()}
+        finally:
+            q.close()
+
+
+# ----------------------------------------------------------------------------------------------
+# Peers
+
+
+class MpQueue(System):
+    key = "mp-queue"
+    label = "multiprocessing.Queue"
+    method = "put(bytes(buf)) / get(True, t); maxsize bounds the buffer like the others"
+    pingpong = True
+
+    def setup(self, p: Params) -> Any:
+        import multiprocessing as mp
+
+        return mp.get_context("fork").Queue(maxsize=p.depth)
+
+    def teardown(self, h: Any) -> None:
+        for q in h if isinstance(h, tuple) else (h,):
+            q.close()
+            q.cancel_join_thread()
+
+    def produce(self, h: Any, p: Params, sync: Sync) -> Result:
+        buf = bytearray(p.size)
+        pack = STAMP.pack_into
+        put = h.put
+        tmo = p.stall
+        last = p.size - 1
+        tail = p.tail
+        chunk = clock_chunk(p.size)
+        total = p.warm + p.count
+        sync()
+        t0 = perf_counter()
+        deadline = t0 + p.seconds
+        n = 0
+        try:
+            while n < total:
+                end = min(total, n + chunk)
+                while n < end:
+                    pack(buf, 0, n)
+                    if tail:
+                        buf[last] = n & 0xFF
+                    # The feeder thread pickles later: hand over an immutable copy.
+                    put(bytes(buf), True, tmo)
+                    n += 1
+                if perf_counter() >= deadline:
+                    break
+            pack(buf, 0, STOP)
+            put(bytes(buf), True, tmo)
+        except queue_mod.Full:
+            raise Stalled("multiprocessing.Queue.put timed out: consumer stalled") from None
+        h.close()
+        h.join_thread()
+        return {"sent": n, "t0": t0}
+
+    def consume(self, h: Any, p: Params, sync: Sync) -> Result:
+        get = h.get
+        unpack = STAMP.unpack_from
+        tmo = p.stall
+        last = p.size - 1
+        tail = p.tail
+        warm = p.warm
+        sync()
+        n = 0
+        tw = 0.0
+        try:
+            while True:
+                m = get(True, tmo)
+                s = unpack(m)[0]
+                if s != n:
+                    if s == STOP:
+                        break
+                    raise _bad(n, s)
+                if tail and m[last] != n & 0xFF:
+                    raise _torn(n)
+                n += 1
+                if n == warm:
+                    tw = perf_counter()
+        except queue_mod.Empty:
+            raise Stalled("multiprocessing.Queue.get timed out: producer stalled") from None
+        return {"received": n, "t_warm": tw, "t_end": perf_counter()}
+
+    def pp_setup(self, p: Params) -> Any:
+        import multiprocessing as mp
+
+        ctx = mp.get_context("fork")
+        return (ctx.Queue(maxsize=p.depth), ctx.Queue(maxsize=p.depth))
+
+    def _pp(self, h: Any, p: Params, sync: Sync, server: bool) -> Result:
+        tx, rx = (h[1], h[0]) if server else (h[0], h[1])
+        put, get, tmo = tx.put, rx.get, p.stall
+
+        def send(m: Buf) -> None:
+            put(bytes(m), True, tmo)
+
+        def recv() -> Buf:
+            return get(True, tmo)
+
+        try:
+            if server:
+                return pingpong_server(send, recv, p, sync)
+            return pingpong_client(send, recv, p, sync)
+        except (queue_mod.Empty, queue_mod.Full):
+            raise Stalled("multiprocessing.Queue timed out") from None
+
+    def pp_server(self, h: Any, p: Params, sync: Sync) -> Result:
+        return self._pp(h, p, sync, True)
+
+    def pp_client(self, h: Any, p: Params, sync: Sync) -> Result:
+        return self._pp(h, p, sync, False)
+
+
+class MpPipe(System):
+    key = "mp-pipe"
+    label = "multiprocessing.Pipe"
+    method = "send_bytes(buf) / recv_bytes_into(preallocated buffer)"
+    pingpong = True
+
+    def setup(self, p: Params) -> Any:
+        import multiprocessing as mp
+
+        return mp.get_context("fork").Pipe(duplex=False)  # (reader, writer)
+
+    def teardown(self, h: Any) -> None:
+        for c in h:
+            c.close()
+
+    def produce(self, h: Any, p: Params, sync: Sync) -> Result:
+        w = h[1]
+        buf = bytearray(p.size)
+        pack = STAMP.pack_into
+        send = w.send_bytes
+        last = p.size - 1
+        tail = p.tail
+        chunk = clock_chunk(p.size)
+        total = p.warm + p.count
+        sync()
+        t0 = perf_counter()
+        deadline = t0 + p.seconds
+        n = 0
+        while n < total:
+            end = min(total, n + chunk)
+            while n < end:
+                pack(buf, 0, n)
+                if tail:
+                    buf[last] = n & 0xFF
+                send(buf)
+                n += 1
+            if perf_counter() >= deadline:
+                break
+        pack(buf, 0, STOP)
+        send(buf)
+        return {"sent": n, "t0": t0}
+
+    def consume(self, h: Any, p: Params, sync: Sync) -> Result:
+        r = h[0]
+        buf = bytearray(p.size)
+        recv_into = r.recv_bytes_into
+        unpack = STAMP.unpack_from
+        last = p.size - 1
+        tail = p.tail
+        warm = p.warm
+        size = p.size
+        sync()
+        n = 0
+        tw = 0.0
+        while True:
+            if recv_into(buf) != size:
+                raise BenchError("multiprocessing.Pipe delivered a message of the wrong size")
+            s = unpack(buf)[0]
+            if s != n:
+                if s == STOP:
+                    break
+                raise _bad(n, s)
+            if tail and buf[last] != n & 0xFF:
+                raise _torn(n)
+            n += 1
+            if n == warm:
+                tw = perf_counter()
+        return {"received": n, "t_warm": tw, "t_end": perf_counter()}
+
+    def pp_setup(self, p: Params) -> Any:
+        import multiprocessing as mp
+
+        return mp.get_context("fork").Pipe(duplex=True)
+
+    def _pp(self, h: Any, p: Params, sync: Sync, server: bool) -> Result:
+        c = h[1] if server else h[0]
+        send = c.send_bytes
+        rbuf = bytearray(p.size)
+        recv_into = c.recv_bytes_into
+
+        def recv() -> Buf:
+            recv_into(rbuf)
+            return rbuf
+
+        if server:
+            return pingpong_server(send, recv, p, sync)
+        return pingpong_client(send, recv, p, sync)
+
+    def pp_server(self, h: Any, p: Params, sync: Sync) -> Result:
+        return self._pp(h, p, sync, True)
+
+    def pp_client(self, h: Any, p: Params, sync: Sync) -> Result:
+        return self._pp(h, p, sync, False)
+
+
+class FasterFifo(System):
+    key = "faster-fifo"
+    label = "faster-fifo"
+    method = "put(buf) / get(True, t), raw bytes (dumps=bytes, loads=bytes: no pickle)"
+    pingpong = True
+
+    def unavailable(self) -> Optional[str]:
+        if _optional("faster_fifo") is None:
+            return "faster-fifo is not installed (pip install faster-fifo)"
+        return None
+
+    def _make(self, p: Params) -> Any:
+        ff = importlib.import_module("faster_fifo")
+        # Room for the same number of messages as the other systems, plus framing.
+        return ff.Queue(max_size_bytes=p.capacity + 64 * p.depth, loads=bytes, dumps=bytes)
+
+    def setup(self, p: Params) -> Any:
+        return self._make(p)
+
+    def teardown(self, h: Any) -> None:
+        for q in h if isinstance(h, tuple) else (h,):
+            close = getattr(q, "close", None)
+            if close is not None:
+                close()
+
+    def produce(self, h: Any, p: Params, sync: Sync) -> Result:
+        buf = bytearray(p.size)
+        pack = STAMP.pack_into
+        put = h.put
+        tmo = p.stall
+        last = p.size - 1
+        tail = p.tail
+        chunk = clock_chunk(p.size)
+        total = p.warm + p.count
+        sync()
+        t0 = perf_counter()
+        deadline = t0 + p.seconds
+        n = 0
+        try:
+            while n < total:
+                end = min(total, n + chunk)
+                while n < end:
+                    pack(buf, 0, n)
+                    if tail:
+                        buf[last] = n & 0xFF
+                    put(buf, True, tmo)
+                    n += 1
+                if perf_counter() >= deadline:
+                    break
+            pack(buf, 0, STOP)
+            put(buf, True, tmo)
+        except queue_mod.Full:
+            raise Stalled("faster_fifo.Queue.put timed out: consumer stalled") from None
+        return {"sent": n, "t0": t0}
+
+    def consume(self, h: Any, p: Params, sync: Sync) -> Result:
+        get = h.get
+        unpack = STAMP.unpack_from
+        tmo = p.stall
+        last = p.size - 1
+        tail = p.tail
+        warm = p.warm
+        sync()
+        n = 0
+        tw = 0.0
+        try:
+            while True:
+                m = get(True, tmo)
+                s = unpack(m)[0]
+                if s != n:
+                    if s == STOP:
+                        break
+                    raise _bad(n, s)
+                if tail and m[last] != n & 0xFF:
+                    raise _torn(n)
+                n += 1
+                if n == warm:
+                    tw = perf_counter()
+        except queue_mod.Empty:
+            raise Stalled("faster_fifo.Queue.get timed out: producer stalled") from None
+        return {"received": n, "t_warm": tw, "t_end": perf_counter()}
+
+    def pp_setup(self, p: Params) -> Any:
+        return (self._make(p), self._make(p))
+
+    def _pp(self, h: Any, p: Params, sync: Sync, server: bool) -> Result:
+        tx, rx = (h[1], h[0]) if server else (h[0], h[1])
+        put, get, tmo = tx.put, rx.get, p.stall
+
+        def send(m: Buf) -> None:
+            put(m, True, tmo)
+
+        def recv() -> Buf:
+            return get(True, tmo)
+
+        try:
+            if server:
+                return pingpong_server(send, recv, p, sync)
+            return pingpong_client(send, recv, p, sync)
+        except (queue_mod.Empty, queue_mod.Full):
+            raise Stalled("faster_fifo timed out") from None
+
+    def pp_server(self, h: Any, p: Params, sync: Sync) -> Result:
+        return self._pp(h, p, sync, True)
+
+    def pp_client(self, h: Any, p: Params, sync: Sync) -> Result:
+        return self._pp(h, p, sync, False)
+
+
+class FasterFifoBatch(FasterFifo):
+    key = "faster-fifo-batch"
+    label = "faster-fifo batch"
+    method = "put_many(list, True, t) / get_many(True, t, max_messages_to_get=64)"
+    pingpong = False
+    batched = True
+
+    def produce(self, h: Any, p: Params, sync: Sync) -> Result:
+        bsz = p.batch
+        bufs = [bytearray(p.size) for _ in range(bsz)]
+        pack = STAMP.pack_into
+        put_many = h.put_many
+        tmo = p.stall
+        last = p.size - 1
+        tail = p.tail
+        total = p.warm + p.count
+        sync()
+        t0 = perf_counter()
+        deadline = t0 + p.seconds
+        n = 0
+        try:
+            while n < total:
+                k = min(bsz, total - n)
+                batch = bufs if k == bsz else bufs[:k]
+                for j in range(k):
+                    pack(batch[j], 0, n + j)
+                    if tail:
+                        batch[j][last] = (n + j) & 0xFF
+                put_many(batch, True, tmo)
+                n += k
+                if perf_counter() >= deadline:
+                    break
+            pack(bufs[0], 0, STOP)
+            put_many([bufs[0]], True, tmo)
+        except queue_mod.Full:
+            raise Stalled("faster_fifo.Queue.put_many timed out: consumer stalled") from None
+        return {"sent": n, "t0": t0}
+
+    def consume(self, h: Any, p: Params, sync: Sync) -> Result:
+        get_many = h.get_many
+        bsz = p.batch
+        unpack = STAMP.unpack_from
+        tmo = p.stall
+        last = p.size - 1
+        tail = p.tail
+        warm = p.warm
+        sync()
+        n = 0
+        tw = 0.0
+        stop = False
+        try:
+            while not stop:
+                for m in get_many(True, tmo, bsz):
+                    s = unpack(m)[0]
+                    if s != n:
+                        if s == STOP:
+                            stop = True
+                            break
+                        raise _bad(n, s)
+                    if tail and m[last] != n & 0xFF:
+                        raise _torn(n)
+                    n += 1
+                    if n == warm:
+                        tw = perf_counter()
+        except queue_mod.Empty:
+            raise Stalled("faster_fifo.Queue.get_many timed out: producer stalled") from None
+        return {"received": n, "t_warm": tw, "t_end": perf_counter()}
+
+
+class Zmq(System):
+    key = "zmq"
+    label = "pyzmq ipc PUSH/PULL"
+    method = "PUSH send(buf) / PULL recv(); recv(copy=False) from 64 KiB up; HWM = depth"
+    pingpong = True
+
+    def unavailable(self) -> Optional[str]:
+        if _optional("zmq") is None:
+            return "pyzmq is not installed (pip install pyzmq)"
+        return None
+
+    def setup(self, p: Params) -> Any:
+        path = os.path.join("/tmp", unique_name("zmq") + ".sock")
+        return f"ipc://{path}"
+
+    def teardown(self, h: Any) -> None:
+        try:
+            os.unlink(h[len("ipc://") :])
+        except FileNotFoundError:
+            pass
+
+    def _socket(self, kind: str, p: Params) -> tuple[Any, Any]:
+        zmq = importlib.import_module("zmq")
+        ctx = zmq.Context()
+        s = ctx.socket(getattr(zmq, kind))
+        s.setsockopt(zmq.SNDHWM, p.depth)
+        s.setsockopt(zmq.RCVHWM, p.depth)
+        s.setsockopt(zmq.SNDTIMEO, int(p.stall * 1000))
+        s.setsockopt(zmq.RCVTIMEO, int(p.stall * 1000))
+        s.setsockopt(zmq.LINGER, int(p.stall * 1000))
+        return ctx, s
+
+    def produce(self, h: Any, p: Params, sync: Sync) -> Result:
+        zmq = importlib.import_module("zmq")
+        ctx, sock = self._socket("PUSH", p)
+        try:
+            sock.connect(h)
+            buf = bytearray(p.size)
+            pack = STAMP.pack_into
+            send = sock.send
+            last = p.size - 1
+            tail = p.tail
+            chunk = clock_chunk(p.size)
+            total = p.warm + p.count
+            sync()
+            t0 = perf_counter()
+            deadline = t0 + p.seconds
+            n = 0
+            try:
+                while n < total:
+                    end = min(total, n + chunk)
+                    while n < end:
+                        pack(buf, 0, n)
+                        if tail:
+                            buf[last] = n & 0xFF
+                        send(buf)  # copies now: buf is reused for the next message
+                        n += 1
+                    if perf_counter() >= deadline:
+                        break
+                pack(buf, 0, STOP)
+                send(buf)
+            except zmq.Again:
+                raise Stalled("zmq send timed out: consumer stalled") from None
+            return {"sent": n, "t0": t0}
+        finally:
+            sock.close()
+            ctx.term()
+
+    def consume(self, h: Any, p: Params, sync: Sync) -> Result:
+        zmq = importlib.import_module("zmq")
+        ctx, sock = self._socket("PULL", p)
+        try:
+            sock.bind(h)
+            recv = sock.recv
+            copy = p.size < 65536
+            unpack = STAMP.unpack_from
+            last = p.size - 1
+            tail = p.tail
+            warm = p.warm
+            sync()
+            n = 0
+            tw = 0.0
+            try:
+                while True:
+                    m = recv(0, copy)
+                    if not copy:
+                        m = m.buffer
+                    s = unpack(m)[0]
+                    if s != n:
+                        if s == STOP:
+                            break
+                        raise _bad(n, s)
+                    if tail and m[last] != n & 0xFF:
+                        raise _torn(n)
+                    n += 1
+                    if n == warm:
+                        tw = perf_counter()
+            except zmq.Again:
+                raise Stalled("zmq recv timed out: producer stalled") from None
+            return {"received": n, "t_warm": tw, "t_end": perf_counter()}
+        finally:
+            sock.close()
+            ctx.term()
+
+    def pp_setup(self, p: Params) -> Any:
+        return self.setup(p)
+
+    def _pp(self, h: Any, p: Params, sync: Sync, server: bool) -> Result:
+        zmq = importlib.import_module("zmq")
+        ctx, sock = self._socket("PAIR", p)
+        try:
+            if server:
+                sock.bind(h)
+            else:
+                sock.connect(h)
+            send, recv = sock.send, sock.recv
+            try:
+                if server:
+                    return pingpong_server(send, recv, p, sync)
+                return pingpong_client(send, recv, p, sync)
+            except zmq.Again:
+                raise Stalled("zmq timed out") from None
+        finally:
+            sock.close()
+            ctx.term()
+
+    def pp_server(self, h: Any, p: Params, sync: Sync) -> Result:
+        return self._pp(h, p, sync, True)
+
+    def pp_client(self, h: Any, p: Params, sync: Sync) -> Result:
+        return self._pp(h, p, sync, False)
+
+
+class Iceoryx2(System):
+    key = "iceoryx2"
+    label = "iceoryx2 pub/sub"
+    method = (
+        "loan_slice_uninit + memmove + send / receive + read in place (polling); "
+        "resend when send() reached no subscriber (full buffer)"
+    )
+
+    def unavailable(self) -> Optional[str]:
+        if _optional("iceoryx2") is None:
+            return "iceoryx2 is not installed (pip install iceoryx2)"
+        return None
+
+    def setup(self, p: Params) -> Any:
+        return "mmapipc-bench/" + unique_name("iox")
+
+    def _service(self, h: Any, p: Params) -> tuple[Any, Any, Any]:
+        iox = importlib.import_module("iceoryx2")
+        iox.set_log_level(iox.LogLevel.Error)
+        node = iox.NodeBuilder.new().create(iox.ServiceType.Ipc)
+        depth = max(2, min(p.depth, 256))
+        svc = (
+            node.service_builder(iox.ServiceName.new(h))
+            .publish_subscribe(iox.Slice[ctypes.c_uint8])
+            .enable_safe_overflow(False)
+            .subscriber_max_buffer_size(depth)
+            .history_size(0)
+            .subscriber_max_borrowed_samples(2)
+            .open_or_create()
+        )
+        return iox, node, svc
+
+    def produce(self, h: Any, p: Params, sync: Sync) -> Result:
+        iox, node, svc = self._service(h, p)
+        pub = (
+            svc.publisher_builder()
+            .initial_max_slice_len(p.size)
+            .backpressure_strategy(iox.BackpressureStrategy.RetryUntilDelivered)
+            .create()
+        )
+        buf = bytearray(p.size)
+        src = (ctypes.c_char * p.size).from_buffer(buf)
+        memmove = ctypes.memmove
+        loan = pub.loan_slice_uninit
+        pack = STAMP.pack_into
+        size = p.size
+        last = size - 1
+        tail = p.tail
+        chunk = clock_chunk(size)
+        total = p.warm + p.count
+
+        def send_one() -> None:
+            tries = 0
+            while True:
+                smp = loan(size)
+                memmove(smp.payload_ptr, src, size)
+                # send() returns how many subscribers got it; 0 means the subscriber's buffer
+                # was full and the sample was dropped, so send it again.
+                if smp.assume_init().send():
+                    return
+                tries += 1
+                if tries & 1023 == 0 and perf_counter() > give_up:
+                    raise Stalled("iceoryx2 send reached no subscriber: consumer stalled")
+
+        sync()
+        pub.update_connections()
+        t0 = perf_counter()
+        deadline = t0 + p.seconds
+        give_up = deadline + p.stall
+        n = 0
+        while n < total:
+            end = min(total, n + chunk)
+            while n < end:
+                pack(buf, 0, n)
+                if tail:
+                    buf[last] = n & 0xFF
+                send_one()
+                n += 1
+            if perf_counter() >= deadline:
+                break
+        pack(buf, 0, STOP)
+        send_one()
+        del src
+        return {"sent": n, "t0": t0}
+
+    def consume(self, h: Any, p: Params, sync: Sync) -> Result:
+        _iox, node, svc = self._service(h, p)
+        sub = svc.subscriber_builder().create()
+        receive = sub.receive
+        u64 = ctypes.c_uint64.from_address
+        u8 = ctypes.c_uint8.from_address
+        last = p.size - 1
+        tail = p.tail
+        warm = p.warm
+        sync()
+        n = 0
+        tw = 0.0
+        idle = 0
+        give_up = perf_counter() + p.seconds + p.stall
+        while True:
+            smp = receive()
+            if smp is None:
+                idle += 1
+                if idle & 4095 == 0 and perf_counter() > give_up:
+                    raise Stalled("iceoryx2 receive: nothing arrived: producer stalled")
+                continue
+            ptr = smp.payload_ptr
+            s = u64(ptr).value
+            if s != n:
+                if s == STOP:
+                    break
+                raise _bad(n, s)
+            if tail and u8(ptr + last).value != n & 0xFF:
+                raise _torn(n)
+            smp.delete()
+            n += 1
+            if n == warm:
+                tw = perf_counter()
+        return {"received": n, "t_warm": tw, "t_end": perf_counter()}
+
+
+ALL_SYSTEMS: list[System] = [
+    RingSingle(),
+    RingBatch(),
+    RingView(),
+    QueueSingle(),
+    QueueBatch(),
+    QueueView(),
+    MpQueue(),
+    MpPipe(),
+    FasterFifo(),
+    FasterFifoBatch(),
+    Zmq(),
+    Iceoryx2(),
+]
+
+BY_KEY: dict[str, System] = {s.key: s for s in ALL_SYSTEMS}

@@ -1,0 +1,187 @@
+#!/usr/bin/env python3
+"""mmapipc against its peers: throughput for 8 B to 8 MiB and 64 B ping-pong latency.
+
+Producer and consumer are separate processes; the producer stamps every message, the consumer
+checks every stamp. Every row is the median of several runs, each bounded by a message count,
+a byte count and a time. See docs/benchmarks.md.
+
+    python examples/benchmark_advanced.py --quick
+    python examples/benchmark_advanced.py --json out.json --plot out.png --markdown perf.md
+    python examples/benchmark_advanced.py --sizes 64,8M --systems ring,ring-view,mp-queue
+
+Exit status: 0 when every row ran or was skipped (a MISS is a result, not a failure),
+3 when a system misbehaved (stalled, lost or corrupted a message), 130 on Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from typing import Optional, Sequence
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from _bench.common import MiB, fmt_size, parse_size  # noqa: E402
+from _bench.driver import SuiteConfig, run_suite, steps  # noqa: E402
+from _bench.progress import Progress  # noqa: E402
+from _bench.report import (  # noqa: E402
+    check_targets,
+    command_line,
+    format_targets,
+    latency_table,
+    machine_info,
+    markdown_report,
+    ratio_matrix,
+    rows_json,
+    throughput_table,
+    to_json,
+)
+from _bench.runner import START_METHOD, install_sigterm_handler, kill_all_children  # noqa: E402
+from _bench.systems import ALL_SYSTEMS, BY_KEY, System  # noqa: E402
+
+DEFAULT_SIZES = "8,64,1K,64K,1M,8M"
+
+PRESETS = {
+    # repeat, seconds, max_count, max_bytes, lat_seconds, lat_count, stall
+    "full": SuiteConfig(repeat=3, seconds=2.0, max_count=2_000_000, max_bytes=8192 * MiB,
+                        stall=15.0, batch=64, lat_seconds=2.0, lat_count=50_000),
+    "quick": SuiteConfig(repeat=2, seconds=0.3, max_count=200_000, max_bytes=512 * MiB,
+                         stall=10.0, batch=64, lat_seconds=0.3, lat_count=5_000),
+    "smoke": SuiteConfig(repeat=1, seconds=0.05, max_count=2_000, max_bytes=16 * MiB,
+                         stall=5.0, batch=64, lat_seconds=0.05, lat_count=200),
+}
+
+
+def parse_args(argv: Optional[Sequence[str]]) -> argparse.Namespace:
+    ap = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0] if __doc__ else None,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="systems: " + ", ".join(s.key for s in ALL_SYSTEMS),
+    )
+    ap.add_argument("--quick", action="store_true",
+                    help="short runs (2 repetitions of 0.3 s): finishes in a few minutes")
+    ap.add_argument("--smoke", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--sizes", default=DEFAULT_SIZES,
+                    help=f"comma-separated message sizes (default {DEFAULT_SIZES})")
+    ap.add_argument("--systems", default="all",
+                    help="comma-separated system keys (default: all; see below)")
+    ap.add_argument("--repeat", type=int, help="runs per row (default 3, --quick 2)")
+    ap.add_argument("--seconds", type=float, help="time bound of one run (default 2, --quick 0.3)")
+    ap.add_argument("--no-latency", action="store_true", help="skip the ping-pong rows")
+    ap.add_argument("--no-memcpy", action="store_true", help="skip the memcpy reference rows")
+    ap.add_argument("--json", metavar="PATH", help="write every result and the machine info")
+    ap.add_argument("--plot", metavar="PATH", help="write a PNG chart (needs matplotlib)")
+    ap.add_argument("--markdown", metavar="PATH",
+                    help="write the README performance section (tables, ratios, machine)")
+    ap.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
+    return ap.parse_args(argv)
+
+
+def select_systems(spec: str) -> list[System]:
+    if spec.strip() in ("", "all"):
+        return list(ALL_SYSTEMS)
+    out = []
+    for key in (k.strip() for k in spec.split(",") if k.strip()):
+        if key not in BY_KEY:
+            raise SystemExit(f"unknown system {key!r}; choose from {', '.join(BY_KEY)}")
+        out.append(BY_KEY[key])
+    return out
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    args = parse_args(argv)
+    preset = "smoke" if args.smoke else "quick" if args.quick else "full"
+    cfg = PRESETS[preset]
+    if args.repeat is not None or args.seconds is not None:
+        cfg = SuiteConfig(**{**cfg.__dict__,
+                             "repeat": args.repeat if args.repeat is not None else cfg.repeat,
+                             "seconds": args.seconds if args.seconds is not None else cfg.seconds})
+    if cfg.repeat < 1:
+        raise SystemExit("--repeat must be at least 1")
+    try:
+        sizes = sorted({parse_size(s) for s in args.sizes.split(",") if s.strip()})
+    except ValueError as e:
+        raise SystemExit(str(e)) from None
+    if any(s < 8 for s in sizes):
+        raise SystemExit("sizes must be at least 8 bytes (the sequence stamp)")
+    systems = select_systems(args.systems)
+    lat_systems = [] if args.no_latency else [s for s in systems if s.pingpong]
+
+    install_sigterm_handler()
+    info = machine_info()
+    command = command_line()
+    print(f"mmapipc benchmark ({preset}): {info['cpu']}, {info['cores']} cores, "
+          f"Python {info['python']}, start method {START_METHOD}, {info['date_utc']}")
+    print(f"sizes {', '.join(fmt_size(s) for s in sizes)}; {cfg.repeat} run(s) per row, "
+          f"each <= {cfg.seconds:g} s / {cfg.max_count:,} msgs / {cfg.max_bytes // MiB} MiB",
+          flush=True)
+    progress = Progress(steps(systems, sizes, lat_systems, not args.no_memcpy),
+                        enabled=not args.no_progress)
+    t0 = time.monotonic()
+    try:
+        tput, lat = run_suite(systems, sizes, lat_systems, cfg, memcpy=not args.no_memcpy,
+                              progress=progress)
+    except KeyboardInterrupt:
+        progress.close()
+        kill_all_children()
+        print("interrupted: children stopped, shared-memory files removed", file=sys.stderr)
+        return 130
+    finally:
+        progress.close()
+    elapsed = time.monotonic() - t0
+
+    targets = check_targets(tput)
+    print()
+    print("Throughput (msg/s and GB/s: median of runs; spread: ±half the min-max range)")
+    print(throughput_table(tput))
+    if lat:
+        print()
+        print(f"Round-trip latency, {fmt_size(cfg.lat_size)} ping-pong (median of runs)")
+        print(latency_table(lat))
+    rm = ratio_matrix(tput)
+    if rm:
+        print()
+        print("mmapipc against each peer (msg/s ratio)")
+        print(rm)
+    print()
+    print("Targets (issues 3 and 4)")
+    print(format_targets(targets))
+    notes = sorted({(r.system, r.status, r.note) for r in list(tput) + list(lat) if not r.ok})
+    for key, status, note in notes:
+        print(f"{status} {key}: {note}")
+    print(f"\nfinished in {elapsed:.0f} s")
+
+    plot_note: Optional[str] = None
+    if args.plot:
+        from _bench.plot import plot
+
+        plot_note = plot(args.plot, tput, lat,
+                         f"{command} | {info['cpu']}, {info['cores']} cores, "
+                         f"Python {info['python']}, {info['date_utc']}")
+        print(plot_note or f"chart written to {args.plot}")
+    if args.json:
+        to_json(args.json, {
+            "command": command, "preset": preset, "config": cfg.as_dict(),
+            "machine": info, "elapsed_s": elapsed,
+            "sizes": sizes, "systems": [s.key for s in systems],
+            "methods": {s.key: s.method for s in systems},
+            "throughput": rows_json(tput), "latency": rows_json(lat), "targets": targets,
+        })
+        print(f"results written to {args.json}")
+    if args.markdown:
+        rel_plot = None
+        if args.plot and plot_note is None:
+            rel_plot = os.path.relpath(args.plot, os.path.dirname(os.path.abspath(args.markdown)))
+        md = markdown_report(tput=tput, lat=lat, targets=targets, info=info, command=command,
+                             elapsed_s=elapsed, plot_path=rel_plot, config=cfg.as_dict())
+        with open(args.markdown, "w", encoding="utf-8") as f:
+            f.write(md + "\n")
+        print(f"performance section written to {args.markdown}")
+    errors = [r for r in list(tput) + list(lat) if r.status == "error"]
+    return 3 if errors else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

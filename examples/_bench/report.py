@@ -325,6 +325,7 @@ def machine_info() -> dict[str, Any]:
         load = []
     return {
         "cpu": cpu_model(),
+        "pid": os.getpid(),
         "cores": os.cpu_count(),
         "usable_cores": usable,
         "load_avg_at_start": load,

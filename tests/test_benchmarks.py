@@ -1,0 +1,330 @@
+"""Smoke tests of the Python benchmark harness (examples/benchmark*.py).
+
+They run each script as a subprocess in a tiny mode (``--smoke``: runs of a few milliseconds)
+and check that it exits 0, prints/records every requested row (measured or explicitly skipped),
+and writes valid JSON, Markdown and a chart. They never assert a speed.
+
+``test_advanced_mmapipc_code_paths`` shadows ``mmapipc`` with a tiny pure-Python stand-in (a
+named FIFO, written out below into a temporary directory) so the harness's ring/queue loops run
+before the real classes exist. Its numbers are thrown away: it only proves the loops work.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLES = ROOT / "examples"
+QUICK = EXAMPLES / "benchmark.py"
+ADVANCED = EXAMPLES / "benchmark_advanced.py"
+
+sys.path.insert(0, str(EXAMPLES))
+
+from _bench.common import MiB, make_params, parse_size  # noqa: E402
+from _bench.report import TARGETS, TputRow, check_targets  # noqa: E402
+
+MMAPIPC_KEYS = {"ring", "ring-batch", "ring-view", "queue", "queue-batch", "queue-view"}
+
+STANDIN = textwrap.dedent(
+    '''
+    """Test-only stand-in for mmapipc's ring and queue: a named FIFO. NOT a benchmark subject."""
+    import os
+    import select
+    import struct
+
+    _LEN = struct.Struct("<I")
+
+
+    class _Fifo:
+        max_message_size = 1 << 30
+
+        @classmethod
+        def create(cls, path, capacity):
+            os.mkfifo(path, 0o600)
+            return cls(path)
+
+        @classmethod
+        def open(cls, path):
+            return cls(path)
+
+        def __init__(self, path):
+            self._fd = os.open(path, os.O_RDWR)
+
+        def close(self):
+            if self._fd >= 0:
+                os.close(self._fd)
+                self._fd = -1
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            self.close()
+            return False
+
+        def _send(self, data):
+            frame = memoryview(_LEN.pack(len(data)) + bytes(data))
+            while frame:
+                frame = frame[os.write(self._fd, frame):]
+            return True
+
+        def _exact(self, n):
+            out = bytearray()
+            while len(out) < n:
+                out += os.read(self._fd, n - len(out))
+            return bytes(out)
+
+        def _recv(self, block, timeout):
+            wait = (None if timeout is None else timeout) if block else 0
+            if not select.select([self._fd], [], [], wait)[0]:
+                return None
+            (n,) = _LEN.unpack(self._exact(4))
+            return self._exact(n)
+
+
+    class SharedMemoryRing(_Fifo):
+        def write(self, data, block=False, timeout=None):
+            return self._send(data)
+
+        def read(self, block=False, timeout=None):
+            return self._recv(block, timeout)
+
+        def write_batch(self, messages):
+            for m in messages:
+                self._send(m)
+            return len(messages)
+
+        def read_batch(self, max_count):
+            out = []
+            while len(out) < max_count:
+                m = self._recv(False, None)
+                if m is None:
+                    break
+                out.append(m)
+            return out
+
+        def read_view(self, block=False, timeout=None):
+            m = self._recv(block, timeout)
+            return None if m is None else memoryview(m)
+
+
+    class SharedMemoryQueue(_Fifo):
+        def put(self, data, block=True, timeout=None):
+            return self._send(data)
+
+        def get(self, block=True, timeout=None):
+            return self._recv(block, timeout)
+
+        def put_batch(self, messages, block=True, timeout=None):
+            for m in messages:
+                self._send(m)
+            return len(messages)
+
+        def get_batch(self, max_count, block=True, timeout=None):
+            first = self._recv(block, timeout)
+            if first is None:
+                return []
+            out = [first]
+            while len(out) < max_count:
+                m = self._recv(False, None)
+                if m is None:
+                    break
+                out.append(m)
+            return out
+
+        def get_view(self, block=True, timeout=None):
+            got = self.get_batch(8, block, timeout)
+            return [memoryview(m) for m in got] or None
+
+        def release(self, views):
+            for v in views:
+                v.release()
+    '''
+)
+
+
+def _run(args: list[str], env: dict[str, str] | None = None, timeout: float = 50) -> Any:
+    return subprocess.run(
+        [sys.executable, *args], cwd=ROOT, capture_output=True, text=True, timeout=timeout,
+        env=env,
+    )
+
+
+def _standin_env(tmp_path: Path) -> dict[str, str]:
+    pkg = tmp_path / "standin" / "mmapipc"
+    pkg.mkdir(parents=True)
+    (pkg / "__init__.py").write_text(STANDIN)
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([str(pkg.parent), env.get("PYTHONPATH", "")])
+    return env
+
+
+def _rows_complete(doc: dict[str, Any], systems: set[str], sizes: set[int]) -> None:
+    rows = {(r["system"], r["size"]): r for r in doc["throughput"]}
+    for key in systems:
+        for size in sizes:
+            assert (key, size) in rows, f"row {key} @ {size} missing"
+            r = rows[(key, size)]
+            assert r["status"] in ("ok", "skipped"), f"{key} @ {size}: {r['status']} {r['note']}"
+            if r["status"] == "ok":
+                assert r["msg_s"] and r["msg_s"] > 0
+                assert len(r["reps_msg_s"]) >= 1
+            else:
+                assert r["note"], f"{key} @ {size} skipped without a reason"
+
+
+# ----------------------------------------------------------------------------------------------
+# Pure logic
+
+
+def test_parse_size() -> None:
+    assert parse_size("64") == 64
+    assert parse_size("1K") == 1024
+    assert parse_size("64KiB") == 64 * 1024
+    assert parse_size("8M") == 8 * MiB
+    with pytest.raises(ValueError):
+        parse_size("lots")
+
+
+def test_params_are_bounded() -> None:
+    p = make_params(8 * MiB, seconds=1.0, max_count=10**6, max_bytes=512 * MiB, stall=5.0)
+    assert p.count == 64 and p.capacity >= 3 * p.size and p.batch == 1
+    q = make_params(64, seconds=1.0, max_count=1000, max_bytes=512 * MiB, stall=5.0)
+    assert q.count == 1000 and q.batch == 64 and 1 <= q.warm < q.count
+    with pytest.raises(ValueError):
+        make_params(4, seconds=1.0, max_count=10, max_bytes=10**6, stall=1.0)
+
+
+def _row(system: str, family: str, size: int, rate: float) -> TputRow:
+    r = TputRow(system, system, family, size, reps_msg_s=[rate])
+    r.finish()
+    return r
+
+
+def test_targets_pass_miss_skip() -> None:
+    rows = [
+        _row("mp-queue", "peer", 64, 100_000.0),
+        _row("ring", "mmapipc", 64, 3_500_000.0),  # 35x: PASS (>= 30x)
+        _row("ring-batch", "mmapipc", 64, 5_000_000.0),  # 50x: MISS (>= 100x)
+        _row("memcpy", "reference", 8 * MiB, 1000.0),
+        _row("ring-view", "mmapipc", 8 * MiB, 790.0),  # 79%: MISS (>= 80%)
+        _row("queue-view", "mmapipc", 8 * MiB, 750.0),  # 75%: PASS (>= 70%)
+        _row("faster-fifo", "peer", 8 * MiB, 300.0),
+        _row("faster-fifo-batch", "peer", 8 * MiB, 400.0),  # best faster-fifo: 1.9x: MISS
+    ]
+    skipped = TputRow("queue", "queue", "mmapipc", 64, status="skipped", note="not in build")
+    rows.append(skipped)
+    got = {(t["system"], tuple(t["versus"])): t for t in check_targets(rows)}
+    assert len(got) == len(TARGETS)
+    assert got[("ring", ("mp-queue",))]["status"] == "PASS"
+    assert got[("ring", ("mp-queue",))]["value"] == pytest.approx(35.0)
+    assert got[("ring-batch", ("mp-queue",))]["status"] == "MISS"
+    assert got[("ring-view", ("memcpy",))]["status"] == "MISS"
+    assert got[("queue-view", ("memcpy",))]["status"] == "PASS"
+    ff = got[("queue-view", ("faster-fifo", "faster-fifo-batch"))]
+    assert ff["status"] == "MISS" and ff["value"] == pytest.approx(750 / 400)
+    assert got[("queue", ("mp-queue",))]["status"] == "SKIP"
+    assert "not in build" in got[("queue", ("mp-queue",))]["detail"]
+    assert got[("queue-batch", ("mp-queue",))]["status"] == "SKIP"
+
+
+# ----------------------------------------------------------------------------------------------
+# The scripts, end to end
+
+
+def test_quick_benchmark_smoke(tmp_path: Path) -> None:
+    out = tmp_path / "quick.json"
+    res = _run([str(QUICK), "--smoke", "--no-progress", "--json", str(out)])
+    assert res.returncode == 0, res.stdout + res.stderr
+    doc = json.loads(out.read_text())
+    _rows_complete(doc, {"ring", "queue", "mp-queue"}, {64, 1024, MiB})
+    assert all(r["status"] == "ok" for r in doc["throughput"] if r["system"] == "mp-queue")
+    assert "vs mp.Queue" in res.stdout
+
+
+def test_advanced_benchmark_smoke(tmp_path: Path) -> None:
+    out, md, png = tmp_path / "adv.json", tmp_path / "perf.md", tmp_path / "perf.png"
+    res = _run([str(ADVANCED), "--smoke", "--sizes", "64,64K", "--json", str(out),
+                "--markdown", str(md), "--plot", str(png)])
+    assert res.returncode == 0, res.stdout + res.stderr
+    doc = json.loads(out.read_text())
+    every = set(doc["systems"])
+    assert every >= MMAPIPC_KEYS | {"mp-queue", "mp-pipe", "faster-fifo", "zmq", "iceoryx2"}
+    _rows_complete(doc, every | {"memcpy"}, {64, 64 * 1024})
+    lat = {r["system"]: r for r in doc["latency"]}
+    assert {"ring", "queue", "mp-pipe", "zmq", "mp-queue"} <= set(lat)
+    for r in lat.values():
+        assert r["status"] in ("ok", "skipped"), r
+        if r["status"] == "ok":
+            assert 0 < r["p50_us"] <= r["p99_us"] <= r["p999_us"]
+    assert len(doc["targets"]) == len(TARGETS)
+    assert all(t["status"] in ("PASS", "MISS", "SKIP") for t in doc["targets"])
+    assert doc["machine"]["cpu"] and doc["machine"]["python"]
+    text = md.read_text()
+    assert "## Performance" in text and "| size | system |" in text
+    assert "Targets" in res.stdout and "Throughput" in res.stdout
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        assert "matplotlib is not installed" in res.stdout
+    else:
+        assert png.stat().st_size > 10_000
+
+
+def test_advanced_mmapipc_code_paths(tmp_path: Path) -> None:
+    """Exercise the ring/queue loops (single, batch, view, ping-pong) against a stand-in."""
+    out = tmp_path / "standin.json"
+    keys = sorted(MMAPIPC_KEYS | {"mp-queue"})
+    res = _run([str(ADVANCED), "--smoke", "--sizes", "64,1M", "--systems", ",".join(keys),
+                "--no-memcpy", "--no-progress", "--json", str(out)], env=_standin_env(tmp_path))
+    assert res.returncode == 0, res.stdout + res.stderr
+    doc = json.loads(out.read_text())
+    rows = {(r["system"], r["size"]): r for r in doc["throughput"]}
+    for key in keys:
+        for size in (64, MiB):
+            assert rows[(key, size)]["status"] == "ok", rows[(key, size)]
+    assert {r["system"] for r in doc["latency"] if r["status"] == "ok"} == {"ring", "queue",
+                                                                           "mp-queue"}
+    by = {t["system"]: t for t in doc["targets"] if t["versus"] == ["mp-queue"]}
+    assert all(by[k]["status"] in ("PASS", "MISS") for k in ("ring", "ring-batch", "queue"))
+    prefix = f"mmapipc-bench-{doc['machine']['pid']}-"
+    shm = Path("/dev/shm") if Path("/dev/shm").is_dir() else Path("/tmp")
+    assert not [p.name for p in shm.iterdir() if p.name.startswith(prefix)], "files left behind"
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_ctrl_c_leaves_no_children(tmp_path: Path) -> None:
+    marker = f"ctrlc-{uuid.uuid4().hex}"
+    out = tmp_path / f"{marker}.json"
+    proc = subprocess.Popen(
+        [sys.executable, str(ADVANCED), "--quick", "--sizes", "64", "--systems", "mp-queue,zmq",
+         "--seconds", "5", "--no-progress", "--json", str(out)],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    time.sleep(2.5)  # inside a 5 s run: a producer and a consumer are alive
+    proc.send_signal(signal.SIGINT)
+    _stdout, stderr = proc.communicate(timeout=30)
+    assert proc.returncode == 130, stderr
+    time.sleep(0.5)
+    alive = []
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            cmd = Path(f"/proc/{pid}/cmdline").read_bytes()
+        except OSError:
+            continue
+        if marker.encode() in cmd:
+            alive.append(pid)
+    assert not alive, f"benchmark children still running: {alive}"

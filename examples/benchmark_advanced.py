@@ -29,6 +29,7 @@ from _bench.progress import Progress  # noqa: E402
 from _bench.report import (  # noqa: E402
     check_targets,
     command_line,
+    ensure_parent,
     format_targets,
     latency_table,
     machine_info,
@@ -176,6 +177,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             rel_plot = os.path.relpath(args.plot, os.path.dirname(os.path.abspath(args.markdown)))
         md = markdown_report(tput=tput, lat=lat, targets=targets, info=info, command=command,
                              elapsed_s=elapsed, plot_path=rel_plot, config=cfg.as_dict())
+        ensure_parent(args.markdown)
         with open(args.markdown, "w", encoding="utf-8") as f:
             f.write(md + "\n")
         print(f"performance section written to {args.markdown}")

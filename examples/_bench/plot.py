@@ -6,7 +6,7 @@ import math
 from typing import Any, Optional, Sequence
 
 from .common import fmt_size
-from .report import MEMCPY, LatRow, TputRow
+from .report import MEMCPY, LatRow, TputRow, ensure_parent
 
 
 def plot(path: str, tput: Sequence[TputRow], lat: Sequence[LatRow], title: str) -> Optional[str]:
@@ -72,6 +72,7 @@ def plot(path: str, tput: Sequence[TputRow], lat: Sequence[LatRow], title: str) 
         ax2.set_axis_off()
     fig.suptitle(title, fontsize=9)
     fig.tight_layout()
+    ensure_parent(path)
     fig.savefig(path, dpi=120)
     plt.close(fig)
     return None

@@ -345,6 +345,12 @@ def command_line() -> str:
     return "python " + " ".join(args)
 
 
+def ensure_parent(path: str) -> None:
+    """Create the directory an output file goes into (e.g. ``bench-results/``)."""
+    parent = os.path.dirname(os.path.abspath(path))
+    os.makedirs(parent, exist_ok=True)
+
+
 def to_json(path: str, doc: dict[str, Any]) -> None:
     def clean(o: Any) -> Any:
         if isinstance(o, float) and (math.isnan(o) or math.isinf(o)):
@@ -355,6 +361,7 @@ def to_json(path: str, doc: dict[str, Any]) -> None:
             return [clean(v) for v in o]
         return o
 
+    ensure_parent(path)
     with open(path, "w", encoding="utf-8") as f:
         json.dump(clean(doc), f, indent=2)
         f.write("\n")

@@ -130,8 +130,9 @@ def run_throughput(system: System, p: Params) -> dict[str, Any]:
     sent, received = int(prod["sent"]), int(cons["received"])
     if sent != received:
         raise BenchError(f"producer sent {sent} messages, consumer received {received}")
-    if received > p.warm and cons["t_warm"] > 0:
-        msgs = received - p.warm
+    n_warm = int(cons.get("n_warm", p.warm))
+    if received > n_warm and cons["t_warm"] > 0:
+        msgs = received - n_warm
         secs = float(cons["t_end"]) - float(cons["t_warm"])
     else:  # too few messages for a warm-up: time from the producer's start
         msgs = received

@@ -24,7 +24,7 @@ from typing import Optional, Sequence
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from _bench.common import MiB, fmt_size, parse_size  # noqa: E402
-from _bench.driver import SuiteConfig, run_suite, steps  # noqa: E402
+from _bench.driver import SuiteConfig, run_mpmc_suite, run_suite, steps  # noqa: E402
 from _bench.progress import Progress  # noqa: E402
 from _bench.report import (  # noqa: E402
     check_targets,
@@ -33,6 +33,7 @@ from _bench.report import (  # noqa: E402
     format_targets,
     latency_table,
     machine_info,
+    mpmc_table,
     markdown_report,
     ratio_matrix,
     rows_json,
@@ -71,6 +72,8 @@ def parse_args(argv: Optional[Sequence[str]]) -> argparse.Namespace:
     ap.add_argument("--repeat", type=int, help="runs per row (default 3, --quick 2)")
     ap.add_argument("--seconds", type=float, help="time bound of one run (default 2, --quick 0.3)")
     ap.add_argument("--no-latency", action="store_true", help="skip the ping-pong rows")
+    ap.add_argument("--mpmc", default="1,2,4", metavar="N,N,...",
+                    help="N producers x N consumers on one queue, 64 B (default 1,2,4; '' = off)")
     ap.add_argument("--no-memcpy", action="store_true", help="skip the memcpy reference rows")
     ap.add_argument("--json", metavar="PATH", help="write every result and the machine info")
     ap.add_argument("--plot", metavar="PATH", help="write a PNG chart (needs matplotlib)")
@@ -109,6 +112,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         raise SystemExit("sizes must be at least 8 bytes (the sequence stamp)")
     systems = select_systems(args.systems)
     lat_systems = [] if args.no_latency else [s for s in systems if s.pingpong]
+    try:
+        procs = sorted({int(x) for x in args.mpmc.split(",") if x.strip()})
+    except ValueError:
+        raise SystemExit(f"--mpmc takes numbers like 1,2,4, not {args.mpmc!r}") from None
+    mpmc_systems = [s for s in systems if s.mpmc] if procs else []
 
     install_sigterm_handler()
     info = machine_info()
@@ -118,12 +126,14 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     print(f"sizes {', '.join(fmt_size(s) for s in sizes)}; {cfg.repeat} run(s) per row, "
           f"each <= {cfg.seconds:g} s / {cfg.max_count:,} msgs / {cfg.max_bytes // MiB} MiB",
           flush=True)
-    progress = Progress(steps(systems, sizes, lat_systems, not args.no_memcpy),
+    progress = Progress(steps(systems, sizes, lat_systems, not args.no_memcpy,
+                              len(mpmc_systems) * len(procs)),
                         enabled=not args.no_progress)
     t0 = time.monotonic()
     try:
         tput, lat = run_suite(systems, sizes, lat_systems, cfg, memcpy=not args.no_memcpy,
                               progress=progress)
+        mpmc = run_mpmc_suite(mpmc_systems, procs, cfg, size=cfg.lat_size, progress=progress)
     except KeyboardInterrupt:
         progress.close()
         kill_all_children()
@@ -141,6 +151,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         print()
         print(f"Round-trip latency, {fmt_size(cfg.lat_size)} ping-pong (median of runs)")
         print(latency_table(lat))
+    if mpmc:
+        print()
+        print(f"Many producers x many consumers, one queue, {fmt_size(cfg.lat_size)} "
+              "(aggregate msg/s, median of runs)")
+        print(mpmc_table(mpmc))
     rm = ratio_matrix(tput)
     if rm:
         print()
@@ -149,7 +164,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     print()
     print("Targets (issues 3 and 4)")
     print(format_targets(targets))
-    notes = sorted({(r.system, r.status, r.note) for r in list(tput) + list(lat) if not r.ok})
+    notes = sorted({(r.system, r.status, r.note)
+                    for r in list(tput) + list(lat) + list(mpmc) if not r.ok})
     for key, status, note in notes:
         print(f"{status} {key}: {note}")
     print(f"\nfinished in {elapsed:.0f} s")
@@ -168,20 +184,22 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             "machine": info, "elapsed_s": elapsed,
             "sizes": sizes, "systems": [s.key for s in systems],
             "methods": {s.key: s.method for s in systems},
-            "throughput": rows_json(tput), "latency": rows_json(lat), "targets": targets,
+            "throughput": rows_json(tput), "latency": rows_json(lat), "mpmc": rows_json(mpmc),
+            "targets": targets,
         })
         print(f"results written to {args.json}")
     if args.markdown:
         rel_plot = None
         if args.plot and plot_note is None:
             rel_plot = os.path.relpath(args.plot, os.path.dirname(os.path.abspath(args.markdown)))
-        md = markdown_report(tput=tput, lat=lat, targets=targets, info=info, command=command,
+        md = markdown_report(tput=tput, lat=lat, mpmc=mpmc, targets=targets, info=info,
+                             command=command,
                              elapsed_s=elapsed, plot_path=rel_plot, config=cfg.as_dict())
         ensure_parent(args.markdown)
         with open(args.markdown, "w", encoding="utf-8") as f:
             f.write(md + "\n")
         print(f"performance section written to {args.markdown}")
-    errors = [r for r in list(tput) + list(lat) if r.status == "error"]
+    errors = [r for r in list(tput) + list(lat) + list(mpmc) if r.status == "error"]
     return 3 if errors else 0
 
 

@@ -270,6 +270,11 @@ def test_advanced_benchmark_smoke(tmp_path: Path) -> None:
             assert 0 < r["p50_us"] <= r["p99_us"] <= r["p999_us"]
     assert len(doc["targets"]) == len(TARGETS)
     assert all(t["status"] in ("PASS", "MISS", "SKIP") for t in doc["targets"])
+    mpmc = {(r["system"], r["procs"]): r for r in doc["mpmc"]}
+    for key in ("queue", "mp-queue", "faster-fifo"):
+        for n in (1, 2, 4):
+            assert mpmc[(key, n)]["status"] in ("ok", "skipped"), mpmc[(key, n)]
+    assert mpmc[("mp-queue", 4)]["status"] == "ok"
     assert doc["machine"]["cpu"] and doc["machine"]["python"]
     text = md.read_text()
     assert "## Performance" in text and "| size | system |" in text
@@ -287,7 +292,8 @@ def test_advanced_mmapipc_code_paths(tmp_path: Path) -> None:
     out = tmp_path / "standin.json"
     keys = sorted(MMAPIPC_KEYS | {"mp-queue"})
     res = _run([str(ADVANCED), "--smoke", "--sizes", "64,1M", "--systems", ",".join(keys),
-                "--no-memcpy", "--no-progress", "--json", str(out)], env=_standin_env(tmp_path))
+                "--no-memcpy", "--no-progress", "--mpmc", "1", "--json", str(out)],
+               env=_standin_env(tmp_path))  # a FIFO is no MPMC queue: one producer, one consumer
     assert res.returncode == 0, res.stdout + res.stderr
     doc = json.loads(out.read_text())
     rows = {(r["system"], r["size"]): r for r in doc["throughput"]}
@@ -296,6 +302,7 @@ def test_advanced_mmapipc_code_paths(tmp_path: Path) -> None:
             assert rows[(key, size)]["status"] == "ok", rows[(key, size)]
     assert {r["system"] for r in doc["latency"] if r["status"] == "ok"} == {"ring", "queue",
                                                                            "mp-queue"}
+    assert [r["status"] for r in doc["mpmc"]] == ["ok", "ok"]  # queue and mp-queue, 1P/1C
     by = {t["system"]: t for t in doc["targets"] if t["versus"] == ["mp-queue"]}
     assert all(by[k]["status"] in ("PASS", "MISS") for k in ("ring", "ring-batch", "queue"))
     prefix = f"mmapipc-bench-{doc['machine']['pid']}-"

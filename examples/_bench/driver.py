@@ -8,7 +8,7 @@ from typing import Any, Sequence
 from .common import BenchError, fmt_size, make_params
 from .progress import Progress
 from .report import MEMCPY, LatRow, TputRow
-from .runner import START_METHOD, run_memcpy, run_pingpong, run_throughput
+from .runner import START_METHOD, run_memcpy, run_mpmc, run_pingpong, run_throughput
 from .stats import latency_percentiles
 from .systems import System
 
@@ -51,15 +51,17 @@ def run_suite(
     for size in sizes:
         p = make_params(size, seconds=cfg.seconds, max_count=cfg.max_count,
                         max_bytes=cfg.max_bytes, stall=cfg.stall, batch=cfg.batch)
+        mrow: TputRow | None = None
         if memcpy:
-            row = TputRow(MEMCPY, "memcpy (1 core, in-process)", "reference", size,
-                          count_bound=p.count, seconds_bound=p.seconds)
+            # Measured before and after this size's systems (half the runs each), so a machine
+            # that gets busier or quieter in between moves the reference too.
+            mrow = TputRow(MEMCPY, "memcpy (1 core, in-process)", "reference", size,
+                           count_bound=p.count, seconds_bound=p.seconds)
             progress.start(f"memcpy {fmt_size(size)}")
-            for _ in range(cfg.repeat):
-                row.reps_msg_s.append(run_memcpy(size, min(p.seconds, 0.5), cfg.max_bytes)["msg_s"])
-            row.finish()
-            tput.append(row)
-            progress.step(f"memcpy {fmt_size(size)}")
+            for _ in range((cfg.repeat + 1) // 2):
+                mrow.reps_msg_s.append(
+                    run_memcpy(size, min(p.seconds, 0.5), cfg.max_bytes)["msg_s"])
+            tput.append(mrow)
         for s in systems:
             row = TputRow(s.key, s.label, s.family, size, count_bound=p.count,
                           seconds_bound=p.seconds)
@@ -79,6 +81,13 @@ def run_suite(
                     break
             row.finish()
             progress.step(f"{s.key} {fmt_size(size)}")
+        if mrow is not None:
+            progress.start(f"memcpy {fmt_size(size)}")
+            for _ in range(max(1, cfg.repeat // 2)):
+                mrow.reps_msg_s.append(
+                    run_memcpy(size, min(p.seconds, 0.5), cfg.max_bytes)["msg_s"])
+            mrow.finish()
+            progress.step(f"memcpy {fmt_size(size)}")
 
     if lat_systems:
         p = make_params(cfg.lat_size, seconds=cfg.lat_seconds, max_count=cfg.lat_count,
@@ -104,6 +113,37 @@ def run_suite(
     return tput, lat
 
 
+def run_mpmc_suite(
+    systems: Sequence[System], procs: Sequence[int], cfg: SuiteConfig, *, size: int,
+    progress: Progress,
+) -> list[TputRow]:
+    """N producers and N consumers on one queue, for each N in ``procs``."""
+    rows: list[TputRow] = []
+    p = make_params(size, seconds=cfg.seconds, max_count=cfg.max_count,
+                    max_bytes=cfg.max_bytes, stall=cfg.stall, batch=1)
+    for s in systems:
+        why = s.unavailable()
+        for n in procs:
+            row = TputRow(s.key, s.label, s.family, size, count_bound=p.count,
+                          seconds_bound=p.seconds, procs=n)
+            rows.append(row)
+            if why:
+                row.status, row.note = "skipped", why
+                progress.step(f"{s.key} {n}P/{n}C skipped")
+                continue
+            for rep in range(cfg.repeat):
+                progress.start(f"{s.key} {n}P/{n}C run {rep + 1}/{cfg.repeat}")
+                try:
+                    row.reps_msg_s.append(run_mpmc(s, p, n, n)["msg_s"])
+                except BenchError as e:
+                    row.status, row.note = "error", str(e)
+                    progress.note(f"error {s.key} {n}P/{n}C: {e}")
+                    break
+            row.finish()
+            progress.step(f"{s.key} {n}P/{n}C")
+    return rows
+
+
 def steps(systems: Sequence[System], sizes: Sequence[int], lat_systems: Sequence[System],
-          memcpy: bool) -> int:
-    return len(sizes) * (len(systems) + (1 if memcpy else 0)) + len(lat_systems)
+          memcpy: bool, mpmc_runs: int = 0) -> int:
+    return len(sizes) * (len(systems) + (1 if memcpy else 0)) + len(lat_systems) + mpmc_runs

@@ -38,6 +38,7 @@ class TputRow:
     gb_s: float = math.nan
     count_bound: int = 0
     seconds_bound: float = 0.0
+    procs: int = 1  # producers (= consumers) in a many-to-many row
 
     def finish(self) -> None:
         if self.reps_msg_s:
@@ -262,6 +263,29 @@ def latency_table(rows: Sequence[LatRow], *, markdown: bool = False) -> str:
     return render(headers, body, right, markdown)
 
 
+def mpmc_table(rows: Sequence[TputRow], *, markdown: bool = False) -> str:
+    """Aggregate msg/s of N producers and N consumers on one queue, per system."""
+    ns = sorted({r.procs for r in rows})
+    headers = ["system", "size"] + [f"{n}P/{n}C msg/s" for n in ns]
+    right = [False, True] + [True] * len(ns)
+    body = []
+    for key in dict.fromkeys(r.system for r in rows):
+        mine = {r.procs: r for r in rows if r.system == key}
+        first = next(iter(mine.values()))
+        cells = []
+        for n in ns:
+            r = mine.get(n)
+            if r is None:
+                cells.append("-")
+            elif not r.ok:
+                cells.append(r.status)
+            else:
+                sp = f" ±{r.spread_pct / 2:.0f}%" if len(r.reps_msg_s) > 1 else ""
+                cells.append(f"{fmt_rate(r.msg_s)}{sp}")
+        body.append([first.label, fmt_size(first.size)] + cells)
+    return render(headers, body, right, markdown)
+
+
 def ratio_matrix(rows: Sequence[TputRow], *, markdown: bool = False) -> str:
     """Each mmapipc system against each peer, per size: msg/s ratio (>1 means mmapipc is faster)."""
     peers = [k for k in dict.fromkeys(r.system for r in rows if r.family == "peer")
@@ -373,6 +397,7 @@ def rows_json(rows: Sequence[Any]) -> list[dict[str, Any]]:
 
 def markdown_report(
     *, tput: Sequence[TputRow], lat: Sequence[LatRow], targets: Sequence[dict[str, Any]],
+    mpmc: Sequence[TputRow] = (),
     info: dict[str, Any], command: str, elapsed_s: float, plot_path: Optional[str],
     config: dict[str, Any],
 ) -> str:
@@ -405,11 +430,15 @@ def markdown_report(
         parts += [f"![throughput and latency]({plot_path})", ""]
     if lat:
         parts += ["### Round-trip latency (ping-pong, 64 B)", "", latency_table(lat, markdown=True), ""]
+    if mpmc:
+        parts += ["### Many producers, many consumers (one queue, aggregate)", "",
+                  mpmc_table(mpmc, markdown=True), ""]
     rm = ratio_matrix(tput, markdown=True)
     if rm:
         parts += ["### mmapipc against each peer (msg/s ratio, same run)", "", rm, ""]
     parts += ["### Targets (issues 3 and 4)", "", "```", format_targets(targets), "```", ""]
-    notes = sorted({(r.label, r.status, r.note) for r in list(tput) + list(lat) if not r.ok})
+    notes = sorted({(r.label, r.status, r.note)
+                    for r in list(tput) + list(lat) + list(mpmc) if not r.ok})
     if notes:
         parts += ["Not measured in this run:", ""]
         parts += [f"- {label}: {status}, {note}" for label, status, note in notes]

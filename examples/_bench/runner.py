@@ -9,6 +9,7 @@ are terminated, then killed, when a run ends in any way; shared-memory files are
 from __future__ import annotations
 
 import atexit
+import functools
 import multiprocessing as mp
 import multiprocessing.connection as mpc
 import os
@@ -17,7 +18,7 @@ import threading
 import traceback
 from multiprocessing.process import BaseProcess
 from time import monotonic, perf_counter
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 from .common import BenchError, Params, die_with_parent
 from .systems import Result, Sync, System
@@ -73,15 +74,16 @@ def _child(role: Role, h: Any, p: Params, conn: Any, barrier: Any) -> None:
         conn.close()
 
 
-def run_pair(a: Role, b: Role, h: Any, p: Params, names: tuple[str, str]) -> tuple[Result, Result]:
-    """Run roles ``a`` and ``b`` in two processes; return their results or raise BenchError."""
+def run_group(roles: Sequence[tuple[Role, str]], h: Any, p: Params) -> list[Result]:
+    """Run each role in its own process; return their results in order, or raise BenchError."""
     if threading.current_thread() is not threading.main_thread():
-        raise RuntimeError("run_pair must be called from the main thread")
-    barrier = CTX.Barrier(2)
+        raise RuntimeError("run_group must be called from the main thread")
+    names = [name for _, name in roles]
+    barrier = CTX.Barrier(len(roles))
     conns: list[Any] = []
     procs: list[BaseProcess] = []
     try:
-        for role in (a, b):
+        for role, _name in roles:
             r, w = CTX.Pipe(duplex=False)
             proc = CTX.Process(target=_child, args=(role, h, p, w, barrier), daemon=True)
             proc.start()
@@ -90,14 +92,13 @@ def run_pair(a: Role, b: Role, h: Any, p: Params, names: tuple[str, str]) -> tup
             conns.append(r)
             procs.append(proc)
         results: dict[int, Result] = {}
-        deadline = monotonic() + p.seconds + p.stall + STARTUP_SLACK
-        while len(results) < 2:
+        limit = p.seconds + p.stall + STARTUP_SLACK
+        deadline = monotonic() + limit
+        while len(results) < len(roles):
             left = deadline - monotonic()
             if left <= 0:
-                raise BenchError(
-                    f"no result after {p.seconds + p.stall + STARTUP_SLACK:.0f} s: "
-                    f"{' and '.join(names[i] for i in range(2) if i not in results)} hung"
-                )
+                hung = [names[i] for i in range(len(roles)) if i not in results]
+                raise BenchError(f"no result after {limit:.0f} s: {' and '.join(hung)} hung")
             ready = mpc.wait([c for i, c in enumerate(conns) if i not in results], timeout=left)
             for c in ready:
                 i = conns.index(c)
@@ -113,11 +114,38 @@ def run_pair(a: Role, b: Role, h: Any, p: Params, names: tuple[str, str]) -> tup
                 results[i] = msg[1]
         for done in procs:
             done.join(5.0)
-        return results[0], results[1]
+        return [results[i] for i in range(len(roles))]
     finally:
         _kill(procs)
         for c in conns:
             c.close()
+
+
+def run_pair(a: Role, b: Role, h: Any, p: Params, names: tuple[str, str]) -> tuple[Result, Result]:
+    """Run roles ``a`` and ``b`` in two processes; return their results or raise BenchError."""
+    ra, rb = run_group([(a, names[0]), (b, names[1])], h, p)
+    return ra, rb
+
+
+def run_mpmc(system: System, p: Params, producers: int, consumers: int) -> dict[str, Any]:
+    """Aggregate throughput of ``producers`` x ``consumers`` processes on one queue."""
+    h = system.setup(p)
+    roles: list[tuple[Role, str]] = [
+        (functools.partial(system.mp_produce, producer=i), f"producer {i}") for i in range(producers)
+    ]
+    roles += [(system.mp_consume, f"consumer {i}") for i in range(consumers)]
+    try:
+        res = run_group(roles, h, p)
+    finally:
+        system.teardown(h)
+    sent = sum(int(r["sent"]) for r in res[:producers])
+    received = sum(int(r["received"]) for r in res[producers:])
+    if sent != received:
+        raise BenchError(f"producers sent {sent} messages, consumers received {received}")
+    secs = max(float(r["t_end"]) for r in res[producers:]) - min(
+        float(r["t0"]) for r in res[:producers])
+    rate = received / secs
+    return {"msgs": received, "seconds": secs, "msg_s": rate, "gb_s": rate * p.size / 1e9}
 
 
 def run_throughput(system: System, p: Params) -> dict[str, Any]:

@@ -90,6 +90,24 @@ class BatchChecker:
     """Consumer side: reads every byte of a batch (one join) and checks every stamp at once."""
 
     _TAILS = bytes(range(256)) * 2
+    #: From this size on, per-message Python work is small next to the message: check each
+    #: message in place rather than pay for a join (a copy of the whole batch).
+    JOIN_BELOW = 4096
+
+    def _each(self, msgs: list[Any], n: int) -> tuple[int, bool]:
+        unpack = STAMP.unpack_from
+        last = self.size - 1
+        k = 0
+        for m in msgs:
+            s = unpack(m)[0]
+            if s != n + k:
+                if s == STOP:
+                    return k, True
+                raise _bad(n + k, s)
+            if len(m) != self.size or m[last] != (n + k) & 0xFF:
+                raise _torn(n + k)
+            k += 1
+        return k, False
 
     def __init__(self, p: Params) -> None:
         np = importlib.import_module("numpy")
@@ -101,6 +119,8 @@ class BatchChecker:
     def check(self, msgs: list[Any], n: int) -> tuple[int, bool]:
         """Messages n, n+1, ... in ``msgs``: return (how many data messages, STOP seen)."""
         np, size = self.np, self.size
+        if size >= self.JOIN_BELOW:
+            return self._each(msgs, n)
         joined = b"".join(msgs)
         k = len(msgs)
         if len(joined) != k * size:
@@ -175,6 +195,80 @@ class System:
 
     def pp_client(self, h: Any, p: Params, sync: Sync) -> Result:
         raise NotImplementedError
+
+    # --- many producers / many consumers (queues only): messages stamped (producer << 40 | seq).
+    mpmc: bool = False
+
+    def mp_send(self, h: Any, p: Params) -> tuple[Callable[[Buf], Any], Callable[[], None]]:
+        """In a producer: (send one message, close)."""
+        raise NotImplementedError
+
+    def mp_recv(self, h: Any, p: Params) -> tuple[Callable[[], Buf], Callable[[], None]]:
+        """In a consumer: (receive one message, close)."""
+        raise NotImplementedError
+
+    def mp_produce(self, h: Any, p: Params, sync: Sync, producer: int) -> Result:
+        send, close = self.mp_send(h, p)
+        try:
+            return mpmc_producer(send, p, sync, producer)
+        finally:
+            close()
+
+    def mp_consume(self, h: Any, p: Params, sync: Sync) -> Result:
+        recv, close = self.mp_recv(h, p)
+        try:
+            return mpmc_consumer(recv, p, sync)
+        finally:
+            close()
+
+
+# ----------------------------------------------------------------------------------------------
+# Many producers, many consumers: each producer stamps (producer << 40 | seq) and sends one STOP
+# at its end; each consumer stops at the first STOP it takes (as many STOPs as consumers), and
+# checks that every producer's messages reach it in that producer's order.
+
+PRODUCER_SHIFT = 40
+SEQ_MASK = (1 << PRODUCER_SHIFT) - 1
+
+
+def mpmc_producer(send: Callable[[Buf], Any], p: Params, sync: Sync, producer: int) -> Result:
+    buf = bytearray(p.size)
+    pack = STAMP.pack_into
+    tag = producer << PRODUCER_SHIFT
+    chunk = clock_chunk(p.size)
+    total = p.count
+    sync()
+    t0 = perf_counter()
+    deadline = t0 + p.seconds
+    n = 0
+    while n < total:
+        end = min(total, n + chunk)
+        while n < end:
+            pack(buf, 0, tag | n)
+            send(buf)
+            n += 1
+        if perf_counter() >= deadline:
+            break
+    pack(buf, 0, STOP)
+    send(buf)
+    return {"sent": n, "t0": t0}
+
+
+def mpmc_consumer(recv: Callable[[], Buf], p: Params, sync: Sync) -> Result:
+    unpack = STAMP.unpack_from
+    last: dict[int, int] = {}
+    sync()
+    n = 0
+    while True:
+        s = unpack(recv())[0]
+        if s == STOP:
+            break
+        producer, seq = s >> PRODUCER_SHIFT, s & SEQ_MASK
+        if seq <= last.get(producer, -1):
+            raise BenchError(f"producer {producer}: message #{seq} after #{last[producer]}")
+        last[producer] = seq
+        n += 1
+    return {"received": n, "t_end": perf_counter()}
 
 
 # ----------------------------------------------------------------------------------------------
@@ -610,10 +704,37 @@ class QueueSingle(_MmapBase):
     def pp_client(self, h: Any, p: Params, sync: Sync) -> Result:
         return self._pp(h, p, sync, False)
 
+    mpmc = True
+
+    def mp_send(self, h: Any, p: Params) -> tuple[Callable[[Buf], Any], Callable[[], None]]:
+        q = self.cls().open(h)
+        put, tmo = q.put, p.stall
+
+        def send(m: Buf) -> None:
+            if not put(m, False) and not put(m, True, tmo):
+                raise Stalled("queue.put timed out: consumers stalled")
+
+        return send, q.close
+
+    def mp_recv(self, h: Any, p: Params) -> tuple[Callable[[], Buf], Callable[[], None]]:
+        q = self.cls().open(h)
+        get, tmo = q.get, p.stall
+
+        def recv() -> Buf:
+            m = get(False)
+            if m is None:
+                m = get(True, tmo)
+                if m is None:
+                    raise Stalled("queue.get timed out: producers stalled")
+            return m
+
+        return recv, q.close
+
 
 class QueueBatch(QueueSingle):
     key = "queue-batch"
     label = "mmapipc queue batch"
+    mpmc = False
     method = ("put_batch(list_of_64, True, t) / get_batch(64, True, t), stamped and checked "
               "per batch with NumPy")
     pingpong = False
@@ -684,6 +805,7 @@ class QueueBatch(QueueSingle):
 class QueueView(QueueSingle):
     key = "queue-view"
     label = "mmapipc queue view"
+    mpmc = False
     method = "put(buf) / get_view(True, t) + release(views) (zero-copy, checked in place)"
     pingpong = False
     needs = ("get_view", "release")
@@ -805,6 +927,34 @@ class MpQueue(System):
         except queue_mod.Empty:
             raise Stalled("multiprocessing.Queue.get timed out: producer stalled") from None
         return {"received": n, "t_warm": tw, "t_end": perf_counter()}
+
+    mpmc = True
+
+    def mp_send(self, h: Any, p: Params) -> tuple[Callable[[Buf], Any], Callable[[], None]]:
+        put, tmo = h.put, p.stall
+
+        def send(m: Buf) -> None:
+            try:
+                put(bytes(m), True, tmo)
+            except queue_mod.Full:
+                raise Stalled("multiprocessing.Queue.put timed out") from None
+
+        def close() -> None:
+            h.close()
+            h.join_thread()
+
+        return send, close
+
+    def mp_recv(self, h: Any, p: Params) -> tuple[Callable[[], Buf], Callable[[], None]]:
+        get, tmo = h.get, p.stall
+
+        def recv() -> Buf:
+            try:
+                return get(True, tmo)
+            except queue_mod.Empty:
+                raise Stalled("multiprocessing.Queue.get timed out") from None
+
+        return recv, lambda: None
 
     def pp_setup(self, p: Params) -> Any:
         import multiprocessing as mp
@@ -1013,6 +1163,30 @@ class FasterFifo(System):
             raise Stalled("faster_fifo.Queue.get timed out: producer stalled") from None
         return {"received": n, "t_warm": tw, "t_end": perf_counter()}
 
+    mpmc = True
+
+    def mp_send(self, h: Any, p: Params) -> tuple[Callable[[Buf], Any], Callable[[], None]]:
+        put, tmo = h.put, p.stall
+
+        def send(m: Buf) -> None:
+            try:
+                put(m, True, tmo)
+            except queue_mod.Full:
+                raise Stalled("faster_fifo.Queue.put timed out") from None
+
+        return send, lambda: None
+
+    def mp_recv(self, h: Any, p: Params) -> tuple[Callable[[], Buf], Callable[[], None]]:
+        get, tmo = h.get, p.stall
+
+        def recv() -> Buf:
+            try:
+                return get(True, tmo)
+            except queue_mod.Empty:
+                raise Stalled("faster_fifo.Queue.get timed out") from None
+
+        return recv, lambda: None
+
     def pp_setup(self, p: Params) -> Any:
         return (self._make(p), self._make(p))
 
@@ -1043,6 +1217,7 @@ class FasterFifo(System):
 class FasterFifoBatch(FasterFifo):
     key = "faster-fifo-batch"
     label = "faster-fifo batch"
+    mpmc = False
     method = ("put_many(list_of_64, True, t) / get_many(True, t, max_messages_to_get=64), "
               "stamped and checked per batch with NumPy")
     pingpong = False

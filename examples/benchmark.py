@@ -58,7 +58,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     print(f"mmapipc quick benchmark: {info['cpu']}, {info['cores']} cores, "
           f"Python {info['python']}, start method {START_METHOD}; "
           f"median of {cfg.repeat} runs of <= {cfg.seconds:g} s each", flush=True)
-    progress = Progress(steps(systems, SIZES, [], False), enabled=not args.no_progress)
+    progress = Progress(steps(systems, SIZES, [], False, cfg.repeat),
+                        enabled=not args.no_progress)
     t0 = time.monotonic()
     try:
         tput, _ = run_suite(systems, SIZES, [], cfg, memcpy=False, progress=progress)

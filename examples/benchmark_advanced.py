@@ -126,8 +126,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     print(f"sizes {', '.join(fmt_size(s) for s in sizes)}; {cfg.repeat} run(s) per row, "
           f"each <= {cfg.seconds:g} s / {cfg.max_count:,} msgs / {cfg.max_bytes // MiB} MiB",
           flush=True)
-    progress = Progress(steps(systems, sizes, lat_systems, not args.no_memcpy,
-                              len(mpmc_systems) * len(procs)),
+    progress = Progress(steps(systems, sizes, lat_systems, not args.no_memcpy, cfg.repeat,
+                              mpmc_systems, procs),
                         enabled=not args.no_progress)
     t0 = time.monotonic()
     try:

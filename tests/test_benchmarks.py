@@ -94,7 +94,13 @@ STANDIN = textwrap.dedent(
 
 
     class SharedMemoryRing(_Fifo):
+        _drop_every = int(os.environ.get("STANDIN_DROP_EVERY", "0"))  # simulate a lossy ring
+        _written = 0
+
         def write(self, data, block=False, timeout=None):
+            self._written += 1
+            if self._drop_every and self._written % self._drop_every == 0:
+                return True
             return self._send(data)
 
         def read(self, block=False, timeout=None):
@@ -335,3 +341,21 @@ def test_ctrl_c_leaves_no_children(tmp_path: Path) -> None:
         if marker.encode() in cmd:
             alive.append(pid)
     assert not alive, f"benchmark children still running: {alive}"
+
+
+def test_misbehaving_system_fails_its_row(tmp_path: Path) -> None:
+    """A system that loses messages is reported as an error row and exit status 3."""
+    out = tmp_path / "lossy.json"
+    env = _standin_env(tmp_path)
+    env["STANDIN_DROP_EVERY"] = "50"
+    res = _run([str(ADVANCED), "--smoke", "--sizes", "64", "--systems", "ring,mp-queue",
+                "--no-memcpy", "--no-latency", "--mpmc", "", "--no-progress",
+                "--json", str(out)], env=env)
+    assert res.returncode == 3, res.stdout + res.stderr
+    doc = json.loads(out.read_text())
+    rows = {r["system"]: r for r in doc["throughput"]}
+    assert rows["ring"]["status"] == "error"
+    assert "expected message #49, received #50" in rows["ring"]["note"]
+    assert rows["mp-queue"]["status"] == "ok"
+    assert "error ring" in res.stdout
+

@@ -51,43 +51,43 @@ def run_suite(
     for size in sizes:
         p = make_params(size, seconds=cfg.seconds, max_count=cfg.max_count,
                         max_bytes=cfg.max_bytes, stall=cfg.stall, batch=cfg.batch)
-        mrow: TputRow | None = None
+        rows: list[tuple[System | None, TputRow]] = []
         if memcpy:
-            # Measured before and after this size's systems (half the runs each), so a machine
-            # that gets busier or quieter in between moves the reference too.
-            mrow = TputRow(MEMCPY, "memcpy (1 core, in-process)", "reference", size,
-                           count_bound=p.count, seconds_bound=p.seconds)
-            progress.start(f"memcpy {fmt_size(size)}")
-            for _ in range((cfg.repeat + 1) // 2):
-                mrow.reps_msg_s.append(
-                    run_memcpy(size, min(p.seconds, 0.5), cfg.max_bytes)["msg_s"])
-            tput.append(mrow)
+            rows.append((None, TputRow(MEMCPY, "memcpy (1 core, in-process)", "reference", size,
+                                       count_bound=p.count, seconds_bound=p.seconds)))
         for s in systems:
             row = TputRow(s.key, s.label, s.family, size, count_bound=p.count,
                           seconds_bound=p.seconds)
-            tput.append(row)
+            rows.append((s, row))
             why = reasons[s.key]
             if why:
                 row.status, row.note = "skipped", why
                 progress.step(f"{s.key} {fmt_size(size)} skipped")
-                continue
-            for rep in range(cfg.repeat):
-                progress.start(f"{s.key} {fmt_size(size)} run {rep + 1}/{cfg.repeat}")
-                try:
-                    row.reps_msg_s.append(run_throughput(s, p)["msg_s"])
-                except BenchError as e:
-                    row.status, row.note = "error", str(e)
-                    progress.note(f"error {s.key} {fmt_size(size)}: {e}")
-                    break
+        # Rounds: every system once per round, so each repetition of the systems being compared
+        # (and of the memcpy reference) runs close together in time on a machine whose load moves.
+        for rep in range(cfg.repeat):
+            for sysm, row in rows:
+                if row.status != "ok":
+                    continue
+                label = f"{row.system} {fmt_size(size)} run {rep + 1}/{cfg.repeat}"
+                progress.start(label)
+                if sysm is None:
+                    row.reps_msg_s.append(
+                        run_memcpy(size, min(p.seconds, 0.5), cfg.max_bytes)["msg_s"])
+                else:
+                    try:
+                        row.reps_msg_s.append(run_throughput(sysm, p)["msg_s"])
+                    except BenchError as e:
+                        row.status, row.note = "error", str(e)
+                        progress.note(f"error {sysm.key} {fmt_size(size)}: {e}")
+                        row.reps_msg_s.clear()
+                        progress.step(label)
+                        progress.done += cfg.repeat - rep - 1  # its remaining runs
+                        continue
+                progress.step(label)
+        for _, row in rows:
             row.finish()
-            progress.step(f"{s.key} {fmt_size(size)}")
-        if mrow is not None:
-            progress.start(f"memcpy {fmt_size(size)}")
-            for _ in range(max(1, cfg.repeat // 2)):
-                mrow.reps_msg_s.append(
-                    run_memcpy(size, min(p.seconds, 0.5), cfg.max_bytes)["msg_s"])
-            mrow.finish()
-            progress.step(f"memcpy {fmt_size(size)}")
+            tput.append(row)
 
     if lat_systems:
         p = make_params(cfg.lat_size, seconds=cfg.lat_seconds, max_count=cfg.lat_count,
@@ -101,15 +101,19 @@ def run_suite(
                 progress.step(f"ping-pong {s.key} skipped")
                 continue
             for rep in range(cfg.repeat):
-                progress.start(f"ping-pong {s.key} run {rep + 1}/{cfg.repeat}")
+                label = f"ping-pong {s.key} run {rep + 1}/{cfg.repeat}"
+                progress.start(label)
                 try:
                     lrow.reps.append(latency_percentiles(run_pingpong(s, p)))
                 except BenchError as e:
                     lrow.status, lrow.note = "error", str(e)
                     progress.note(f"error ping-pong {s.key}: {e}")
+                    lrow.reps.clear()
+                    progress.done += cfg.repeat - rep - 1
+                    progress.step(label)
                     break
+                progress.step(label)
             lrow.finish()
-            progress.step(f"ping-pong {s.key}")
     return tput, lat
 
 
@@ -132,18 +136,30 @@ def run_mpmc_suite(
                 progress.step(f"{s.key} {n}P/{n}C skipped")
                 continue
             for rep in range(cfg.repeat):
-                progress.start(f"{s.key} {n}P/{n}C run {rep + 1}/{cfg.repeat}")
+                label = f"{s.key} {n}P/{n}C run {rep + 1}/{cfg.repeat}"
+                progress.start(label)
                 try:
                     row.reps_msg_s.append(run_mpmc(s, p, n, n)["msg_s"])
                 except BenchError as e:
                     row.status, row.note = "error", str(e)
                     progress.note(f"error {s.key} {n}P/{n}C: {e}")
+                    row.reps_msg_s.clear()
+                    progress.done += cfg.repeat - rep - 1
+                    progress.step(label)
                     break
+                progress.step(label)
             row.finish()
-            progress.step(f"{s.key} {n}P/{n}C")
     return rows
 
 
 def steps(systems: Sequence[System], sizes: Sequence[int], lat_systems: Sequence[System],
-          memcpy: bool, mpmc_runs: int = 0) -> int:
-    return len(sizes) * (len(systems) + (1 if memcpy else 0)) + len(lat_systems) + mpmc_runs
+          memcpy: bool, repeat: int, mpmc_systems: Sequence[System] = (),
+          procs: Sequence[int] = ()) -> int:
+    """Progress steps: one per run, one per skipped row."""
+
+    def per_row(s: System) -> int:
+        return 1 if s.unavailable() else repeat
+
+    return (len(sizes) * (sum(per_row(s) for s in systems) + (repeat if memcpy else 0))
+            + sum(per_row(s) for s in lat_systems)
+            + len(procs) * sum(per_row(s) for s in mpmc_systems))

@@ -1421,6 +1421,60 @@ class Iceoryx2(System):
     def setup(self, p: Params) -> Any:
         return "mmapipc-bench/" + unique_name("iox")
 
+    pingpong = True
+
+    def pp_setup(self, p: Params) -> Any:
+        return (self.setup(p) + "-ping", self.setup(p) + "-pong")
+
+    def _pp(self, h: Any, p: Params, sync: Sync, server: bool) -> Result:
+        iox, node, tx_svc = self._service(h[1] if server else h[0], p)
+        _iox, _node, rx_svc = self._service(h[0] if server else h[1], p)
+        pub = (
+            tx_svc.publisher_builder()
+            .initial_max_slice_len(p.size)
+            .backpressure_strategy(iox.BackpressureStrategy.RetryUntilDelivered)
+            .create()
+        )
+        sub = rx_svc.subscriber_builder().create()
+        loan, receive, memmove = pub.loan_slice_uninit, sub.receive, ctypes.memmove
+        size = p.size
+        give_up = [0.0]
+
+        def send(m: Buf) -> None:
+            src = m if isinstance(m, bytes) else bytes(m)
+            while True:
+                smp = loan(size)
+                memmove(smp.payload_ptr, src, size)
+                if smp.assume_init().send():
+                    return
+                if perf_counter() > give_up[0]:
+                    raise Stalled("iceoryx2 send reached no subscriber")
+
+        def recv() -> Buf:
+            while True:
+                smp = receive()
+                if smp is not None:
+                    data = ctypes.string_at(smp.payload_ptr, size)
+                    smp.delete()
+                    return data
+                if perf_counter() > give_up[0]:
+                    raise Stalled("iceoryx2 receive: nothing arrived")
+
+        def synced() -> None:
+            sync()
+            pub.update_connections()
+            give_up[0] = perf_counter() + p.seconds + p.stall
+
+        if server:
+            return pingpong_server(send, recv, p, synced)
+        return pingpong_client(send, recv, p, synced)
+
+    def pp_server(self, h: Any, p: Params, sync: Sync) -> Result:
+        return self._pp(h, p, sync, True)
+
+    def pp_client(self, h: Any, p: Params, sync: Sync) -> Result:
+        return self._pp(h, p, sync, False)
+
     def _service(self, h: Any, p: Params) -> tuple[Any, Any, Any]:
         iox = importlib.import_module("iceoryx2")
         iox.set_log_level(iox.LogLevel.Error)

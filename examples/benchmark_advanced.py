@@ -27,6 +27,8 @@ from _bench.common import MiB, fmt_size, parse_size  # noqa: E402
 from _bench.driver import SuiteConfig, run_mpmc_suite, run_suite, steps  # noqa: E402
 from _bench.progress import Progress  # noqa: E402
 from _bench.report import (  # noqa: E402
+    README_BEGIN,
+    README_END,
     check_targets,
     command_line,
     ensure_parent,
@@ -37,6 +39,7 @@ from _bench.report import (  # noqa: E402
     markdown_report,
     ratio_matrix,
     rows_json,
+    splice_readme,
     throughput_table,
     to_json,
 )
@@ -79,6 +82,9 @@ def parse_args(argv: Optional[Sequence[str]]) -> argparse.Namespace:
     ap.add_argument("--plot", metavar="PATH", help="write a PNG chart (needs matplotlib)")
     ap.add_argument("--markdown", metavar="PATH",
                     help="write the README performance section (tables, ratios, machine)")
+    ap.add_argument("--readme", metavar="PATH",
+                    help="also put the --markdown section into PATH between its benchmark "
+                         "markers (<!-- benchmark:begin ... --> and <!-- benchmark:end -->)")
     ap.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
     return ap.parse_args(argv)
 
@@ -118,6 +124,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         raise SystemExit(f"--mpmc takes numbers like 1,2,4, not {args.mpmc!r}") from None
     mpmc_systems = [s for s in systems if s.mpmc] if procs else []
 
+    if args.readme:
+        with open(args.readme, encoding="utf-8") as f:
+            if README_BEGIN not in f.read():
+                raise SystemExit(f"{args.readme} has no line {README_BEGIN!r} (and {README_END!r})")
     install_sigterm_handler()
     info = machine_info()
     command = command_line()
@@ -188,17 +198,23 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             "targets": targets,
         })
         print(f"results written to {args.json}")
-    if args.markdown:
+    for target in (args.markdown, args.readme):
+        if not target:
+            continue
         rel_plot = None
         if args.plot and plot_note is None:
-            rel_plot = os.path.relpath(args.plot, os.path.dirname(os.path.abspath(args.markdown)))
+            rel_plot = os.path.relpath(args.plot, os.path.dirname(os.path.abspath(target)))
         md = markdown_report(tput=tput, lat=lat, mpmc=mpmc, targets=targets, info=info,
-                             command=command,
-                             elapsed_s=elapsed, plot_path=rel_plot, config=cfg.as_dict())
-        ensure_parent(args.markdown)
-        with open(args.markdown, "w", encoding="utf-8") as f:
-            f.write(md + "\n")
-        print(f"performance section written to {args.markdown}")
+                             command=command, elapsed_s=elapsed, plot_path=rel_plot,
+                             config=cfg.as_dict())
+        if target == args.readme:
+            splice_readme(target, md)
+            print(f"performance section replaced in {target}")
+        else:
+            ensure_parent(target)
+            with open(target, "w", encoding="utf-8") as f:
+                f.write(md + "\n")
+            print(f"performance section written to {target}")
     errors = [r for r in list(tput) + list(lat) + list(mpmc) if r.status == "error"]
     return 3 if errors else 0
 

@@ -32,7 +32,13 @@ ADVANCED = EXAMPLES / "benchmark_advanced.py"
 sys.path.insert(0, str(EXAMPLES))
 
 from _bench.common import MiB, make_params, parse_size  # noqa: E402
-from _bench.report import TARGETS, TputRow, check_targets  # noqa: E402
+from _bench.report import (  # noqa: E402
+    README_BEGIN,
+    README_END,
+    TARGETS,
+    TputRow,
+    check_targets,
+)
 
 MMAPIPC_KEYS = {"ring", "ring-batch", "ring-view", "queue", "queue-batch", "queue-view"}
 
@@ -260,9 +266,11 @@ def test_quick_benchmark_smoke(tmp_path: Path) -> None:
 
 
 def test_advanced_benchmark_smoke(tmp_path: Path) -> None:
-    out, md, png = tmp_path / "adv.json", tmp_path / "perf.md", tmp_path / "perf.png"
+    out, md, png = tmp_path / "adv.json", tmp_path / "perf.md", tmp_path / "out" / "perf.png"
+    readme = tmp_path / "README.md"
+    readme.write_text(f"# x\n\nbefore\n{README_BEGIN}\nold numbers\n{README_END}\nafter\n")
     res = _run([str(ADVANCED), "--smoke", "--sizes", "64,64K", "--json", str(out),
-                "--markdown", str(md), "--plot", str(png)])
+                "--markdown", str(md), "--plot", str(png), "--readme", str(readme)])
     assert res.returncode == 0, res.stdout + res.stderr
     doc = json.loads(out.read_text())
     every = set(doc["systems"])
@@ -284,6 +292,9 @@ def test_advanced_benchmark_smoke(tmp_path: Path) -> None:
     assert doc["machine"]["cpu"] and doc["machine"]["python"]
     text = md.read_text()
     assert "## Performance" in text and "| size | system |" in text
+    spliced = readme.read_text()
+    assert spliced.startswith("# x\n\nbefore\n") and spliced.endswith(f"{README_END}\nafter\n")
+    assert "old numbers" not in spliced and "## Performance" in spliced
     assert "Targets" in res.stdout and "Throughput" in res.stdout
     try:
         import matplotlib  # noqa: F401

@@ -6,7 +6,7 @@ import math
 from typing import Any, Optional, Sequence
 
 from .common import fmt_size
-from .report import MEMCPY, LatRow, TputRow, ensure_parent
+from .report import MEMCPY, MEMCPY_FROM, LatRow, TputRow, ensure_parent
 
 
 def plot(path: str, tput: Sequence[TputRow], lat: Sequence[LatRow], title: str) -> Optional[str]:
@@ -22,8 +22,10 @@ def plot(path: str, tput: Sequence[TputRow], lat: Sequence[LatRow], title: str) 
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(14, 5.5), gridspec_kw={"width_ratios": [3, 2]})
     systems = list(dict.fromkeys(r.system for r in tput))
     for key in systems:
-        pts = sorted((r.size, r.gb_s, r.min_msg_s * r.size / 1e9, r.max_msg_s * r.size / 1e9, r)
-                     for r in tput if r.system == key and r.ok)
+        # Below MEMCPY_FROM a NumPy copy measures call overhead, not bandwidth: not drawn.
+        pts = sorted(((r.size, r.gb_s, r.min_msg_s * r.size / 1e9, r.max_msg_s * r.size / 1e9, r)
+                      for r in tput if r.system == key and r.ok
+                      and (key != MEMCPY or r.size >= MEMCPY_FROM)), key=lambda t: t[0])
         if not pts:
             continue
         row: TputRow = pts[0][4]
@@ -34,7 +36,10 @@ def plot(path: str, tput: Sequence[TputRow], lat: Sequence[LatRow], title: str) 
             style.update(linestyle="--", color="black", marker="")
         elif row.family == "peer":
             style.update(linestyle=":", alpha=0.85)
-        ax1.plot(xs, ys, label=row.label, **style)
+        else:
+            style.update(linewidth=2.2)
+        label = row.label + (f" (from {fmt_size(MEMCPY_FROM)})" if key == MEMCPY else "")
+        ax1.plot(xs, ys, label=label, **style)
         lo = [p[2] for p in pts]
         hi = [p[3] for p in pts]
         if any(not math.isnan(v) for v in lo + hi):

@@ -419,7 +419,8 @@ def markdown_report(
         f"{config.get('max_count'):,} messages, {config.get('max_bytes_mib')} MiB and "
         f"{config.get('seconds')} s, whichever comes first. Spread is ±half the min-max range "
         "of the runs. `% memcpy` compares with a single-core NumPy copy of the same size "
-        "in one process.",
+        "in one process. Methodology, columns and how to rerun: "
+        "[docs/benchmarks.md](docs/benchmarks.md).",
         "",
         "### Throughput",
         "",

@@ -86,7 +86,18 @@ def parse_args(argv: Optional[Sequence[str]]) -> argparse.Namespace:
                     help="also put the --markdown section into PATH between its benchmark "
                          "markers (<!-- benchmark:begin ... --> and <!-- benchmark:end -->)")
     ap.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
+    ap.add_argument("--list", action="store_true",
+                    help="list the systems, what their loops call, and whether they can run here")
     return ap.parse_args(argv)
+
+
+def list_systems() -> None:
+    for s in ALL_SYSTEMS:
+        why = s.unavailable()
+        extra = [x for x, on in (("ping-pong", s.pingpong), ("mpmc", s.mpmc)) if on]
+        print(f"{s.key:18s} {s.label:22s} {'skipped: ' + why if why else 'available'}"
+              f"{' (+' + ', '.join(extra) + ')' if extra else ''}")
+        print(f"{'':18s} {s.method}")
 
 
 def select_systems(spec: str) -> list[System]:
@@ -102,6 +113,9 @@ def select_systems(spec: str) -> list[System]:
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = parse_args(argv)
+    if args.list:
+        list_systems()
+        return 0
     preset = "smoke" if args.smoke else "quick" if args.quick else "full"
     cfg = PRESETS[preset]
     if args.repeat is not None or args.seconds is not None:

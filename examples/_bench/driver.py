@@ -7,7 +7,7 @@ from typing import Any, Sequence
 
 from .common import BenchError, fmt_size, make_params
 from .progress import Progress
-from .report import MEMCPY, LatRow, TputRow
+from .report import MEMCPY, MEMCPY_FROM, MEMCPY_RING, LatRow, TputRow
 from .runner import START_METHOD, run_memcpy, run_mpmc, run_pingpong, run_throughput
 from .stats import latency_percentiles
 from .systems import System
@@ -55,6 +55,10 @@ def run_suite(
         if memcpy:
             rows.append((None, TputRow(MEMCPY, "memcpy (1 core, in-process)", "reference", size,
                                        count_bound=p.count, seconds_bound=p.seconds)))
+            if size >= MEMCPY_FROM:
+                rows.append((None, TputRow(MEMCPY_RING, "memcpy into ring-sized buffers",
+                                           "reference", size, count_bound=p.count,
+                                           seconds_bound=p.seconds)))
         for s in systems:
             row = TputRow(s.key, s.label, s.family, size, count_bound=p.count,
                           seconds_bound=p.seconds)
@@ -72,8 +76,9 @@ def run_suite(
                 label = f"{row.system} {fmt_size(size)} run {rep + 1}/{cfg.repeat}"
                 progress.start(label)
                 if sysm is None:
-                    row.reps_msg_s.append(
-                        run_memcpy(size, min(p.seconds, 0.5), cfg.max_bytes)["msg_s"])
+                    footprint = p.capacity if row.system == MEMCPY_RING else 0
+                    row.reps_msg_s.append(run_memcpy(size, min(p.seconds, 0.5), cfg.max_bytes,
+                                                     footprint)["msg_s"])
                 else:
                     try:
                         row.reps_msg_s.append(run_throughput(sysm, p)["msg_s"])
@@ -160,6 +165,7 @@ def steps(systems: Sequence[System], sizes: Sequence[int], lat_systems: Sequence
     def per_row(s: System) -> int:
         return 1 if s.unavailable() else repeat
 
-    return (len(sizes) * (sum(per_row(s) for s in systems) + (repeat if memcpy else 0))
+    refs = sum((2 if size >= MEMCPY_FROM else 1) for size in sizes) if memcpy else 0
+    return (len(sizes) * sum(per_row(s) for s in systems) + refs * repeat
             + sum(per_row(s) for s in lat_systems)
             + len(procs) * sum(per_row(s) for s in mpmc_systems))

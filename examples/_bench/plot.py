@@ -25,15 +25,18 @@ def plot(path: str, tput: Sequence[TputRow], lat: Sequence[LatRow], title: str) 
         # Below MEMCPY_FROM a NumPy copy measures call overhead, not bandwidth: not drawn.
         pts = sorted(((r.size, r.gb_s, r.min_msg_s * r.size / 1e9, r.max_msg_s * r.size / 1e9, r)
                       for r in tput if r.system == key and r.ok
-                      and (key != MEMCPY or r.size >= MEMCPY_FROM)), key=lambda t: t[0])
+                      and (r.family != "reference" or r.size >= MEMCPY_FROM)),
+                     key=lambda t: t[0])
         if not pts:
             continue
         row: TputRow = pts[0][4]
         xs = [p[0] for p in pts]
         ys = [p[1] for p in pts]
         style: dict[str, Any] = {"marker": "o", "linewidth": 1.6, "markersize": 4}
-        if row.family == "reference" or key == MEMCPY:
+        if key == MEMCPY:
             style.update(linestyle="--", color="black", marker="")
+        elif row.family == "reference":
+            style.update(linestyle="-.", color="grey", marker="")
         elif row.family == "peer":
             style.update(linestyle=":", alpha=0.85)
         else:

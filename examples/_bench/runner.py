@@ -184,28 +184,38 @@ def run_pingpong(system: System, p: Params) -> list[int]:
     return rtts
 
 
-def run_memcpy(size: int, seconds: float, max_bytes: int) -> dict[str, Any]:
+def run_memcpy(size: int, seconds: float, max_bytes: int, footprint: int = 0) -> dict[str, Any]:
     """Single-core memcpy reference, in this process: NumPy ``copyto`` of ``size`` bytes.
 
-    Falls back to a memoryview slice assignment (also one memcpy) when NumPy is missing.
+    With ``footprint`` 0 it copies one source into one destination again and again (what the
+    targets compare with: for sizes that fit the CPU's caches this is a cache-hot copy). With a
+    footprint (a transport's capacity), it copies into a rotating set of destinations of that
+    total size, the memory a ring of that capacity touches. Falls back to a memoryview slice
+    assignment (also one memcpy) when NumPy is missing.
     """
     copy: Callable[[], Any]
+    nbuf = max(1, footprint // size) if footprint else 1
+    slot = [0]
     try:
         import numpy as np
 
         src = np.full(size, 0x5A, dtype=np.uint8)
-        dst = np.empty(size, dtype=np.uint8)
+        dsts = [np.empty(size, dtype=np.uint8) for _ in range(nbuf)]
+        for d in dsts:
+            d.fill(0)  # fault the pages in before timing
 
         def copy() -> Any:
-            return np.copyto(dst, src)
+            i = slot[0] = (slot[0] + 1) % nbuf
+            return np.copyto(dsts[i], src)
 
         how = "numpy.copyto"
     except ImportError:
-        bsrc, bdst = bytearray(b"\x5a") * size, bytearray(size)
-        msrc, mdst = memoryview(bsrc), memoryview(bdst)
+        msrc = memoryview(bytearray(b"\x5a") * size)
+        mdsts = [memoryview(bytearray(size)) for _ in range(nbuf)]
 
         def copy() -> Any:
-            mdst[:] = msrc
+            i = slot[0] = (slot[0] + 1) % nbuf
+            mdsts[i][:] = msrc
             return None
 
         how = "memoryview slice assignment"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from types import TracebackType
-from typing import Any, Callable
+from typing import Callable, final
 
 from typing_extensions import Buffer, Self
 
@@ -12,6 +12,7 @@ LAYOUT_VERSION: int
 
 _Path = str | os.PathLike[str]
 
+@final
 class SharedBuffer:
     """A span of shared memory exported through the buffer protocol."""
 
@@ -19,6 +20,7 @@ class SharedBuffer:
     def __release_buffer__(self, buffer: memoryview, /) -> None: ...
     def __len__(self) -> int: ...
 
+@final
 class SharedMemory:
     """A raw shared-memory region backed by a file."""
 

@@ -10,15 +10,27 @@
 
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+// Lets `#[derive(IpcMessage)]`'s `::mmapipc::...` paths resolve inside this crate too.
+extern crate self as mmapipc;
+
+/// `#[derive(IpcMessage)]`.
+pub use mmapipc_derive::IpcMessage;
+/// rkyv, re-exported so users need one dependency (`#[rkyv(crate = mmapipc::rkyv)]`).
+pub use rkyv;
+
 pub mod error;
+pub mod example_types;
 pub mod layout;
 pub mod process;
 pub mod region;
+pub mod schema;
 pub mod shm;
 mod sync;
+pub mod typed;
 pub mod wait;
 
 pub use error::{AccessError, OpenError};
 pub use layout::Kind;
 pub use region::{resolve_path, CreateOptions, OpenOptions, Region};
+pub use schema::{IpcMessage, Schema};
 pub use shm::SharedMemory;

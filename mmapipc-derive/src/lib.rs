@@ -2,7 +2,7 @@
 //!
 //! Use it next to rkyv's derives; see `mmapipc::schema` for what the schema holds.
 //!
-//! ```ignore
+//! ```text
 //! #[derive(rkyv::Archive, rkyv::Serialize, rkyv::Deserialize, mmapipc::IpcMessage)]
 //! #[rkyv(crate = mmapipc::rkyv)]
 //! #[ipc(name = "market.Tick", version = 1)]

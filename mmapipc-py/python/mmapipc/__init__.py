@@ -11,6 +11,7 @@ from ._mmapipc import LAYOUT_VERSION, SharedBuffer, SharedMemory
 from .errors import (
     AlreadyAttached,
     CorruptHeader,
+    CorruptMessage,
     Error,
     IncompatibleLayout,
     NotReady,
@@ -29,6 +30,7 @@ __all__ = [
     "SharedMemory",
     "Error",
     "CorruptHeader",
+    "CorruptMessage",
     "NotReady",
     "IncompatibleLayout",
     "SchemaMismatch",

@@ -54,3 +54,22 @@ def open_expecting(path: str, exc_name: str) -> None:
         print(f"unexpected {type(e).__name__}: {e}", file=sys.stderr)
         sys.exit(4)
     sys.exit(5)
+
+
+def create_under_file_size_limit(path: str) -> None:
+    """With RLIMIT_FSIZE below the requested size, create must fail cleanly (no file left)."""
+    import errno
+    import os
+    import resource
+    import signal
+
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (1 << 16, 1 << 16))
+    try:
+        SharedMemory.create(path, size=1 << 20)
+    except OSError as e:
+        ok = e.errno in (errno.ENOSPC, errno.EFBIG) and not os.path.exists(path)
+        if not ok:
+            print(f"wrong error {e!r} or file left behind", file=sys.stderr)
+        sys.exit(0 if ok else 3)
+    sys.exit(4)

@@ -327,3 +327,42 @@ def test_file_of_another_user_is_refused_unless_allowed(shm_path: str) -> None:
         SharedMemory.open(shm_path)
     with SharedMemory.open(shm_path, allow_foreign_owner=True) as shm:
         assert shm.size == 8
+
+
+# ---------------------------------------------------------------------------------------------
+# Resources
+
+
+def test_no_space_is_a_clear_error_at_create(shm_path: str) -> None:
+    """Pages are reserved at create: running out of room is an OSError then, never SIGBUS later."""
+    code = run_child(mp.get_context("fork"), shm_children.create_under_file_size_limit, shm_path)
+    assert code == 0, f"child exited with {code}"
+
+
+def _open_fds() -> int:
+    return len(os.listdir("/proc/self/fd"))
+
+
+def _mappings() -> int:
+    with open("/proc/self/maps") as f:
+        return sum(1 for _ in f)
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/fd"), reason="needs /proc")
+def test_thousands_of_open_close_cycles_leak_nothing(shm_path: str) -> None:
+    with SharedMemory.create(shm_path, size=4096):
+        pass
+    for _ in range(50):  # warm up allocator/caches
+        SharedMemory.open(shm_path).close()
+    fds, maps = _open_fds(), _mappings()
+    for i in range(3000):
+        shm = SharedMemory.open(shm_path)
+        if i % 3 == 0:
+            v = shm.get_view(0, 8)
+            v.release()
+        shm.close()
+    for _ in range(500):
+        with SharedMemory.open(shm_path) as shm:
+            shm.read(0, 8)
+    assert _open_fds() == fds
+    assert _mappings() <= maps + 2

@@ -18,6 +18,8 @@ pub use mmapipc_derive::IpcMessage;
 /// rkyv, re-exported so users need one dependency (`#[rkyv(crate = mmapipc::rkyv)]`).
 pub use rkyv;
 
+#[cfg(feature = "cli")]
+pub mod cli;
 pub mod error;
 pub mod example_types;
 pub mod layout;

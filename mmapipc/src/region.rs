@@ -274,6 +274,16 @@ fn reserve(file: &File, len: u64) -> io::Result<()> {
 /// Opens and maps `path` (already resolved), validating the whole header for `kind`.
 /// Returns the region and the validated header copy (use the copy, never re-read the header).
 pub fn open_file(path: &Path, kind: Kind, opts: &OpenOptions) -> Result<(Region, FileHeader), OpenError> {
+    open_checked(path, Some(kind), opts)
+}
+
+/// Opens and maps `path` whatever kind of mmapipc file it is (for inspection tools); the header
+/// is validated as in [`open_file`] except for the kind.
+pub fn open_any(path: &Path, opts: &OpenOptions) -> Result<(Region, FileHeader), OpenError> {
+    open_checked(path, None, opts)
+}
+
+fn open_checked(path: &Path, kind: Option<Kind>, opts: &OpenOptions) -> Result<(Region, FileHeader), OpenError> {
     let cpath = c_path(path)?;
     // SAFETY: cpath is a valid NUL-terminated string; the flags are plain integers.
     let fd = unsafe { libc::open(cpath.as_ptr(), libc::O_RDWR | libc::O_NOFOLLOW | libc::O_CLOEXEC) };
@@ -316,7 +326,11 @@ pub fn open_file(path: &Path, kind: Kind, opts: &OpenOptions) -> Result<(Region,
     let mut header = region.read_header();
     header.state = state;
     let p = path.to_path_buf();
-    layout::validate(&header, len, kind).map_err(|problem| match problem {
+    let checked = match kind {
+        Some(k) => layout::validate(&header, len, k),
+        None => layout::validate_any(&header, len),
+    };
+    checked.map_err(|problem| match problem {
         HeaderProblem::Truncated { actual, expected } => OpenError::Truncated { path: p, actual, expected },
         HeaderProblem::BadMagic => OpenError::BadMagic { path: p },
         HeaderProblem::NotReady => OpenError::NotReady { path: p },
@@ -324,7 +338,7 @@ pub fn open_file(path: &Path, kind: Kind, opts: &OpenOptions) -> Result<(Region,
             OpenError::UnsupportedVersion { path: p, found, supported: layout::LAYOUT_VERSION }
         }
         HeaderProblem::AbiMismatch(found) => OpenError::AbiMismatch { path: p, found, expected: layout::abi_flags() },
-        HeaderProblem::WrongKind(found) => OpenError::WrongKind { path: p, found, expected: kind },
+        HeaderProblem::WrongKind(found) => OpenError::WrongKind { path: p, found, expected: kind.unwrap_or(found) },
         HeaderProblem::Corrupt(reason) => OpenError::CorruptHeader { path: p, reason },
     })?;
     Ok((region, header))

@@ -10,6 +10,9 @@ from typing_extensions import Buffer, Self
 
 LAYOUT_VERSION: int
 
+def cli_main(argv: list[str]) -> int:
+    """Runs the `mmapipc` command-line tool; returns its exit code."""
+
 _Path = str | os.PathLike[str]
 
 @final

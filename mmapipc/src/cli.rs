@@ -153,14 +153,8 @@ pub fn read_schema(region: &region::Region, h: &FileHeader) -> Option<Result<Sch
     if h.schema_size == 0 {
         return None;
     }
-    // Validated: schema_offset + schema_size <= total_size == region.len().
-    let (off, len) = (h.schema_offset as usize, h.schema_size as usize);
-    let mut buf = vec![0u8; len];
-    // SAFETY: the range lies inside the mapping (validated header); the schema is written before
-    // READY and never changed, and we copy it into a local buffer.
-    unsafe { std::ptr::copy_nonoverlapping(region.as_ptr().add(off), buf.as_mut_ptr(), len) };
-    let text = String::from_utf8(buf).map_err(|_| "schema is not UTF-8".to_string());
-    Some(text.and_then(|t| Schema::from_json(t.trim_end_matches('\0'))))
+    let text = String::from_utf8(region::schema_blob(region, h)).map_err(|_| "schema is not UTF-8".to_string());
+    Some(text.and_then(|t| Schema::from_json(&t)))
 }
 
 fn kind_name(h: &FileHeader) -> &'static str {

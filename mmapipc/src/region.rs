@@ -183,6 +183,25 @@ impl Creating {
         &self.plan
     }
 
+    /// Copies `schema` into the file's schema area (the plan must have reserved exactly
+    /// `schema.len()` bytes for it).
+    pub fn write_schema(&self, schema: &[u8]) -> Result<(), OpenError> {
+        if schema.len() as u64 != self.plan.schema_size || self.plan.schema_offset == 0 {
+            return Err(OpenError::InvalidArgument(format!(
+                "schema of {} bytes does not fit the {} bytes planned for it",
+                schema.len(),
+                self.plan.schema_size
+            )));
+        }
+        let region = self.region();
+        // SAFETY: schema_offset + schema_size <= total_size == region.len() (Plan::new), and the
+        // file is unpublished, so no other process reads these bytes yet; `schema` is local memory.
+        unsafe {
+            std::ptr::copy_nonoverlapping(schema.as_ptr(), region.as_ptr().add(self.plan.schema_offset as usize), schema.len())
+        };
+        Ok(())
+    }
+
     /// Publishes the file (Release store of READY) and returns its region.
     pub fn publish(mut self) -> Region {
         let region = self.region.take().expect("publish called once");
@@ -342,6 +361,20 @@ fn open_checked(path: &Path, kind: Option<Kind>, opts: &OpenOptions) -> Result<(
         HeaderProblem::Corrupt(reason) => OpenError::CorruptHeader { path: p, reason },
     })?;
     Ok((region, header))
+}
+
+/// A copy of the schema blob of an opened file (empty if it has none). The header must be the
+/// validated copy returned by [`open_file`]; the blob is written before READY and never changed.
+pub fn schema_blob(region: &Region, header: &FileHeader) -> Vec<u8> {
+    let (off, len) = (header.schema_offset as usize, header.schema_size as usize);
+    if len == 0 || off.checked_add(len).is_none_or(|end| end > region.len()) {
+        return Vec::new();
+    }
+    let mut buf = vec![0u8; len];
+    // SAFETY: off..off+len lies inside the mapping (checked above); we copy into local memory and
+    // never form a reference to the shared bytes.
+    unsafe { std::ptr::copy_nonoverlapping(region.as_ptr().add(off), buf.as_mut_ptr(), len) };
+    buf
 }
 
 /// Removes a shared-memory file. The mappings of processes that have it open stay valid; the

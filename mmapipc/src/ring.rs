@@ -229,7 +229,7 @@ pub const fn record_size(len: usize) -> usize {
 
 /// Validates a requested capacity: rounded up to a multiple of 8, within the limits.
 pub fn checked_capacity(capacity: usize) -> Result<usize, OpenError> {
-    if capacity < MIN_CAPACITY || capacity > MAX_CAPACITY {
+    if !(MIN_CAPACITY..=MAX_CAPACITY).contains(&capacity) {
         return Err(OpenError::InvalidArgument(format!(
             "ring capacity must be between {MIN_CAPACITY} and {MAX_CAPACITY} bytes, got {capacity}"
         )));
@@ -244,6 +244,7 @@ pub fn checked_capacity(capacity: usize) -> Result<usize, OpenError> {
 /// Keeps a ring's memory alive; shared by every handle and every exported view of one ring.
 pub struct RingMemory {
     ctrl: *const RingControl,
+    #[cfg_attr(loom, allow(dead_code))]
     data: *mut u8,
     capacity: u64,
     path: Option<PathBuf>,
@@ -781,7 +782,7 @@ impl Ring {
             return Err(bad(format!("ring control block is {} bytes, expected {CONTROL_SIZE}", header.control_size)));
         }
         let capacity = header.data_size;
-        if capacity < MIN_CAPACITY as u64 || capacity > MAX_CAPACITY as u64 || capacity % 8 != 0 {
+        if !(MIN_CAPACITY as u64..=MAX_CAPACITY as u64).contains(&capacity) || capacity % 8 != 0 {
             return Err(bad(format!("ring capacity {capacity} is out of range or not a multiple of 8")));
         }
         let ring = Self::from_region(region, header.control_offset, header.data_offset, capacity, Some(path.clone()));
@@ -1434,6 +1435,7 @@ impl fmt::Debug for SlotMut<'_> {
 /// producer when the guard is dropped.
 pub struct RecvGuard<'a> {
     ring: &'a mut Ring,
+    #[cfg_attr(loom, allow(dead_code))]
     off: u64,
     len: usize,
     rec: u64,

@@ -920,6 +920,15 @@ impl Ring {
 
     #[inline]
     fn producer(&mut self) -> Result<&mut ProducerState, RingError> {
+        let generation = fork_generation();
+        if !matches!(&self.prod, Some(p) if p.claim.generation == generation) {
+            self.producer_slow()?;
+        }
+        Ok(self.prod.as_mut().expect("claimed"))
+    }
+
+    #[cold]
+    fn producer_slow(&mut self) -> Result<&mut ProducerState, RingError> {
         let fresh = match &self.prod {
             Some(p) => p.claim.generation != fork_generation(),
             None => true,
@@ -949,6 +958,15 @@ impl Ring {
 
     #[inline]
     fn consumer(&mut self) -> Result<&mut ConsumerState, RingError> {
+        let generation = fork_generation();
+        if !matches!(&self.cons, Some(c) if c.claim.generation == generation && c.held == 0) {
+            self.consumer_slow()?;
+        }
+        Ok(self.cons.as_mut().expect("claimed"))
+    }
+
+    #[cold]
+    fn consumer_slow(&mut self) -> Result<&mut ConsumerState, RingError> {
         let fresh = match &self.cons {
             Some(c) => c.claim.generation != fork_generation(),
             None => true,
@@ -1002,9 +1020,10 @@ impl Ring {
     /// Fill the slot in place, then [`SlotMut::commit`]; dropping it uncommitted writes nothing.
     pub fn try_loan(&mut self, len: usize) -> Result<Option<SlotMut<'_>>, RingError> {
         let rec = self.check_len(len)?;
-        let mem = self.mem.clone();
-        let p = self.producer()?;
-        match p.reserve(&mem, rec, true)? {
+        self.producer()?;
+        let mem = &*self.mem;
+        let p = self.prod.as_mut().expect("claimed above");
+        match p.reserve(mem, rec, true)? {
             None => Ok(None),
             Some(off) => Ok(Some(SlotMut::new(self, off, len))),
         }
@@ -1174,13 +1193,16 @@ impl Ring {
 
     /// Receives one message if one is ready: a guard that derefs to the payload in place and
     /// releases its space when dropped. `Ok(None)`: the ring is empty.
+    #[inline]
     pub fn try_read(&mut self) -> Result<Option<RecvGuard<'_>>, RingError> {
-        let mem = self.mem.clone();
-        let c = self.consumer()?;
-        match c.peek(&mem)? {
+        self.consumer()?;
+        // Split borrows instead of cloning the Arc: no atomic read-modify-write on the fast path.
+        let mem = &*self.mem;
+        let c = self.cons.as_mut().expect("claimed above");
+        match c.peek(mem)? {
             Peek::Empty => {
                 if c.head - c.held != mem.ctrl().consumer.head.load(Ordering::Relaxed) {
-                    c.publish(&mem); // we skipped padding: give that space back
+                    c.publish(mem); // we skipped padding: give that space back
                 }
                 Ok(None)
             }
@@ -1386,15 +1408,15 @@ impl<'a> SlotMut<'a> {
 
     /// Publishes the message (one Release store of the tail) and wakes a sleeping consumer.
     pub fn commit(self) {
-        let mem = self.ring.mem.clone();
+        let Ring { mem, prod, .. } = &mut *self.ring;
         #[cfg(loom)]
         // SAFETY: the slot (off - 8 .. off + len) is ours until published.
         unsafe {
             mem.copy_in(self.off + RECORD_HEADER as u64, &self.buf)
         };
-        if let Some(p) = self.ring.prod.as_mut() {
-            p.push(&mem, self.len);
-            p.commit(&mem, 1, self.len as u64);
+        if let Some(p) = prod.as_mut() {
+            p.push(mem, self.len);
+            p.commit(mem, 1, self.len as u64);
         }
     }
 }
@@ -1500,10 +1522,10 @@ impl std::ops::Deref for RecvGuard<'_> {
 
 impl Drop for RecvGuard<'_> {
     fn drop(&mut self) {
-        let mem = self.ring.mem.clone();
-        if let Some(c) = self.ring.cons.as_mut() {
-            c.advance(&mem, self.rec, self.len);
-            c.publish(&mem);
+        let Ring { mem, cons, .. } = &mut *self.ring;
+        if let Some(c) = cons.as_mut() {
+            c.advance(mem, self.rec, self.len);
+            c.publish(mem);
         }
     }
 }

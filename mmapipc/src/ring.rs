@@ -478,6 +478,8 @@ struct ProducerState {
     off: u64,
     /// Last head we loaded; reloaded only when the ring looks full.
     cached_head: u64,
+    /// Inside a "found full" episode (counted once).
+    full: bool,
 }
 
 #[derive(Debug)]
@@ -494,6 +496,8 @@ struct ConsumerState {
     /// Counters not yet published (messages, payload bytes).
     pending_msgs: u64,
     pending_bytes: u64,
+    /// Inside a "found empty" episode (counted once).
+    empty: bool,
 }
 
 fn corrupt(reason: String) -> RingError {
@@ -537,9 +541,14 @@ impl ProducerState {
         if cap - (self.tail - head) >= need {
             return Ok(true);
         }
-        let c = &mem.ctrl().producer.full_events;
-        // Relaxed: a statistic written only by the producer.
-        c.store(c.load(Ordering::Relaxed).wrapping_add(1), Ordering::Relaxed);
+        if !self.full {
+            // Counted once per episode, not per poll: a spinning producer must not keep writing
+            // the line the consumer polls.
+            self.full = true;
+            let c = &mem.ctrl().producer.full_events;
+            // Relaxed: a statistic written only by the producer.
+            c.store(c.load(Ordering::Relaxed).wrapping_add(1), Ordering::Relaxed);
+        }
         Ok(false)
     }
 
@@ -563,6 +572,7 @@ impl ProducerState {
         if !self.has_room(mem, rec)? {
             return Ok(None);
         }
+        self.full = false;
         Ok(Some(self.off))
     }
 
@@ -585,11 +595,12 @@ impl ProducerState {
 
     /// Publishes, updates counters, wakes a sleeping consumer.
     fn commit(&self, mem: &RingMemory, msgs: u64, bytes: u64) {
-        self.publish_tail(mem);
         let p = &mem.ctrl().producer;
-        // Relaxed: statistics, written only by the producer, on the producer's own line.
+        // Relaxed: statistics, written only by the producer, on the producer's own line, just
+        // before the tail store so that all three stores drain with one ownership transfer.
         p.messages.store(p.messages.load(Ordering::Relaxed).wrapping_add(msgs), Ordering::Relaxed);
         p.bytes.store(p.bytes.load(Ordering::Relaxed).wrapping_add(bytes), Ordering::Relaxed);
+        self.publish_tail(mem);
         mem.ctrl().wait.data.notify();
     }
 }
@@ -613,11 +624,16 @@ impl ConsumerState {
                 self.cached_tail = tail;
                 avail = tail - self.head;
                 if avail == 0 {
-                    let c = &mem.ctrl().consumer.empty_events;
-                    // Relaxed: a statistic written only by the consumer.
-                    c.store(c.load(Ordering::Relaxed).wrapping_add(1), Ordering::Relaxed);
+                    if !self.empty {
+                        // Once per episode, not per poll (see ProducerState::has_room).
+                        self.empty = true;
+                        let c = &mem.ctrl().consumer.empty_events;
+                        // Relaxed: a statistic written only by the consumer.
+                        c.store(c.load(Ordering::Relaxed).wrapping_add(1), Ordering::Relaxed);
+                    }
                     return Ok(Peek::Empty);
                 }
+                self.empty = false;
             }
             if avail < RECORD_HEADER as u64 {
                 return Err(corrupt(format!("{avail} bytes published, less than a record header")));
@@ -689,13 +705,13 @@ pub struct RingStats {
     pub messages_in: u64,
     /// Payload bytes committed.
     pub bytes_in: u64,
-    /// Times a producer found the ring full.
+    /// Times a producer found the ring full (once per episode, however long it polled).
     pub full_events: u64,
     /// Messages consumed.
     pub messages_out: u64,
     /// Payload bytes consumed.
     pub bytes_out: u64,
-    /// Times a consumer found the ring empty.
+    /// Times a consumer found the ring empty (once per episode).
     pub empty_events: u64,
 }
 
@@ -796,6 +812,21 @@ impl Ring {
 
     /// A process-local ring on the heap, for tests and model checking (loom, miri). Share it
     /// between threads with [`new_handle`](Self::new_handle).
+    ///
+    /// ```
+    /// let mut producer = mmapipc::Ring::heap(1024)?;
+    /// let mut consumer = producer.new_handle();
+    /// let t = std::thread::spawn(move || {
+    ///     for i in 0..100u32 {
+    ///         producer.write(&i.to_le_bytes()).unwrap(); // blocks while the ring is full
+    ///     }
+    /// });
+    /// for i in 0..100u32 {
+    ///     assert_eq!(&*consumer.read()?, &i.to_le_bytes());
+    /// }
+    /// t.join().unwrap();
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn heap(capacity: usize) -> Result<Ring, OpenError> {
         let capacity = checked_capacity(capacity)?;
         #[cfg(not(loom))]
@@ -951,7 +982,7 @@ impl Ring {
                 release(&self.mem, Role::Producer, &claim);
                 return Err(e);
             }
-            self.prod = Some(ProducerState { claim, tail, off: tail % cap, cached_head: head });
+            self.prod = Some(ProducerState { claim, tail, off: tail % cap, cached_head: head, full: false });
         }
         Ok(self.prod.as_mut().expect("claimed above"))
     }
@@ -995,6 +1026,7 @@ impl Ring {
                 held: 0,
                 pending_msgs: 0,
                 pending_bytes: 0,
+                empty: false,
             });
         }
         let mem = &self.mem;
@@ -1109,6 +1141,17 @@ impl Ring {
     ///
     /// Checks every length first: if any message can never fit, nothing is written and the
     /// error is [`RingError::TooLarge`].
+    ///
+    /// ```
+    /// let mut ring = mmapipc::Ring::heap(64)?; // 64 bytes: four 8-byte messages (16 with framing)
+    /// let msgs: Vec<[u8; 8]> = (0..6u8).map(|i| [i; 8]).collect();
+    /// assert_eq!(ring.write_batch(&msgs)?, 4);
+    /// let mut got = Vec::new();
+    /// assert_eq!(ring.read_batch(10, |m| got.push(m[0]))?, 4);
+    /// assert_eq!(got, [0, 1, 2, 3]);
+    /// assert!(matches!(ring.write_batch(&[vec![0u8; 57]]), Err(mmapipc::RingError::TooLarge { .. })));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn write_batch<B: AsRef<[u8]>>(&mut self, messages: &[B]) -> Result<usize, RingError> {
         for m in messages {
             self.check_len(m.as_ref().len())?;

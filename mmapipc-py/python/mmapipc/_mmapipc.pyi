@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from types import TracebackType
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, final
 
 from typing_extensions import Buffer, Self
 
@@ -51,6 +51,7 @@ class SharedMemory:
     def __len__(self) -> int: ...
     def __reduce__(self) -> tuple[Callable[..., SharedMemory], tuple[str]]: ...
 
+@final
 class SharedMemoryRing:
     """A lock-free single-producer single-consumer ring of byte messages in shared memory.
 

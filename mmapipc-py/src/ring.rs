@@ -46,6 +46,23 @@ struct ViewToken {
     _mem: Arc<mmapipc::ring::RingMemory>,
 }
 
+/// A call's deadline, fixed on first use: non-blocking fast paths never read the clock.
+struct LazyDeadline {
+    timeout: Option<Duration>,
+    at: Option<Deadline>,
+}
+
+impl LazyDeadline {
+    fn new(timeout: Option<Duration>) -> LazyDeadline {
+        LazyDeadline { timeout, at: None }
+    }
+
+    fn get(&mut self) -> Deadline {
+        let t = self.timeout;
+        *self.at.get_or_insert_with(|| Deadline::after(t))
+    }
+}
+
 /// Waits with the GIL released until `wait` says the ring can make progress, or `deadline`.
 fn wait_for(
     py: Python<'_>,
@@ -132,7 +149,7 @@ impl PyRing {
     /// passed; raises ValueError if the message is larger than `max_message_size`.
     #[pyo3(signature = (data, block = false, timeout = None))]
     fn write(&mut self, py: Python<'_>, data: &Bound<'_, PyAny>, block: bool, timeout: Option<f64>) -> PyResult<bool> {
-        let deadline = Deadline::after(timeout_arg(timeout)?);
+        let mut deadline = LazyDeadline::new(timeout_arg(timeout)?);
         let ring = self.ring()?;
         with_bytes(data, |b| -> PyResult<bool> {
             loop {
@@ -140,7 +157,7 @@ impl PyRing {
                     return Ok(true);
                 }
                 let n = b.len();
-                if !block || !wait_for(py, ring, deadline, |r, t| r.wait_writable(n, t))? {
+                if !block || !wait_for(py, ring, deadline.get(), |r, t| r.wait_writable(n, t))? {
                     return Ok(false);
                 }
             }
@@ -158,7 +175,7 @@ impl PyRing {
         block: bool,
         timeout: Option<f64>,
     ) -> PyResult<usize> {
-        let deadline = Deadline::after(timeout_arg(timeout)?);
+        let mut deadline = LazyDeadline::new(timeout_arg(timeout)?);
         let items: Vec<Bound<'_, PyAny>> = messages.try_iter()?.collect::<PyResult<_>>()?;
         let mut bufs: Vec<Cow<'_, [u8]>> = Vec::with_capacity(items.len());
         for it in &items {
@@ -175,7 +192,7 @@ impl PyRing {
                 return Ok(done);
             }
             let n = bufs[done].len();
-            if !wait_for(py, ring, deadline, |r, t| r.wait_writable(n, t))? {
+            if !wait_for(py, ring, deadline.get(), |r, t| r.wait_writable(n, t))? {
                 return Ok(done);
             }
         }
@@ -185,14 +202,14 @@ impl PyRing {
     /// (`block=False`) or the timeout passed.
     #[pyo3(signature = (block = false, timeout = None))]
     fn read(&mut self, py: Python<'_>, block: bool, timeout: Option<f64>) -> PyResult<Option<Py<PyBytes>>> {
-        let deadline = Deadline::after(timeout_arg(timeout)?);
+        let mut deadline = LazyDeadline::new(timeout_arg(timeout)?);
         self.release_view(py)?;
         let ring = self.ring()?;
         loop {
             if let Some(g) = ring.try_read().map_err(ring_error)? {
                 return Ok(Some(PyBytes::new(py, &g).unbind()));
             }
-            if !block || !wait_for(py, ring, deadline, |r, t| r.wait_readable(t))? {
+            if !block || !wait_for(py, ring, deadline.get(), |r, t| r.wait_readable(t))? {
                 return Ok(None);
             }
         }
@@ -207,14 +224,14 @@ impl PyRing {
         block: bool,
         timeout: Option<f64>,
     ) -> PyResult<Option<Bound<'py, PyMemoryView>>> {
-        let deadline = Deadline::after(timeout_arg(timeout)?);
+        let mut deadline = LazyDeadline::new(timeout_arg(timeout)?);
         self.release_view(py)?;
         let ring = self.ring()?;
         let detached = loop {
             if let Some(g) = ring.try_read().map_err(ring_error)? {
                 break g.detach();
             }
-            if !block || !wait_for(py, ring, deadline, |r, t| r.wait_readable(t))? {
+            if !block || !wait_for(py, ring, deadline.get(), |r, t| r.wait_readable(t))? {
                 return Ok(None);
             }
         };
@@ -241,13 +258,16 @@ impl PyRing {
         block: bool,
         timeout: Option<f64>,
     ) -> PyResult<Vec<Py<PyBytes>>> {
-        let deadline = Deadline::after(timeout_arg(timeout)?);
+        let mut deadline = LazyDeadline::new(timeout_arg(timeout)?);
         self.release_view(py)?;
         let ring = self.ring()?;
         let mut out = Vec::new();
         loop {
             ring.read_batch(max_count, |m| out.push(PyBytes::new(py, m).unbind())).map_err(ring_error)?;
-            if !out.is_empty() || max_count == 0 || !block || !wait_for(py, ring, deadline, |r, t| r.wait_readable(t))?
+            if !out.is_empty()
+                || max_count == 0
+                || !block
+                || !wait_for(py, ring, deadline.get(), |r, t| r.wait_readable(t))?
             {
                 return Ok(out);
             }

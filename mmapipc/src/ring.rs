@@ -41,7 +41,10 @@
 //!   mid-write therefore leaves nothing visible: the commit is that single store.
 //! * `head-release`: the consumer reads a record, then stores `head` with Release; the producer
 //!   loads `head` with Acquire before overwriting any byte below it.
-//! * `sleep-handshake`: see [`Waiter`]; each side notifies the other after its publication.
+//! * `asym-handshake`: each side wakes the other after its publication, only if the other
+//!   sleeps, with no fence on the publishing side: the sleeper runs a system-wide barrier
+//!   (`membarrier`) before its final re-check instead. See `ring/notify.rs`; where that is not
+//!   available it falls back to the symmetric fences of [`Waiter`].
 //! * `attach`: roles are claimed and released with AcqRel CAS on the attach words.
 //!
 //! # Roles
@@ -71,6 +74,8 @@ use crate::layout::{Kind, Plan, PAD};
 use crate::region::{self, CreateOptions, OpenOptions, Region};
 use crate::sync::{AtomicU32, AtomicU64, Ordering};
 use crate::wait::{Deadline, Waiter};
+
+mod notify;
 
 /// Size of a record header.
 pub const RECORD_HEADER: usize = 8;
@@ -375,6 +380,7 @@ static FORK_GENERATION: std::sync::atomic::AtomicU64 = std::sync::atomic::Atomic
 extern "C" fn after_fork_in_child() {
     // Async-signal-safe: one atomic add.
     FORK_GENERATION.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    notify::forget();
 }
 
 fn fork_generation() -> u64 {
@@ -601,7 +607,7 @@ impl ProducerState {
         p.messages.store(p.messages.load(Ordering::Relaxed).wrapping_add(msgs), Ordering::Relaxed);
         p.bytes.store(p.bytes.load(Ordering::Relaxed).wrapping_add(bytes), Ordering::Relaxed);
         self.publish_tail(mem);
-        mem.ctrl().wait.data.notify();
+        notify::notify(&mem.ctrl().wait.data);
     }
 }
 
@@ -690,7 +696,7 @@ impl ConsumerState {
             self.pending_msgs = 0;
             self.pending_bytes = 0;
         }
-        mem.ctrl().wait.space.notify();
+        notify::notify(&mem.ctrl().wait.space);
     }
 }
 
@@ -967,6 +973,7 @@ impl Ring {
         if fresh {
             self.prod = None; // inherited across fork: forget without releasing
             let (claim, took_over) = claim(&self.mem, Role::Producer)?;
+            notify::register();
             let ctrl = self.mem.ctrl();
             if took_over {
                 // The dead producer may have died asleep; its sleeper count would make every
@@ -1005,6 +1012,7 @@ impl Ring {
         if fresh {
             self.cons = None;
             let (claim, took_over) = claim(&self.mem, Role::Consumer)?;
+            notify::register();
             let ctrl = self.mem.ctrl();
             if took_over {
                 // Only consumers sleep on `data`: a dead one's sleeper count is stale.
@@ -1211,12 +1219,11 @@ impl Ring {
             }
         };
         loop {
-            let r: Result<Option<Result<(), ()>>, ()> = ctrl.wait.space.wait_until(deadline, slice, ready, || Ok(()));
-            match r {
-                Ok(Some(Ok(()))) => return Ok(true),
+            match notify::wait_until(&ctrl.wait.space, deadline, slice, ready) {
+                Some(Ok(())) => return Ok(true),
                 // Corrupt indices: let has_room report them with details.
-                Ok(Some(Err(()))) => return p.has_room(&mem, need).map(|_| true),
-                Ok(None) | Err(()) => {
+                Some(Err(())) => return p.has_room(&mem, need).map(|_| true),
+                None => {
                     if deadline.expired() {
                         return Ok(false);
                     }
@@ -1335,10 +1342,9 @@ impl Ring {
         loop {
             // SYNC: tail-publish (Acquire; the actual read reloads it anyway).
             let ready = || (ctrl.producer.tail.load(Ordering::Acquire) != head).then_some(());
-            let r: Result<Option<()>, ()> = ctrl.wait.data.wait_until(deadline, slice, ready, || Ok(()));
-            match r {
-                Ok(Some(())) => return Ok(true),
-                _ => {
+            match notify::wait_until(&ctrl.wait.data, deadline, slice, ready) {
+                Some(()) => return Ok(true),
+                None => {
                     if deadline.expired() {
                         return Ok(false);
                     }

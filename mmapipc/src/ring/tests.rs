@@ -294,3 +294,41 @@ proptest! {
         }
     }
 }
+
+/// A sleeping consumer is woken by the producer's publication (a lost wake-up would only end
+/// with the 1 s slice of Rust blocking calls, so each wait finishing well before that shows
+/// the handshake worked), and likewise a producer sleeping on a full ring.
+#[test]
+fn sleepers_are_woken() {
+    let rounds = if cfg!(miri) { 2 } else { 10 };
+    let mut p = ring(64);
+    let mut c = p.new_handle();
+    c.claim_consumer().unwrap();
+    let t = std::thread::spawn(move || {
+        for i in 0..rounds {
+            std::thread::sleep(Duration::from_millis(20)); // let the consumer fall asleep
+            p.write(&[i as u8; 8]).unwrap();
+        }
+        // Fill the ring, then block on the fifth message until the consumer drains one.
+        for _ in 0..4 {
+            p.write(&[0; 8]).unwrap();
+        }
+        let t0 = std::time::Instant::now();
+        p.write(&[1; 8]).unwrap();
+        t0.elapsed()
+    });
+    for i in 0..rounds {
+        let t0 = std::time::Instant::now();
+        let g = c.read().unwrap();
+        assert_eq!(&*g, &[i as u8; 8]);
+        assert!(t0.elapsed() < Duration::from_millis(900), "consumer missed a wake-up");
+    }
+    while c.available_read() < 32 {
+        std::thread::yield_now();
+    }
+    std::thread::sleep(Duration::from_millis(20)); // let the producer fall asleep
+    drop(c.read().unwrap());
+    let waited = t.join().unwrap();
+    assert!(waited < Duration::from_millis(900), "producer missed a wake-up");
+    assert_eq!(c.read_batch(10, |_| ()).unwrap(), 4);
+}

@@ -4,10 +4,10 @@
 //! [`errors`]), releases the GIL around blocking waits, and exports shared memory through the
 //! buffer protocol ([`buffer`]). It holds no algorithm of its own.
 
-#[allow(dead_code)] // used by the ring and queue bindings
 mod blocking;
 mod buffer;
 mod errors;
+mod ring;
 mod shm;
 
 use pyo3::prelude::*;
@@ -24,6 +24,7 @@ fn _mmapipc(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<shm::PySharedMemory>()?;
     m.add_class::<buffer::SharedBuffer>()?;
     m.add_function(wrap_pyfunction!(cli_main, m)?)?;
+    m.add_class::<ring::PyRing>()?;
     m.add("LAYOUT_VERSION", mmapipc::layout::LAYOUT_VERSION)?;
     Ok(())
 }

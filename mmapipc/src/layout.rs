@@ -327,7 +327,13 @@ fn validate_kind(h: &FileHeader, file_len: u64, expected: Option<Kind>) -> Resul
         .filter(|&e| e <= h.total_size)
         .ok_or_else(|| HeaderProblem::Corrupt("control block exceeds the file".into()))?;
     let mut schema_end = control_end;
-    if h.schema_offset != 0 || h.schema_size != 0 {
+    if (h.schema_offset == 0) != (h.schema_size == 0) {
+        return Err(HeaderProblem::Corrupt(format!(
+            "schema offset {} and size {} disagree about whether there is a schema",
+            h.schema_offset, h.schema_size
+        )));
+    }
+    if h.schema_offset != 0 {
         if h.schema_offset < control_end || h.schema_offset % 8 != 0 {
             return Err(HeaderProblem::Corrupt(format!(
                 "schema offset {} overlaps the control block or is misaligned",

@@ -3,6 +3,7 @@
 //! Zero-copy inter-process messaging over memory-mapped files.
 //!
 //! * [`SharedMemory`]: a raw shared region with bounds-checked byte and integer access.
+//! * [`Ring`]: a lock-free single-producer single-consumer ring of variable-length messages.
 //!
 //! Every file starts with a validated, versioned header (see [`layout`]); files are created with
 //! `O_EXCL | O_NOFOLLOW | O_CLOEXEC` and mode 0600 unless told otherwise (see [`region`]).
@@ -25,14 +26,16 @@ pub mod example_types;
 pub mod layout;
 pub mod process;
 pub mod region;
+pub mod ring;
 pub mod schema;
 pub mod shm;
 mod sync;
 pub mod typed;
 pub mod wait;
 
-pub use error::{AccessError, OpenError};
+pub use error::{AccessError, OpenError, RingError};
 pub use layout::Kind;
 pub use region::{resolve_path, CreateOptions, OpenOptions, Region};
+pub use ring::{RecvGuard, Ring, SlotMut};
 pub use schema::{IpcMessage, Schema};
 pub use shm::SharedMemory;

@@ -197,7 +197,11 @@ impl Creating {
         // SAFETY: schema_offset + schema_size <= total_size == region.len() (Plan::new), and the
         // file is unpublished, so no other process reads these bytes yet; `schema` is local memory.
         unsafe {
-            std::ptr::copy_nonoverlapping(schema.as_ptr(), region.as_ptr().add(self.plan.schema_offset as usize), schema.len())
+            std::ptr::copy_nonoverlapping(
+                schema.as_ptr(),
+                region.as_ptr().add(self.plan.schema_offset as usize),
+                schema.len(),
+            )
         };
         Ok(())
     }

@@ -70,3 +70,21 @@ proptest! {
         }
     }
 }
+
+/// Every header byte, corrupted in several ways: rejected unless informational (deterministic
+/// companion of the proptest above, so no position is left to chance).
+#[test]
+fn every_header_byte_is_checked() {
+    let good = valid_file();
+    let p = path("every");
+    for at in 0..128 {
+        for xor in [0x01u8, 0x80, 0xff] {
+            let mut bytes = good.clone();
+            bytes[at] ^= xor;
+            plant(&p, &bytes);
+            let accepted = SharedMemory::open(&p).is_ok();
+            assert_eq!(accepted, (80..128).contains(&at), "byte {at} ^ {xor:#x}: accepted = {accepted}");
+        }
+    }
+    std::fs::remove_file(&p).unwrap();
+}

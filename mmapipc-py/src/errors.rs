@@ -11,11 +11,14 @@
 //! | `OpenError::UnsupportedVersion`, `AbiMismatch`, `WrongKind` | `mmapipc.IncompatibleLayout` |
 //! | `OpenError::InvalidArgument` | `ValueError` |
 //! | `AccessError::OutOfBounds` | `IndexError` |
+//! | `RingError::TooLarge` | `ValueError` |
+//! | `RingError::AlreadyAttached` | `mmapipc.AlreadyAttached` |
+//! | `RingError::Corrupt` | `mmapipc.Error` |
 //!
 //! The library's own exception classes live in `mmapipc/errors.py` so they can use multiple
 //! inheritance (e.g. `mmapipc.Timeout` is also a `TimeoutError`).
 
-use mmapipc::{AccessError, OpenError};
+use mmapipc::{AccessError, OpenError, RingError};
 use pyo3::exceptions::{
     PyFileExistsError, PyFileNotFoundError, PyIndexError, PyOSError, PyPermissionError, PyValueError,
 };
@@ -24,6 +27,8 @@ use pyo3::PyErr;
 pyo3::import_exception!(mmapipc.errors, CorruptHeader);
 pyo3::import_exception!(mmapipc.errors, NotReady);
 pyo3::import_exception!(mmapipc.errors, IncompatibleLayout);
+pyo3::import_exception!(mmapipc.errors, AlreadyAttached);
+pyo3::import_exception!(mmapipc.errors, Error);
 
 fn os_error(errno: i32, msg: String, path: &std::path::Path) -> PyErr {
     PyOSError::new_err((errno, msg, path.display().to_string()))
@@ -62,6 +67,16 @@ pub fn access_error(e: AccessError) -> PyErr {
     match e {
         AccessError::OutOfBounds { .. } => PyIndexError::new_err(e.to_string()),
         _ => PyValueError::new_err(e.to_string()),
+    }
+}
+
+/// Converts a [`RingError`] into the matching Python exception.
+pub fn ring_error(e: RingError) -> PyErr {
+    let msg = e.to_string();
+    match e {
+        RingError::TooLarge { .. } => PyValueError::new_err(msg),
+        RingError::AlreadyAttached { .. } => AlreadyAttached::new_err(msg),
+        _ => Error::new_err(msg),
     }
 }
 

@@ -4,19 +4,27 @@
 //! [`errors`]), releases the GIL around blocking waits, and exports shared memory through the
 //! buffer protocol ([`buffer`]). It holds no algorithm of its own.
 
-#[allow(dead_code)] // used by the ring and queue bindings
 mod blocking;
 mod buffer;
 mod errors;
+mod ring;
 mod shm;
 
 use pyo3::prelude::*;
+
+/// Runs the `mmapipc` command-line tool with `argv` (program name first); returns its exit code.
+#[pyfunction]
+fn cli_main(py: Python<'_>, argv: Vec<String>) -> i32 {
+    py.allow_threads(|| mmapipc::cli::main(argv))
+}
 
 /// The native module. Import the public names from `mmapipc`, not from here.
 #[pymodule]
 fn _mmapipc(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<shm::PySharedMemory>()?;
     m.add_class::<buffer::SharedBuffer>()?;
+    m.add_function(wrap_pyfunction!(cli_main, m)?)?;
+    m.add_class::<ring::PyRing>()?;
     m.add("LAYOUT_VERSION", mmapipc::layout::LAYOUT_VERSION)?;
     Ok(())
 }

@@ -2,6 +2,7 @@
 //!
 //! * [`OpenError`]: creating or opening a shared-memory file (file system, header validation).
 //! * [`AccessError`]: reading or writing a raw [`SharedMemory`](crate::SharedMemory) region.
+//! * [`RingError`]: an operation on a [`Ring`](crate::Ring) (too large, role taken, corrupt ring).
 //!
 //! Every variant is a condition a caller can act on; `Display` is a human sentence naming the
 //! file. Library code never panics on bad input: bad input is one of these.
@@ -176,5 +177,37 @@ pub enum AccessError {
         len: u64,
         /// Size of the region.
         size: u64,
+    },
+}
+
+/// Why a ring operation failed. "Full", "empty" and "timed out" are not errors: they are the
+/// `Ok(false)` / `Ok(None)` results of the `try_` and `_timeout` calls.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum RingError {
+    /// The message can never fit in this ring, however long one waits.
+    #[error("message of {len} bytes is larger than the ring's maximum message size of {max} bytes")]
+    TooLarge {
+        /// Length of the message.
+        len: usize,
+        /// [`Ring::max_message_size`](crate::Ring::max_message_size).
+        max: usize,
+    },
+    /// Another live process (or another handle in this process) holds the role.
+    #[error(
+        "the ring's {role} role is held by another live handle (pid {pid}); a ring has one producer and one consumer"
+    )]
+    AlreadyAttached {
+        /// The role asked for.
+        role: crate::ring::Role,
+        /// The holder's pid.
+        pid: u32,
+    },
+    /// The shared indices or a record header are inconsistent: a peer wrote garbage.
+    /// Nothing was read or written out of bounds.
+    #[error("ring is corrupt: {reason}")]
+    Corrupt {
+        /// Which check failed.
+        reason: String,
     },
 }

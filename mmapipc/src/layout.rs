@@ -271,6 +271,15 @@ pub enum HeaderProblem {
 /// Checks, in order: length, magic (an all-zero magic means "not ready"), state, version, ABI,
 /// kind, and every size and offset (in range, non-overlapping, aligned). Never panics.
 pub fn validate(h: &FileHeader, file_len: u64, expected: Kind) -> Result<(), HeaderProblem> {
+    validate_kind(h, file_len, Some(expected))
+}
+
+/// [`validate`] accepting any kind (for tools that inspect whatever a file holds).
+pub fn validate_any(h: &FileHeader, file_len: u64) -> Result<(), HeaderProblem> {
+    validate_kind(h, file_len, None)
+}
+
+fn validate_kind(h: &FileHeader, file_len: u64, expected: Option<Kind>) -> Result<(), HeaderProblem> {
     if file_len < HEADER_SIZE as u64 {
         return Err(HeaderProblem::Truncated { actual: file_len, expected: HEADER_SIZE as u64 });
     }
@@ -293,7 +302,11 @@ pub fn validate(h: &FileHeader, file_len: u64, expected: Kind) -> Result<(), Hea
         return Err(HeaderProblem::AbiMismatch(h.abi_flags));
     }
     let kind = Kind::from_code(h.kind);
-    if kind != expected {
+    if let Some(expected) = expected {
+        if kind != expected {
+            return Err(HeaderProblem::WrongKind(kind));
+        }
+    } else if matches!(kind, Kind::Unknown(_)) {
         return Err(HeaderProblem::WrongKind(kind));
     }
     if h.total_size > MAX_FILE_SIZE {
@@ -314,7 +327,13 @@ pub fn validate(h: &FileHeader, file_len: u64, expected: Kind) -> Result<(), Hea
         .filter(|&e| e <= h.total_size)
         .ok_or_else(|| HeaderProblem::Corrupt("control block exceeds the file".into()))?;
     let mut schema_end = control_end;
-    if h.schema_offset != 0 || h.schema_size != 0 {
+    if (h.schema_offset == 0) != (h.schema_size == 0) {
+        return Err(HeaderProblem::Corrupt(format!(
+            "schema offset {} and size {} disagree about whether there is a schema",
+            h.schema_offset, h.schema_size
+        )));
+    }
+    if h.schema_offset != 0 {
         if h.schema_offset < control_end || h.schema_offset % 8 != 0 {
             return Err(HeaderProblem::Corrupt(format!(
                 "schema offset {} overlaps the control block or is misaligned",

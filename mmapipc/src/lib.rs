@@ -3,6 +3,7 @@
 //! Zero-copy inter-process messaging over memory-mapped files.
 //!
 //! * [`SharedMemory`]: a raw shared region with bounds-checked byte and integer access.
+//! * [`Ring`]: a lock-free single-producer single-consumer ring of variable-length messages.
 //!
 //! Every file starts with a validated, versioned header (see [`layout`]); files are created with
 //! `O_EXCL | O_NOFOLLOW | O_CLOEXEC` and mode 0600 unless told otherwise (see [`region`]).
@@ -10,15 +11,31 @@
 
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+// Lets `#[derive(IpcMessage)]`'s `::mmapipc::...` paths resolve inside this crate too.
+extern crate self as mmapipc;
+
+/// `#[derive(IpcMessage)]`.
+pub use mmapipc_derive::IpcMessage;
+/// rkyv, re-exported so users need one dependency (`#[rkyv(crate = mmapipc::rkyv)]`).
+pub use rkyv;
+
+#[cfg(feature = "cli")]
+pub mod cli;
 pub mod error;
+pub mod example_types;
 pub mod layout;
 pub mod process;
 pub mod region;
+pub mod ring;
+pub mod schema;
 pub mod shm;
 mod sync;
+pub mod typed;
 pub mod wait;
 
-pub use error::{AccessError, OpenError};
+pub use error::{AccessError, OpenError, RingError};
 pub use layout::Kind;
 pub use region::{resolve_path, CreateOptions, OpenOptions, Region};
+pub use ring::{RecvGuard, Ring, SlotMut};
+pub use schema::{IpcMessage, Schema};
 pub use shm::SharedMemory;

@@ -183,6 +183,29 @@ impl Creating {
         &self.plan
     }
 
+    /// Copies `schema` into the file's schema area (the plan must have reserved exactly
+    /// `schema.len()` bytes for it).
+    pub fn write_schema(&self, schema: &[u8]) -> Result<(), OpenError> {
+        if schema.len() as u64 != self.plan.schema_size || self.plan.schema_offset == 0 {
+            return Err(OpenError::InvalidArgument(format!(
+                "schema of {} bytes does not fit the {} bytes planned for it",
+                schema.len(),
+                self.plan.schema_size
+            )));
+        }
+        let region = self.region();
+        // SAFETY: schema_offset + schema_size <= total_size == region.len() (Plan::new), and the
+        // file is unpublished, so no other process reads these bytes yet; `schema` is local memory.
+        unsafe {
+            std::ptr::copy_nonoverlapping(
+                schema.as_ptr(),
+                region.as_ptr().add(self.plan.schema_offset as usize),
+                schema.len(),
+            )
+        };
+        Ok(())
+    }
+
     /// Publishes the file (Release store of READY) and returns its region.
     pub fn publish(mut self) -> Region {
         let region = self.region.take().expect("publish called once");
@@ -274,6 +297,16 @@ fn reserve(file: &File, len: u64) -> io::Result<()> {
 /// Opens and maps `path` (already resolved), validating the whole header for `kind`.
 /// Returns the region and the validated header copy (use the copy, never re-read the header).
 pub fn open_file(path: &Path, kind: Kind, opts: &OpenOptions) -> Result<(Region, FileHeader), OpenError> {
+    open_checked(path, Some(kind), opts)
+}
+
+/// Opens and maps `path` whatever kind of mmapipc file it is (for inspection tools); the header
+/// is validated as in [`open_file`] except for the kind.
+pub fn open_any(path: &Path, opts: &OpenOptions) -> Result<(Region, FileHeader), OpenError> {
+    open_checked(path, None, opts)
+}
+
+fn open_checked(path: &Path, kind: Option<Kind>, opts: &OpenOptions) -> Result<(Region, FileHeader), OpenError> {
     let cpath = c_path(path)?;
     // SAFETY: cpath is a valid NUL-terminated string; the flags are plain integers.
     let fd = unsafe { libc::open(cpath.as_ptr(), libc::O_RDWR | libc::O_NOFOLLOW | libc::O_CLOEXEC) };
@@ -316,7 +349,11 @@ pub fn open_file(path: &Path, kind: Kind, opts: &OpenOptions) -> Result<(Region,
     let mut header = region.read_header();
     header.state = state;
     let p = path.to_path_buf();
-    layout::validate(&header, len, kind).map_err(|problem| match problem {
+    let checked = match kind {
+        Some(k) => layout::validate(&header, len, k),
+        None => layout::validate_any(&header, len),
+    };
+    checked.map_err(|problem| match problem {
         HeaderProblem::Truncated { actual, expected } => OpenError::Truncated { path: p, actual, expected },
         HeaderProblem::BadMagic => OpenError::BadMagic { path: p },
         HeaderProblem::NotReady => OpenError::NotReady { path: p },
@@ -324,10 +361,24 @@ pub fn open_file(path: &Path, kind: Kind, opts: &OpenOptions) -> Result<(Region,
             OpenError::UnsupportedVersion { path: p, found, supported: layout::LAYOUT_VERSION }
         }
         HeaderProblem::AbiMismatch(found) => OpenError::AbiMismatch { path: p, found, expected: layout::abi_flags() },
-        HeaderProblem::WrongKind(found) => OpenError::WrongKind { path: p, found, expected: kind },
+        HeaderProblem::WrongKind(found) => OpenError::WrongKind { path: p, found, expected: kind.unwrap_or(found) },
         HeaderProblem::Corrupt(reason) => OpenError::CorruptHeader { path: p, reason },
     })?;
     Ok((region, header))
+}
+
+/// A copy of the schema blob of an opened file (empty if it has none). The header must be the
+/// validated copy returned by [`open_file`]; the blob is written before READY and never changed.
+pub fn schema_blob(region: &Region, header: &FileHeader) -> Vec<u8> {
+    let (off, len) = (header.schema_offset as usize, header.schema_size as usize);
+    if len == 0 || off.checked_add(len).is_none_or(|end| end > region.len()) {
+        return Vec::new();
+    }
+    let mut buf = vec![0u8; len];
+    // SAFETY: off..off+len lies inside the mapping (checked above); we copy into local memory and
+    // never form a reference to the shared bytes.
+    unsafe { std::ptr::copy_nonoverlapping(region.as_ptr().add(off), buf.as_mut_ptr(), len) };
+    buf
 }
 
 /// Removes a shared-memory file. The mappings of processes that have it open stay valid; the

@@ -72,6 +72,15 @@ impl SharedMemory {
     pub fn open_with(path: impl AsRef<Path>, opts: &OpenOptions) -> Result<SharedMemory, OpenError> {
         let path = region::resolve_path(path);
         let (region, header) = region::open_file(&path, Kind::SharedMemory, opts)?;
+        if header.control_size != 0 || header.schema_size != 0 {
+            return Err(OpenError::CorruptHeader {
+                path,
+                reason: format!(
+                    "a raw region has no control block or schema, found {} and {} bytes",
+                    header.control_size, header.schema_size
+                ),
+            });
+        }
         // Validated: data_offset + data_size == total_size == region.len().
         Ok(Self::from_region(region, header.data_offset as usize, header.data_size as usize, path))
     }

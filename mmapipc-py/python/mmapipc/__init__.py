@@ -1,16 +1,17 @@
 """mmapipc: zero-copy inter-process messaging over memory-mapped files.
 
->>> from mmapipc import SharedMemory
+>>> from mmapipc import SharedMemory, SharedMemoryRing
 """
 
 from __future__ import annotations
 
 from importlib.metadata import PackageNotFoundError, version
 
-from ._mmapipc import LAYOUT_VERSION, SharedBuffer, SharedMemory
+from ._mmapipc import LAYOUT_VERSION, SharedBuffer, SharedMemory, SharedMemoryRing
 from .errors import (
     AlreadyAttached,
     CorruptHeader,
+    CorruptMessage,
     Error,
     IncompatibleLayout,
     NotReady,
@@ -27,8 +28,10 @@ __all__ = [
     "LAYOUT_VERSION",
     "SharedBuffer",
     "SharedMemory",
+    "SharedMemoryRing",
     "Error",
     "CorruptHeader",
+    "CorruptMessage",
     "NotReady",
     "IncompatibleLayout",
     "SchemaMismatch",

@@ -14,6 +14,7 @@ __all__ = [
     "IncompatibleLayout",
     "SchemaMismatch",
     "AlreadyAttached",
+    "CorruptMessage",
     "Timeout",
 ]
 
@@ -36,6 +37,10 @@ class IncompatibleLayout(Error):
 
 class SchemaMismatch(IncompatibleLayout):
     """A typed channel holds messages of a different schema than the one asked for."""
+
+
+class CorruptMessage(Error):
+    """A message in shared memory failed validation (bad lengths, offsets or bytes)."""
 
 
 class AlreadyAttached(Error):

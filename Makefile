@@ -1,0 +1,63 @@
+# mmapipc: the two commands of the README are `make demo` and `make test`.
+# Both create .venv (Python 3.9+) and install what they need; a fresh machine needs only the
+# Rust toolchain and Python 3 with pip.
+
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+CARGO  ?= cargo
+SOURCES := $(shell find mmapipc mmapipc-derive mmapipc-py -name '*.rs' -o -name '*.py' -o -name '*.pyi' -o -name Cargo.toml) pyproject.toml Cargo.toml
+
+.PHONY: all venv demo test test-rust test-loom test-python lint bench bench-quick bench-rust clean
+
+all: test
+
+# The virtualenv, with the package installed (editable) and rebuilt when a source file changes.
+$(VENV)/.installed: $(SOURCES)
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e ".[dev]"
+	touch $@
+
+venv: $(VENV)/.installed
+
+## demo: build everything and run the main demo (producer and consumer processes).
+demo: venv
+	$(PY) examples/demo.py
+
+## test: every check CI runs: format, lints, Rust tests (doctests, loom models), Python tests.
+test: lint test-rust test-loom test-python
+
+lint: venv
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	$(PY) -m mypy
+	$(PY) -m mypy.stubtest mmapipc._mmapipc --allowlist mmapipc-py/stubtest-allowlist.txt
+
+test-rust:
+	$(CARGO) test --workspace
+
+# loom model checks of the lock-free protocols, in their own target dir (different cfg).
+test-loom:
+	@if ls mmapipc/tests/loom_*.rs >/dev/null 2>&1; then \
+		for t in mmapipc/tests/loom_*.rs; do n=$$(basename $$t .rs); \
+		RUSTFLAGS="--cfg loom" CARGO_TARGET_DIR=target/loom $(CARGO) test -p mmapipc --release --test $$n || exit 1; done; \
+	else echo "no loom models"; fi
+
+test-python: venv
+	$(PY) -m pytest tests
+
+## bench: the full Python benchmark (needs the bench extra) and the Rust criterion suites.
+bench: venv
+	$(PY) -m pip install -q -e ".[dev,bench]"
+	$(PY) examples/benchmark_advanced.py --json bench-results/results.json --plot bench-results/throughput.png --markdown bench-results/README-section.md
+
+bench-quick: venv
+	$(PY) -m pip install -q -e ".[dev,bench]"
+	$(PY) examples/benchmark.py
+
+bench-rust:
+	$(CARGO) bench -p mmapipc
+
+clean:
+	rm -rf $(VENV) target bench-results

@@ -1,0 +1,409 @@
+"""Message schemas in Python: read a schema (from a channel header or a ``schemas/*.json`` file),
+turn it into a NumPy structured dtype, and decode archived records in place.
+
+The JSON format is the one the Rust crate writes (``mmapipc::schema::Schema``)::
+
+    {"name": "market.Tick", "version": 1, "size": 32, "align": 8, "fixed_size": true,
+     "format": {"endian": "little", "primitive_align": 8, "pointer_width": 4},
+     "fingerprint": "0x...", "fields": [{"name": "price", "type": {"kind": "scalar", "scalar": "f64"},
+     "offset": 16, "size": 8}, ...]}
+
+Records are rkyv archives: the root struct is the **last** ``size`` bytes of a message (of the
+*channel's* size, which may be larger than the reader's when the channel carries a newer version
+that appended fields). ``Vec`` fields hold a relative pointer (``int32``, from the field's own
+address) and a length (``uint32``); their elements live earlier in the same message. Every such
+pointer is bounds-checked against the message before an array is made: a corrupt offset raises
+:class:`mmapipc.CorruptMessage`, it never reads outside the message.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Mapping, Sequence, Union
+
+from .errors import CorruptMessage, SchemaMismatch
+
+if TYPE_CHECKING:  # pragma: no cover
+    import numpy as np
+    import numpy.typing as npt
+
+__all__ = ["Field", "Schema", "Record", "fnv1a64"]
+
+_SCALARS: dict[str, tuple[str, int]] = {
+    "u8": ("u1", 1),
+    "u16": ("<u2", 2),
+    "u32": ("<u4", 4),
+    "u64": ("<u8", 8),
+    "i8": ("i1", 1),
+    "i16": ("<i2", 2),
+    "i32": ("<i4", 4),
+    "i64": ("<i8", 8),
+    "f32": ("<f4", 4),
+    "f64": ("<f8", 8),
+    "bool": ("?", 1),
+}
+
+TypeDesc = Mapping[str, Any]
+
+
+def fnv1a64(data: bytes) -> int:
+    """64-bit FNV-1a, the fingerprint hash (same as the Rust crate's)."""
+    h = 0xCBF29CE484222325
+    for b in data:
+        h ^= b
+        h = (h * 0x100000001B3) & 0xFFFFFFFFFFFFFFFF
+    return h
+
+
+def type_name(ty: TypeDesc) -> str:
+    """Rust spelling of a type description: ``f64``, ``[u8; 8]``, ``Vec<f32>``, ``String``, a struct name."""
+    kind = ty["kind"]
+    if kind == "scalar":
+        return str(ty["scalar"])
+    if kind == "array":
+        return f"[{type_name(ty['elem'])}; {ty['len']}]"
+    if kind == "vec":
+        return f"Vec<{type_name(ty['elem'])}>"
+    if kind == "string":
+        return "String"
+    if kind == "struct":
+        return str(ty["name"])
+    raise ValueError(f"unknown type kind {kind!r}")
+
+
+def _canon_type(ty: TypeDesc) -> str:
+    kind = ty["kind"]
+    if kind == "scalar":
+        return str(ty["scalar"])
+    if kind == "array":
+        return f"[{_canon_type(ty['elem'])};{ty['len']}]"
+    if kind == "vec":
+        return f"Vec<{_canon_type(ty['elem'])}>"
+    if kind == "string":
+        return "String"
+    if kind == "struct":
+        return f"{ty['name']}{{{ty['size']},{ty['align']};{_canon_fields(ty['fields'])}}}"
+    raise ValueError(f"unknown type kind {kind!r}")
+
+
+def _canon_fields(fields: Sequence[Mapping[str, Any]]) -> str:
+    return "".join(f"{f['name']}:{_canon_type(f['type'])}@{f['offset']}/{f['size']};" for f in fields)
+
+
+@dataclass(frozen=True)
+class Field:
+    """One field of an archived struct."""
+
+    name: str
+    type: TypeDesc
+    offset: int
+    size: int
+
+    @property
+    def type_name(self) -> str:
+        """The Rust spelling of the field's type."""
+        return type_name(self.type)
+
+    @property
+    def kind(self) -> str:
+        """``scalar``, ``array``, ``vec``, ``string`` or ``struct``."""
+        return str(self.type["kind"])
+
+
+@dataclass(frozen=True)
+class Schema:
+    """A message schema: name, version, fingerprint and the archived layout of its fields."""
+
+    name: str
+    version: int
+    size: int
+    align: int
+    fixed_size: bool
+    fingerprint: str
+    fields: tuple[Field, ...]
+    format: Mapping[str, Any] = field(default_factory=dict)
+
+    # -- construction ------------------------------------------------------------------------
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> Schema:
+        """Builds a schema from its JSON object, checking the fingerprint against the layout."""
+        try:
+            fields = tuple(Field(str(f["name"]), f["type"], int(f["offset"]), int(f["size"])) for f in d["fields"])
+            schema = cls(
+                name=str(d["name"]),
+                version=int(d["version"]),
+                size=int(d["size"]),
+                align=int(d["align"]),
+                fixed_size=bool(d["fixed_size"]),
+                fingerprint=str(d["fingerprint"]),
+                fields=fields,
+                format=dict(d["format"]),
+            )
+        except (KeyError, TypeError, ValueError) as e:
+            raise ValueError(f"not a valid mmapipc schema: {e!r}") from e
+        computed = schema.computed_fingerprint()
+        if computed != schema.fingerprint:
+            raise ValueError(f"schema {schema.name} v{schema.version}: fingerprint {schema.fingerprint} does not match its layout ({computed})")
+        return schema
+
+    @classmethod
+    def from_json(cls, text: Union[str, bytes]) -> Schema:
+        """Parses a schema from JSON text."""
+        return cls.from_dict(json.loads(text))
+
+    @classmethod
+    def from_file(cls, path: str) -> Schema:
+        """Reads a ``schemas/*.json`` file."""
+        with open(path, encoding="utf-8") as f:
+            return cls.from_json(f.read())
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON object (same field order as the Rust crate writes)."""
+        return {
+            "name": self.name,
+            "version": self.version,
+            "size": self.size,
+            "align": self.align,
+            "fixed_size": self.fixed_size,
+            "format": dict(self.format),
+            "fingerprint": self.fingerprint,
+            "fields": [{"name": f.name, "type": f.type, "offset": f.offset, "size": f.size} for f in self.fields],
+        }
+
+    def canonical(self) -> str:
+        """The canonical text the fingerprint is computed over."""
+        fm = self.format
+        return (
+            f"mmapipc-schema-1;endian={fm.get('endian')};palign={fm.get('primitive_align')};"
+            f"pw={fm.get('pointer_width')};size={self.size};align={self.align};"
+            + _canon_fields([{"name": f.name, "type": f.type, "offset": f.offset, "size": f.size} for f in self.fields])
+        )
+
+    def computed_fingerprint(self) -> str:
+        """Recomputes the fingerprint from the layout."""
+        return f"{fnv1a64(self.canonical().encode()):#018x}"
+
+    @property
+    def label(self) -> str:
+        """``name vN (fingerprint)``."""
+        return f"{self.name} v{self.version} ({self.fingerprint})"
+
+    def field(self, name: str) -> Field:
+        """The field called `name` (``KeyError`` naming the known fields otherwise)."""
+        for f in self.fields:
+            if f.name == name:
+                return f
+        raise KeyError(f"{self.name} has no field {name!r}; fields: {', '.join(f.name for f in self.fields)}")
+
+    # -- compatibility -----------------------------------------------------------------------
+
+    def check_reader(self, reader: Schema) -> None:
+        """Raises :class:`mmapipc.SchemaMismatch` unless `reader` may read a channel of `self`.
+
+        Same rules as the Rust crate: equal names and format; same version needs the same layout;
+        a newer channel version may be read by an older reader if it only appended fields.
+        """
+        details: list[str] = []
+        if self.name != reader.name:
+            details.append(f"name: {self.name} (channel) vs {reader.name} (reader)")
+        if dict(self.format) != dict(reader.format):
+            details.append(f"archive format: {dict(self.format)} (channel) vs {dict(reader.format)} (reader)")
+        if self.version < reader.version:
+            details.append(f"version: channel has v{self.version}, reader needs v{reader.version} or newer")
+        for r in reader.fields:
+            c = next((c for c in self.fields if c.name == r.name), None)
+            if c is None:
+                details.append(f"field {r.name}: missing in channel (reader: {r.type_name} at {r.offset})")
+            elif (c.type, c.offset, c.size) != (r.type, r.offset, r.size):
+                details.append(
+                    f"field {r.name}: {c.type_name} at {c.offset} size {c.size} (channel) vs "
+                    f"{r.type_name} at {r.offset} size {r.size} (reader)"
+                )
+        if self.version == reader.version:
+            for c in self.fields:
+                if all(r.name != c.name for r in reader.fields):
+                    details.append(f"field {c.name}: {c.type_name} at {c.offset} (only in channel)")
+            if not details and self.fingerprint != reader.fingerprint:
+                details.append("fingerprints differ")
+        elif self.version > reader.version and (self.size < reader.size or self.align < reader.align):
+            details.append(f"size/align: {self.size}/{self.align} (channel) smaller than {reader.size}/{reader.align} (reader)")
+        if details:
+            raise SchemaMismatch(
+                f"schema mismatch: channel has {self.label}, reader expects {reader.label}\n  " + "\n  ".join(details)
+            )
+
+    # -- NumPy -------------------------------------------------------------------------------
+
+    @property
+    def dtype(self) -> np.dtype[Any]:
+        """A NumPy structured dtype of the root struct: exact offsets, ``itemsize == size``,
+        little-endian. ``Vec`` fields appear as ``{offset: int32, len: uint32}`` pairs (use
+        :class:`Record` to get their arrays), ``String`` fields as 8 raw bytes."""
+        return _struct_dtype(self.fields, self.size)
+
+    def decode(self, message: Any, root_size: int | None = None) -> Record:
+        """A :class:`Record` over `message` (any buffer), in place. `root_size` is the channel's
+        root size when it carries a newer version than this schema (default: ``self.size``)."""
+        return Record(self, message, root_size)
+
+
+def _scalar_dtype(name: str) -> str:
+    try:
+        return _SCALARS[name][0]
+    except KeyError:
+        raise ValueError(f"unknown scalar type {name!r}") from None
+
+
+def _field_dtype(ty: TypeDesc) -> Any:
+    kind = ty["kind"]
+    if kind == "scalar":
+        return _scalar_dtype(str(ty["scalar"]))
+    if kind == "array":
+        return (_field_dtype(ty["elem"]), (int(ty["len"]),))
+    if kind == "vec":
+        return [("offset", "<i4"), ("len", "<u4")]
+    if kind == "string":
+        return "V8"
+    if kind == "struct":
+        return _struct_dtype(tuple(Field(str(f["name"]), f["type"], int(f["offset"]), int(f["size"])) for f in ty["fields"]), int(ty["size"]))
+    raise ValueError(f"unknown type kind {kind!r}")
+
+
+def _struct_dtype(fields: Sequence[Field], size: int) -> np.dtype[Any]:
+    import numpy as np
+
+    return np.dtype(
+        {
+            "names": [f.name for f in fields],
+            "formats": [_field_dtype(f.type) for f in fields],
+            "offsets": [f.offset for f in fields],
+            "itemsize": size,
+        }
+    )
+
+
+class Record:
+    """One archived message, read in place.
+
+    ``rec["price"]`` (or ``rec.price``) returns a NumPy scalar for scalar fields, an ``ndarray``
+    over the message for fixed arrays and ``Vec`` fields, ``str`` for ``String`` fields, and a
+    nested :class:`Record` for nested structs. Nothing is copied except strings.
+    """
+
+    __slots__ = ("_schema", "_buf", "_root", "_np")
+
+    def __init__(self, schema: Schema, message: Any, root_size: int | None = None, _root: int | None = None) -> None:
+        import numpy as np
+
+        self._np = np
+        self._schema = schema
+        self._buf = np.frombuffer(message, dtype=np.uint8)
+        size = schema.size if root_size is None else int(root_size)
+        if _root is None:
+            if size < schema.size:
+                raise CorruptMessage(f"root size {size} is smaller than {schema.label}'s {schema.size} bytes")
+            _root = len(self._buf) - size
+            if _root < 0:
+                raise CorruptMessage(f"message of {len(self._buf)} bytes is shorter than its root struct ({size} bytes)")
+        self._root = _root
+
+    @property
+    def schema(self) -> Schema:
+        """The schema this record is read with."""
+        return self._schema
+
+    @property
+    def buffer(self) -> npt.NDArray[np.uint8]:
+        """The message bytes (a view)."""
+        return self._buf
+
+    def _field_at(self, f: Field) -> int:
+        return self._root + f.offset
+
+    def _rel(self, at: int, elem_size: int, count: int, base: int | None = None) -> int:
+        """Resolves the relative pointer stored at `at` (relative to `base`, default `at`) to
+        `count` elements of `elem_size` bytes, bounds-checked against the message."""
+        np = self._np
+        rel = int(self._buf[at : at + 4].view(np.dtype("<i4"))[0])
+        start = (at if base is None else base) + rel
+        end = start + elem_size * count
+        if start < 0 or end > len(self._buf) or count < 0:
+            raise CorruptMessage(
+                f"{self._schema.name}: relative pointer at byte {at} points to {start}..{end}, outside the {len(self._buf)}-byte message"
+            )
+        return start
+
+    def get(self, name: str) -> Any:
+        """The value of field `name` (see the class docs)."""
+        return self._value(self._schema.field(name))
+
+    def _value(self, f: Field) -> Any:
+        np = self._np
+        at = self._field_at(f)
+        ty = f.type
+        kind = ty["kind"]
+        if kind == "scalar":
+            return self._buf[at : at + f.size].view(np.dtype(_scalar_dtype(str(ty["scalar"]))))[0]
+        if kind == "array":
+            dt = np.dtype(_field_dtype(ty))
+            return self._buf[at : at + f.size].view(dt.base).reshape(dt.shape)
+        if kind == "vec":
+            count = int(self._buf[at + 4 : at + 8].view(np.dtype("<u4"))[0])
+            elem = np.dtype(_field_dtype(ty["elem"]))
+            start = self._rel(at, elem.itemsize, count)
+            if start % elem.alignment:
+                raise CorruptMessage(f"{self._schema.name}.{f.name}: misaligned array at byte {start}")
+            return self._buf[start : start + elem.itemsize * count].view(elem)
+        if kind == "string":
+            raw = self._buf[at : at + 8]
+            if raw[0] & 0xC0 != 0x80:  # inline: up to 8 bytes, 0xff-terminated
+                data = bytes(raw)
+                end = data.find(b"\xff")
+                text = data if end < 0 else data[:end]
+            else:
+                enc = int(raw[:4].view(np.dtype("<u4"))[0])
+                length = (enc & 0x3F) | ((enc & ~0xFF) >> 2)
+                # Out of line: length word, then an offset relative to the start of the repr.
+                start = self._rel(at + 4, 1, length, base=at)
+                text = bytes(self._buf[start : start + length])
+            try:
+                return text.decode("utf-8")
+            except UnicodeDecodeError as e:
+                raise CorruptMessage(f"{self._schema.name}.{f.name}: invalid UTF-8") from e
+        if kind == "struct":
+            nested = Schema(
+                name=str(ty["name"]),
+                version=0,
+                size=int(ty["size"]),
+                align=int(ty["align"]),
+                fixed_size=False,
+                fingerprint="",
+                fields=tuple(Field(str(x["name"]), x["type"], int(x["offset"]), int(x["size"])) for x in ty["fields"]),
+                format=self._schema.format,
+            )
+            return Record(nested, self._buf, _root=at)
+        raise CorruptMessage(f"unknown field kind {kind!r}")
+
+    def __getitem__(self, name: str) -> Any:
+        return self.get(name)
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("_"):
+            raise AttributeError(name)
+        try:
+            return self.get(name)
+        except KeyError as e:
+            raise AttributeError(str(e)) from None
+
+    def to_dict(self) -> dict[str, Any]:
+        """All fields as Python values (arrays stay ndarrays)."""
+        out: dict[str, Any] = {}
+        for f in self._schema.fields:
+            v = self._value(f)
+            out[f.name] = v.to_dict() if isinstance(v, Record) else v
+        return out
+
+    def __repr__(self) -> str:
+        return f"Record({self._schema.name}, {self.to_dict()!r})"

@@ -1,0 +1,365 @@
+//! `mmapipc.SharedMemoryRing`: the SPSC ring, with the original API plus batches and views.
+//!
+//! Roles are claimed lazily by the core: the first write makes this handle the producer, the
+//! first read the consumer (`AlreadyAttached` if another live process holds the role). Non-blocking
+//! calls keep the GIL (they take well under a microsecond); blocking calls try once, then wait
+//! with the GIL released, in slices, so other threads run and Ctrl-C raises `KeyboardInterrupt`
+//! ([`crate::blocking`]). A handle is meant for one thread at a time: a second thread calling it
+//! while it waits gets pyo3's "already borrowed" error.
+
+use std::borrow::Cow;
+use std::path::PathBuf;
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+
+use mmapipc::wait::Deadline;
+use mmapipc::{Ring, RingError};
+use pyo3::exceptions::PyBufferError;
+use pyo3::prelude::*;
+use pyo3::types::{PyBytes, PyMemoryView, PyTuple, PyType};
+
+use crate::blocking::{block_on, timeout_arg};
+use crate::buffer::{with_bytes, Owner, SharedBuffer};
+use crate::errors::{closed, open_error, ring_error};
+
+/// A lock-free single-producer single-consumer ring of byte messages in shared memory.
+///
+/// The memoryview returned by `read_view` points into the ring; its slot stays reserved until
+/// the next consumer call on this handle (`read`, `read_view`, `read_batch`, `clear`, `close`),
+/// which first releases the view (`memoryview.release()`), so using it afterwards raises
+/// `ValueError` instead of showing recycled bytes. If anything made from the view is still alive
+/// (a NumPy array, a slice of the view, its `.obj`), the call raises `BufferError` and does
+/// nothing: the slot stays held until those are gone (drop or copy them first).
+#[pyclass(module = "mmapipc", name = "SharedMemoryRing")]
+pub struct PyRing {
+    inner: Option<Ring>,
+    path: PathBuf,
+    view: Option<Py<PyMemoryView>>,
+    /// Alive while any exported buffer of the last `read_view` is alive (the SharedBuffer owns
+    /// the only strong reference).
+    view_token: Option<Weak<ViewToken>>,
+}
+
+/// The owner of a `read_view` buffer: keeps the mapping alive, and tells (through a `Weak`)
+/// whether any consumer of the buffer still exists.
+struct ViewToken {
+    _mem: Arc<mmapipc::ring::RingMemory>,
+}
+
+/// A call's deadline, fixed on first use: non-blocking fast paths never read the clock.
+struct LazyDeadline {
+    timeout: Option<Duration>,
+    at: Option<Deadline>,
+}
+
+impl LazyDeadline {
+    fn new(timeout: Option<Duration>) -> LazyDeadline {
+        LazyDeadline { timeout, at: None }
+    }
+
+    fn get(&mut self) -> Deadline {
+        let t = self.timeout;
+        *self.at.get_or_insert_with(|| Deadline::after(t))
+    }
+}
+
+/// Waits with the GIL released until `wait` says the ring can make progress, or `deadline`.
+fn wait_for(
+    py: Python<'_>,
+    ring: &mut Ring,
+    deadline: Deadline,
+    mut wait: impl FnMut(&mut Ring, Option<Duration>) -> Result<bool, RingError> + Send,
+) -> PyResult<bool> {
+    let left = deadline.remaining();
+    if left == Some(Duration::ZERO) {
+        return Ok(false);
+    }
+    let r = block_on(
+        py,
+        true,
+        left.map(|d| d.as_secs_f64()),
+        || Ok(None),
+        |slice| wait(ring, Some(slice)).map(|ready| ready.then_some(())),
+    )?;
+    match r {
+        Ok(Some(())) => Ok(true),
+        Ok(None) => Ok(false),
+        Err(e) => Err(ring_error(e)),
+    }
+}
+
+impl PyRing {
+    fn new(ring: Ring) -> PyRing {
+        let path = ring.path().map(|p| p.to_path_buf()).unwrap_or_default();
+        PyRing { inner: Some(ring), path, view: None, view_token: None }
+    }
+
+    fn ring(&mut self) -> PyResult<&mut Ring> {
+        self.inner.as_mut().ok_or_else(|| closed("SharedMemoryRing"))
+    }
+
+    fn ring_ref(&self) -> PyResult<&Ring> {
+        self.inner.as_ref().ok_or_else(|| closed("SharedMemoryRing"))
+    }
+
+    /// Releases the memoryview of the previous `read_view`, so its slot may be recycled.
+    fn release_view(&mut self, py: Python<'_>) -> PyResult<()> {
+        if let Some(v) = self.view.take() {
+            if let Err(e) = v.bind(py).call_method0("release") {
+                self.view = Some(v);
+                return Err(e);
+            }
+        }
+        if let Some(token) = &self.view_token {
+            if token.strong_count() != 0 {
+                return Err(PyBufferError::new_err(
+                    "the previous read_view's buffer is still in use (a NumPy array, a slice of the \
+                     memoryview, or its .obj); release it (or copy the data) before reading again",
+                ));
+            }
+            self.view_token = None;
+        }
+        Ok(())
+    }
+}
+
+#[pymethods]
+impl PyRing {
+    /// Creates a ring with `capacity` data bytes (rounded up to a multiple of 8) at `path`.
+    /// A bare name lives in /dev/shm. The largest message is `capacity - 8` bytes.
+    #[classmethod]
+    #[pyo3(signature = (path, capacity, *, mode = 0o600))]
+    fn create(_cls: &Bound<'_, PyType>, path: PathBuf, capacity: i64, mode: u32) -> PyResult<Self> {
+        let capacity = usize::try_from(capacity).map_err(|_| {
+            pyo3::exceptions::PyValueError::new_err(format!("capacity must be positive, got {capacity}"))
+        })?;
+        let ring = Ring::create_with(&path, capacity, &mmapipc::CreateOptions { mode }).map_err(open_error)?;
+        Ok(PyRing::new(ring))
+    }
+
+    /// Opens an existing ring.
+    #[classmethod]
+    #[pyo3(signature = (path, *, allow_foreign_owner = false))]
+    fn open(_cls: &Bound<'_, PyType>, path: PathBuf, allow_foreign_owner: bool) -> PyResult<Self> {
+        let ring = Ring::open_with(&path, &mmapipc::OpenOptions { allow_foreign_owner }).map_err(open_error)?;
+        Ok(PyRing::new(ring))
+    }
+
+    /// Writes one message. Returns False if the ring is full (`block=False`) or the timeout
+    /// passed; raises ValueError if the message is larger than `max_message_size`.
+    #[pyo3(signature = (data, block = false, timeout = None))]
+    fn write(&mut self, py: Python<'_>, data: &Bound<'_, PyAny>, block: bool, timeout: Option<f64>) -> PyResult<bool> {
+        let mut deadline = LazyDeadline::new(timeout_arg(timeout)?);
+        let ring = self.ring()?;
+        with_bytes(data, |b| -> PyResult<bool> {
+            loop {
+                if ring.try_write(b).map_err(ring_error)? {
+                    return Ok(true);
+                }
+                let n = b.len();
+                if !block || !wait_for(py, ring, deadline.get(), |r, t| r.wait_writable(n, t))? {
+                    return Ok(false);
+                }
+            }
+        })?
+    }
+
+    /// Writes messages in order with one publication per run of messages that fit; returns how
+    /// many were written (fewer than given if the ring filled up and `block` is False or the
+    /// timeout passed). Raises ValueError, writing nothing, if any message is too large.
+    #[pyo3(signature = (messages, block = false, timeout = None))]
+    fn write_batch(
+        &mut self,
+        py: Python<'_>,
+        messages: &Bound<'_, PyAny>,
+        block: bool,
+        timeout: Option<f64>,
+    ) -> PyResult<usize> {
+        let mut deadline = LazyDeadline::new(timeout_arg(timeout)?);
+        let items: Vec<Bound<'_, PyAny>> = messages.try_iter()?.collect::<PyResult<_>>()?;
+        let mut bufs: Vec<Cow<'_, [u8]>> = Vec::with_capacity(items.len());
+        for it in &items {
+            match it.downcast::<PyBytes>() {
+                Ok(b) => bufs.push(Cow::Borrowed(b.as_bytes())),
+                Err(_) => bufs.push(Cow::Owned(with_bytes(it, |b| b.to_vec())?)),
+            }
+        }
+        let ring = self.ring()?;
+        let mut done = 0;
+        loop {
+            done += ring.write_batch(&bufs[done..]).map_err(ring_error)?;
+            if done == bufs.len() || !block {
+                return Ok(done);
+            }
+            let n = bufs[done].len();
+            if !wait_for(py, ring, deadline.get(), |r, t| r.wait_writable(n, t))? {
+                return Ok(done);
+            }
+        }
+    }
+
+    /// Reads one message as a new `bytes` (one copy). Returns None if the ring is empty
+    /// (`block=False`) or the timeout passed.
+    #[pyo3(signature = (block = false, timeout = None))]
+    fn read(&mut self, py: Python<'_>, block: bool, timeout: Option<f64>) -> PyResult<Option<Py<PyBytes>>> {
+        let mut deadline = LazyDeadline::new(timeout_arg(timeout)?);
+        self.release_view(py)?;
+        let ring = self.ring()?;
+        loop {
+            if let Some(g) = ring.try_read().map_err(ring_error)? {
+                return Ok(Some(PyBytes::new(py, &g).unbind()));
+            }
+            if !block || !wait_for(py, ring, deadline.get(), |r, t| r.wait_readable(t))? {
+                return Ok(None);
+            }
+        }
+    }
+
+    /// Reads one message without copying: a read-only memoryview into the ring, valid until the
+    /// next consumer call on this handle (see the class docs). None if empty / timed out.
+    #[pyo3(signature = (block = false, timeout = None))]
+    fn read_view<'py>(
+        &mut self,
+        py: Python<'py>,
+        block: bool,
+        timeout: Option<f64>,
+    ) -> PyResult<Option<Bound<'py, PyMemoryView>>> {
+        let mut deadline = LazyDeadline::new(timeout_arg(timeout)?);
+        self.release_view(py)?;
+        let ring = self.ring()?;
+        let detached = loop {
+            if let Some(g) = ring.try_read().map_err(ring_error)? {
+                break g.detach();
+            }
+            if !block || !wait_for(py, ring, deadline.get(), |r, t| r.wait_readable(t))? {
+                return Ok(None);
+            }
+        };
+        let token = Arc::new(ViewToken { _mem: detached.mem.clone() });
+        let weak = Arc::downgrade(&token);
+        let owner: Owner = token;
+        // SAFETY: the record stays held (not released to the producer) until this handle's next
+        // consumer call, which releases the memoryview first; the mapping lives as long as
+        // `owner`. The view is read-only.
+        let buf = unsafe { SharedBuffer::new(owner, detached.as_ptr(), detached.len(), true) };
+        let mv = buf.memoryview(py)?;
+        self.view = Some(mv.clone().unbind());
+        self.view_token = Some(weak);
+        Ok(Some(mv))
+    }
+
+    /// Reads up to `max_count` messages as `bytes`, releasing them with one publication.
+    /// With `block=True`, waits (up to `timeout`) for at least one.
+    #[pyo3(signature = (max_count, block = false, timeout = None))]
+    fn read_batch(
+        &mut self,
+        py: Python<'_>,
+        max_count: usize,
+        block: bool,
+        timeout: Option<f64>,
+    ) -> PyResult<Vec<Py<PyBytes>>> {
+        let mut deadline = LazyDeadline::new(timeout_arg(timeout)?);
+        self.release_view(py)?;
+        let ring = self.ring()?;
+        let mut out = Vec::new();
+        loop {
+            ring.read_batch(max_count, |m| out.push(PyBytes::new(py, m).unbind())).map_err(ring_error)?;
+            if !out.is_empty()
+                || max_count == 0
+                || !block
+                || !wait_for(py, ring, deadline.get(), |r, t| r.wait_readable(t))?
+            {
+                return Ok(out);
+            }
+        }
+    }
+
+    /// Free bytes in the ring (a message of n bytes takes n + 8 rounded up to 8, and at the wrap
+    /// also the rest of the buffer).
+    fn available_write(&self) -> PyResult<usize> {
+        Ok(self.ring_ref()?.available_write())
+    }
+
+    /// Bytes waiting to be read (record headers and padding included); 0 when empty.
+    fn available_read(&self) -> PyResult<usize> {
+        Ok(self.ring_ref()?.available_read())
+    }
+
+    /// Discards every message written so far. Performed as the consumer: raises AlreadyAttached
+    /// if another live process is the consumer. Safe while the producer writes.
+    fn clear(&mut self, py: Python<'_>) -> PyResult<()> {
+        self.release_view(py)?;
+        self.ring()?.clear().map_err(ring_error)
+    }
+
+    /// Data-area size in bytes.
+    #[getter]
+    fn capacity(&self) -> PyResult<usize> {
+        Ok(self.ring_ref()?.capacity())
+    }
+
+    /// Largest message, in bytes (`capacity - 8`).
+    #[getter]
+    fn max_message_size(&self) -> PyResult<usize> {
+        Ok(self.ring_ref()?.max_message_size())
+    }
+
+    /// The file's path.
+    #[getter]
+    fn path(&self) -> String {
+        self.path.display().to_string()
+    }
+
+    /// True after `close()`.
+    #[getter]
+    fn closed(&self) -> bool {
+        self.inner.is_none()
+    }
+
+    /// Releases the last `read_view` and this handle's roles and mapping. Raises BufferError
+    /// (and stays open) if an array still exports the last view. Calling it twice is harmless.
+    fn close(&mut self, py: Python<'_>) -> PyResult<()> {
+        self.release_view(py)?;
+        self.inner = None;
+        Ok(())
+    }
+
+    /// Removes the file. Handles (here and elsewhere) stay usable until closed.
+    fn unlink(&self) -> PyResult<()> {
+        mmapipc::region::unlink(&self.path).map_err(open_error)
+    }
+
+    fn __enter__(slf: Py<Self>) -> Py<Self> {
+        slf
+    }
+
+    #[pyo3(signature = (*_args))]
+    fn __exit__(&mut self, py: Python<'_>, _args: &Bound<'_, PyTuple>) -> PyResult<bool> {
+        self.close(py)?;
+        Ok(false)
+    }
+
+    /// Messages waiting to be read.
+    fn __len__(&self) -> PyResult<usize> {
+        Ok(self.ring_ref()?.len())
+    }
+
+    fn __repr__(&self) -> String {
+        let path = self.path.display().to_string();
+        match &self.inner {
+            Some(r) => format!(
+                "SharedMemoryRing(path={path:?}, capacity={}, pending={} messages/{} bytes)",
+                r.capacity(),
+                r.len(),
+                r.available_read()
+            ),
+            None => format!("SharedMemoryRing(path={path:?}, closed)"),
+        }
+    }
+
+    /// Pickles by path: unpickling opens the same file (for `multiprocessing` under spawn).
+    fn __reduce__<'py>(slf: &Bound<'py, Self>) -> PyResult<(Bound<'py, PyAny>, (String,))> {
+        let open = slf.get_type().getattr("open")?;
+        Ok((open, (slf.borrow().path(),)))
+    }
+}

@@ -1,0 +1,351 @@
+//! Ring benchmarks between two processes: this binary re-executes itself as the peer.
+//!
+//! * `ring_throughput/<size>`: producer (this process) `try_write`s messages of 8 B .. 8 MiB,
+//!   the consumer process `try_read`s each one and touches every cache line of it.
+//! * `reference/minimal_ring_64B`: a minimal hand-written SPSC ring (fixed 64-byte slots, cached
+//!   indices, no framing, no waiting) between the same two kinds of process: the physical
+//!   reference for 64 B messages.
+//! * `reference/memcpy_8MiB`: single-core memcpy of 8 MiB, the reference for large messages.
+//! * `round_trip/ring`: ping-pong through two rings (spinning), vs `round_trip/bare_cache_line`:
+//!   two processes bouncing a counter through two cache lines.
+//!
+//! Run: `cargo bench -p mmapipc --bench ring` (add `-- --quick` for a fast pass; a filter such
+//! as `-- 64B` selects benchmarks).
+
+use std::hint::black_box;
+use std::path::PathBuf;
+use std::process::{Child, Command};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use criterion::{BenchmarkId, Criterion, Throughput};
+use mmapipc::{Ring, SharedMemory};
+
+const CHILD_ENV: &str = "MMAPIPC_RING_BENCH_CHILD";
+
+// ----- the peer process -----
+
+/// Folds one 8-byte word per cache line of `m` (and its last byte): the consumer touches the
+/// whole message without turning the benchmark into a checksum benchmark.
+#[inline]
+fn touch(m: &[u8]) -> u64 {
+    let mut acc = m.len() as u64;
+    let mut i = 0;
+    while i + 8 <= m.len() {
+        acc = acc.wrapping_add(u64::from_le_bytes(m[i..i + 8].try_into().unwrap_or([0; 8])));
+        i += 64;
+    }
+    acc ^ u64::from(m.last().copied().unwrap_or(0))
+}
+
+fn child(spec: &str) {
+    let (mode, rest) = spec.split_once(':').expect("mode:path");
+    match mode {
+        "ring-consume" => {
+            let mut ring = Ring::open(rest).unwrap();
+            let mut acc = 0u64;
+            loop {
+                match ring.try_read().unwrap() {
+                    Some(g) => acc = acc.wrapping_add(touch(&g)),
+                    None => std::hint::spin_loop(),
+                }
+                black_box(acc);
+            }
+        }
+        "ring-echo" => {
+            let (a, b) = rest.split_once('|').unwrap();
+            let mut ping = Ring::open(a).unwrap();
+            let mut pong = Ring::open(b).unwrap();
+            let mut buf = [0u8; 8];
+            loop {
+                let got = match ping.try_read().unwrap() {
+                    Some(g) => {
+                        buf.copy_from_slice(&g[..8]);
+                        true
+                    }
+                    None => false,
+                };
+                if got {
+                    while !pong.try_write(&buf).unwrap() {}
+                } else {
+                    std::hint::spin_loop();
+                }
+            }
+        }
+        "mini-consume" => {
+            let shm = SharedMemory::open(rest).unwrap();
+            let mut ring = MiniRing::new(&shm);
+            let mut acc = 0u64;
+            loop {
+                if !ring.try_read(|m| acc = acc.wrapping_add(touch(m))) {
+                    std::hint::spin_loop();
+                }
+                black_box(acc);
+            }
+        }
+        "line-echo" => {
+            let shm = SharedMemory::open(rest).unwrap();
+            let (ping, pong) = lines(&shm);
+            let mut last = 0;
+            loop {
+                let v = ping.load(Ordering::Acquire);
+                if v != last {
+                    last = v;
+                    pong.store(v, Ordering::Release);
+                } else {
+                    std::hint::spin_loop();
+                }
+            }
+        }
+        other => panic!("unknown child mode {other}"),
+    }
+}
+
+struct Peer(Child);
+
+impl Peer {
+    fn spawn(spec: String) -> Peer {
+        let exe = std::env::current_exe().unwrap();
+        Peer(Command::new(exe).env(CHILD_ENV, spec).spawn().unwrap())
+    }
+}
+
+impl Drop for Peer {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn tmp(name: &str) -> PathBuf {
+    let p = std::env::temp_dir().join(format!("mmapipc-bench-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_file(&p);
+    p
+}
+
+// ----- a minimal hand-written SPSC ring (the physical reference) -----
+
+const MINI_SLOTS: u64 = 4096; // 64-byte slots: a 256 KiB ring
+const MINI_SLOT: usize = 64;
+
+/// head at offset 0, tail at offset 128, slots from offset 256. Fixed 64-byte messages, each
+/// side caching the other's index: nothing this ring could drop and still be correct.
+struct MiniRing<'a> {
+    head: &'a AtomicU64,
+    tail: &'a AtomicU64,
+    slots: *mut u8,
+    pos: u64,
+    cached: u64,
+}
+
+impl<'a> MiniRing<'a> {
+    fn new(shm: &'a SharedMemory) -> MiniRing<'a> {
+        assert!(shm.size() >= 256 + (MINI_SLOTS as usize) * MINI_SLOT);
+        let base = shm.as_ptr();
+        // SAFETY: offsets 0 and 128 are 8-aligned (page-aligned user area) and inside the region;
+        // both words are only ever accessed atomically.
+        let (head, tail) = unsafe { (&*(base as *const AtomicU64), &*(base.add(128) as *const AtomicU64)) };
+        // SAFETY: offset 256 is inside the region (asserted).
+        let slots = unsafe { base.add(256) };
+        MiniRing { head, tail, slots, pos: 0, cached: 0 }
+    }
+
+    #[inline]
+    fn try_write(&mut self, m: &[u8; MINI_SLOT]) -> bool {
+        if self.pos - self.cached == MINI_SLOTS {
+            self.cached = self.head.load(Ordering::Acquire);
+            if self.pos - self.cached == MINI_SLOTS {
+                return false;
+            }
+        }
+        // SAFETY: the slot is inside the region and released by the consumer (head acquired).
+        unsafe {
+            std::ptr::copy_nonoverlapping(
+                m.as_ptr(),
+                self.slots.add(((self.pos % MINI_SLOTS) as usize) * MINI_SLOT),
+                MINI_SLOT,
+            )
+        };
+        self.pos += 1;
+        self.tail.store(self.pos, Ordering::Release);
+        true
+    }
+
+    #[inline]
+    fn try_read(&mut self, f: impl FnOnce(&[u8])) -> bool {
+        if self.pos == self.cached {
+            self.cached = self.tail.load(Ordering::Acquire);
+            if self.pos == self.cached {
+                return false;
+            }
+        }
+        // SAFETY: the slot is inside the region and published by the producer (tail acquired).
+        let m = unsafe {
+            std::slice::from_raw_parts(self.slots.add(((self.pos % MINI_SLOTS) as usize) * MINI_SLOT), MINI_SLOT)
+        };
+        f(m);
+        self.pos += 1;
+        self.head.store(self.pos, Ordering::Release);
+        true
+    }
+
+    fn drained(&self) -> bool {
+        self.head.load(Ordering::Acquire) == self.pos
+    }
+}
+
+fn lines(shm: &SharedMemory) -> (&AtomicU64, &AtomicU64) {
+    let base = shm.as_ptr();
+    // SAFETY: offsets 0 and 128 are 8-aligned and inside the region; accessed only atomically.
+    unsafe { (&*(base as *const AtomicU64), &*(base.add(128) as *const AtomicU64)) }
+}
+
+// ----- benchmarks -----
+
+fn wait_drained(ring: &Ring) {
+    while ring.available_read() != 0 {
+        std::hint::spin_loop();
+    }
+}
+
+fn ring_throughput(c: &mut Criterion) {
+    let mut g = c.benchmark_group("ring_throughput");
+    for (label, size) in
+        [("8B", 8usize), ("64B", 64), ("1KiB", 1 << 10), ("64KiB", 64 << 10), ("1MiB", 1 << 20), ("8MiB", 8 << 20)]
+    {
+        let path = tmp(&format!("tp-{label}"));
+        let capacity = (4 * (size + 8)).max(1 << 20);
+        let mut ring = Ring::create(&path, capacity).unwrap();
+        ring.claim_producer().unwrap();
+        let _peer = Peer::spawn(format!("ring-consume:{}", path.display()));
+        let msg: Vec<u8> = (0..size).map(|i| i as u8).collect();
+        if size >= 64 << 10 {
+            g.throughput(Throughput::Bytes(size as u64));
+        } else {
+            g.throughput(Throughput::Elements(1));
+        }
+        g.bench_function(BenchmarkId::from_parameter(label), |b| {
+            b.iter_custom(|iters| {
+                let t = Instant::now();
+                for _ in 0..iters {
+                    while !ring.try_write(&msg).unwrap() {
+                        std::hint::spin_loop();
+                    }
+                }
+                wait_drained(&ring);
+                t.elapsed()
+            })
+        });
+        ring.unlink().unwrap();
+    }
+    g.finish();
+}
+
+fn references(c: &mut Criterion) {
+    let mut g = c.benchmark_group("reference");
+    {
+        let path = tmp("mini");
+        let shm = SharedMemory::create(&path, 256 + MINI_SLOTS as usize * MINI_SLOT).unwrap();
+        let _peer = Peer::spawn(format!("mini-consume:{}", path.display()));
+        let mut ring = MiniRing::new(&shm);
+        let msg = [7u8; MINI_SLOT];
+        g.throughput(Throughput::Elements(1));
+        g.bench_function("minimal_ring_64B", |b| {
+            b.iter_custom(|iters| {
+                let t = Instant::now();
+                for _ in 0..iters {
+                    while !ring.try_write(&msg) {
+                        std::hint::spin_loop();
+                    }
+                }
+                while !ring.drained() {
+                    std::hint::spin_loop();
+                }
+                t.elapsed()
+            })
+        });
+        shm.unlink().unwrap();
+    }
+    {
+        let size = 8 << 20;
+        let src: Vec<u8> = (0..size).map(|i| i as u8).collect();
+        let mut dst = vec![0u8; size];
+        g.throughput(Throughput::Bytes(size as u64));
+        g.bench_function("memcpy_8MiB", |b| {
+            b.iter(|| {
+                dst.copy_from_slice(black_box(&src));
+                black_box(&mut dst);
+            })
+        });
+    }
+    g.finish();
+}
+
+fn round_trip(c: &mut Criterion) {
+    let mut g = c.benchmark_group("round_trip");
+    {
+        let (a, b) = (tmp("ping"), tmp("pong"));
+        let mut ping = Ring::create(&a, 4096).unwrap();
+        let mut pong = Ring::create(&b, 4096).unwrap();
+        let _peer = Peer::spawn(format!("ring-echo:{}|{}", a.display(), b.display()));
+        let mut seq = 0u64;
+        g.bench_function("ring", |bench| {
+            bench.iter_custom(|iters| {
+                let t = Instant::now();
+                for _ in 0..iters {
+                    seq += 1;
+                    while !ping.try_write(&seq.to_le_bytes()).unwrap() {}
+                    loop {
+                        if let Some(m) = pong.try_read().unwrap() {
+                            debug_assert_eq!(&m[..], &seq.to_le_bytes());
+                            break;
+                        }
+                        std::hint::spin_loop();
+                    }
+                }
+                t.elapsed()
+            })
+        });
+        for p in [a, b] {
+            let _ = std::fs::remove_file(p);
+        }
+    }
+    {
+        let path = tmp("lines");
+        let shm = SharedMemory::create(&path, 256).unwrap();
+        let _peer = Peer::spawn(format!("line-echo:{}", path.display()));
+        let (ping, pong) = lines(&shm);
+        let mut seq = 0u64;
+        g.bench_function("bare_cache_line", |bench| {
+            bench.iter_custom(|iters| {
+                let t = Instant::now();
+                for _ in 0..iters {
+                    seq += 1;
+                    ping.store(seq, Ordering::Release);
+                    while pong.load(Ordering::Acquire) != seq {
+                        std::hint::spin_loop();
+                    }
+                }
+                t.elapsed()
+            })
+        });
+        shm.unlink().unwrap();
+    }
+    g.finish();
+}
+
+fn main() {
+    if let Ok(spec) = std::env::var(CHILD_ENV) {
+        child(&spec);
+        return;
+    }
+    let mut c = Criterion::default()
+        .warm_up_time(Duration::from_millis(500))
+        .measurement_time(Duration::from_secs(2))
+        .sample_size(20)
+        .configure_from_args();
+    ring_throughput(&mut c);
+    references(&mut c);
+    round_trip(&mut c);
+    c.final_summary();
+}

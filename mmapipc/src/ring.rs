@@ -1,0 +1,1641 @@
+//! [`Ring`]: a lock-free single-producer single-consumer ring of variable-length byte messages.
+//!
+//! # Algorithm
+//!
+//! A Lamport single-producer/single-consumer ring (L. Lamport, *Specifying Concurrent Program
+//! Modules*, 1983) over monotonic 64-bit byte positions, with the FastForward/MCRingBuffer
+//! refinement that each side *caches* the other side's index and reloads it only when its cached
+//! view says "full" (producer) or "empty" (consumer), so the two cache lines move only when they
+//! must. Records are framed as in Agrona's `OneToOneRingBuffer`: an 8-byte record header, the
+//! payload, padding to 8 bytes; a record never wraps around the end of the buffer: when it would,
+//! the producer first writes a *padding record* to the end (published on its own), then the record
+//! at offset 0. Every record is therefore one contiguous slice, which is what makes zero-copy
+//! reads (`&[u8]` in place, a Python `memoryview`) and zero-copy writes ([`Ring::loan`]) possible.
+//!
+//! # Layout
+//!
+//! The file is the common 128-byte header ([`crate::layout`]), then a 512-byte control block made
+//! of four explicitly padded 128-byte lines, then the data area (page aligned) of `capacity` bytes:
+//!
+//! ```text
+//! control (file offset 128)
+//! +0    producer line   tail u64 | messages_in u64 | bytes_in u64 | full_events u64 | pad
+//! +128  consumer line   head u64 | messages_out u64 | bytes_out u64 | empty_events u64 | pad
+//! +256  wait line       data_available Waiter (seq u32, sleepers u32) | space_available Waiter | pad
+//! +384  attach line     producer u64 | consumer u64 | capacity u64 | pad
+//!
+//! data (file offset data_offset, capacity bytes, capacity % 8 == 0)
+//! | hdr | payload | pad | hdr | payload | ... | PADDING hdr | (skipped to the end) |
+//!   hdr = u64 little-endian word: bits 0..32 payload length, bits 32..64 flags (0 message, 1 padding)
+//! ```
+//!
+//! `tail` and `head` only grow; a position's offset in the data area is `position % capacity`,
+//! and `tail - head` (bytes published and not yet released, framing included) is at most
+//! `capacity`. Only the producer writes its line, only the consumer writes its line, so each
+//! side's counters cost no extra cache-line traffic. See `FORMAT.md` for the offset table.
+//!
+//! # Synchronisation (the tags name each Release/Acquire pair)
+//!
+//! * `tail-publish`: the producer writes header and payload, then stores `tail` with Release; the
+//!   consumer loads `tail` with Acquire before reading any byte below it. A producer killed
+//!   mid-write therefore leaves nothing visible: the commit is that single store.
+//! * `head-release`: the consumer reads a record, then stores `head` with Release; the producer
+//!   loads `head` with Acquire before overwriting any byte below it.
+//! * `asym-handshake`: each side wakes the other after its publication, only if the other
+//!   sleeps, with no fence on the publishing side: the sleeper runs a system-wide barrier
+//!   (`membarrier`) before its final re-check instead. See `ring/notify.rs`; where that is not
+//!   available it falls back to the symmetric fences of [`Waiter`].
+//! * `attach`: roles are claimed and released with AcqRel CAS on the attach words.
+//!
+//! # Roles
+//!
+//! A role is claimed lazily: the first write (or [`Ring::loan`], or [`Ring::claim_producer`])
+//! claims the producer role, the first read claims the consumer role. A handle may hold both. The
+//! claim records the process (pid and the low 32 bits of its start time) in the attach word with
+//! a CAS; a second live claimant gets [`RingError::AlreadyAttached`], a dead holder (exited, or
+//! pid reused) is taken over. Dropping the handle releases its roles. After `fork`, a child's
+//! inherited handle holds nothing: its next operation claims anew (and fails if the parent still
+//! holds the role).
+//!
+//! # A hostile peer
+//!
+//! The peer can write anything to the mapping. Every index and record header read from it is
+//! checked before use (`head <= tail`, `tail - head <= capacity`, 8-byte alignment, record length
+//! within what was published and within the buffer, flags known); a failed check is
+//! [`RingError::Corrupt`], never an out-of-bounds access, a panic, or an endless loop.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::error::{OpenError, RingError};
+use crate::layout::{Kind, Plan, PAD};
+use crate::region::{self, CreateOptions, OpenOptions, Region};
+use crate::sync::{AtomicU32, AtomicU64, Ordering};
+use crate::wait::{Deadline, Waiter};
+
+mod notify;
+
+/// Size of a record header.
+pub const RECORD_HEADER: usize = 8;
+/// Records start on multiples of this.
+pub const RECORD_ALIGN: usize = 8;
+/// Smallest capacity accepted.
+pub const MIN_CAPACITY: usize = 64;
+/// Largest capacity accepted (lengths are 32-bit in the record header).
+pub const MAX_CAPACITY: usize = (u32::MAX as usize) & !(RECORD_ALIGN - 1);
+/// Size of the control block.
+pub const CONTROL_SIZE: usize = 4 * PAD;
+
+/// Record flag: a message.
+pub const FLAG_MESSAGE: u32 = 0;
+/// Record flag: padding to the end of the buffer, skipped by the consumer.
+pub const FLAG_PADDING: u32 = 1;
+
+/// Offsets inside the control block (relative to its start, file offset 128).
+pub mod offsets {
+    /// `tail`, the producer's published position.
+    pub const TAIL: usize = 0;
+    /// Messages committed (producer counter).
+    pub const MESSAGES_IN: usize = 8;
+    /// Payload bytes committed (producer counter).
+    pub const BYTES_IN: usize = 16;
+    /// Times the producer found the ring full.
+    pub const FULL_EVENTS: usize = 24;
+    /// `head`, the consumer's released position.
+    pub const HEAD: usize = 128;
+    /// Messages consumed (consumer counter).
+    pub const MESSAGES_OUT: usize = 136;
+    /// Payload bytes consumed (consumer counter).
+    pub const BYTES_OUT: usize = 144;
+    /// Times the consumer found the ring empty.
+    pub const EMPTY_EVENTS: usize = 152;
+    /// The consumer's "data available" waiter (futex word, then sleeper count).
+    pub const DATA_WAITER: usize = 256;
+    /// The producer's "space available" waiter.
+    pub const SPACE_WAITER: usize = 264;
+    /// Producer identity word (0 = free).
+    pub const PRODUCER: usize = 384;
+    /// Consumer identity word (0 = free).
+    pub const CONSUMER: usize = 392;
+    /// Capacity of the data area.
+    pub const CAPACITY: usize = 400;
+}
+
+#[repr(C)]
+struct ProducerLine {
+    tail: AtomicU64,
+    messages: AtomicU64,
+    bytes: AtomicU64,
+    full_events: AtomicU64,
+    _pad: [u8; PAD - 32],
+}
+
+#[repr(C)]
+struct ConsumerLine {
+    head: AtomicU64,
+    messages: AtomicU64,
+    bytes: AtomicU64,
+    empty_events: AtomicU64,
+    _pad: [u8; PAD - 32],
+}
+
+#[repr(C)]
+struct WaitLine {
+    data: Waiter,
+    space: Waiter,
+    _pad: [u8; PAD - 16],
+}
+
+#[repr(C)]
+struct AttachLine {
+    producer: AtomicU64,
+    consumer: AtomicU64,
+    capacity: AtomicU64,
+    _pad: [u8; PAD - 24],
+}
+
+/// The ring's control block, as laid out in the file (see the module docs).
+#[repr(C)]
+struct RingControl {
+    producer: ProducerLine,
+    consumer: ConsumerLine,
+    wait: WaitLine,
+    attach: AttachLine,
+}
+
+#[cfg(not(loom))]
+const _: () = {
+    use std::mem::{offset_of, size_of};
+    assert!(size_of::<ProducerLine>() == PAD);
+    assert!(size_of::<ConsumerLine>() == PAD);
+    assert!(size_of::<WaitLine>() == PAD);
+    assert!(size_of::<AttachLine>() == PAD);
+    assert!(size_of::<Waiter>() == 8);
+    assert!(size_of::<RingControl>() == CONTROL_SIZE);
+    assert!(offset_of!(RingControl, producer) + offset_of!(ProducerLine, tail) == offsets::TAIL);
+    assert!(offset_of!(RingControl, producer) + offset_of!(ProducerLine, full_events) == offsets::FULL_EVENTS);
+    assert!(offset_of!(RingControl, consumer) + offset_of!(ConsumerLine, head) == offsets::HEAD);
+    assert!(offset_of!(RingControl, consumer) + offset_of!(ConsumerLine, empty_events) == offsets::EMPTY_EVENTS);
+    assert!(offset_of!(RingControl, wait) + offset_of!(WaitLine, data) == offsets::DATA_WAITER);
+    assert!(offset_of!(RingControl, wait) + offset_of!(WaitLine, space) == offsets::SPACE_WAITER);
+    assert!(offset_of!(RingControl, attach) + offset_of!(AttachLine, producer) == offsets::PRODUCER);
+    assert!(offset_of!(RingControl, attach) + offset_of!(AttachLine, consumer) == offsets::CONSUMER);
+    assert!(offset_of!(RingControl, attach) + offset_of!(AttachLine, capacity) == offsets::CAPACITY);
+};
+
+#[cfg(loom)]
+impl RingControl {
+    fn new(capacity: u64) -> RingControl {
+        let w = || Waiter { seq: AtomicU32::new(0), sleepers: AtomicU32::new(0) };
+        let z = || AtomicU64::new(0);
+        RingControl {
+            producer: ProducerLine { tail: z(), messages: z(), bytes: z(), full_events: z(), _pad: [0; PAD - 32] },
+            consumer: ConsumerLine { head: z(), messages: z(), bytes: z(), empty_events: z(), _pad: [0; PAD - 32] },
+            wait: WaitLine { data: w(), space: w(), _pad: [0; PAD - 16] },
+            attach: AttachLine {
+                producer: z(),
+                consumer: z(),
+                capacity: AtomicU64::new(capacity),
+                _pad: [0; PAD - 24],
+            },
+        }
+    }
+}
+
+/// Which side of the ring.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Role {
+    /// The one writer.
+    Producer,
+    /// The one reader.
+    Consumer,
+}
+
+impl fmt::Display for Role {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Role::Producer => "producer",
+            Role::Consumer => "consumer",
+        })
+    }
+}
+
+/// Rounds `n` up to the record alignment.
+const fn align8(n: u64) -> u64 {
+    (n + (RECORD_ALIGN as u64 - 1)) & !(RECORD_ALIGN as u64 - 1)
+}
+
+/// Bytes a message of `len` payload bytes takes in the ring (header and padding included).
+pub const fn record_size(len: usize) -> usize {
+    align8((RECORD_HEADER + len) as u64) as usize
+}
+
+/// Validates a requested capacity: rounded up to a multiple of 8, within the limits.
+pub fn checked_capacity(capacity: usize) -> Result<usize, OpenError> {
+    if !(MIN_CAPACITY..=MAX_CAPACITY).contains(&capacity) {
+        return Err(OpenError::InvalidArgument(format!(
+            "ring capacity must be between {MIN_CAPACITY} and {MAX_CAPACITY} bytes, got {capacity}"
+        )));
+    }
+    Ok(align8(capacity as u64) as usize)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Memory: the control block and the data area, in a mapping (or on the heap, or under loom).
+// ---------------------------------------------------------------------------------------------
+
+/// Keeps a ring's memory alive; shared by every handle and every exported view of one ring.
+pub struct RingMemory {
+    ctrl: *const RingControl,
+    #[cfg_attr(loom, allow(dead_code))]
+    data: *mut u8,
+    capacity: u64,
+    path: Option<PathBuf>,
+    #[cfg(not(loom))]
+    _region: Region,
+    #[cfg(loom)]
+    _loom: (Box<RingControl>, Box<[loom::cell::UnsafeCell<u8>]>),
+}
+
+// SAFETY: the memory is a mapping (or heap block) that every process and thread reaches only
+// through atomics on the control block and through raw byte copies of data-area ranges that the
+// ring protocol hands to exactly one side at a time. Sending the owner to another thread changes
+// nothing about that.
+unsafe impl Send for RingMemory {}
+// SAFETY: as for Send: `&RingMemory` only gives raw pointers and atomics.
+unsafe impl Sync for RingMemory {}
+
+impl fmt::Debug for RingMemory {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RingMemory").field("capacity", &self.capacity).field("path", &self.path).finish()
+    }
+}
+
+impl RingMemory {
+    fn ctrl(&self) -> &RingControl {
+        // SAFETY: `ctrl` points at a RingControl-sized, 8-aligned block inside the memory this
+        // object keeps alive (checked at construction). Every field is an atomic or padding that
+        // nobody reads, so a shared reference is sound even while other processes write it.
+        unsafe { &*self.ctrl }
+    }
+
+    /// Stores a record header word at `off` (the slot belongs to the producer: not yet published).
+    fn store_header(&self, off: u64, len: u32, flags: u32) {
+        debug_assert!(off % 8 == 0 && off + 8 <= self.capacity);
+        let word = u64::from(len) | (u64::from(flags) << 32);
+        #[cfg(not(loom))]
+        {
+            // SAFETY: off + 8 <= capacity and off % 8 == 0, so the word lies in the data area
+            // (page aligned) and is 8-aligned. It is accessed atomically by both sides.
+            let a = unsafe { &*(self.data.add(off as usize) as *const AtomicU64) };
+            // SYNC: tail-publish. Relaxed: made visible by the Release store of tail that follows.
+            a.store(word, Ordering::Relaxed);
+        }
+        #[cfg(loom)]
+        // SAFETY: the loom data area has capacity bytes; the range is the producer's.
+        unsafe {
+            self.copy_in(off, &word.to_le_bytes())
+        };
+    }
+
+    /// Loads a record header word at `off` (the consumer calls this only below a loaded tail).
+    fn load_header(&self, off: u64) -> (u32, u32) {
+        debug_assert!(off % 8 == 0 && off + 8 <= self.capacity);
+        #[cfg(not(loom))]
+        let word = {
+            // SAFETY: as in store_header.
+            let a = unsafe { &*(self.data.add(off as usize) as *const AtomicU64) };
+            // SYNC: tail-publish. Relaxed: ordered after the Acquire load of tail that showed
+            // this record as published. Atomic so that a hostile peer writing it concurrently
+            // is not a data race in this process.
+            a.load(Ordering::Relaxed)
+        };
+        #[cfg(loom)]
+        let word = {
+            let mut b = [0u8; 8];
+            // SAFETY: in bounds; published to the consumer.
+            unsafe { self.copy_out(off, &mut b) };
+            u64::from_le_bytes(b)
+        };
+        (word as u32, (word >> 32) as u32)
+    }
+
+    /// Copies `src` to the data area at `off`.
+    ///
+    /// # Safety
+    /// `off + src.len() <= capacity`, and the range belongs to the caller by protocol.
+    unsafe fn copy_in(&self, off: u64, src: &[u8]) {
+        #[cfg(not(loom))]
+        // SAFETY: per the contract; `src` is process-local so the ranges do not overlap.
+        unsafe {
+            std::ptr::copy_nonoverlapping(src.as_ptr(), self.data.add(off as usize), src.len())
+        };
+        #[cfg(loom)]
+        for (i, b) in src.iter().enumerate() {
+            // loom checks that no other thread touches this cell without a happens-before edge.
+            self._loom.1[off as usize + i].with_mut(|p| {
+                // SAFETY: loom hands out a valid pointer to the cell.
+                unsafe { *p = *b }
+            });
+        }
+    }
+
+    /// Copies from the data area at `off` into `dst`.
+    ///
+    /// # Safety
+    /// `off + dst.len() <= capacity`, and the range was published to the caller.
+    #[allow(dead_code)]
+    unsafe fn copy_out(&self, off: u64, dst: &mut [u8]) {
+        #[cfg(not(loom))]
+        // SAFETY: per the contract; `dst` is process-local.
+        unsafe {
+            std::ptr::copy_nonoverlapping(self.data.add(off as usize), dst.as_mut_ptr(), dst.len())
+        };
+        #[cfg(loom)]
+        for (i, b) in dst.iter_mut().enumerate() {
+            self._loom.1[off as usize + i].with(|p| {
+                // SAFETY: loom hands out a valid pointer to the cell.
+                *b = unsafe { *p }
+            });
+        }
+    }
+
+    /// Capacity of the data area in bytes.
+    pub fn capacity(&self) -> usize {
+        self.capacity as usize
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Role claims
+// ---------------------------------------------------------------------------------------------
+
+/// Incremented in every forked child, so an inherited handle knows it holds nothing.
+#[cfg(not(loom))]
+static FORK_GENERATION: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+#[cfg(not(loom))]
+extern "C" fn after_fork_in_child() {
+    // Async-signal-safe: one atomic add.
+    FORK_GENERATION.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    notify::forget();
+}
+
+fn fork_generation() -> u64 {
+    #[cfg(not(loom))]
+    {
+        static REGISTER: std::sync::Once = std::sync::Once::new();
+        REGISTER.call_once(|| {
+            // SAFETY: registers a handler that only performs an atomic add; no preconditions.
+            unsafe { libc::pthread_atfork(None, None, Some(after_fork_in_child)) };
+        });
+        FORK_GENERATION.load(std::sync::atomic::Ordering::Relaxed)
+    }
+    #[cfg(loom)]
+    0
+}
+
+/// This process as an attach word: pid in the low 32 bits, low 32 bits of its start time above.
+fn my_identity() -> u64 {
+    let me = crate::process::current();
+    u64::from(me.pid) | ((me.start_time & 0xFFFF_FFFF) << 32)
+}
+
+fn holder_pid(word: u64) -> u32 {
+    word as u32
+}
+
+/// Whether the process recorded in an attach word still runs.
+fn holder_alive(word: u64) -> bool {
+    use crate::process::{liveness, start_time, Liveness, ProcessId};
+    let pid = holder_pid(word);
+    let start_lo = word >> 32;
+    if pid == 0 {
+        return false;
+    }
+    if start_lo != 0 {
+        match start_time(pid) {
+            Some(actual) => return actual & 0xFFFF_FFFF == start_lo,
+            None if cfg!(target_os = "linux") => return false,
+            None => {}
+        }
+    }
+    liveness(ProcessId { pid, start_time: 0 }) == Liveness::Alive
+}
+
+/// A role this handle holds.
+#[derive(Debug)]
+struct Claim {
+    word: u64,
+    generation: u64,
+}
+
+fn attach_word(mem: &RingMemory, role: Role) -> &AtomicU64 {
+    match role {
+        Role::Producer => &mem.ctrl().attach.producer,
+        Role::Consumer => &mem.ctrl().attach.consumer,
+    }
+}
+
+/// Claims `role` for this process. `Ok(true)` if a dead holder was taken over.
+fn claim(mem: &RingMemory, role: Role) -> Result<(Claim, bool), RingError> {
+    let me = my_identity();
+    let word = attach_word(mem, role);
+    let mut current = 0u64;
+    loop {
+        // SYNC: attach. AcqRel: Acquire pairs with the previous holder's Release (in `release`
+        // or its own claim), so its last index store is visible to us; Release publishes ours.
+        match word.compare_exchange(current, me, Ordering::AcqRel, Ordering::Acquire) {
+            Ok(_) => {
+                return Ok((Claim { word: me, generation: fork_generation() }, current != 0));
+            }
+            Err(found) => {
+                // Held by this very process (another handle, or a thread) counts as taken:
+                // two producers in one process would corrupt the ring just the same.
+                if found == me || holder_alive(found) {
+                    return Err(RingError::AlreadyAttached { role, pid: holder_pid(found) });
+                }
+                current = found; // dead (or free): try to take it over
+            }
+        }
+    }
+}
+
+fn release(mem: &RingMemory, role: Role, claim: &Claim) {
+    if claim.generation != fork_generation() {
+        return; // inherited across fork: the parent holds it, not us
+    }
+    // SYNC: attach. Release: our last index store happens-before the next holder's claim.
+    let _ = attach_word(mem, role).compare_exchange(claim.word, 0, Ordering::Release, Ordering::Relaxed);
+}
+
+// ---------------------------------------------------------------------------------------------
+// The two sides' local state
+// ---------------------------------------------------------------------------------------------
+
+#[derive(Debug)]
+struct ProducerState {
+    claim: Claim,
+    /// Our position (equals the published tail between operations).
+    tail: u64,
+    /// `tail % capacity`.
+    off: u64,
+    /// Last head we loaded; reloaded only when the ring looks full.
+    cached_head: u64,
+    /// Inside a "found full" episode (counted once).
+    full: bool,
+}
+
+#[derive(Debug)]
+struct ConsumerState {
+    claim: Claim,
+    /// Our position (may run ahead of the published head by skipped padding and detached reads).
+    head: u64,
+    /// `head % capacity`.
+    off: u64,
+    /// Last tail we loaded; reloaded only when the ring looks empty.
+    cached_tail: u64,
+    /// Bytes of a detached record ([`RecvGuard::detach`]) not yet released.
+    held: u64,
+    /// Counters not yet published (messages, payload bytes).
+    pending_msgs: u64,
+    pending_bytes: u64,
+    /// Inside a "found empty" episode (counted once).
+    empty: bool,
+}
+
+fn corrupt(reason: String) -> RingError {
+    RingError::Corrupt { reason }
+}
+
+/// Checks a (head, tail) pair read from shared memory.
+fn check_indices(head: u64, tail: u64, capacity: u64) -> Result<(), RingError> {
+    if head % 8 != 0 || tail % 8 != 0 {
+        return Err(corrupt(format!("misaligned indices head={head} tail={tail}")));
+    }
+    match tail.checked_sub(head) {
+        Some(used) if used <= capacity => Ok(()),
+        _ => Err(corrupt(format!("indices out of range: head={head} tail={tail} capacity={capacity}"))),
+    }
+}
+
+/// What the consumer found at its position.
+enum Peek {
+    Empty,
+    /// Payload at `off`, `len` bytes, record of `rec` bytes.
+    Message {
+        off: u64,
+        len: usize,
+        rec: u64,
+    },
+}
+
+impl ProducerState {
+    /// Free bytes, reloading head only if the cached view shows fewer than `need`.
+    fn has_room(&mut self, mem: &RingMemory, need: u64) -> Result<bool, RingError> {
+        let cap = mem.capacity;
+        if cap - (self.tail - self.cached_head) >= need {
+            return Ok(true);
+        }
+        // SYNC: head-release. Acquire: the consumer's reads of the bytes below head happen-before
+        // our overwriting them.
+        let head = mem.ctrl().consumer.head.load(Ordering::Acquire);
+        check_indices(head, self.tail, cap)?;
+        self.cached_head = head;
+        if cap - (self.tail - head) >= need {
+            return Ok(true);
+        }
+        if !self.full {
+            // Counted once per episode, not per poll: a spinning producer must not keep writing
+            // the line the consumer polls.
+            self.full = true;
+            let c = &mem.ctrl().producer.full_events;
+            // Relaxed: a statistic written only by the producer.
+            c.store(c.load(Ordering::Relaxed).wrapping_add(1), Ordering::Relaxed);
+        }
+        Ok(false)
+    }
+
+    /// Finds room for a record of `rec` bytes: returns its offset, or `None` if the ring is full.
+    /// May write and publish a padding record first (so the record starts at offset 0).
+    fn reserve(&mut self, mem: &RingMemory, rec: u64, publish_padding: bool) -> Result<Option<u64>, RingError> {
+        let cap = mem.capacity;
+        let to_end = cap - self.off;
+        if rec > to_end {
+            if !self.has_room(mem, to_end)? {
+                return Ok(None);
+            }
+            // Padding fills the rest of the buffer; its length word counts the skipped bytes.
+            mem.store_header(self.off, (to_end - RECORD_HEADER as u64) as u32, FLAG_PADDING);
+            self.tail += to_end;
+            self.off = 0;
+            if publish_padding {
+                self.publish_tail(mem);
+            }
+        }
+        if !self.has_room(mem, rec)? {
+            return Ok(None);
+        }
+        self.full = false;
+        Ok(Some(self.off))
+    }
+
+    /// Writes a message header for a record of `len` at our position and advances (unpublished).
+    fn push(&mut self, mem: &RingMemory, len: usize) {
+        let rec = record_size(len) as u64;
+        mem.store_header(self.off, len as u32, FLAG_MESSAGE);
+        self.tail += rec;
+        self.off += rec;
+        if self.off == mem.capacity {
+            self.off = 0;
+        }
+    }
+
+    fn publish_tail(&self, mem: &RingMemory) {
+        // SYNC: tail-publish. Release: every header and payload byte written below `tail`
+        // happens-before the consumer's Acquire load that observes it.
+        mem.ctrl().producer.tail.store(self.tail, Ordering::Release);
+    }
+
+    /// Publishes, updates counters, wakes a sleeping consumer.
+    fn commit(&self, mem: &RingMemory, msgs: u64, bytes: u64) {
+        let p = &mem.ctrl().producer;
+        // Relaxed: statistics, written only by the producer, on the producer's own line, just
+        // before the tail store so that all three stores drain with one ownership transfer.
+        p.messages.store(p.messages.load(Ordering::Relaxed).wrapping_add(msgs), Ordering::Relaxed);
+        p.bytes.store(p.bytes.load(Ordering::Relaxed).wrapping_add(bytes), Ordering::Relaxed);
+        self.publish_tail(mem);
+        notify::notify(&mem.ctrl().wait.data);
+    }
+}
+
+impl ConsumerState {
+    /// Looks at the record at our position, skipping one padding record. Never advances past a
+    /// message; validates everything it reads.
+    fn peek(&mut self, mem: &RingMemory) -> Result<Peek, RingError> {
+        let cap = mem.capacity;
+        // At most two rounds: one padding record (which ends at the buffer's end and is never at
+        // offset 0), then a message.
+        for _ in 0..2 {
+            let mut avail = self.cached_tail - self.head;
+            if avail == 0 {
+                // SYNC: tail-publish. Acquire: the producer's writes below tail are visible.
+                let tail = mem.ctrl().producer.tail.load(Ordering::Acquire);
+                check_indices(self.head - self.held, tail, cap)?;
+                if tail < self.head {
+                    return Err(corrupt(format!("tail {tail} moved backwards past head {}", self.head)));
+                }
+                self.cached_tail = tail;
+                avail = tail - self.head;
+                if avail == 0 {
+                    if !self.empty {
+                        // Once per episode, not per poll (see ProducerState::has_room).
+                        self.empty = true;
+                        let c = &mem.ctrl().consumer.empty_events;
+                        // Relaxed: a statistic written only by the consumer.
+                        c.store(c.load(Ordering::Relaxed).wrapping_add(1), Ordering::Relaxed);
+                    }
+                    return Ok(Peek::Empty);
+                }
+                self.empty = false;
+            }
+            if avail < RECORD_HEADER as u64 {
+                return Err(corrupt(format!("{avail} bytes published, less than a record header")));
+            }
+            let (len, flags) = mem.load_header(self.off);
+            let to_end = cap - self.off;
+            match flags {
+                FLAG_MESSAGE => {
+                    let rec = align8(u64::from(len) + RECORD_HEADER as u64);
+                    if rec > to_end || rec > avail {
+                        return Err(corrupt(format!(
+                            "record of {len} bytes at offset {} exceeds the buffer or the {avail} published bytes",
+                            self.off
+                        )));
+                    }
+                    return Ok(Peek::Message { off: self.off + RECORD_HEADER as u64, len: len as usize, rec });
+                }
+                FLAG_PADDING => {
+                    if self.off == 0 || u64::from(len) + RECORD_HEADER as u64 != to_end || to_end > avail {
+                        return Err(corrupt(format!("bad padding record of {len} bytes at offset {}", self.off)));
+                    }
+                    self.head += to_end;
+                    self.off = 0;
+                }
+                other => {
+                    return Err(corrupt(format!("unknown record flags {other:#x} at offset {}", self.off)));
+                }
+            }
+        }
+        Err(corrupt("two padding records in a row".into()))
+    }
+
+    /// Advances past a record just peeked (unpublished).
+    fn advance(&mut self, mem: &RingMemory, rec: u64, len: usize) {
+        self.head += rec;
+        self.off += rec;
+        if self.off == mem.capacity {
+            self.off = 0;
+        }
+        self.pending_msgs += 1;
+        self.pending_bytes += len as u64;
+    }
+
+    /// Publishes our position (minus any detached record) and wakes a sleeping producer.
+    fn publish(&mut self, mem: &RingMemory) {
+        let c = &mem.ctrl().consumer;
+        // SYNC: head-release. Release: our reads of every byte below head happen-before the
+        // producer's Acquire load that lets it overwrite them.
+        c.head.store(self.head - self.held, Ordering::Release);
+        if self.pending_msgs != 0 {
+            // Relaxed: statistics, written only by the consumer, on its own line.
+            c.messages.store(c.messages.load(Ordering::Relaxed).wrapping_add(self.pending_msgs), Ordering::Relaxed);
+            c.bytes.store(c.bytes.load(Ordering::Relaxed).wrapping_add(self.pending_bytes), Ordering::Relaxed);
+            self.pending_msgs = 0;
+            self.pending_bytes = 0;
+        }
+        notify::notify(&mem.ctrl().wait.space);
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The public handle
+// ---------------------------------------------------------------------------------------------
+
+/// Statistics kept in the control block (each side's counters on its own cache line).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RingStats {
+    /// Messages committed by producers.
+    pub messages_in: u64,
+    /// Payload bytes committed.
+    pub bytes_in: u64,
+    /// Times a producer found the ring full (once per episode, however long it polled).
+    pub full_events: u64,
+    /// Messages consumed.
+    pub messages_out: u64,
+    /// Payload bytes consumed.
+    pub bytes_out: u64,
+    /// Times a consumer found the ring empty (once per episode).
+    pub empty_events: u64,
+}
+
+/// A handle on a single-producer single-consumer ring of byte messages (see the module docs).
+///
+/// ```
+/// # let path = std::env::temp_dir().join(format!("mmapipc-doc-ring-{}", std::process::id()));
+/// # let _ = std::fs::remove_file(&path);
+/// use mmapipc::Ring;
+/// let mut producer = Ring::create(&path, 4096)?;
+/// let mut consumer = Ring::open(&path)?; // typically in another process
+///
+/// assert!(producer.try_write(b"hello")?);
+/// let mut slot = producer.loan(3)?; // zero-copy: fill the slot in place
+/// slot.copy_from_slice(b"abc");
+/// slot.commit();
+///
+/// assert_eq!(&*consumer.try_read()?.unwrap(), b"hello"); // in place; released on drop
+/// assert_eq!(&*consumer.read()?, b"abc");
+/// assert!(consumer.try_read()?.is_none());
+/// producer.unlink()?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+///
+/// Methods take `&mut self`: a handle is one side (or both) of the ring, used by one thread at a
+/// time. Use another handle ([`Ring::open`], [`Ring::new_handle`]) for the other side.
+pub struct Ring {
+    mem: Arc<RingMemory>,
+    prod: Option<ProducerState>,
+    cons: Option<ConsumerState>,
+}
+
+impl fmt::Debug for Ring {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Ring")
+            .field("capacity", &self.mem.capacity)
+            .field("path", &self.mem.path)
+            .field("producer", &self.prod.is_some())
+            .field("consumer", &self.cons.is_some())
+            .finish()
+    }
+}
+
+/// Slice length for Rust-side blocking waits (the futex is woken on every publication anyway).
+const RUST_SLICE: Duration = Duration::from_secs(1);
+
+impl Ring {
+    /// Creates a ring with `capacity` data bytes (rounded up to a multiple of 8) at `path`
+    /// (a bare name lives in `/dev/shm`), mode 0600. Fails if the path exists.
+    pub fn create(path: impl AsRef<Path>, capacity: usize) -> Result<Ring, OpenError> {
+        Self::create_with(path, capacity, &CreateOptions::default())
+    }
+
+    /// [`create`](Self::create) with options.
+    pub fn create_with(path: impl AsRef<Path>, capacity: usize, opts: &CreateOptions) -> Result<Ring, OpenError> {
+        let path = region::resolve_path(path);
+        let capacity = checked_capacity(capacity)?;
+        let plan = Plan::new(CONTROL_SIZE as u64, 0, capacity as u64)
+            .ok_or_else(|| OpenError::InvalidArgument(format!("capacity {capacity} is too large")))?;
+        let creating = region::create_file(&path, Kind::Ring, plan, opts)?;
+        // The file is fresh (zero-filled by the file system): indices, counters, waiters and
+        // attach words are all zero already; only the capacity needs writing before READY.
+        let ctrl = creating.region().as_ptr().wrapping_add(plan.control_offset as usize) as *const RingControl;
+        // SAFETY: the control block lies inside the new mapping (plan), is 8-aligned (offset 128
+        // of a page-aligned mapping) and holds only atomics.
+        let attach = unsafe { &(*ctrl).attach };
+        // Relaxed: published by the Release store of READY in `publish` (SYNC: header-publish).
+        attach.capacity.store(capacity as u64, Ordering::Relaxed);
+        let region = creating.publish();
+        Ok(Self::from_region(region, plan.control_offset, plan.data_offset, capacity as u64, Some(path)))
+    }
+
+    /// Opens an existing ring, validating its header and control block.
+    pub fn open(path: impl AsRef<Path>) -> Result<Ring, OpenError> {
+        Self::open_with(path, &OpenOptions::default())
+    }
+
+    /// [`open`](Self::open) with options.
+    pub fn open_with(path: impl AsRef<Path>, opts: &OpenOptions) -> Result<Ring, OpenError> {
+        let path = region::resolve_path(path);
+        let (region, header) = region::open_file(&path, Kind::Ring, opts)?;
+        let bad = |reason: String| OpenError::CorruptHeader { path: path.clone(), reason };
+        if header.control_size != CONTROL_SIZE as u64 {
+            return Err(bad(format!("ring control block is {} bytes, expected {CONTROL_SIZE}", header.control_size)));
+        }
+        let capacity = header.data_size;
+        if !(MIN_CAPACITY as u64..=MAX_CAPACITY as u64).contains(&capacity) || capacity % 8 != 0 {
+            return Err(bad(format!("ring capacity {capacity} is out of range or not a multiple of 8")));
+        }
+        let ring = Self::from_region(region, header.control_offset, header.data_offset, capacity, Some(path.clone()));
+        // Relaxed: the header-publish Acquire in open_file already ordered this after READY.
+        let stored = ring.mem.ctrl().attach.capacity.load(Ordering::Relaxed);
+        if stored != capacity {
+            return Err(bad(format!("control block says capacity {stored}, header says {capacity}")));
+        }
+        Ok(ring)
+    }
+
+    /// A process-local ring on the heap, for tests and model checking (loom, miri). Share it
+    /// between threads with [`new_handle`](Self::new_handle).
+    ///
+    /// ```
+    /// let mut producer = mmapipc::Ring::heap(1024)?;
+    /// let mut consumer = producer.new_handle();
+    /// let t = std::thread::spawn(move || {
+    ///     for i in 0..100u32 {
+    ///         producer.write(&i.to_le_bytes()).unwrap(); // blocks while the ring is full
+    ///     }
+    /// });
+    /// for i in 0..100u32 {
+    ///     assert_eq!(&*consumer.read()?, &i.to_le_bytes());
+    /// }
+    /// t.join().unwrap();
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn heap(capacity: usize) -> Result<Ring, OpenError> {
+        let capacity = checked_capacity(capacity)?;
+        #[cfg(not(loom))]
+        {
+            let plan = Plan::new(CONTROL_SIZE as u64, 0, capacity as u64)
+                .ok_or_else(|| OpenError::InvalidArgument(format!("capacity {capacity} is too large")))?;
+            let region = Region::heap(plan.total_size as usize);
+            let ring = Self::from_region(region, plan.control_offset, plan.data_offset, capacity as u64, None);
+            // Relaxed: the region is not shared yet; handles made later see it through Arc.
+            ring.mem.ctrl().attach.capacity.store(capacity as u64, Ordering::Relaxed);
+            Ok(ring)
+        }
+        #[cfg(loom)]
+        {
+            let ctrl = Box::new(RingControl::new(capacity as u64));
+            let data: Box<[loom::cell::UnsafeCell<u8>]> =
+                (0..capacity).map(|_| loom::cell::UnsafeCell::new(0)).collect();
+            let mem = RingMemory {
+                ctrl: &*ctrl as *const RingControl,
+                data: std::ptr::null_mut(),
+                capacity: capacity as u64,
+                path: None,
+                _loom: (ctrl, data),
+            };
+            Ok(Ring { mem: Arc::new(mem), prod: None, cons: None })
+        }
+    }
+
+    #[cfg(not(loom))]
+    fn from_region(
+        region: Region,
+        control_offset: u64,
+        data_offset: u64,
+        capacity: u64,
+        path: Option<PathBuf>,
+    ) -> Ring {
+        debug_assert!(data_offset + capacity <= region.len() as u64);
+        debug_assert!(control_offset + CONTROL_SIZE as u64 <= data_offset);
+        let base = region.as_ptr();
+        let mem = RingMemory {
+            ctrl: base.wrapping_add(control_offset as usize) as *const RingControl,
+            data: base.wrapping_add(data_offset as usize),
+            capacity,
+            path,
+            _region: region,
+        };
+        Ring { mem: Arc::new(mem), prod: None, cons: None }
+    }
+
+    #[cfg(loom)]
+    fn from_region(_: Region, _: u64, _: u64, _: u64, _: Option<PathBuf>) -> Ring {
+        unreachable!("file-backed rings are not modelled under loom")
+    }
+
+    /// Another handle on the same ring, holding no role (e.g. for a consumer thread).
+    pub fn new_handle(&self) -> Ring {
+        Ring { mem: self.mem.clone(), prod: None, cons: None }
+    }
+
+    /// The ring's memory, shared by all handles of this process: keeping it alive keeps a
+    /// detached read ([`RecvGuard::detach`]) mapped.
+    pub fn memory(&self) -> &Arc<RingMemory> {
+        &self.mem
+    }
+
+    /// Data-area size in bytes.
+    pub fn capacity(&self) -> usize {
+        self.mem.capacity as usize
+    }
+
+    /// Largest payload a single message may have: `capacity - 8`.
+    pub fn max_message_size(&self) -> usize {
+        self.mem.capacity as usize - RECORD_HEADER
+    }
+
+    /// The file's path (`None` for a heap ring).
+    pub fn path(&self) -> Option<&Path> {
+        self.mem.path.as_deref()
+    }
+
+    /// Removes the file. Open handles (here and elsewhere) stay valid.
+    pub fn unlink(&self) -> Result<(), OpenError> {
+        match &self.mem.path {
+            Some(p) => region::unlink(p),
+            None => Ok(()),
+        }
+    }
+
+    /// True if this handle holds `role` (and it was not inherited across `fork`).
+    pub fn holds(&self, role: Role) -> bool {
+        let g = fork_generation();
+        match role {
+            Role::Producer => self.prod.as_ref().is_some_and(|p| p.claim.generation == g),
+            Role::Consumer => self.cons.as_ref().is_some_and(|c| c.claim.generation == g),
+        }
+    }
+
+    /// Claims the producer role now (writes claim it lazily otherwise).
+    pub fn claim_producer(&mut self) -> Result<(), RingError> {
+        self.producer().map(|_| ())
+    }
+
+    /// Claims the consumer role now (reads claim it lazily otherwise).
+    pub fn claim_consumer(&mut self) -> Result<(), RingError> {
+        self.consumer().map(|_| ())
+    }
+
+    /// Gives up the producer role (if held), so another process may produce.
+    pub fn release_producer(&mut self) {
+        if let Some(p) = self.prod.take() {
+            release(&self.mem, Role::Producer, &p.claim);
+        }
+    }
+
+    /// Gives up the consumer role (if held). A detached record not yet released is left unread:
+    /// the next consumer receives it again.
+    pub fn release_consumer(&mut self) {
+        if let Some(c) = self.cons.take() {
+            release(&self.mem, Role::Consumer, &c.claim);
+        }
+    }
+
+    #[inline]
+    fn producer(&mut self) -> Result<&mut ProducerState, RingError> {
+        let generation = fork_generation();
+        if !matches!(&self.prod, Some(p) if p.claim.generation == generation) {
+            self.producer_slow()?;
+        }
+        Ok(self.prod.as_mut().expect("claimed"))
+    }
+
+    #[cold]
+    fn producer_slow(&mut self) -> Result<&mut ProducerState, RingError> {
+        let fresh = match &self.prod {
+            Some(p) => p.claim.generation != fork_generation(),
+            None => true,
+        };
+        if fresh {
+            self.prod = None; // inherited across fork: forget without releasing
+            let (claim, took_over) = claim(&self.mem, Role::Producer)?;
+            notify::register();
+            let ctrl = self.mem.ctrl();
+            if took_over {
+                // The dead producer may have died asleep; its sleeper count would make every
+                // consumer release pay for a wake. Only producers sleep on `space`.
+                ctrl.wait.space.sleepers.store(0, Ordering::Relaxed);
+            }
+            // SYNC: tail-publish / head-release. Acquire on both: we continue from the last
+            // published tail and must not overwrite bytes the consumer has not released.
+            let tail = ctrl.producer.tail.load(Ordering::Acquire);
+            let head = ctrl.consumer.head.load(Ordering::Acquire);
+            let cap = self.mem.capacity;
+            if let Err(e) = check_indices(head, tail, cap) {
+                release(&self.mem, Role::Producer, &claim);
+                return Err(e);
+            }
+            self.prod = Some(ProducerState { claim, tail, off: tail % cap, cached_head: head, full: false });
+        }
+        Ok(self.prod.as_mut().expect("claimed above"))
+    }
+
+    #[inline]
+    fn consumer(&mut self) -> Result<&mut ConsumerState, RingError> {
+        let generation = fork_generation();
+        if !matches!(&self.cons, Some(c) if c.claim.generation == generation && c.held == 0) {
+            self.consumer_slow()?;
+        }
+        Ok(self.cons.as_mut().expect("claimed"))
+    }
+
+    #[cold]
+    fn consumer_slow(&mut self) -> Result<&mut ConsumerState, RingError> {
+        let fresh = match &self.cons {
+            Some(c) => c.claim.generation != fork_generation(),
+            None => true,
+        };
+        if fresh {
+            self.cons = None;
+            let (claim, took_over) = claim(&self.mem, Role::Consumer)?;
+            notify::register();
+            let ctrl = self.mem.ctrl();
+            if took_over {
+                // Only consumers sleep on `data`: a dead one's sleeper count is stale.
+                ctrl.wait.data.sleepers.store(0, Ordering::Relaxed);
+            }
+            // SYNC: head-release / tail-publish. Acquire: continue from the last released head.
+            let head = ctrl.consumer.head.load(Ordering::Acquire);
+            let tail = ctrl.producer.tail.load(Ordering::Acquire);
+            let cap = self.mem.capacity;
+            if let Err(e) = check_indices(head, tail, cap) {
+                release(&self.mem, Role::Consumer, &claim);
+                return Err(e);
+            }
+            self.cons = Some(ConsumerState {
+                claim,
+                head,
+                off: head % cap,
+                cached_tail: tail,
+                held: 0,
+                pending_msgs: 0,
+                pending_bytes: 0,
+                empty: false,
+            });
+        }
+        let mem = &self.mem;
+        let c = self.cons.as_mut().expect("claimed above");
+        if c.held != 0 {
+            // A detached record is released by the next consumer operation.
+            c.held = 0;
+            c.publish(mem);
+        }
+        Ok(c)
+    }
+
+    fn check_len(&self, len: usize) -> Result<u64, RingError> {
+        if len > self.max_message_size() {
+            return Err(RingError::TooLarge { len, max: self.max_message_size() });
+        }
+        Ok(record_size(len) as u64)
+    }
+
+    // ----- producer -----
+
+    /// Reserves a slot of `len` bytes without waiting: `None` if the ring is full now.
+    /// Fill the slot in place, then [`SlotMut::commit`]; dropping it uncommitted writes nothing.
+    pub fn try_loan(&mut self, len: usize) -> Result<Option<SlotMut<'_>>, RingError> {
+        let rec = self.check_len(len)?;
+        self.producer()?;
+        let mem = &*self.mem;
+        let p = self.prod.as_mut().expect("claimed above");
+        match p.reserve(mem, rec, true)? {
+            None => Ok(None),
+            Some(off) => Ok(Some(SlotMut::new(self, off, len))),
+        }
+    }
+
+    /// Reserves a slot of `len` bytes, waiting for room as long as it takes.
+    pub fn loan(&mut self, len: usize) -> Result<SlotMut<'_>, RingError> {
+        match self.loan_timeout(len, None)? {
+            Some(s) => Ok(s),
+            None => unreachable!("an unbounded wait does not time out"),
+        }
+    }
+
+    /// Reserves a slot of `len` bytes, waiting at most `timeout` (`None`: forever).
+    pub fn loan_timeout(&mut self, len: usize, timeout: Option<Duration>) -> Result<Option<SlotMut<'_>>, RingError> {
+        let rec = self.check_len(len)?;
+        let deadline = Deadline::after(timeout);
+        let mem = self.mem.clone();
+        loop {
+            if let Some(off) = self.producer()?.reserve(&mem, rec, true)? {
+                return Ok(Some(SlotMut::new(self, off, len)));
+            }
+            if !self.wait_writable_until(len, deadline)? {
+                return Ok(None);
+            }
+        }
+    }
+
+    /// Writes one message if there is room now. `Ok(false)`: the ring is full.
+    ///
+    /// Fails with [`RingError::TooLarge`] if `data` can never fit (longer than
+    /// [`max_message_size`](Self::max_message_size)).
+    #[inline]
+    pub fn try_write(&mut self, data: &[u8]) -> Result<bool, RingError> {
+        let rec = self.check_len(data.len())?;
+        let mem = &*self.mem;
+        let p = match &mut self.prod {
+            Some(p) if p.claim.generation == fork_generation() => p,
+            _ => {
+                let mem = self.mem.clone();
+                let _ = self.producer()?;
+                return Self::write_claimed(&mem, self.prod.as_mut().expect("claimed"), data, rec);
+            }
+        };
+        Self::write_claimed(mem, p, data, rec)
+    }
+
+    #[inline]
+    fn write_claimed(mem: &RingMemory, p: &mut ProducerState, data: &[u8], rec: u64) -> Result<bool, RingError> {
+        match p.reserve(mem, rec, true)? {
+            None => Ok(false),
+            Some(off) => {
+                // SAFETY: reserve returned room for `rec` bytes at `off` (off + rec <= capacity),
+                // which the consumer has released and nobody else writes.
+                unsafe { mem.copy_in(off + RECORD_HEADER as u64, data) };
+                p.push(mem, data.len());
+                p.commit(mem, 1, data.len() as u64);
+                Ok(true)
+            }
+        }
+    }
+
+    /// Writes one message, waiting for room as long as it takes.
+    pub fn write(&mut self, data: &[u8]) -> Result<(), RingError> {
+        self.write_timeout(data, None).map(|_| ())
+    }
+
+    /// Writes one message, waiting at most `timeout` (`None`: forever). `Ok(false)`: timed out.
+    pub fn write_timeout(&mut self, data: &[u8], timeout: Option<Duration>) -> Result<bool, RingError> {
+        let deadline = Deadline::after(timeout);
+        loop {
+            if self.try_write(data)? {
+                return Ok(true);
+            }
+            if !self.wait_writable_until(data.len(), deadline)? {
+                return Ok(false);
+            }
+        }
+    }
+
+    /// Writes as many of `messages`, in order, as fit now, with a single publication of the
+    /// tail (and at most one wake-up). Returns how many were written.
+    ///
+    /// Checks every length first: if any message can never fit, nothing is written and the
+    /// error is [`RingError::TooLarge`].
+    ///
+    /// ```
+    /// let mut ring = mmapipc::Ring::heap(64)?; // 64 bytes: four 8-byte messages (16 with framing)
+    /// let msgs: Vec<[u8; 8]> = (0..6u8).map(|i| [i; 8]).collect();
+    /// assert_eq!(ring.write_batch(&msgs)?, 4);
+    /// let mut got = Vec::new();
+    /// assert_eq!(ring.read_batch(10, |m| got.push(m[0]))?, 4);
+    /// assert_eq!(got, [0, 1, 2, 3]);
+    /// assert!(matches!(ring.write_batch(&[vec![0u8; 57]]), Err(mmapipc::RingError::TooLarge { .. })));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn write_batch<B: AsRef<[u8]>>(&mut self, messages: &[B]) -> Result<usize, RingError> {
+        for m in messages {
+            self.check_len(m.as_ref().len())?;
+        }
+        let mem = self.mem.clone();
+        let p = self.producer()?;
+        let mut n = 0usize;
+        let mut bytes = 0u64;
+        for m in messages {
+            let m = m.as_ref();
+            let rec = record_size(m.len()) as u64;
+            // A padding record is published with the batch (or alone if nothing follows).
+            match p.reserve(&mem, rec, false)? {
+                None => break,
+                Some(off) => {
+                    // SAFETY: as in try_write: the reserved range is ours until published.
+                    unsafe { mem.copy_in(off + RECORD_HEADER as u64, m) };
+                    p.push(&mem, m.len());
+                    n += 1;
+                    bytes += m.len() as u64;
+                }
+            }
+        }
+        // Publish even when n == 0: a padding record written above must become visible so the
+        // consumer can pass it.
+        if n == 0 {
+            p.publish_tail(&mem);
+        } else {
+            p.commit(&mem, n as u64, bytes);
+        }
+        Ok(n)
+    }
+
+    /// Waits until a message of `len` bytes could make progress (room for it, or for the padding
+    /// record that precedes it at the wrap), at most `timeout`. `Ok(false)`: timed out.
+    /// Returns at once with `Ok(true)` if there is room already.
+    pub fn wait_writable(&mut self, len: usize, timeout: Option<Duration>) -> Result<bool, RingError> {
+        self.wait_writable_until(len, Deadline::after(timeout))
+    }
+
+    fn wait_writable_until(&mut self, len: usize, deadline: Deadline) -> Result<bool, RingError> {
+        let rec = self.check_len(len)?;
+        let mem = self.mem.clone();
+        let p = self.producer()?;
+        let cap = mem.capacity;
+        let to_end = cap - p.off;
+        let need = if rec > to_end { to_end } else { rec };
+        let tail = p.tail;
+        let ctrl = mem.ctrl();
+        let slice = deadline.remaining().map_or(RUST_SLICE, |r| r.min(RUST_SLICE));
+        let ready = || {
+            // SYNC: head-release (Acquire, as in has_room).
+            let head = ctrl.consumer.head.load(Ordering::Acquire);
+            match tail.checked_sub(head) {
+                Some(used) if used <= cap => (cap - used >= need).then_some(Ok(())),
+                _ => Some(Err(())),
+            }
+        };
+        loop {
+            match notify::wait_until(&ctrl.wait.space, deadline, slice, ready) {
+                Some(Ok(())) => return Ok(true),
+                // Corrupt indices: let has_room report them with details.
+                Some(Err(())) => return p.has_room(&mem, need).map(|_| true),
+                None => {
+                    if deadline.expired() {
+                        return Ok(false);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Bytes free in the ring now (framing not subtracted: a message of `n` bytes needs
+    /// `record_size(n)`, plus the rest of the buffer as padding when it would wrap).
+    pub fn available_write(&self) -> usize {
+        let (head, tail) = self.indices();
+        (self.mem.capacity.saturating_sub(tail.saturating_sub(head))) as usize
+    }
+
+    // ----- consumer -----
+
+    /// Receives one message if one is ready: a guard that derefs to the payload in place and
+    /// releases its space when dropped. `Ok(None)`: the ring is empty.
+    #[inline]
+    pub fn try_read(&mut self) -> Result<Option<RecvGuard<'_>>, RingError> {
+        self.consumer()?;
+        // Split borrows instead of cloning the Arc: no atomic read-modify-write on the fast path.
+        let mem = &*self.mem;
+        let c = self.cons.as_mut().expect("claimed above");
+        match c.peek(mem)? {
+            Peek::Empty => {
+                if c.head - c.held != mem.ctrl().consumer.head.load(Ordering::Relaxed) {
+                    c.publish(mem); // we skipped padding: give that space back
+                }
+                Ok(None)
+            }
+            Peek::Message { off, len, rec } => Ok(Some(RecvGuard::new(self, off, len, rec))),
+        }
+    }
+
+    /// Receives one message, waiting as long as it takes.
+    pub fn read(&mut self) -> Result<RecvGuard<'_>, RingError> {
+        match self.read_timeout(None)? {
+            Some(g) => Ok(g),
+            None => unreachable!("an unbounded wait does not time out"),
+        }
+    }
+
+    /// Receives one message, waiting at most `timeout` (`None`: forever). `Ok(None)`: timed out.
+    pub fn read_timeout(&mut self, timeout: Option<Duration>) -> Result<Option<RecvGuard<'_>>, RingError> {
+        let deadline = Deadline::after(timeout);
+        let mem = self.mem.clone();
+        loop {
+            let c = self.consumer()?;
+            if let Peek::Message { off, len, rec } = c.peek(&mem)? {
+                return Ok(Some(RecvGuard::new(self, off, len, rec)));
+            }
+            if c.head - c.held != mem.ctrl().consumer.head.load(Ordering::Relaxed) {
+                c.publish(&mem);
+            }
+            if !self.wait_readable_until(deadline)? {
+                return Ok(None);
+            }
+        }
+    }
+
+    /// Receives up to `max` messages that are ready now, calling `f` on each payload in place,
+    /// then releases them all with a single publication of head. Returns how many were read.
+    pub fn read_batch(&mut self, max: usize, mut f: impl FnMut(&[u8])) -> Result<usize, RingError> {
+        let mem = self.mem.clone();
+        let c = self.consumer()?;
+        let start = c.head;
+        let mut n = 0;
+        let mut result = Ok(());
+        while n < max {
+            match c.peek(&mem) {
+                Ok(Peek::Empty) => break,
+                Ok(Peek::Message { off, len, rec }) => {
+                    #[cfg(not(loom))]
+                    {
+                        // SAFETY: peek validated off + len <= capacity and that the record is
+                        // published and not released: the protocol gives these bytes to us.
+                        let s = unsafe { std::slice::from_raw_parts(mem.data.add(off as usize), len) };
+                        f(s);
+                    }
+                    #[cfg(loom)]
+                    {
+                        let mut v = vec![0u8; len];
+                        // SAFETY: as above.
+                        unsafe { mem.copy_out(off, &mut v) };
+                        f(&v);
+                    }
+                    c.advance(&mem, rec, len);
+                    n += 1;
+                }
+                Err(e) => {
+                    result = Err(e);
+                    break;
+                }
+            }
+        }
+        if c.head != start {
+            c.publish(&mem);
+        }
+        result.map(|_| n)
+    }
+
+    /// Waits until a message may be ready (at most `timeout`). `Ok(false)`: timed out.
+    /// Returns at once with `Ok(true)` if data is published already.
+    pub fn wait_readable(&mut self, timeout: Option<Duration>) -> Result<bool, RingError> {
+        self.wait_readable_until(Deadline::after(timeout))
+    }
+
+    fn wait_readable_until(&mut self, deadline: Deadline) -> Result<bool, RingError> {
+        let mem = self.mem.clone();
+        let c = self.consumer()?;
+        let head = c.head;
+        let ctrl = mem.ctrl();
+        let slice = deadline.remaining().map_or(RUST_SLICE, |r| r.min(RUST_SLICE));
+        loop {
+            // SYNC: tail-publish (Acquire; the actual read reloads it anyway).
+            let ready = || (ctrl.producer.tail.load(Ordering::Acquire) != head).then_some(());
+            match notify::wait_until(&ctrl.wait.data, deadline, slice, ready) {
+                Some(()) => return Ok(true),
+                None => {
+                    if deadline.expired() {
+                        return Ok(false);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Bytes published and not yet consumed (record framing and padding included).
+    pub fn available_read(&self) -> usize {
+        let (head, tail) = self.indices();
+        tail.saturating_sub(head).min(self.mem.capacity) as usize
+    }
+
+    /// Messages published and not yet consumed, from the two sides' counters (a snapshot that
+    /// may lag by a message while a side is mid-operation).
+    pub fn len(&self) -> usize {
+        let s = self.stats();
+        s.messages_in.saturating_sub(s.messages_out) as usize
+    }
+
+    /// True if nothing is waiting to be read.
+    pub fn is_empty(&self) -> bool {
+        self.available_read() == 0
+    }
+
+    fn indices(&self) -> (u64, u64) {
+        let ctrl = self.mem.ctrl();
+        // Acquire on both: a snapshot for callers that then act on it; head first so that
+        // tail >= head holds in the snapshot with a well-behaved peer.
+        let head = ctrl.consumer.head.load(Ordering::Acquire);
+        let tail = ctrl.producer.tail.load(Ordering::Acquire);
+        (head, tail)
+    }
+
+    /// A snapshot of the control block's counters.
+    pub fn stats(&self) -> RingStats {
+        let c = self.mem.ctrl();
+        // Relaxed: statistics; no data is read on their strength.
+        RingStats {
+            messages_in: c.producer.messages.load(Ordering::Relaxed),
+            bytes_in: c.producer.bytes.load(Ordering::Relaxed),
+            full_events: c.producer.full_events.load(Ordering::Relaxed),
+            messages_out: c.consumer.messages.load(Ordering::Relaxed),
+            bytes_out: c.consumer.bytes.load(Ordering::Relaxed),
+            empty_events: c.consumer.empty_events.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Discards every published message, as the consumer: `head := tail`.
+    ///
+    /// Safe while the producer is active: only published records are dropped (a message being
+    /// written is committed after them and delivered normally), and the producer only ever sees
+    /// more room. If this handle does not hold the consumer role it claims it for the duration
+    /// of the call; if another live process consumes, this fails with
+    /// [`RingError::AlreadyAttached`] (ask the consumer to clear instead). A detached record
+    /// held by this handle is released.
+    pub fn clear(&mut self) -> Result<(), RingError> {
+        let had = self.holds(Role::Consumer);
+        let mem = self.mem.clone();
+        let c = self.consumer()?;
+        // SYNC: tail-publish. Acquire: we release bytes up to this tail, which must not be
+        // reordered before the producer's writes we are discarding.
+        let tail = mem.ctrl().producer.tail.load(Ordering::Acquire);
+        check_indices(c.head, tail, mem.capacity)?;
+        // Messages dropped: everything the producer counted and the consumer did not.
+        let s = self.stats();
+        let c = self.cons.as_mut().expect("claimed above");
+        c.pending_msgs = s.messages_in.wrapping_sub(s.messages_out);
+        c.pending_bytes = s.bytes_in.wrapping_sub(s.bytes_out);
+        c.head = tail;
+        c.off = tail % mem.capacity;
+        c.cached_tail = tail;
+        c.held = 0;
+        c.publish(&mem);
+        if !had {
+            self.release_consumer();
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Ring {
+    fn drop(&mut self) {
+        self.release_producer();
+        self.release_consumer();
+    }
+}
+
+/// A reserved slot of the ring, filled in place (derefs to `[u8]` of the loaned length).
+/// [`commit`](Self::commit) publishes it; dropping it uncommitted publishes nothing.
+pub struct SlotMut<'a> {
+    ring: &'a mut Ring,
+    off: u64,
+    len: usize,
+    #[cfg(loom)]
+    buf: Vec<u8>,
+}
+
+impl<'a> SlotMut<'a> {
+    fn new(ring: &'a mut Ring, off: u64, len: usize) -> SlotMut<'a> {
+        SlotMut {
+            ring,
+            off,
+            len,
+            #[cfg(loom)]
+            buf: vec![0; len],
+        }
+    }
+
+    /// Publishes the message (one Release store of the tail) and wakes a sleeping consumer.
+    pub fn commit(self) {
+        let Ring { mem, prod, .. } = &mut *self.ring;
+        #[cfg(loom)]
+        // SAFETY: the slot (off - 8 .. off + len) is ours until published.
+        unsafe {
+            mem.copy_in(self.off + RECORD_HEADER as u64, &self.buf)
+        };
+        if let Some(p) = prod.as_mut() {
+            p.push(mem, self.len);
+            p.commit(mem, 1, self.len as u64);
+        }
+    }
+}
+
+impl std::ops::Deref for SlotMut<'_> {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        #[cfg(not(loom))]
+        // SAFETY: reserve gave this handle off..off+8+len (inside the data area, released by the
+        // consumer, unpublished), so nobody else reads or writes it while the slot lives.
+        unsafe {
+            std::slice::from_raw_parts(self.ring.mem.data.add(self.off as usize + RECORD_HEADER), self.len)
+        }
+        #[cfg(loom)]
+        &self.buf
+    }
+}
+
+impl std::ops::DerefMut for SlotMut<'_> {
+    fn deref_mut(&mut self) -> &mut [u8] {
+        #[cfg(not(loom))]
+        // SAFETY: as in deref; `&mut self` makes this the only reference into the slot.
+        unsafe {
+            std::slice::from_raw_parts_mut(self.ring.mem.data.add(self.off as usize + RECORD_HEADER), self.len)
+        }
+        #[cfg(loom)]
+        &mut self.buf
+    }
+}
+
+impl fmt::Debug for SlotMut<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SlotMut").field("len", &self.len).finish()
+    }
+}
+
+/// A received message, in place in the ring (derefs to `[u8]`). Its space is released to the
+/// producer when the guard is dropped.
+pub struct RecvGuard<'a> {
+    ring: &'a mut Ring,
+    #[cfg_attr(loom, allow(dead_code))]
+    off: u64,
+    len: usize,
+    rec: u64,
+    #[cfg(loom)]
+    buf: Vec<u8>,
+}
+
+impl<'a> RecvGuard<'a> {
+    fn new(ring: &'a mut Ring, off: u64, len: usize, rec: u64) -> RecvGuard<'a> {
+        #[cfg(loom)]
+        let buf = {
+            let mut v = vec![0u8; len];
+            // SAFETY: peek validated the range and that it is published to us.
+            unsafe { ring.mem.copy_out(off, &mut v) };
+            v
+        };
+        RecvGuard {
+            ring,
+            off,
+            len,
+            rec,
+            #[cfg(loom)]
+            buf,
+        }
+    }
+
+    /// Keeps the record held past the guard: the returned [`DetachedRead`] (which owns the
+    /// mapping) stays valid, and the record's space stays reserved, until the next consumer
+    /// operation on this handle (a read, `clear`, or dropping the handle). For bindings that
+    /// export the payload without a borrow (Python's `read_view`).
+    pub fn detach(self) -> DetachedRead {
+        let me = std::mem::ManuallyDrop::new(self);
+        let mem = me.ring.mem.clone();
+        // Drop is suppressed: we move the advance here instead.
+        // SAFETY: `me` is never used again and its fields are plain data/references.
+        let ring: &mut Ring = unsafe { std::ptr::read(&me.ring) };
+        if let Some(c) = ring.cons.as_mut() {
+            c.advance(&mem, me.rec, me.len);
+            c.held = me.rec;
+        }
+        #[cfg(not(loom))]
+        let ptr = mem.data.wrapping_add(me.off as usize);
+        #[cfg(loom)]
+        let ptr = std::ptr::null_mut();
+        DetachedRead { mem, ptr, len: me.len }
+    }
+}
+
+impl std::ops::Deref for RecvGuard<'_> {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        #[cfg(not(loom))]
+        // SAFETY: peek validated off + len <= capacity and that the record is published and not
+        // yet released: the producer will not write these bytes until we release them.
+        unsafe {
+            std::slice::from_raw_parts(self.ring.mem.data.add(self.off as usize), self.len)
+        }
+        #[cfg(loom)]
+        &self.buf
+    }
+}
+
+impl Drop for RecvGuard<'_> {
+    fn drop(&mut self) {
+        let Ring { mem, cons, .. } = &mut *self.ring;
+        if let Some(c) = cons.as_mut() {
+            c.advance(mem, self.rec, self.len);
+            c.publish(mem);
+        }
+    }
+}
+
+impl fmt::Debug for RecvGuard<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RecvGuard").field("len", &self.len).finish()
+    }
+}
+
+/// A record kept held after its guard ([`RecvGuard::detach`]): a pointer and length into the
+/// mapping, which `memory` keeps alive. The bytes stay unchanged until the next consumer
+/// operation on the handle that read it; reading them after that shows recycled bytes, which is
+/// why the pointer is only available through an `unsafe` accessor.
+#[derive(Debug)]
+pub struct DetachedRead {
+    /// Keeps the mapping alive.
+    pub mem: Arc<RingMemory>,
+    ptr: *mut u8,
+    len: usize,
+}
+
+// SAFETY: plain pointer + Arc to a Send+Sync memory owner; reading through the pointer is
+// governed by the unsafe accessor's contract, not by which thread holds the value.
+unsafe impl Send for DetachedRead {}
+
+impl DetachedRead {
+    /// Start of the payload (valid for reads of `len()` bytes while `mem` lives).
+    pub fn as_ptr(&self) -> *mut u8 {
+        self.ptr
+    }
+
+    /// Payload length.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// True for an empty message.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The payload.
+    ///
+    /// # Safety
+    /// No consumer operation may have run on the reading handle since the detach (otherwise the
+    /// producer may be rewriting these bytes).
+    #[cfg(not(loom))]
+    pub unsafe fn as_slice(&self) -> &[u8] {
+        // SAFETY: per the contract the record is still held; it lies in the mapping `mem` keeps.
+        unsafe { std::slice::from_raw_parts(self.ptr, self.len) }
+    }
+}
+
+#[allow(dead_code)]
+fn _assert_send() {
+    fn is_send<T: Send>() {}
+    is_send::<Ring>();
+    is_send::<Arc<RingMemory>>();
+    let _ = AtomicU32::new(0);
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests;

@@ -1,0 +1,170 @@
+//! Waking the peer without a full fence on the fast path: an asymmetric Dekker handshake.
+//!
+//! [`Waiter`] pairs a SeqCst fence on each side: the waker's fence, right after its index
+//! store, waits for that store to leave the store buffer, which means taking the index's cache
+//! line back from the polling peer: a cross-core round trip on every message. Here the waker
+//! (every publication) issues only a *compiler* fence and the sleeper (rare: it has already spun
+//! and is about to block) pays instead, with `membarrier(MEMBARRIER_CMD_GLOBAL_EXPEDITED)`: the
+//! kernel runs a full memory barrier on every CPU currently running a process registered for it
+//! (a CPU running something else has passed a context switch, itself a barrier). So either the
+//! waker's index store is visible to the sleeper's re-check, or the waker's later load of
+//! `sleepers` sees the sleeper's increment. This is the asymmetric fence of liburcu and folly
+//! (`asymmetricHeavyBarrier`), used with the same `Waiter` words and futex as [`Waiter`].
+//!
+//! Every process that publishes (either role) registers once per process
+//! (`MEMBARRIER_CMD_REGISTER_GLOBAL_EXPEDITED`, when a role is claimed). Fallbacks keep it
+//! correct everywhere: a process that could not register uses a full SeqCst fence when waking
+//! (the symmetric protocol); a sleeper whose `membarrier` call fails sleeps in naps of at most
+//! [`NAP_WITHOUT_BARRIER`], so a wake-up it might miss costs at most that much latency. Under loom
+//! (and off Linux) it is the plain symmetric protocol.
+
+use std::time::Duration;
+
+use crate::sync::{fence, spin_loop, Ordering};
+use crate::wait::{wait_on, wake_all, Deadline, Waiter};
+
+/// Longest nap of a sleeper that could not run the heavy barrier.
+pub(crate) const NAP_WITHOUT_BARRIER: Duration = Duration::from_millis(1);
+
+#[cfg(all(target_os = "linux", not(loom)))]
+mod sys {
+    use std::sync::atomic::{AtomicU8, Ordering};
+
+    const CMD_QUERY: libc::c_long = 0;
+    const CMD_GLOBAL_EXPEDITED: libc::c_long = 1 << 1;
+    const CMD_REGISTER_GLOBAL_EXPEDITED: libc::c_long = 1 << 2;
+
+    const UNKNOWN: u8 = 0;
+    const REGISTERED: u8 = 1;
+    const UNAVAILABLE: u8 = 2;
+
+    /// This process's registration. Reset in a forked child (a new process must register anew).
+    static STATE: AtomicU8 = AtomicU8::new(UNKNOWN);
+
+    fn membarrier(cmd: libc::c_long) -> libc::c_long {
+        // SAFETY: membarrier takes two integer arguments and touches no memory of ours.
+        unsafe { libc::syscall(libc::SYS_membarrier, cmd, 0 as libc::c_long) }
+    }
+
+    /// Registers this process (once) so that sleepers' heavy barriers reach it.
+    pub(crate) fn register() {
+        if STATE.load(Ordering::Relaxed) != UNKNOWN {
+            return;
+        }
+        let supported = membarrier(CMD_QUERY);
+        let needed = CMD_GLOBAL_EXPEDITED | CMD_REGISTER_GLOBAL_EXPEDITED;
+        let ok = supported >= 0 && supported & needed == needed && membarrier(CMD_REGISTER_GLOBAL_EXPEDITED) == 0;
+        // Relaxed: the flag only selects which barrier this process's own wakes use; it is
+        // set after the registration syscall returned, in program order before any light wake.
+        STATE.store(if ok { REGISTERED } else { UNAVAILABLE }, Ordering::Relaxed);
+    }
+
+    /// Forgets the registration (called in a forked child, async-signal-safe).
+    pub(crate) fn forget() {
+        STATE.store(UNKNOWN, Ordering::Relaxed);
+    }
+
+    #[inline]
+    pub(crate) fn registered() -> bool {
+        STATE.load(Ordering::Relaxed) == REGISTERED
+    }
+
+    /// Full barrier on every CPU running a registered process. False if the kernel refused.
+    pub(crate) fn heavy_barrier() -> bool {
+        membarrier(CMD_GLOBAL_EXPEDITED) == 0
+    }
+}
+
+#[cfg(not(all(target_os = "linux", not(loom))))]
+mod sys {
+    pub(crate) fn register() {}
+    pub(crate) fn forget() {}
+    #[inline]
+    pub(crate) fn registered() -> bool {
+        false
+    }
+    pub(crate) fn heavy_barrier() -> bool {
+        true // nobody uses the light side: the symmetric fences suffice
+    }
+}
+
+pub(crate) use sys::{forget, register};
+
+/// Wakes sleepers on `w` if there are any. Call right after the store that made their
+/// condition true.
+#[inline]
+pub(crate) fn notify(w: &Waiter) {
+    if sys::registered() {
+        // SYNC: asym-handshake (light side). The compiler must not move the sleepers load above
+        // the index store; the CPU may, and a sleeper's heavy barrier covers exactly that.
+        std::sync::atomic::compiler_fence(Ordering::SeqCst);
+    } else {
+        // SYNC: asym-handshake (symmetric fallback): a full fence as in `Waiter::notify`.
+        fence(Ordering::SeqCst);
+    }
+    if w.sleepers.load(Ordering::Relaxed) != 0 {
+        notify_slow(w);
+    }
+}
+
+#[cold]
+fn notify_slow(w: &Waiter) {
+    // Release: keeps the bump after the condition's store; it makes a racing FUTEX_WAIT fail.
+    w.seq.fetch_add(1, Ordering::Release);
+    wake_all(&w.seq);
+}
+
+const SPIN_ROUNDS: u32 = 24;
+#[cfg(not(loom))]
+const YIELD_ROUNDS: u32 = 4;
+
+/// Waits until `ready()` returns `Some`, or the deadline passes (`None`). Spins, yields, then
+/// sleeps on the futex word in naps of at most `slice`.
+pub(crate) fn wait_until<T>(
+    w: &Waiter,
+    deadline: Deadline,
+    slice: Duration,
+    mut ready: impl FnMut() -> Option<T>,
+) -> Option<T> {
+    for i in 0..SPIN_ROUNDS {
+        if let Some(v) = ready() {
+            return Some(v);
+        }
+        for _ in 0..(1u32 << i.min(6)) {
+            spin_loop();
+        }
+    }
+    #[cfg(not(loom))]
+    for _ in 0..YIELD_ROUNDS {
+        if let Some(v) = ready() {
+            return Some(v);
+        }
+        std::thread::yield_now();
+    }
+    loop {
+        if let Some(v) = ready() {
+            return Some(v);
+        }
+        let left = deadline.remaining();
+        if left == Some(Duration::ZERO) {
+            return None;
+        }
+        let mut nap = left.map_or(slice, |l| l.min(slice));
+        // SYNC: asym-handshake (heavy side). Read seq before re-checking, so a wake between the
+        // re-check and the futex call makes FUTEX_WAIT return at once.
+        let seq = w.seq.load(Ordering::Acquire);
+        w.sleepers.fetch_add(1, Ordering::Relaxed);
+        fence(Ordering::SeqCst);
+        if !sys::heavy_barrier() {
+            nap = nap.min(NAP_WITHOUT_BARRIER);
+        }
+        let got = ready();
+        if got.is_none() {
+            wait_on(&w.seq, seq, Some(nap));
+        }
+        w.sleepers.fetch_sub(1, Ordering::Relaxed);
+        if got.is_some() {
+            return got;
+        }
+    }
+}

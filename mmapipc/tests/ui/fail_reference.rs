@@ -1,0 +1,6 @@
+use mmapipc::IpcMessage;
+
+#[derive(IpcMessage)]
+pub struct Borrowed { pub name: &'static str }
+
+fn main() {}

@@ -1,0 +1,146 @@
+"""Python reads schemas and archived records written by Rust, in place and bounds-checked."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+np = pytest.importorskip("numpy")
+
+import mmapipc
+from mmapipc.schema import Record, Schema
+
+ROOT = Path(__file__).resolve().parent.parent
+SCHEMAS = ROOT / "schemas"
+
+
+@pytest.fixture(scope="module")
+def messages(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Archived example messages produced by the Rust crate (examples/dump_messages.rs)."""
+    out = tmp_path_factory.mktemp("messages")
+    subprocess.run(
+        ["cargo", "run", "-q", "-p", "mmapipc", "--example", "dump_messages", "--", str(out)],
+        cwd=ROOT,
+        check=True,
+        timeout=600,
+    )
+    return out
+
+
+def load(messages: Path, name: str, version: int) -> bytes:
+    return (messages / f"{name}.v{version}.bin").read_bytes()
+
+
+def schema(rel: str) -> Schema:
+    return Schema.from_file(str(SCHEMAS / rel))
+
+
+def test_checked_in_schemas_parse_and_fingerprints_verify() -> None:
+    files = sorted(SCHEMAS.rglob("*.json"))
+    assert len(files) >= 6
+    for f in files:
+        s = Schema.from_file(str(f))
+        assert s.computed_fingerprint() == s.fingerprint
+        assert json.loads(f.read_text()) == s.to_dict()
+
+
+def test_tampered_schema_is_rejected() -> None:
+    d = json.loads((SCHEMAS / "market/tick.v1.json").read_text())
+    d["fields"][2]["offset"] = 12
+    with pytest.raises(ValueError, match="does not match its layout"):
+        Schema.from_dict(d)
+
+
+def test_dtype_has_exact_offsets_and_itemsize() -> None:
+    s = schema("market/tick.v1.json")
+    dt = s.dtype
+    assert dt.itemsize == s.size == 32
+    assert [dt.fields[f.name][1] for f in s.fields] == [f.offset for f in s.fields]
+    assert dt["price"] == np.dtype("<f8")
+    assert dt["symbol"].shape == (8,)
+
+
+def test_tick_decodes_in_place(messages: Path) -> None:
+    raw = load(messages, "market.Tick", 1)
+    s = schema("market/tick.v1.json")
+    rec = s.decode(raw)
+    assert rec.price == 189.25
+    assert rec["size"] == 300
+    assert int(rec.timestamp_ns) == 1_700_000_000_000_000_001
+    assert bytes(rec.symbol).rstrip(b"\0") == b"AAPL"
+    arr = np.frombuffer(raw, dtype=s.dtype)
+    assert arr["price"][0] == 189.25
+
+
+def test_frame_pixels_are_a_view_and_v1_reads_v2(messages: Path) -> None:
+    v1 = schema("video/frame.v1.json")
+    v2 = schema("video/frame.v2.json")
+    buf = bytearray(load(messages, "video.Frame", 2))
+    rec = v1.decode(buf, root_size=v2.size)  # an old reader on a new channel
+    assert (int(rec.seq), int(rec.width), int(rec.height)) == (10, 4, 3)
+    pixels = rec.pixels
+    assert pixels.tolist() == [(i * 7) % 256 for i in range(36)]
+    buf[0] ^= 0xFF  # pixels are stored first: a view sees the change
+    assert pixels[0] == ((0 * 7) % 256) ^ 0xFF
+    assert v2.decode(bytes(buf)).exposure_us == 250
+    v2.check_reader(v1)
+    with pytest.raises(mmapipc.SchemaMismatch, match="reader needs v2"):
+        v1.check_reader(v2)
+
+
+def test_tensor_data_and_header(messages: Path) -> None:
+    s = schema("ml/tensor.v1.json")
+    rec = s.decode(load(messages, "ml.Tensor", 1))
+    shape = tuple(int(x) for x in rec.shape[: int(rec.ndim)])
+    data = rec.data.view("<f4").reshape(shape)
+    assert data.tolist() == [[1.5, -2.0, 3.25], [4.0, 5.5, 6.0]]
+
+
+def test_strings_inline_and_out_of_line(messages: Path) -> None:
+    s = Schema.from_file(str(messages / "test.Labeled.v1.json"))
+    rec = s.decode(load(messages, "test.Labeled", 1))
+    assert rec.short == "hi"
+    assert rec.long == "a longer label, out of line"
+    assert rec.tags.tolist() == [3, 1, 4]
+    assert rec.to_dict()["id"] == 5
+
+
+@pytest.mark.parametrize("delta", [-10_000, 10_000, -(2**31), 2**31 - 1])
+def test_corrupt_relative_pointer_raises_never_reads_outside(messages: Path, delta: int) -> None:
+    s = schema("video/frame.v1.json")
+    buf = bytearray(load(messages, "video.Frame", 1))
+    at = len(buf) - s.size + s.field("pixels").offset
+    buf[at : at + 4] = delta.to_bytes(4, "little", signed=True)
+    with pytest.raises(mmapipc.CorruptMessage, match="outside"):
+        s.decode(bytes(buf)).pixels
+
+
+def test_corrupt_length_raises(messages: Path) -> None:
+    s = schema("video/frame.v1.json")
+    buf = bytearray(load(messages, "video.Frame", 1))
+    at = len(buf) - s.size + s.field("pixels").offset + 4
+    buf[at : at + 4] = (10**9).to_bytes(4, "little")
+    with pytest.raises(mmapipc.CorruptMessage):
+        s.decode(bytes(buf)).pixels
+
+
+def test_short_message_raises() -> None:
+    s = schema("market/tick.v1.json")
+    with pytest.raises(mmapipc.CorruptMessage, match="shorter"):
+        s.decode(b"\0" * 8)
+
+
+def test_unknown_field_names_known_ones() -> None:
+    rec = schema("market/tick.v1.json").decode(bytes(32))
+    with pytest.raises(AttributeError, match="price"):
+        rec.prize  # noqa: B018
+
+
+def test_isinstance_record() -> None:
+    rec = schema("market/tick.v1.json").decode(bytes(32))
+    assert isinstance(rec, Record)
+    assert os.fspath(SCHEMAS)  # schemas directory exists

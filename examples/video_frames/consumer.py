@@ -8,7 +8,6 @@ ring: ``python examples/video_frames/consumer.py PATH FRAMES``.
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 
 import numpy as np

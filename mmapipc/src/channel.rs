@@ -210,7 +210,8 @@ where
     /// Sends `value`, waiting at most `timeout` (`None`: forever); `Ok(false)` on timeout.
     pub fn send_timeout(&mut self, value: &T, timeout: Option<Duration>) -> Result<bool, TypedSendError> {
         self.check_writer()?;
-        let len = typed::archived_len(value)?;
+        // A fixed-size record archives to exactly its root; other records are measured first.
+        let len = if self.channel.fixed_size { self.root_size } else { typed::archived_len(value)? };
         let slot = if timeout == Some(Duration::ZERO) {
             self.ring.try_loan(len)?
         } else {

@@ -32,6 +32,9 @@ lint: venv
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 	$(PY) -m mypy
+	$(PY) -m mypy examples/video_frames
+	$(PY) -m mypy examples/market_data
+	$(PY) -m mypy examples/demo.py examples/ring_buffer_example.py
 	$(PY) -m mypy.stubtest mmapipc._mmapipc --allowlist mmapipc-py/stubtest-allowlist.txt
 
 test-rust:

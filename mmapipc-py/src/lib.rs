@@ -9,6 +9,7 @@ mod buffer;
 mod errors;
 mod ring;
 mod shm;
+mod typed;
 
 use pyo3::prelude::*;
 
@@ -24,6 +25,8 @@ fn _mmapipc(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<shm::PySharedMemory>()?;
     m.add_class::<buffer::SharedBuffer>()?;
     m.add_function(wrap_pyfunction!(cli_main, m)?)?;
+    m.add_function(wrap_pyfunction!(typed::create_ring_with_schema, m)?)?;
+    m.add_function(wrap_pyfunction!(typed::channel_schema, m)?)?;
     m.add_class::<ring::PyRing>()?;
     m.add("LAYOUT_VERSION", mmapipc::layout::LAYOUT_VERSION)?;
     Ok(())

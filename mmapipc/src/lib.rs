@@ -19,6 +19,7 @@ pub use mmapipc_derive::IpcMessage;
 /// rkyv, re-exported so users need one dependency (`#[rkyv(crate = mmapipc::rkyv)]`).
 pub use rkyv;
 
+pub mod channel;
 #[cfg(feature = "cli")]
 pub mod cli;
 pub mod error;

@@ -773,11 +773,25 @@ impl Ring {
 
     /// [`create`](Self::create) with options.
     pub fn create_with(path: impl AsRef<Path>, capacity: usize, opts: &CreateOptions) -> Result<Ring, OpenError> {
+        Self::create_with_schema(path, capacity, opts, &[])
+    }
+
+    /// [`create_with`](Self::create_with), storing `schema` (a typed channel's schema JSON; empty
+    /// for an untyped ring) in the file's schema area before the file is published.
+    pub fn create_with_schema(
+        path: impl AsRef<Path>,
+        capacity: usize,
+        opts: &CreateOptions,
+        schema: &[u8],
+    ) -> Result<Ring, OpenError> {
         let path = region::resolve_path(path);
         let capacity = checked_capacity(capacity)?;
-        let plan = Plan::new(CONTROL_SIZE as u64, 0, capacity as u64)
+        let plan = Plan::new(CONTROL_SIZE as u64, schema.len() as u64, capacity as u64)
             .ok_or_else(|| OpenError::InvalidArgument(format!("capacity {capacity} is too large")))?;
         let creating = region::create_file(&path, Kind::Ring, plan, opts)?;
+        if !schema.is_empty() {
+            creating.write_schema(schema)?;
+        }
         // The file is fresh (zero-filled by the file system): indices, counters, waiters and
         // attach words are all zero already; only the capacity needs writing before READY.
         let ctrl = creating.region().as_ptr().wrapping_add(plan.control_offset as usize) as *const RingControl;

@@ -243,6 +243,87 @@ class Schema:
         :class:`Record` to get their arrays), ``String`` fields as 8 raw bytes."""
         return _struct_dtype(self.fields, self.size)
 
+    def encode(self, values: Mapping[str, Any] | None = None, /, **fields: Any) -> npt.NDArray[np.uint8]:
+        """Builds one archived message (a uint8 array) from field values.
+
+        Values come from a mapping, keyword arguments, or a NumPy structured scalar/record of
+        :attr:`dtype`. Every field must be given; ``Vec`` fields take any array-like of their
+        element type, ``String`` fields a ``str``. Unknown or missing names raise ``TypeError``,
+        values of the wrong shape or type raise ``ValueError`` naming the field.
+        """
+        import numpy as np
+
+        vals: dict[str, Any] = {}
+        if values is not None:
+            if isinstance(values, np.void) or (isinstance(values, np.ndarray) and values.dtype.names):
+                record: Any = values
+                vals.update({n: record[n] for n in record.dtype.names or ()})
+            else:
+                vals.update(values)
+        vals.update(fields)
+        names = [f.name for f in self.fields]
+        unknown = sorted(set(vals) - set(names))
+        if unknown:
+            raise TypeError(f"{self.name} has no field(s) {', '.join(unknown)}; fields: {', '.join(names)}")
+        missing = [n for n in names if n not in vals]
+        if missing:
+            raise TypeError(f"{self.name}: missing field(s) {', '.join(missing)}")
+        # Out-of-line data first (8-aligned), then the root struct, as rkyv lays it out.
+        blobs: list[tuple[Field, Any, int, int]] = []  # field, bytes array, position, count
+        pos = 0
+        for f in self.fields:
+            if f.kind == "vec":
+                elem = np.dtype(_field_dtype(f.type["elem"]))
+                try:
+                    arr = np.ascontiguousarray(vals[f.name], dtype=elem).reshape(-1)
+                except (TypeError, ValueError) as e:
+                    raise ValueError(f"{self.name}.{f.name}: expected an array of {elem}, got {type(vals[f.name]).__name__}: {e}") from e
+                pos = (pos + 7) & ~7
+                blobs.append((f, arr.view(np.uint8), pos, arr.size))
+                pos += arr.nbytes
+            elif f.kind == "string":
+                v = vals[f.name]
+                if not isinstance(v, str):
+                    raise ValueError(f"{self.name}.{f.name}: expected str, got {type(v).__name__}")
+                raw = np.frombuffer(v.encode("utf-8"), dtype=np.uint8)
+                if raw.size > 8:
+                    blobs.append((f, raw, pos, raw.size))
+                    pos += raw.size
+        root = (pos + max(self.align, 1) - 1) // max(self.align, 1) * max(self.align, 1)
+        out = np.zeros(root + self.size, dtype=np.uint8)
+        for f, raw, at, _count in blobs:
+            out[at : at + raw.size] = raw
+        rec = out[root:].view(self.dtype)
+        blob_at = {f.name: (at, count) for f, _raw, at, count in blobs}
+        for f in self.fields:
+            v = vals[f.name]
+            field_at = root + f.offset
+            if f.kind == "vec":
+                at, count = blob_at[f.name]
+                out[field_at : field_at + 4] = np.frombuffer(np.int32(at - field_at).tobytes(), np.uint8)
+                out[field_at + 4 : field_at + 8] = np.frombuffer(np.uint32(count).tobytes(), np.uint8)
+            elif f.kind == "string":
+                raw_b = v.encode("utf-8")
+                if len(raw_b) <= 8:
+                    inline = raw_b + b"\xff" * (8 - len(raw_b))
+                    out[field_at : field_at + 8] = np.frombuffer(inline, np.uint8)
+                else:
+                    at, count = blob_at[f.name]
+                    enc = 0x80 | (count & 0x3F) | ((count & ~0x3F) << 2)
+                    out[field_at : field_at + 4] = np.frombuffer(np.uint32(enc).tobytes(), np.uint8)
+                    out[field_at + 4 : field_at + 8] = np.frombuffer(np.int32(at - field_at).tobytes(), np.uint8)
+            elif f.kind == "struct" and isinstance(v, Mapping):
+                nested = Schema(str(f.type["name"]), 0, int(f.type["size"]), int(f.type["align"]), True, "",
+                                tuple(Field(str(x["name"]), x["type"], int(x["offset"]), int(x["size"])) for x in f.type["fields"]),
+                                self.format)
+                out[field_at : field_at + f.size] = nested.encode(v)[-f.size :]
+            else:
+                try:
+                    rec[f.name] = v
+                except (TypeError, ValueError) as e:
+                    raise ValueError(f"{self.name}.{f.name} ({f.type_name}): cannot store {v!r}: {e}") from e
+        return out
+
     def decode(self, message: Any, root_size: int | None = None) -> Record:
         """A :class:`Record` over `message` (any buffer), in place. `root_size` is the channel's
         root size when it carries a newer version than this schema (default: ``self.size``)."""
@@ -337,7 +418,14 @@ class Record:
 
     def get(self, name: str) -> Any:
         """The value of field `name` (see the class docs)."""
+        if self._buf is None:
+            raise ValueError(f"{self._schema.name} record was released (records from recv() are valid until the next receive)")
         return self._value(self._schema.field(name))
+
+    def release(self) -> None:
+        """Drops this record's reference to the message memory; later access raises ValueError.
+        Arrays already taken from it keep the memory exported until they are gone."""
+        self._buf = None  # type: ignore[assignment]
 
     def _value(self, f: Field) -> Any:
         np = self._np
@@ -400,10 +488,14 @@ class Record:
     def to_dict(self) -> dict[str, Any]:
         """All fields as Python values (arrays stay ndarrays)."""
         out: dict[str, Any] = {}
+        if self._buf is None:
+            raise ValueError(f"{self._schema.name} record was released")
         for f in self._schema.fields:
             v = self._value(f)
             out[f.name] = v.to_dict() if isinstance(v, Record) else v
         return out
 
     def __repr__(self) -> str:
+        if self._buf is None:
+            return f"Record({self._schema.name}, released)"
         return f"Record({self._schema.name}, {self.to_dict()!r})"

@@ -1,0 +1,190 @@
+"""Typed channels in Python: records described by a schema, read in place as NumPy data.
+
+A typed channel is a byte channel whose file header carries the message schema (written by a
+Rust ``TypedRing<T>`` or by :meth:`TypedRing.create`). Opening one needs no generated code::
+
+    from mmapipc.typed import TypedRing
+
+    with TypedRing.open("/dev/shm/ticks") as ticks:
+        print(ticks.schema.name, ticks.schema.version, ticks.dtype)
+        rec = ticks.recv(timeout=1.0)          # a Record over the slot, no copy
+        if rec is not None:
+            print(rec.price, rec["size"])
+
+Records returned by :meth:`TypedRing.recv` point into the ring's slot: they stay valid until the
+next ``recv``/``recv_batch`` on the same handle (or ``close``); after that the record raises
+``ValueError``, and an array taken from it that is still alive makes the next receive raise
+``BufferError`` rather than let it see recycled bytes. Copy what you keep
+(``rec.to_dict()``, ``np.array(rec.pixels)``).
+"""
+
+from __future__ import annotations
+
+import os
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, Mapping, Union
+
+from ._mmapipc import SharedMemoryRing, channel_schema, create_ring_with_schema
+from .errors import Error
+from .schema import Record, Schema
+
+if TYPE_CHECKING:  # pragma: no cover
+    import numpy as np
+    import numpy.typing as npt
+
+__all__ = ["TypedRing", "SchemaLike"]
+
+SchemaLike = Union[Schema, str, "os.PathLike[str]", Mapping[str, Any]]
+
+
+def as_schema(schema: SchemaLike | Any) -> Schema:
+    """A :class:`Schema` from a Schema, a JSON file path, a JSON object, or a generated module
+    or class that has a ``SCHEMA``/``schema`` attribute."""
+    if isinstance(schema, Schema):
+        return schema
+    for attr in ("SCHEMA", "schema"):
+        inner = getattr(schema, attr, None)
+        if isinstance(inner, Schema):
+            return inner
+    if isinstance(schema, Mapping):
+        return Schema.from_dict(schema)
+    if isinstance(schema, (str, os.PathLike)):
+        return Schema.from_file(os.fspath(schema))
+    raise TypeError(f"expected a Schema, a schema file path or a generated module, got {type(schema).__name__}")
+
+
+class TypedRing:
+    """A single-producer single-consumer ring of records of one schema."""
+
+    def __init__(self, ring: SharedMemoryRing, channel: Schema, reader: Schema | None = None) -> None:
+        self._ring = ring
+        self._channel = channel
+        self._reader = reader or channel
+        self._last: Record | None = None
+
+    # -- construction ------------------------------------------------------------------------
+
+    @classmethod
+    def create(cls, path: str | os.PathLike[str], capacity: int, schema: SchemaLike | Any, *, mode: int = 0o600) -> TypedRing:
+        """Creates a ring of `capacity` bytes whose header carries `schema`."""
+        s = as_schema(schema)
+        import json
+
+        resolved = create_ring_with_schema(path, capacity, json.dumps(s.to_dict()), mode=mode)
+        return cls(SharedMemoryRing.open(resolved), s)
+
+    @classmethod
+    def open(cls, path: str | os.PathLike[str], schema: SchemaLike | Any | None = None, *, allow_foreign_owner: bool = False) -> TypedRing:
+        """Opens a typed ring. With `schema`, checks that it may read the channel (the same rules
+        as Rust: same name and layout, or a newer channel version that only appended fields) and
+        raises :class:`mmapipc.SchemaMismatch` with a field-by-field diff otherwise."""
+        text = channel_schema(path, "ring", allow_foreign_owner=allow_foreign_owner)
+        if text is None:
+            raise Error(f"{os.fspath(path)}: untyped ring (no schema in its header); use SharedMemoryRing")
+        channel = Schema.from_json(text)
+        reader = None
+        if schema is not None:
+            reader = as_schema(schema)
+            channel.check_reader(reader)
+        ring = SharedMemoryRing.open(path, allow_foreign_owner=allow_foreign_owner)
+        return cls(ring, channel, reader)
+
+    # -- properties --------------------------------------------------------------------------
+
+    @property
+    def schema(self) -> Schema:
+        """The schema stored in the channel."""
+        return self._channel
+
+    @property
+    def dtype(self) -> np.dtype[Any]:
+        """The NumPy structured dtype of the reader's view of a record."""
+        return self._reader.dtype
+
+    @property
+    def ring(self) -> SharedMemoryRing:
+        """The underlying byte ring."""
+        return self._ring
+
+    # -- send --------------------------------------------------------------------------------
+
+    def send(
+        self,
+        values: Mapping[str, Any] | Any = None,
+        /,
+        *,
+        block: bool = True,
+        timeout: float | None = None,
+        **fields: Any,
+    ) -> bool:
+        """Sends one record given as a mapping, a NumPy record of :attr:`dtype`, or keyword
+        arguments (a field literally named ``block`` or ``timeout`` must go in the mapping).
+        Returns False if it timed out (or the ring is full with ``block=False``)."""
+        if self._reader.version != self._channel.version:
+            raise Error(f"this handle is typed {self._reader.label}; only a v{self._channel.version} producer may write this channel")
+        message = self._channel.encode(values, **fields)
+        return self._ring.write(message.data, block=block, timeout=timeout)
+
+    # -- receive -----------------------------------------------------------------------------
+
+    def recv(self, block: bool = True, timeout: float | None = None) -> Record | None:
+        """The next record, in place (valid until the next receive on this handle), or None on
+        timeout. A corrupt message raises :class:`mmapipc.CorruptMessage` when a field is read."""
+        self._release_last()
+        view = self._ring.read_view(block=block, timeout=timeout)
+        if view is None:
+            return None
+        self._last = Record(self._reader, view, self._channel.size)
+        return self._last
+
+    def _release_last(self) -> None:
+        """The previous record's slot is about to be reused: make the record unusable, so stale
+        data can never be read through it (arrays taken from it make the next read raise
+        BufferError instead)."""
+        if self._last is not None:
+            self._last.release()
+            self._last = None
+
+    def recv_batch(self, max_count: int, block: bool = False, timeout: float | None = None) -> npt.NDArray[Any]:
+        """Up to `max_count` fixed-size records as one structured array of :attr:`dtype`
+        (records are copied out of the ring once, into the array)."""
+        import numpy as np
+
+        self._release_last()
+        if not self._channel.fixed_size:
+            raise TypeError(f"{self._channel.name} has variable-size fields; use recv()")
+        msgs = self._ring.read_batch(max_count, block=block, timeout=timeout)
+        size = self._channel.size
+        if any(len(m) != size for m in msgs):
+            from .errors import CorruptMessage
+
+            raise CorruptMessage(f"{self._channel.name}: a message is not {size} bytes")
+        raw = np.frombuffer(b"".join(msgs), dtype=np.uint8)
+        return raw.view(self._channel.dtype) if self._reader is self._channel else _prefix_view(raw, self._channel.size, self._reader.dtype)
+
+    # -- lifetime ----------------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Closes the handle (never removes the file)."""
+        self._release_last()
+        self._ring.close()
+
+    def unlink(self) -> None:
+        """Removes the file."""
+        self._ring.unlink()
+
+    def __enter__(self) -> TypedRing:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"TypedRing({self._ring.path!r}, {self._channel.label})"
+
+
+def _prefix_view(raw: npt.NDArray[np.uint8], stride: int, dtype: np.dtype[Any]) -> npt.NDArray[Any]:
+    import numpy as np
+
+    count = raw.size // stride if stride else 0
+    return np.ndarray(shape=(count,), dtype=dtype, buffer=raw, offset=0, strides=(stride,))

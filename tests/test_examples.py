@@ -1,0 +1,50 @@
+"""Every runnable example, end to end, as a user would run it (small sizes)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLES = ROOT / "examples"
+
+
+def run(*args: str, timeout: float = 600) -> str:
+    out = subprocess.run([sys.executable, *args], cwd=ROOT, capture_output=True, text=True, timeout=timeout)
+    assert out.returncode == 0, f"{args} failed:\n{out.stdout}\n{out.stderr}"
+    return out.stdout + out.stderr
+
+
+def test_demo() -> None:
+    out = run(str(EXAMPLES / "demo.py"))
+    assert "received 100000 values, sum 5000050000" in out
+
+
+def test_ring_buffer_example() -> None:
+    out = run(str(EXAMPLES / "ring_buffer_example.py"))
+    assert "1000" in out
+
+
+@pytest.mark.parametrize("producer", ["rust", "python"])
+def test_video_frames(producer: str) -> None:
+    pytest.importorskip("numpy")
+    out = run(str(EXAMPLES / "video_frames/run.py"), "--producer", producer, "--frames", "40", "--width", "320", "--height", "240")
+    assert "consumer: 40 frames 320x240" in out
+    assert "fps" in out
+
+
+def test_market_data_v1_and_v2_feeds() -> None:
+    pytest.importorskip("numpy")
+    out = run(str(EXAMPLES / "market_data/run.py"), "--ticks", "100000")
+    assert "VWAP of 8 symbols matches the feed's" in out
+    out = run(str(EXAMPLES / "market_data/run.py"), "--ticks", "50000", "--feed-version", "2")
+    assert "from a market.Tick v2" in out and "matches the feed's" in out
+
+
+def test_market_data_incompatible_consumer_refused() -> None:
+    pytest.importorskip("numpy")
+    out = run(str(EXAMPLES / "market_data/run.py"), "--incompatible")
+    assert "field price: f64 at 16 size 8 (channel) vs f32 at 16 size 4 (reader)" in out

@@ -1,0 +1,138 @@
+"""Typed rings across languages: Rust producer -> Python consumer and Python producer -> Rust
+consumer for every example type, with per-message checks; schema checks from Python."""
+
+from __future__ import annotations
+
+import dataclasses
+import subprocess
+from pathlib import Path
+
+import pytest
+
+np = pytest.importorskip("numpy")
+
+import mmapipc
+from mmapipc.schema import Schema
+from mmapipc.typed import TypedRing
+
+ROOT = Path(__file__).resolve().parent.parent
+SCHEMAS = ROOT / "schemas"
+KINDS = {"tick": "market/tick.v1.json", "frame": "video/frame.v1.json", "tensor": "ml/tensor.v1.json"}
+COUNT = 3000
+
+
+@pytest.fixture(scope="module")
+def peer() -> Path:
+    """The Rust peer binary (examples/typed_peer.rs)."""
+    subprocess.run(["cargo", "build", "-q", "-p", "mmapipc", "--example", "typed_peer"], cwd=ROOT, check=True, timeout=900)
+    exe = ROOT / "target" / "debug" / "examples" / "typed_peer"
+    assert exe.exists()
+    return exe
+
+
+def expected(kind: str, i: int) -> dict[str, object]:
+    """Message i of each kind, exactly as typed_peer.rs generates it."""
+    if kind == "tick":
+        return {"timestamp_ns": i, "symbol": np.frombuffer(b"SYM\0\0\0\0\0", np.uint8), "price": i / 2, "size": i, "side": i % 2}
+    if kind == "frame":
+        return {
+            "seq": i, "timestamp_ns": 10 * i, "width": 16, "height": 9, "stride": 48, "pixel_format": 1,
+            "pixels": ((np.arange(16 * 9 * 3) + i) % 256).astype(np.uint8),
+        }
+    data = (np.arange(6) + i).astype("<f4").view(np.uint8)
+    return {"dtype": 1, "ndim": 2, "shape": np.array([2, 3, 0, 0]), "strides": np.array([12, 4, 0, 0]), "data": data}
+
+
+def check(kind: str, rec: mmapipc.schema.Record, i: int) -> None:
+    want = expected(kind, i)
+    for name, value in want.items():
+        got = rec[name]
+        assert np.array_equal(np.asarray(got), np.asarray(value)), f"{kind} {i} field {name}: {got!r} != {value!r}"
+
+
+@pytest.mark.parametrize("kind", sorted(KINDS))
+def test_rust_producer_python_consumer(kind: str, peer: Path, tmp_path: Path) -> None:
+    path = str(tmp_path / f"r2p-{kind}")
+    with TypedRing.create(path, 1 << 14, SCHEMAS / KINDS[kind]) as ring:
+        producer = subprocess.Popen([str(peer), "produce", kind, path, str(COUNT)])
+        try:
+            for i in range(COUNT):
+                rec = ring.recv(timeout=30.0)
+                assert rec is not None, f"message {i} did not arrive"
+                check(kind, rec, i)
+        finally:
+            assert producer.wait(timeout=60) == 0
+
+
+@pytest.mark.parametrize("kind", sorted(KINDS))
+def test_python_producer_rust_consumer(kind: str, peer: Path, tmp_path: Path) -> None:
+    path = str(tmp_path / f"p2r-{kind}")
+    with TypedRing.create(path, 1 << 14, SCHEMAS / KINDS[kind]) as ring:
+        consumer = subprocess.Popen([str(peer), "consume", kind, path, str(COUNT)], stdout=subprocess.PIPE, text=True)
+        for i in range(COUNT):
+            assert ring.send(expected(kind, i), timeout=30.0)
+        out, _ = consumer.communicate(timeout=60)
+        assert consumer.returncode == 0, out
+        assert out.startswith(f"ok {COUNT} ")
+
+
+def test_schema_and_dtype_come_from_the_header(tmp_path: Path) -> None:
+    path = str(tmp_path / "hdr")
+    with TypedRing.create(path, 4096, SCHEMAS / "market/tick.v2.json"):
+        pass
+    with TypedRing.open(path) as ring:  # no schema given: read from the file
+        assert (ring.schema.name, ring.schema.version) == ("market.Tick", 2)
+        assert ring.dtype.itemsize == 32 and ring.dtype.names is not None and "venue" in ring.dtype.names
+    # A v1 reader may read a v2 channel ...
+    with TypedRing.open(path, SCHEMAS / "market/tick.v1.json") as ring:
+        assert ring.dtype.names is not None and "venue" not in ring.dtype.names
+        with pytest.raises(mmapipc.Error, match="only a v2 producer"):
+            ring.send(expected("tick", 0))
+
+
+def test_incompatible_reader_is_refused_with_diff(tmp_path: Path) -> None:
+    path = str(tmp_path / "mismatch")
+    with TypedRing.create(path, 4096, SCHEMAS / "market/tick.v1.json"):
+        pass
+    v1 = Schema.from_file(str(SCHEMAS / "market/tick.v1.json"))
+    fields = tuple(
+        dataclasses.replace(f, type={"kind": "scalar", "scalar": "f32"}, size=4) if f.name == "price" else f for f in v1.fields
+    )
+    bad = dataclasses.replace(v1, fields=fields)
+    bad = dataclasses.replace(bad, fingerprint=bad.computed_fingerprint())
+    with pytest.raises(mmapipc.SchemaMismatch, match=r"field price: f64 at 16 size 8 \(channel\) vs f32 at 16 size 4 \(reader\)"):
+        TypedRing.open(path, bad)
+    with pytest.raises(mmapipc.SchemaMismatch, match="reader needs v2"):
+        TypedRing.open(path, SCHEMAS / "market/tick.v2.json")
+
+
+def test_untyped_ring_is_not_a_typed_ring(tmp_path: Path) -> None:
+    path = str(tmp_path / "untyped")
+    with mmapipc.SharedMemoryRing.create(path, 4096):
+        pass
+    with pytest.raises(mmapipc.Error, match="untyped"):
+        TypedRing.open(path)
+
+
+def test_send_errors_name_the_field(tmp_path: Path) -> None:
+    with TypedRing.create(str(tmp_path / "errs"), 1 << 14, SCHEMAS / "video/frame.v1.json") as ring:
+        good = expected("frame", 1)
+        with pytest.raises(TypeError, match="no field"):
+            ring.send({**good, "colour": 1})
+        with pytest.raises(TypeError, match="missing field"):
+            ring.send({k: v for k, v in good.items() if k != "width"})
+        with pytest.raises(ValueError, match="width"):
+            ring.send({**good, "width": "wide"})
+        assert ring.send(**good)
+        rec = ring.recv(timeout=1)
+        assert rec is not None and int(rec.width) == 16
+
+
+def test_batch_of_ticks_is_one_structured_array(tmp_path: Path) -> None:
+    with TypedRing.create(str(tmp_path / "batch"), 1 << 16, SCHEMAS / "market/tick.v1.json") as ring:
+        for i in range(100):
+            ring.send(expected("tick", i))
+        batch = ring.recv_batch(1000)
+        assert batch.shape == (100,)
+        assert batch["price"].mean() == pytest.approx(np.arange(100).mean() / 2)
+        assert batch["size"].tolist() == list(range(100))

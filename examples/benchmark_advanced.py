@@ -45,7 +45,8 @@ from _bench.report import (  # noqa: E402
     to_json,
 )
 from _bench.runner import START_METHOD, install_sigterm_handler, kill_all_children  # noqa: E402
-from _bench.systems import ALL_SYSTEMS, BY_KEY, System  # noqa: E402
+from _bench.report import TputRow  # noqa: E402
+from _bench.systems import ALL_SYSTEMS, BY_KEY, TICK_SIZE, TYPED_SYSTEMS, System  # noqa: E402
 
 DEFAULT_SIZES = "8,64,1K,64K,1M,8M"
 
@@ -76,6 +77,8 @@ def parse_args(argv: Optional[Sequence[str]]) -> argparse.Namespace:
     ap.add_argument("--repeat", type=int, help="runs per row (default 3, --quick 2)")
     ap.add_argument("--seconds", type=float, help="time bound of one run (default 2, --quick 0.3)")
     ap.add_argument("--no-latency", action="store_true", help="skip the ping-pong rows")
+    ap.add_argument("--no-typed", action="store_true",
+                    help="leave out typed rings (market.Tick records, 32 B) vs raw rings")
     ap.add_argument("--mpmc", default="1,2,4", metavar="N,N,...",
                     help="N producers x N consumers on one queue, 64 B (default 1,2,4; '' = off)")
     ap.add_argument("--no-memcpy", action="store_true", help="skip the memcpy reference rows")
@@ -93,7 +96,7 @@ def parse_args(argv: Optional[Sequence[str]]) -> argparse.Namespace:
 
 
 def list_systems() -> None:
-    for s in ALL_SYSTEMS:
+    for s in ALL_SYSTEMS + TYPED_SYSTEMS:
         why = s.unavailable()
         extra = [x for x, on in (("ping-pong", s.pingpong), ("mpmc", s.mpmc)) if on]
         print(f"{s.key:18s} {s.label:22s} {'skipped: ' + why if why else 'available'}"
@@ -101,7 +104,12 @@ def list_systems() -> None:
         print(f"{'':18s} {s.method}")
 
 
+#: What the typed rings are compared with, at the record's size.
+TYPED_VERSUS = ("ring", "ring-batch", "mp-queue")
+
+
 def select_systems(spec: str) -> list[System]:
+    """The throughput systems named (typed ones are measured in their own section)."""
     if spec.strip() in ("", "all"):
         return list(ALL_SYSTEMS)
     out = []
@@ -138,6 +146,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except ValueError:
         raise SystemExit(f"--mpmc takes numbers like 1,2,4, not {args.mpmc!r}") from None
     mpmc_systems = [s for s in systems if s.mpmc] if procs else []
+    typed_systems: list[System] = []
+    if not args.no_typed and args.systems.strip() in ("", "all"):
+        typed_systems = list(TYPED_SYSTEMS) + [BY_KEY[k] for k in TYPED_VERSUS]
+    elif not args.no_typed and any(s.typed for s in systems):
+        typed_systems = [s for s in systems if s.typed]
+        typed_systems += [s for s in systems if s.key in TYPED_VERSUS]
 
     if args.readme:
         with open(args.readme, encoding="utf-8") as f:
@@ -151,13 +165,20 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     print(f"sizes {', '.join(fmt_size(s) for s in sizes)}; {cfg.repeat} run(s) per row, "
           f"each <= {cfg.seconds:g} s / {cfg.max_count:,} msgs / {cfg.max_bytes // MiB} MiB",
           flush=True)
-    progress = Progress(steps(systems, sizes, lat_systems, not args.no_memcpy, cfg.repeat,
-                              mpmc_systems, procs),
+    main_systems = [s for s in systems if not s.typed]
+    progress = Progress(steps(main_systems, sizes, lat_systems, not args.no_memcpy, cfg.repeat,
+                              mpmc_systems, procs)
+                        + steps(typed_systems, [TICK_SIZE] if typed_systems else [], [], False,
+                                cfg.repeat),
                         enabled=not args.no_progress)
     t0 = time.monotonic()
     try:
-        tput, lat = run_suite(systems, sizes, lat_systems, cfg, memcpy=not args.no_memcpy,
+        tput, lat = run_suite(main_systems, sizes, lat_systems, cfg, memcpy=not args.no_memcpy,
                               progress=progress)
+        typed: list[TputRow] = []
+        if typed_systems:
+            typed, _ = run_suite(typed_systems, [TICK_SIZE], [], cfg, memcpy=False,
+                                 progress=progress)
         mpmc = run_mpmc_suite(mpmc_systems, procs, cfg, size=cfg.lat_size, progress=progress)
     except KeyboardInterrupt:
         progress.close()
@@ -176,6 +197,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         print()
         print(f"Round-trip latency, {fmt_size(cfg.lat_size)} ping-pong (median of runs)")
         print(latency_table(lat))
+    if typed:
+        print()
+        print(f"Typed records (market.Tick v1, {TICK_SIZE} B) against raw bytes of the same size")
+        print(throughput_table(typed))
     if mpmc:
         print()
         print(f"Many producers x many consumers, one queue, {fmt_size(cfg.lat_size)} "
@@ -190,7 +215,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     print("Targets (issues 3 and 4)")
     print(format_targets(targets))
     notes = sorted({(r.system, r.status, r.note)
-                    for r in list(tput) + list(lat) + list(mpmc) if not r.ok})
+                    for r in list(tput) + list(lat) + list(mpmc) + list(typed) if not r.ok})
     for key, status, note in notes:
         print(f"{status} {key}: {note}")
     print(f"\nfinished in {elapsed:.0f} s")
@@ -210,6 +235,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             "sizes": sizes, "systems": [s.key for s in systems],
             "methods": {s.key: s.method for s in systems},
             "throughput": rows_json(tput), "latency": rows_json(lat), "mpmc": rows_json(mpmc),
+            "typed": rows_json(typed),
             "targets": targets,
         })
         print(f"results written to {args.json}")
@@ -219,7 +245,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         rel_plot = None
         if args.plot and plot_note is None:
             rel_plot = os.path.relpath(args.plot, os.path.dirname(os.path.abspath(target)))
-        md = markdown_report(tput=tput, lat=lat, mpmc=mpmc, targets=targets, info=info,
+        md = markdown_report(tput=tput, lat=lat, mpmc=mpmc, typed=typed, targets=targets,
+                             info=info,
                              command=command, elapsed_s=elapsed, plot_path=rel_plot,
                              config=cfg.as_dict())
         if target == args.readme:
@@ -231,7 +258,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                 f.write(md + "\n")
             print(f"performance section written to {target}")
     # An mmapipc row that failed is a bug to look at; a peer that failed is reported above.
-    errors = [r for r in list(tput) + list(lat) + list(mpmc)
+    errors = [r for r in list(tput) + list(lat) + list(mpmc) + list(typed)
               if r.status == "error" and r.family == "mmapipc"]
     return 3 if errors else 0
 

@@ -284,6 +284,10 @@ def test_advanced_benchmark_smoke(tmp_path: Path) -> None:
             assert 0 < r["p50_us"] <= r["p99_us"] <= r["p999_us"]
     assert len(doc["targets"]) == len(TARGETS)
     assert all(t["status"] in ("PASS", "MISS", "SKIP") for t in doc["targets"])
+    typed = {r["system"]: r for r in doc["typed"]}
+    assert {"typed", "typed-batch", "ring", "ring-batch", "mp-queue"} <= set(typed)
+    for r in typed.values():
+        assert r["size"] == 32 and r["status"] in ("ok", "skipped"), r
     mpmc = {(r["system"], r["procs"]): r for r in doc["mpmc"]}
     for key in ("queue", "mp-queue", "faster-fifo"):
         for n in (1, 2, 4):

@@ -402,7 +402,7 @@ def rows_json(rows: Sequence[Any]) -> list[dict[str, Any]]:
 
 def markdown_report(
     *, tput: Sequence[TputRow], lat: Sequence[LatRow], targets: Sequence[dict[str, Any]],
-    mpmc: Sequence[TputRow] = (),
+    mpmc: Sequence[TputRow] = (), typed: Sequence[TputRow] = (),
     info: dict[str, Any], command: str, elapsed_s: float, plot_path: Optional[str],
     config: dict[str, Any],
 ) -> str:
@@ -438,6 +438,10 @@ def markdown_report(
         parts += [f"![throughput and latency]({plot_path})", ""]
     if lat:
         parts += ["### Round-trip latency (ping-pong, 64 B)", "", latency_table(lat, markdown=True), ""]
+    if typed:
+        size = typed[0].size
+        parts += [f"### Typed records (market.Tick v1, {size} B) against raw bytes", "",
+                  throughput_table(typed, markdown=True), ""]
     if mpmc:
         parts += ["### Many producers, many consumers (one queue, aggregate)", "",
                   mpmc_table(mpmc, markdown=True), ""]
@@ -446,7 +450,7 @@ def markdown_report(
         parts += ["### mmapipc against each peer (msg/s ratio, same run)", "", rm, ""]
     parts += ["### Targets (issues 3 and 4)", "", "```", format_targets(targets), "```", ""]
     notes = sorted({(r.label, r.status, r.note)
-                    for r in list(tput) + list(lat) + list(mpmc) if not r.ok})
+                    for r in list(tput) + list(lat) + list(mpmc) + list(typed) if not r.ok})
     if notes:
         parts += ["Not measured in this run:", ""]
         parts += [f"- {label}: {status}, {note}" for label, status, note in notes]

@@ -165,6 +165,7 @@ class System:
     throughput: bool = True
     pingpong: bool = False
     batched: bool = False
+    typed: bool = False
 
     def unavailable(self) -> Optional[str]:
         """None when the system can run here, else why not."""
@@ -1588,6 +1589,196 @@ class Iceoryx2(System):
         return {"received": n, "t_warm": tw, "t_end": perf_counter()}
 
 
+# ----------------------------------------------------------------------------------------------
+# mmapipc typed rings (mmapipc.typed.TypedRing): records of a schema, here market.Tick v1 (32 B,
+# ``timestamp_ns`` u64 at offset 0 carries the stamp). Measured at the record's size only.
+
+TICK_SCHEMA = os.path.join(
+    os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
+    "schemas", "market", "tick.v1.json",
+)
+TICK_SIZE = 32
+
+
+class TypedRing(_MmapBase):
+    key = "typed"
+    label = "mmapipc typed ring"
+    method = ("TypedRing.send(dict) (encode per record) / recv() (record in place, field read)")
+    typed = True
+
+    def unavailable(self) -> Optional[str]:
+        if _optional("mmapipc") is None:
+            return "mmapipc is not installed (pip install -e .)"
+        if _optional("mmapipc.typed") is None or self._typed() is None:
+            return "mmapipc.typed.TypedRing is not available in this build"
+        if not os.path.exists(TICK_SCHEMA):
+            return f"schema file {TICK_SCHEMA} not found"
+        return _numpy_missing()
+
+    def _typed(self) -> Any:
+        mod = _optional("mmapipc.typed")
+        return None if mod is None else getattr(mod, "TypedRing", None)
+
+    def setup(self, p: Params) -> Any:
+        if p.size != TICK_SIZE:
+            raise BenchError(f"typed rings are measured with {TICK_SIZE}-byte market.Tick records")
+        path = os.path.join(shm_dir(), unique_name("typed"))
+        self._typed().create(path, p.capacity, TICK_SCHEMA).close()
+        return path
+
+    def produce(self, h: Any, p: Params, sync: Sync) -> Result:
+        tr = self._typed().open(h)
+        try:
+            send = tr.send
+            tmo = p.stall
+            rec: dict[str, Any] = {"timestamp_ns": 0, "symbol": list(b"MMAPIPC\0"), "price": 101.25,
+                                   "size": 100, "side": 1}
+            chunk = clock_chunk(p.size)
+            total = p.warm + p.count
+            sync()
+            t0 = perf_counter()
+            deadline = t0 + p.seconds
+            n = 0
+            while n < total:
+                end = min(total, n + chunk)
+                while n < end:
+                    rec["timestamp_ns"] = n
+                    if not send(rec, block=False) and not send(rec, block=True, timeout=tmo):
+                        raise Stalled("TypedRing.send timed out: consumer stalled")
+                    n += 1
+                if perf_counter() >= deadline:
+                    break
+            rec["timestamp_ns"] = STOP
+            if not send(rec, block=True, timeout=tmo):
+                raise Stalled("TypedRing.send(STOP) timed out")
+            return {"sent": n, "t0": t0}
+        finally:
+            tr.close()
+
+    def consume(self, h: Any, p: Params, sync: Sync) -> Result:
+        tr = self._typed().open(h, TICK_SCHEMA)
+        try:
+            recv = tr.recv
+            tmo = p.stall
+            warm = p.warm
+            sync()
+            n = 0
+            tw = 0.0
+            while True:
+                r = recv(False)
+                if r is None:
+                    r = recv(True, tmo)
+                    if r is None:
+                        raise Stalled("TypedRing.recv timed out: producer stalled")
+                s = int(r.timestamp_ns)
+                if s != n:
+                    if s == STOP:
+                        break
+                    raise _bad(n, s)
+                n += 1
+                if n == warm:
+                    tw = perf_counter()
+            return {"received": n, "t_warm": tw, "t_end": perf_counter()}
+        finally:
+            tr.close()
+
+
+class TypedRingBatch(TypedRing):
+    key = "typed-batch"
+    label = "mmapipc typed ring batch"
+    method = ("records filled in a NumPy structured array, ring.write_batch(rows) / "
+              "recv_batch(64) -> structured array, fields checked vectorised")
+    batched = True
+
+    def produce(self, h: Any, p: Params, sync: Sync) -> Result:
+        np = importlib.import_module("numpy")
+        tr = self._typed().open(h)
+        try:
+            bsz = p.batch
+            recs = np.zeros(bsz, dtype=tr.dtype)
+            recs["symbol"] = np.frombuffer(b"MMAPIPC\0", dtype=np.uint8)
+            recs["price"], recs["size"], recs["side"] = 101.25, 100, 1
+            stamps = recs["timestamp_ns"]
+            rows = recs.view(np.uint8).reshape(bsz, -1)
+            views = [memoryview(rows[j]) for j in range(bsz)]
+            base = np.arange(bsz, dtype=np.uint64)
+            ring = tr.ring
+            write, write_batch = ring.write, ring.write_batch
+            tmo = p.stall
+            total = p.warm + p.count
+            sync()
+            t0 = perf_counter()
+            deadline = t0 + p.seconds
+            n = 0
+            while n < total:
+                k = min(bsz, total - n)
+                np.add(base[:k], n, out=stamps[:k], casting="unsafe")
+                batch = views if k == bsz else views[:k]
+                done = write_batch(batch)
+                while done < k:
+                    if not write(batch[done], True, tmo):
+                        raise Stalled("ring.write(block=True) timed out: consumer stalled")
+                    done += 1
+                    if done < k:
+                        done += write_batch(batch[done:])
+                n += k
+                if perf_counter() >= deadline:
+                    break
+            stamps[0] = STOP
+            if not write(views[0], True, tmo):
+                raise Stalled("ring.write(STOP) timed out")
+            return {"sent": n, "t0": t0}
+        finally:
+            tr.close()
+
+    def consume(self, h: Any, p: Params, sync: Sync) -> Result:
+        np = importlib.import_module("numpy")
+        tr = self._typed().open(h, TICK_SCHEMA)
+        try:
+            recv, recv_batch = tr.recv, tr.recv_batch
+            bsz = p.batch
+            base = np.arange(bsz, dtype=np.uint64)
+            stop_val = np.uint64(STOP)
+            tmo = p.stall
+            warm = p.warm
+            sync()
+            n = 0
+            tw = 0.0
+            n_warm = 0
+            while True:
+                arr = recv_batch(bsz)
+                if len(arr) == 0:
+                    r = recv(True, tmo)
+                    if r is None:
+                        raise Stalled("TypedRing.recv timed out: producer stalled")
+                    s = int(r.timestamp_ns)
+                    if s == STOP:
+                        break
+                    if s != n:
+                        raise _bad(n, s)
+                    n += 1
+                    continue
+                ts = arr["timestamp_ns"]
+                k = len(ts)
+                stop = bool(ts[k - 1] == stop_val)
+                if stop:
+                    k -= 1
+                if k and not bool((ts[:k] - np.uint64(n) == base[:k]).all()):
+                    bad = int(np.flatnonzero(ts[:k] != base[:k] + np.uint64(n))[0])
+                    raise _bad(n + bad, int(ts[bad]))
+                n += k
+                if not n_warm and n >= warm:
+                    tw, n_warm = perf_counter(), n
+                if stop:
+                    break
+            return {"received": n, "t_warm": tw, "n_warm": n_warm, "t_end": perf_counter()}
+        finally:
+            tr.close()
+
+
+TYPED_SYSTEMS: list[System] = [TypedRing(), TypedRingBatch()]
+
+
 ALL_SYSTEMS: list[System] = [
     RingSingle(),
     RingBatch(),
@@ -1603,4 +1794,4 @@ ALL_SYSTEMS: list[System] = [
     Iceoryx2(),
 ]
 
-BY_KEY: dict[str, System] = {s.key: s for s in ALL_SYSTEMS}
+BY_KEY: dict[str, System] = {s.key: s for s in ALL_SYSTEMS + TYPED_SYSTEMS}

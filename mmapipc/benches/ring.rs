@@ -210,9 +210,15 @@ fn wait_drained(ring: &Ring) {
 
 fn ring_throughput(c: &mut Criterion) {
     let mut g = c.benchmark_group("ring_throughput");
-    for (label, size) in
-        [("8B", 8usize), ("64B", 64), ("1KiB", 1 << 10), ("64KiB", 64 << 10), ("1MiB", 1 << 20), ("8MiB", 8 << 20)]
-    {
+    for (label, size) in [
+        ("8B", 8usize),
+        ("56B", 56),
+        ("64B", 64),
+        ("1KiB", 1 << 10),
+        ("64KiB", 64 << 10),
+        ("1MiB", 1 << 20),
+        ("8MiB", 8 << 20),
+    ] {
         let path = tmp(&format!("tp-{label}"));
         let capacity = (4 * (size + 8)).max(1 << 20);
         let mut ring = Ring::create(&path, capacity).unwrap();

@@ -29,7 +29,13 @@ use crate::errors::{closed, open_error, ring_error};
 /// which first releases the view (`memoryview.release()`), so using it afterwards raises
 /// `ValueError` instead of showing recycled bytes. If anything made from the view is still alive
 /// (a NumPy array, a slice of the view, its `.obj`), the call raises `BufferError` and does
-/// nothing: the slot stays held until those are gone (drop or copy them first).
+/// nothing: the slot stays held until those are gone (drop or copy them first). A handle that
+/// is garbage-collected (not closed) while such an array lives gives up its role without
+/// releasing that slot: the message is delivered again to the next consumer, and the array keeps
+/// the mapping alive but may then show recycled bytes; call `close()` to be told instead.
+///
+/// `clear()` discards what has been written so far, acting as the consumer: allowed if this
+/// handle is the consumer or no live process is; otherwise it raises `AlreadyAttached`.
 #[pyclass(module = "mmapipc", name = "SharedMemoryRing")]
 pub struct PyRing {
     inner: Option<Ring>,

@@ -383,14 +383,26 @@ extern "C" fn after_fork_in_child() {
     notify::forget();
 }
 
-fn fork_generation() -> u64 {
+/// Installs the fork handler (once per process). Called before any role is claimed, so every
+/// claim's recorded generation is bumped in a child forked after it.
+fn ensure_fork_handler() {
     #[cfg(not(loom))]
     {
         static REGISTER: std::sync::Once = std::sync::Once::new();
         REGISTER.call_once(|| {
-            // SAFETY: registers a handler that only performs an atomic add; no preconditions.
+            // SAFETY: registers a handler that only performs atomic stores; no preconditions.
             unsafe { libc::pthread_atfork(None, None, Some(after_fork_in_child)) };
         });
+    }
+}
+
+/// How many forks separate this process from the one that started counting (see
+/// [`ensure_fork_handler`]).
+#[inline]
+fn fork_generation() -> u64 {
+    #[cfg(not(loom))]
+    {
+        // Relaxed: the value only changes in a new process, before it runs any of our code.
         FORK_GENERATION.load(std::sync::atomic::Ordering::Relaxed)
     }
     #[cfg(loom)]
@@ -441,6 +453,7 @@ fn attach_word(mem: &RingMemory, role: Role) -> &AtomicU64 {
 
 /// Claims `role` for this process. `Ok(true)` if a dead holder was taken over.
 fn claim(mem: &RingMemory, role: Role) -> Result<(Claim, bool), RingError> {
+    ensure_fork_handler();
     let me = my_identity();
     let word = attach_word(mem, role);
     let mut current = 0u64;
@@ -506,6 +519,7 @@ struct ConsumerState {
     empty: bool,
 }
 
+#[cold]
 fn corrupt(reason: String) -> RingError {
     RingError::Corrupt { reason }
 }
@@ -534,11 +548,18 @@ enum Peek {
 
 impl ProducerState {
     /// Free bytes, reloading head only if the cached view shows fewer than `need`.
+    #[inline]
     fn has_room(&mut self, mem: &RingMemory, need: u64) -> Result<bool, RingError> {
-        let cap = mem.capacity;
-        if cap - (self.tail - self.cached_head) >= need {
+        if mem.capacity - (self.tail - self.cached_head) >= need {
             return Ok(true);
         }
+        self.has_room_slow(mem, need)
+    }
+
+    /// The cached head says "full": reload it.
+    #[cold]
+    fn has_room_slow(&mut self, mem: &RingMemory, need: u64) -> Result<bool, RingError> {
+        let cap = mem.capacity;
         // SYNC: head-release. Acquire: the consumer's reads of the bytes below head happen-before
         // our overwriting them.
         let head = mem.ctrl().consumer.head.load(Ordering::Acquire);
@@ -560,6 +581,7 @@ impl ProducerState {
 
     /// Finds room for a record of `rec` bytes: returns its offset, or `None` if the ring is full.
     /// May write and publish a padding record first (so the record starts at offset 0).
+    #[inline]
     fn reserve(&mut self, mem: &RingMemory, rec: u64, publish_padding: bool) -> Result<Option<u64>, RingError> {
         let cap = mem.capacity;
         let to_end = cap - self.off;
@@ -583,6 +605,7 @@ impl ProducerState {
     }
 
     /// Writes a message header for a record of `len` at our position and advances (unpublished).
+    #[inline]
     fn push(&mut self, mem: &RingMemory, len: usize) {
         let rec = record_size(len) as u64;
         mem.store_header(self.off, len as u32, FLAG_MESSAGE);
@@ -593,6 +616,7 @@ impl ProducerState {
         }
     }
 
+    #[inline]
     fn publish_tail(&self, mem: &RingMemory) {
         // SYNC: tail-publish. Release: every header and payload byte written below `tail`
         // happens-before the consumer's Acquire load that observes it.
@@ -600,6 +624,7 @@ impl ProducerState {
     }
 
     /// Publishes, updates counters, wakes a sleeping consumer.
+    #[inline]
     fn commit(&self, mem: &RingMemory, msgs: u64, bytes: u64) {
         let p = &mem.ctrl().producer;
         // Relaxed: statistics, written only by the producer, on the producer's own line, just
@@ -614,6 +639,7 @@ impl ProducerState {
 impl ConsumerState {
     /// Looks at the record at our position, skipping one padding record. Never advances past a
     /// message; validates everything it reads.
+    #[inline]
     fn peek(&mut self, mem: &RingMemory) -> Result<Peek, RingError> {
         let cap = mem.capacity;
         // At most two rounds: one padding record (which ends at the buffer's end and is never at
@@ -673,6 +699,7 @@ impl ConsumerState {
     }
 
     /// Advances past a record just peeked (unpublished).
+    #[inline]
     fn advance(&mut self, mem: &RingMemory, rec: u64, len: usize) {
         self.head += rec;
         self.off += rec;
@@ -684,6 +711,7 @@ impl ConsumerState {
     }
 
     /// Publishes our position (minus any detached record) and wakes a sleeping producer.
+    #[inline]
     fn publish(&mut self, mem: &RingMemory) {
         let c = &mem.ctrl().consumer;
         // SYNC: head-release. Release: our reads of every byte below head happen-before the

@@ -136,3 +136,13 @@ def test_batch_of_ticks_is_one_structured_array(tmp_path: Path) -> None:
         assert batch.shape == (100,)
         assert batch["price"].mean() == pytest.approx(np.arange(100).mean() / 2)
         assert batch["size"].tolist() == list(range(100))
+        assert not batch.flags.writeable and not batch.flags.owndata  # a view of the slots
+        with pytest.raises(BufferError):
+            ring.recv_batch(10)  # the previous batch still holds its slots
+        del batch
+        for i in range(5):
+            ring.send(expected("tick", 100 + i))
+        again = ring.recv_batch(10)
+        assert again["size"].tolist() == [100, 101, 102, 103, 104]
+        del again
+        assert ring.recv_batch(10, block=False).size == 0

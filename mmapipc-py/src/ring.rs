@@ -254,6 +254,48 @@ impl PyRing {
         Ok(Some(mv))
     }
 
+    /// Reads up to `max_count` consecutive messages of exactly `size` bytes each, in place: returns
+    /// `(view, count, stride)` where `view` is a read-only memoryview from the first payload to the
+    /// end of the last, and payload `i` starts at `i * stride` (so NumPy can view the batch as one
+    /// strided array of records). The run stops at the ring's wrap, so a batch may be shorter than
+    /// what is available. Held like `read_view`: valid until the next read on this handle.
+    /// None if nothing arrived (non-blocking, or timed out). A message of another size raises.
+    #[pyo3(signature = (max_count, size, block = false, timeout = None))]
+    fn read_fixed_batch<'py>(
+        &mut self,
+        py: Python<'py>,
+        max_count: usize,
+        size: usize,
+        block: bool,
+        timeout: Option<f64>,
+    ) -> PyResult<Option<(Bound<'py, PyMemoryView>, usize, usize)>> {
+        let mut deadline = LazyDeadline::new(timeout_arg(timeout)?);
+        self.release_view(py)?;
+        if max_count == 0 {
+            return Ok(None);
+        }
+        let ring = self.ring()?;
+        let batch = loop {
+            if let Some(b) = ring.read_fixed_batch_detached(max_count, size).map_err(ring_error)? {
+                break b;
+            }
+            if !block || !wait_for(py, ring, deadline.get(), |r, t| r.wait_readable(t))? {
+                return Ok(None);
+            }
+        };
+        let token = Arc::new(ViewToken { _mem: batch.mem.clone() });
+        let weak = Arc::downgrade(&token);
+        let owner: Owner = token;
+        // SAFETY: the records stay held (not released to the producer) until this handle's next
+        // consumer call, which releases the memoryview first; `span` bytes from `as_ptr` are the
+        // contiguous run of held records; the mapping lives as long as `owner`. Read-only.
+        let buf = unsafe { SharedBuffer::new(owner, batch.as_ptr(), batch.span(), true) };
+        let mv = buf.memoryview(py)?;
+        self.view = Some(mv.clone().unbind());
+        self.view_token = Some(weak);
+        Ok(Some((mv, batch.count(), batch.stride())))
+    }
+
     /// Reads up to `max_count` messages as `bytes`, releasing them with one publication.
     /// With `block=True`, waits (up to `timeout`) for at least one.
     #[pyo3(signature = (max_count, block = false, timeout = None))]

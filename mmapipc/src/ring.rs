@@ -1681,3 +1681,113 @@ fn _assert_send() {
 
 #[cfg(all(test, not(loom)))]
 mod tests;
+
+/// A run of equally sized messages held in place past the call (see
+/// [`Ring::read_fixed_batch_detached`]).
+#[derive(Debug)]
+pub struct FixedBatch {
+    /// Keeps the mapping alive.
+    pub mem: Arc<RingMemory>,
+    ptr: *mut u8,
+    count: usize,
+    stride: usize,
+    len: usize,
+}
+
+// SAFETY: plain pointer + Arc to a Send+Sync memory owner; reading through the pointer is
+// governed by the consumer protocol (the records stay held), not by which thread holds the value.
+unsafe impl Send for FixedBatch {}
+
+impl FixedBatch {
+    /// Start of the first record's payload; record `i`'s payload is at `i * stride()`.
+    pub fn as_ptr(&self) -> *mut u8 {
+        self.ptr
+    }
+
+    /// Number of messages.
+    pub fn count(&self) -> usize {
+        self.count
+    }
+
+    /// Distance between consecutive payloads (the record size: header + payload, 8-aligned).
+    pub fn stride(&self) -> usize {
+        self.stride
+    }
+
+    /// Payload length of every message.
+    pub fn message_len(&self) -> usize {
+        self.len
+    }
+
+    /// Bytes from the first payload to the end of the last one.
+    pub fn span(&self) -> usize {
+        if self.count == 0 {
+            0
+        } else {
+            (self.count - 1) * self.stride + self.len
+        }
+    }
+}
+
+impl Ring {
+    /// Takes up to `max` consecutive messages of exactly `len` bytes each that lie contiguously in
+    /// the buffer (the run stops at the wrap or at a message of another length) and keeps them
+    /// held past the call, like [`RecvGuard::detach`]: they stay valid, and are not released to
+    /// the producer, until the next consumer operation on this handle. The payloads are then an
+    /// array of records with a fixed stride, which bindings expose without copying (NumPy reads a
+    /// batch of ticks as one structured array).
+    ///
+    /// `Ok(None)`: nothing to read. A first message of another length is consumed and reported
+    /// as [`RingError::Corrupt`] (a typed channel of fixed-size records never holds one).
+    pub fn read_fixed_batch_detached(&mut self, max: usize, len: usize) -> Result<Option<FixedBatch>, RingError> {
+        let mem = self.mem.clone();
+        let c = self.consumer()?;
+        let mut first: Option<(u64, u64)> = None; // (payload offset, head at the first record)
+        let mut count = 0usize;
+        let mut stride = 0u64;
+        let mut result = Ok(());
+        while count < max {
+            match c.peek(&mem) {
+                Ok(Peek::Empty) => break,
+                Ok(Peek::Message { off, len: l, rec }) => {
+                    if l != len {
+                        if count == 0 {
+                            c.advance(&mem, rec, l);
+                            result = Err(corrupt(format!("message of {l} bytes in a run of {len}-byte records")));
+                        }
+                        break;
+                    }
+                    match first {
+                        None => {
+                            first = Some((off, c.head));
+                            stride = rec;
+                        }
+                        // Contiguous only: the previous record ends exactly where this one starts.
+                        Some((start, _)) if off != start + count as u64 * stride => break,
+                        Some(_) => {}
+                    }
+                    c.advance(&mem, rec, l);
+                    count += 1;
+                }
+                Err(e) => {
+                    result = Err(e);
+                    break;
+                }
+            }
+        }
+        let batch = first.map(|(off, head0)| {
+            // Hold everything from the first record on: publish releases only what came before.
+            c.held = c.head - head0;
+            #[cfg(not(loom))]
+            let ptr = mem.data.wrapping_add(off as usize);
+            #[cfg(loom)]
+            let ptr = {
+                let _ = off;
+                std::ptr::null_mut()
+            };
+            FixedBatch { mem: mem.clone(), ptr, count, stride: stride as usize, len }
+        });
+        c.publish(&mem);
+        result.map(|_| batch)
+    }
+}

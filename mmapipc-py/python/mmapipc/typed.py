@@ -146,21 +146,22 @@ class TypedRing:
             self._last = None
 
     def recv_batch(self, max_count: int, block: bool = False, timeout: float | None = None) -> npt.NDArray[Any]:
-        """Up to `max_count` fixed-size records as one structured array of :attr:`dtype`
-        (records are copied out of the ring once, into the array)."""
+        """Up to `max_count` fixed-size records as **one structured array over the ring's slots**
+        (no copy): ``batch["price"].mean()`` reads the shared memory directly. The array is
+        read-only and holds its slots until it is gone: drop it (``del batch``) before the next
+        receive on this handle, or that receive raises ``BufferError``; copy (``batch.copy()``)
+        what you keep. A batch stops at the ring's wrap, so it may hold fewer records than are
+        available. An empty array means nothing arrived."""
         import numpy as np
 
         self._release_last()
         if not self._channel.fixed_size:
-            raise TypeError(f"{self._channel.name} has variable-size fields; use recv()")
-        msgs = self._ring.read_batch(max_count, block=block, timeout=timeout)
-        size = self._channel.size
-        if any(len(m) != size for m in msgs):
-            from .errors import CorruptMessage
-
-            raise CorruptMessage(f"{self._channel.name}: a message is not {size} bytes")
-        raw = np.frombuffer(b"".join(msgs), dtype=np.uint8)
-        return raw.view(self._channel.dtype) if self._reader is self._channel else _prefix_view(raw, self._channel.size, self._reader.dtype)
+            raise TypeError(f"{self._channel.name} has variable-size fields (Vec/String); use recv()")
+        got = self._ring.read_fixed_batch(max_count, self._channel.size, block=block, timeout=timeout)
+        if got is None:
+            return np.empty(0, dtype=self._reader.dtype)
+        view, count, stride = got
+        return np.ndarray(shape=(count,), dtype=self._reader.dtype, buffer=view, offset=0, strides=(stride,))
 
     # -- lifetime ----------------------------------------------------------------------------
 
@@ -181,10 +182,3 @@ class TypedRing:
 
     def __repr__(self) -> str:
         return f"TypedRing({self._ring.path!r}, {self._channel.label})"
-
-
-def _prefix_view(raw: npt.NDArray[np.uint8], stride: int, dtype: np.dtype[Any]) -> npt.NDArray[Any]:
-    import numpy as np
-
-    count = raw.size // stride if stride else 0
-    return np.ndarray(shape=(count,), dtype=dtype, buffer=raw, offset=0, strides=(stride,))

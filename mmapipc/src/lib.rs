@@ -3,6 +3,8 @@
 //! Zero-copy inter-process messaging over memory-mapped files.
 //!
 //! * [`SharedMemory`]: a raw shared region with bounds-checked byte and integer access.
+//! * [`Queue`]: a crash-safe multi-producer multi-consumer queue of byte messages, with batches
+//!   and zero-copy views.
 //!
 //! Every file starts with a validated, versioned header (see [`layout`]); files are created with
 //! `O_EXCL | O_NOFOLLOW | O_CLOEXEC` and mode 0600 unless told otherwise (see [`region`]).
@@ -12,13 +14,16 @@
 
 pub mod error;
 pub mod layout;
+pub mod lock;
 pub mod process;
+pub mod queue;
 pub mod region;
 pub mod shm;
 mod sync;
 pub mod wait;
 
-pub use error::{AccessError, OpenError};
+pub use error::{AccessError, OpenError, QueueError};
 pub use layout::Kind;
+pub use queue::{OwnedView, Queue, QueueOptions, QueueStats, View};
 pub use region::{resolve_path, CreateOptions, OpenOptions, Region};
 pub use shm::SharedMemory;

@@ -11,11 +11,13 @@
 //! | `OpenError::UnsupportedVersion`, `AbiMismatch`, `WrongKind` | `mmapipc.IncompatibleLayout` |
 //! | `OpenError::InvalidArgument` | `ValueError` |
 //! | `AccessError::OutOfBounds` | `IndexError` |
+//! | `QueueError::TooLarge` | `ValueError` |
+//! | `QueueError::Corrupt` | `mmapipc.CorruptHeader` |
 //!
 //! The library's own exception classes live in `mmapipc/errors.py` so they can use multiple
 //! inheritance (e.g. `mmapipc.Timeout` is also a `TimeoutError`).
 
-use mmapipc::{AccessError, OpenError};
+use mmapipc::{AccessError, OpenError, QueueError};
 use pyo3::exceptions::{
     PyFileExistsError, PyFileNotFoundError, PyIndexError, PyOSError, PyPermissionError, PyValueError,
 };
@@ -61,6 +63,15 @@ pub fn open_error(e: OpenError) -> PyErr {
 pub fn access_error(e: AccessError) -> PyErr {
     match e {
         AccessError::OutOfBounds { .. } => PyIndexError::new_err(e.to_string()),
+        _ => PyValueError::new_err(e.to_string()),
+    }
+}
+
+/// Converts a [`QueueError`] into the matching Python exception.
+pub fn queue_error(e: QueueError) -> PyErr {
+    match e {
+        QueueError::TooLarge { .. } => PyValueError::new_err(e.to_string()),
+        QueueError::Corrupt(_) => CorruptHeader::new_err(e.to_string()),
         _ => PyValueError::new_err(e.to_string()),
     }
 }

@@ -8,6 +8,7 @@
 mod blocking;
 mod buffer;
 mod errors;
+mod queue;
 mod shm;
 
 use pyo3::prelude::*;
@@ -17,6 +18,7 @@ use pyo3::prelude::*;
 fn _mmapipc(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<shm::PySharedMemory>()?;
     m.add_class::<buffer::SharedBuffer>()?;
+    m.add_class::<queue::PyQueue>()?;
     m.add("LAYOUT_VERSION", mmapipc::layout::LAYOUT_VERSION)?;
     Ok(())
 }

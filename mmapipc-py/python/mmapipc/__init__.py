@@ -7,7 +7,8 @@ from __future__ import annotations
 
 from importlib.metadata import PackageNotFoundError, version
 
-from ._mmapipc import LAYOUT_VERSION, SharedBuffer, SharedMemory
+from ._mmapipc import LAYOUT_VERSION, SharedBuffer, SharedMemory, SharedMemoryQueue
+from ._views import ViewBatch
 from .errors import (
     AlreadyAttached,
     CorruptHeader,
@@ -27,6 +28,8 @@ __all__ = [
     "LAYOUT_VERSION",
     "SharedBuffer",
     "SharedMemory",
+    "SharedMemoryQueue",
+    "ViewBatch",
     "Error",
     "CorruptHeader",
     "NotReady",

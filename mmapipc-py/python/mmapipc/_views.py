@@ -1,0 +1,33 @@
+"""Pure-Python helpers for zero-copy views."""
+
+from __future__ import annotations
+
+from types import TracebackType
+
+__all__ = ["ViewBatch"]
+
+
+class ViewBatch(list):  # type: ignore[type-arg]
+    """The list of memoryviews ``SharedMemoryQueue.get_view`` returns.
+
+    A plain ``list`` that is also a context manager: ``with q.get_view() as views:`` releases
+    every view on exit, so their slots can be reused. A view used after that raises
+    ``ValueError``. If a NumPy array made from a view is still alive, releasing raises
+    ``BufferError``: delete the array first (the slot stays held until it is gone either way).
+    """
+
+    def release(self) -> None:
+        """Releases every view (already released ones are skipped)."""
+        for v in self:
+            v.release()
+
+    def __enter__(self) -> ViewBatch:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.release()

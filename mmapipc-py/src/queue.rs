@@ -40,7 +40,8 @@ fn options(mode: u32, allow_foreign_owner: bool, recovery_bound: f64) -> PyResul
 }
 
 /// Runs `attempt` with the GIL; while it yields nothing and `block`, waits with the GIL released
-/// via `wait(slice)` (which returns `Ok(true)` when worth another attempt) and checks signals.
+/// via `wait(slice)` (which takes nothing and returns `Ok(true)` when another attempt is worth
+/// making) and checks signals between slices.
 fn retry_loop<T>(
     py: Python<'_>,
     block: bool,
@@ -118,15 +119,26 @@ impl PyQueue {
     #[pyo3(signature = (data, block = true, timeout = None))]
     fn put(&self, py: Python<'_>, data: &Bound<'_, PyAny>, block: bool, timeout: Option<f64>) -> PyResult<bool> {
         let q = self.q()?;
+        let timeout = timeout_arg(timeout)?;
         with_bytes(data, |b| {
-            let r = retry_loop(
-                py,
-                block,
-                timeout,
-                || Ok(q.try_put(b).map_err(queue_error)?.then_some(())),
-                |slice| q.put_timeout(b, slice),
-            )?;
-            Ok(r.is_some())
+            if q.try_put(b).map_err(queue_error)? {
+                return Ok(true);
+            }
+            if !block || timeout == Some(Duration::ZERO) {
+                return Ok(false);
+            }
+            let deadline = Deadline::after(timeout);
+            loop {
+                let slice = deadline.remaining().map_or(SLICE, |r| r.min(SLICE));
+                // The wait itself puts: a `true` here means the message is in.
+                if py.allow_threads(|| q.put_timeout(b, slice)).map_err(queue_error)? {
+                    return Ok(true);
+                }
+                py.check_signals()?;
+                if deadline.expired() {
+                    return Ok(false);
+                }
+            }
         })?
     }
 
@@ -269,8 +281,9 @@ impl PyQueue {
     }
 
     /// Releases views from `get_view` now (calls `.release()` on each memoryview). A view used
-    /// afterwards raises ValueError. Raises BufferError if an array still exports a view
-    /// (delete the array first); views already released are skipped.
+    /// afterwards raises ValueError; views already released are skipped. A NumPy array made from
+    /// a view keeps its slot held until the array is gone (it holds its own export). Raises
+    /// BufferError if something exports the memoryview object itself.
     fn release(&self, views: &Bound<'_, PyAny>) -> PyResult<()> {
         for v in views.try_iter()? {
             v?.call_method0("release")?;

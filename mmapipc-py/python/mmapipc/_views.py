@@ -12,8 +12,11 @@ class ViewBatch(list):  # type: ignore[type-arg]
 
     A plain ``list`` that is also a context manager: ``with q.get_view() as views:`` releases
     every view on exit, so their slots can be reused. A view used after that raises
-    ``ValueError``. If a NumPy array made from a view is still alive, releasing raises
-    ``BufferError``: delete the array first (the slot stays held until it is gone either way).
+    ``ValueError``. A NumPy array made from a view (``numpy.frombuffer(view)``) holds its own
+    export of the slot: releasing the view does not free the slot while the array lives, so the
+    array never shows recycled bytes; the slot is freed when the array is garbage-collected.
+    (An object that exports the memoryview itself, e.g. ``memoryview(view)``, makes
+    ``release`` raise ``BufferError``.)
     """
 
     def release(self) -> None:

@@ -1,0 +1,107 @@
+"""Process bodies for tests/test_queue.py (importable by spawn children)."""
+
+from __future__ import annotations
+
+import os
+import struct
+import time
+
+from mmapipc import SharedMemoryQueue
+
+HDR = struct.Struct("<IQ")  # producer id, sequence number
+
+
+def make(pid: int, seq: int, size: int = 0) -> bytes:
+    body = HDR.pack(pid, seq)
+    if size:
+        body += bytes(((seq + i) & 0xFF for i in range(size)))
+    return body
+
+
+def parse(m: bytes) -> tuple[int, int]:
+    p, s = HDR.unpack_from(m)
+    size = len(m) - HDR.size
+    if size:
+        assert m[HDR.size :] == bytes(((s + i) & 0xFF for i in range(size))), "torn message"
+    return p, s
+
+
+def producer(path: str, pid: int, n: int, batch: int = 0) -> None:
+    with SharedMemoryQueue.open(path) as q:
+        if batch:
+            for start in range(0, n, batch):
+                msgs = [make(pid, s) for s in range(start, min(n, start + batch))]
+                assert q.put_batch(msgs) == len(msgs)
+        else:
+            for s in range(n):
+                q.put(make(pid, s))
+
+
+STOP = b"STOP"
+
+
+def consumer(path: str, out, mode: str) -> None:
+    """Consumes until it receives STOP; reports (producer, seq) pairs in arrival order."""
+    got: list[tuple[int, int]] = []
+    with SharedMemoryQueue.open(path) as q:
+        while True:
+            if mode == "batch":
+                msgs = q.get_batch(64, timeout=0.5)
+            elif mode == "view":
+                views = q.get_view(timeout=0.5, max_count=32)
+                msgs = [bytes(v) for v in views] if views else []
+                if views:
+                    q.release(views)
+            else:
+                m = q.get(timeout=0.5)
+                msgs = [m] if m is not None else []
+            stops = 0
+            for m in msgs:
+                if m == STOP:
+                    stops += 1  # STOPs come after every producer message
+                else:
+                    got.append(parse(m))
+            if stops:
+                if stops > 1:  # a batch took another consumer's STOP: hand it back
+                    q.put_batch([STOP] * (stops - 1))
+                break
+    out.put(got)
+
+
+def victim_putter(path: str, batch: int, size: int) -> None:
+    with SharedMemoryQueue.open(path) as q:
+        s = 0
+        while True:
+            if batch:
+                q.put_batch([make(99, s + i, size) for i in range(batch)])
+                s += batch
+            else:
+                q.put(make(99, s, size))
+                s += 1
+
+
+def victim_viewer(path: str, wfd: int) -> None:
+    with SharedMemoryQueue.open(path) as q:
+        held = []
+        while True:
+            views = q.get_view(timeout=0.05, max_count=8)
+            if not views:
+                continue
+            seqs = [parse(bytes(v))[1] for v in views]
+            os.write(wfd, struct.pack(f"<{len(seqs)}Q", *seqs))
+            held.append(views)
+            if len(held) > 3:
+                q.release(held.pop(0))
+
+
+def blocked_getter(path: str) -> None:
+    with SharedMemoryQueue.open(path) as q:
+        try:
+            q.get(block=True)
+        except KeyboardInterrupt:
+            os._exit(42)
+        os._exit(1)
+
+
+def sleeper(seconds: float) -> None:
+    time.sleep(seconds)

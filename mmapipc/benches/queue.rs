@@ -15,7 +15,7 @@ use std::io::{BufRead, BufReader, Write};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use criterion::{criterion_group, BenchmarkId, Criterion, Throughput};
+use criterion::{BenchmarkId, Criterion, Throughput};
 use mmapipc::Queue;
 
 const PEER_ENV: &str = "MMAPIPC_QUEUE_PEER";
@@ -176,7 +176,12 @@ fn benches(cr: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(queue_benches, benches);
+// The macro generates an undocumented `pub fn`.
+#[allow(missing_docs)]
+mod group {
+    criterion::criterion_group!(queue_benches, super::benches);
+}
+use group::queue_benches;
 
 fn main() {
     if let Ok(spec) = std::env::var(PEER_ENV) {

@@ -11,12 +11,14 @@ from __future__ import annotations
 import multiprocessing as mp
 import os
 import tempfile
+import time
 
 from mmapipc import SharedMemoryQueue
 
 
 def process_task(worker_id: int, task: bytes) -> None:
-    # Stand-in for real work.
+    # Stand-in for real work (a few milliseconds, so the pool shares the tasks).
+    time.sleep(0.005)
     _ = sum(task)
 
 

@@ -246,7 +246,8 @@ impl PyQueue {
     /// timeout / empty. Returns every message available at that moment, up to `max_count`
     /// (None: no limit), and at least one. The slots are not reused until each view, and every
     /// array made from it, is released (`q.release(views)`, `with q.get_view() as views:`, or
-    /// garbage collection).
+    /// garbage collection). Space is reclaimed in ring order: a view held for long also holds
+    /// back the space after it, so producers wait once they wrap around to it.
     ///
     /// The list is a `ViewBatch` (a `list` subclass): `with` releases every view on exit.
     #[pyo3(signature = (block = true, timeout = None, *, max_count = None))]

@@ -40,11 +40,17 @@ fn peer(spec: &str) {
             let mut stop = false;
             while !stop && (count == 0 || got < count) {
                 if batch > 1 {
+                    let mut stops = 0;
                     q.get_batch_with_timeout(batch, None, |m| {
-                        stop |= m.is_empty();
+                        stops += usize::from(m.is_empty());
                         got += 1;
                     })
                     .unwrap();
+                    if stops > 1 {
+                        // This batch took another consumer's stop sentinel: hand it back.
+                        q.put_batch(&vec![&[][..]; stops - 1]).unwrap();
+                    }
+                    stop = stops > 0;
                 } else {
                     q.get_with_timeout(None, |m| {
                         stop |= m.is_empty();

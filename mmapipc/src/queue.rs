@@ -1188,6 +1188,10 @@ struct RawView {
 }
 
 /// A zero-copy view of one message in the ring. Derefs to its bytes; releases the slot on drop.
+///
+/// Space is reclaimed in ring order, so a view held for long pins its slot *and everything
+/// written after it*: once producers wrap around to it they wait (or time out) until it is
+/// released. Keep views short-lived, or copy what must outlive the next lap.
 #[derive(Debug)]
 pub struct View<'q> {
     q: &'q Queue,

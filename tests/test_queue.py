@@ -277,10 +277,14 @@ def test_producer_sigkilled_recovers_and_loses_nothing(path, batch):
     ctx = mp.get_context("fork")
     rng = random.Random(1234 + batch)
     trials = 20
+    recoveries = 0
     for trial in range(trials):
         p = f"{path}-{trial}"
-        with SharedMemoryQueue.create(p, 4096, recovery_bound=0.5) as q:
-            victim = ctx.Process(target=h.victim_putter, args=(p, batch, rng.randrange(0, 200)))
+        # Large victim messages make the victim spend most of its time copying inside the
+        # producer lock, so some kills land while it holds the lock (recovered by a steal).
+        size = rng.choice([0, 200, 30_000, 60_000])
+        with SharedMemoryQueue.create(p, 1 << 18, recovery_bound=0.5) as q:
+            victim = ctx.Process(target=h.victim_putter, args=(p, batch, size))
             survivor = ctx.Process(target=h.producer, args=(p, 1, 400, 8 if batch else 0))
             victim.start()
             survivor.start()
@@ -305,7 +309,9 @@ def test_producer_sigkilled_recovers_and_loses_nothing(path, batch):
             assert surv == list(range(400)), f"trial {trial}: survivor messages lost/duplicated"
             vic = [s for pid, s in got if pid == 99]
             assert vic == list(range(len(vic))), f"trial {trial}: victim's committed messages out of order or lost"
+            recoveries += q.stats()["lock_recoveries"]
             q.unlink()
+    print(f"{trials} kills, {recoveries} of them while the victim held the producer lock")
 
 
 def test_consumer_sigkilled_holding_views(path):

@@ -108,3 +108,21 @@ def blocked_getter(path: str) -> None:
 
 def sleeper(seconds: float) -> None:
     time.sleep(seconds)
+
+
+def hold_lock_and_hang(path: str, file_offset: int) -> None:
+    """Takes a queue lock the way the library does (the owner word: pid << 32 | start time | 1),
+    writing it straight into the mapping (the test keeps the queue quiescent), then hangs."""
+    import mmap
+
+    with open(f"/proc/{os.getpid()}/stat", "rb") as f:
+        stat = f.read()
+    start = int(stat[stat.rindex(b")") + 2 :].split()[19])
+    word = (os.getpid() << 32) | ((start & 0xFFFFFFFF) | 1)
+    with open(path, "r+b") as f:
+        m = mmap.mmap(f.fileno(), 0)
+        assert struct.unpack_from("<Q", m, file_offset)[0] == 0
+        struct.pack_into("<Q", m, file_offset, word)
+    os.write(1, b"held\n")
+    while True:
+        time.sleep(1)

@@ -314,6 +314,41 @@ def test_producer_sigkilled_recovers_and_loses_nothing(path, batch):
     print(f"{trials} kills, {recoveries} of them while the victim held the producer lock")
 
 
+# File offsets of the locks: 128-byte header, then control lines 1 (producer) and 4 (consumer).
+LOCKS = {"producer": 128 + 128, "consumer": 128 + 4 * 128}
+
+
+@pytest.mark.parametrize("which", sorted(LOCKS))
+def test_lock_holder_sigkilled_is_replaced_within_bound(path, which):
+    with SharedMemoryQueue.create(path, 4096, recovery_bound=0.4) as q:
+        q.put(b"before")
+        r, w = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # child: take the lock and hang
+            os.dup2(w, 1)
+            try:
+                h.hold_lock_and_hang(path, LOCKS[which])
+            finally:
+                os._exit(1)
+        os.close(w)
+        assert os.read(r, 5) == b"held\n"
+        os.close(r)
+        # Alive holder: the lock is respected.
+        if which == "producer":
+            assert q.put(b"x", timeout=0.2) is False
+        else:
+            assert q.get(timeout=0.2) is None
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+        t0 = time.monotonic()
+        assert q.put(b"after", timeout=5)
+        assert q.get_batch(10, timeout=5) == [b"before", b"after"]
+        took = time.monotonic() - t0
+        # The bound is 0.4 s; the slack absorbs scheduling noise on a loaded machine.
+        assert took <= 0.4 + 0.6, f"recovery took {took:.3f} s (bound 0.4 s)"
+        assert q.stats()["lock_recoveries"] == 1
+
+
 def test_consumer_sigkilled_holding_views(path):
     ctx = mp.get_context("fork")
     rng = random.Random(99)

@@ -42,6 +42,7 @@ def run(path: str, count: int, batch: int = 4096, schema: Path = TICK_V1) -> dic
             for sym, nn, vv in zip(uniq.tolist(), n.tolist(), v.tolist()):
                 notional[sym] = notional.get(sym, 0.0) + nn
                 volume[sym] = volume.get(sym, 0) + int(vv)
+            del ticks  # the batch is a view of the ring's slots: release them before the next read
         elapsed = time.perf_counter() - (start or time.perf_counter())
         label = ring.schema.label
     vwap = {s.decode().rstrip("\0"): notional[s] / volume[s] for s in sorted(notional)}

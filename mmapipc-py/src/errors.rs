@@ -14,11 +14,13 @@
 //! | `RingError::TooLarge` | `ValueError` |
 //! | `RingError::AlreadyAttached` | `mmapipc.AlreadyAttached` |
 //! | `RingError::Corrupt` | `mmapipc.Error` |
+//! | `QueueError::TooLarge` | `ValueError` |
+//! | `QueueError::Corrupt` | `mmapipc.CorruptHeader` |
 //!
 //! The library's own exception classes live in `mmapipc/errors.py` so they can use multiple
 //! inheritance (e.g. `mmapipc.Timeout` is also a `TimeoutError`).
 
-use mmapipc::{AccessError, OpenError, RingError};
+use mmapipc::{AccessError, OpenError, QueueError, RingError};
 use pyo3::exceptions::{
     PyFileExistsError, PyFileNotFoundError, PyIndexError, PyOSError, PyPermissionError, PyValueError,
 };
@@ -77,6 +79,15 @@ pub fn ring_error(e: RingError) -> PyErr {
         RingError::TooLarge { .. } => PyValueError::new_err(msg),
         RingError::AlreadyAttached { .. } => AlreadyAttached::new_err(msg),
         _ => Error::new_err(msg),
+    }
+}
+
+/// Converts a [`QueueError`] into the matching Python exception.
+pub fn queue_error(e: QueueError) -> PyErr {
+    match e {
+        QueueError::TooLarge { .. } => PyValueError::new_err(e.to_string()),
+        QueueError::Corrupt(_) => CorruptHeader::new_err(e.to_string()),
+        _ => PyValueError::new_err(e.to_string()),
     }
 }
 

@@ -29,7 +29,13 @@ use crate::errors::{closed, open_error, ring_error};
 /// which first releases the view (`memoryview.release()`), so using it afterwards raises
 /// `ValueError` instead of showing recycled bytes. If anything made from the view is still alive
 /// (a NumPy array, a slice of the view, its `.obj`), the call raises `BufferError` and does
-/// nothing: the slot stays held until those are gone (drop or copy them first).
+/// nothing: the slot stays held until those are gone (drop or copy them first). A handle that
+/// is garbage-collected (not closed) while such an array lives gives up its role without
+/// releasing that slot: the message is delivered again to the next consumer, and the array keeps
+/// the mapping alive but may then show recycled bytes; call `close()` to be told instead.
+///
+/// `clear()` discards what has been written so far, acting as the consumer: allowed if this
+/// handle is the consumer or no live process is; otherwise it raises `AlreadyAttached`.
 #[pyclass(module = "mmapipc", name = "SharedMemoryRing")]
 pub struct PyRing {
     inner: Option<Ring>,
@@ -246,6 +252,48 @@ impl PyRing {
         self.view = Some(mv.clone().unbind());
         self.view_token = Some(weak);
         Ok(Some(mv))
+    }
+
+    /// Reads up to `max_count` consecutive messages of exactly `size` bytes each, in place: returns
+    /// `(view, count, stride)` where `view` is a read-only memoryview from the first payload to the
+    /// end of the last, and payload `i` starts at `i * stride` (so NumPy can view the batch as one
+    /// strided array of records). The run stops at the ring's wrap, so a batch may be shorter than
+    /// what is available. Held like `read_view`: valid until the next read on this handle.
+    /// None if nothing arrived (non-blocking, or timed out). A message of another size raises.
+    #[pyo3(signature = (max_count, size, block = false, timeout = None))]
+    fn read_fixed_batch<'py>(
+        &mut self,
+        py: Python<'py>,
+        max_count: usize,
+        size: usize,
+        block: bool,
+        timeout: Option<f64>,
+    ) -> PyResult<Option<(Bound<'py, PyMemoryView>, usize, usize)>> {
+        let mut deadline = LazyDeadline::new(timeout_arg(timeout)?);
+        self.release_view(py)?;
+        if max_count == 0 {
+            return Ok(None);
+        }
+        let ring = self.ring()?;
+        let batch = loop {
+            if let Some(b) = ring.read_fixed_batch_detached(max_count, size).map_err(ring_error)? {
+                break b;
+            }
+            if !block || !wait_for(py, ring, deadline.get(), |r, t| r.wait_readable(t))? {
+                return Ok(None);
+            }
+        };
+        let token = Arc::new(ViewToken { _mem: batch.mem.clone() });
+        let weak = Arc::downgrade(&token);
+        let owner: Owner = token;
+        // SAFETY: the records stay held (not released to the producer) until this handle's next
+        // consumer call, which releases the memoryview first; `span` bytes from `as_ptr` are the
+        // contiguous run of held records; the mapping lives as long as `owner`. Read-only.
+        let buf = unsafe { SharedBuffer::new(owner, batch.as_ptr(), batch.span(), true) };
+        let mv = buf.memoryview(py)?;
+        self.view = Some(mv.clone().unbind());
+        self.view_token = Some(weak);
+        Ok(Some((mv, batch.count(), batch.stride())))
     }
 
     /// Reads up to `max_count` messages as `bytes`, releasing them with one publication.

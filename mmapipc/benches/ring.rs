@@ -210,11 +210,18 @@ fn wait_drained(ring: &Ring) {
 
 fn ring_throughput(c: &mut Criterion) {
     let mut g = c.benchmark_group("ring_throughput");
-    for (label, size) in
-        [("8B", 8usize), ("64B", 64), ("1KiB", 1 << 10), ("64KiB", 64 << 10), ("1MiB", 1 << 20), ("8MiB", 8 << 20)]
-    {
+    for (label, size) in [
+        ("8B", 8usize),
+        ("56B", 56),
+        ("64B", 64),
+        ("1KiB", 1 << 10),
+        ("64KiB", 64 << 10),
+        ("1MiB", 1 << 20),
+        ("8MiB", 8 << 20),
+    ] {
         let path = tmp(&format!("tp-{label}"));
-        let capacity = (4 * (size + 8)).max(1 << 20);
+        // Small messages: the same 256 KiB of ring as the minimal reference ring.
+        let capacity = (4 * (size + 8)).max(256 << 10);
         let mut ring = Ring::create(&path, capacity).unwrap();
         ring.claim_producer().unwrap();
         let _peer = Peer::spawn(format!("ring-consume:{}", path.display()));
@@ -236,6 +243,10 @@ fn ring_throughput(c: &mut Criterion) {
                 t.elapsed()
             })
         });
+        let st = ring.stats();
+        if std::env::var_os("MMAPIPC_BENCH_STATS").is_some() {
+            eprintln!("{label}: {st:?}");
+        }
         ring.unlink().unwrap();
     }
     g.finish();

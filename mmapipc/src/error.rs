@@ -3,6 +3,7 @@
 //! * [`OpenError`]: creating or opening a shared-memory file (file system, header validation).
 //! * [`AccessError`]: reading or writing a raw [`SharedMemory`](crate::SharedMemory) region.
 //! * [`RingError`]: an operation on a [`Ring`](crate::Ring) (too large, role taken, corrupt ring).
+//! * [`QueueError`]: putting to or taking from a [`Queue`](crate::Queue).
 //!
 //! Every variant is a condition a caller can act on; `Display` is a human sentence naming the
 //! file. Library code never panics on bad input: bad input is one of these.
@@ -210,4 +211,23 @@ pub enum RingError {
         /// Which check failed.
         reason: String,
     },
+}
+
+/// Why a queue operation failed. Timeouts and full/empty queues are not errors (they are the
+/// `false`/`None` results of the `try_`/`_timeout` calls).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum QueueError {
+    /// The message can never fit: it is longer than the queue's maximum message size. Nothing
+    /// was put (for a batch: none of its messages).
+    #[error("message of {len} bytes exceeds the queue's maximum message size of {max} bytes")]
+    TooLarge {
+        /// The message's length.
+        len: usize,
+        /// [`Queue::max_message_size`](crate::Queue::max_message_size).
+        max: usize,
+    },
+    /// The queue's shared state is inconsistent (a corrupt file or a misbehaving peer).
+    #[error("queue is corrupt: {0}")]
+    Corrupt(String),
 }

@@ -4,6 +4,8 @@
 //!
 //! * [`SharedMemory`]: a raw shared region with bounds-checked byte and integer access.
 //! * [`Ring`]: a lock-free single-producer single-consumer ring of variable-length messages.
+//! * [`Queue`]: a crash-safe multi-producer multi-consumer queue of byte messages, with batches
+//!   and zero-copy views.
 //!
 //! Every file starts with a validated, versioned header (see [`layout`]); files are created with
 //! `O_EXCL | O_NOFOLLOW | O_CLOEXEC` and mode 0600 unless told otherwise (see [`region`]).
@@ -25,7 +27,9 @@ pub mod cli;
 pub mod error;
 pub mod example_types;
 pub mod layout;
+pub mod lock;
 pub mod process;
+pub mod queue;
 pub mod region;
 pub mod ring;
 pub mod schema;
@@ -34,8 +38,9 @@ mod sync;
 pub mod typed;
 pub mod wait;
 
-pub use error::{AccessError, OpenError, RingError};
+pub use error::{AccessError, OpenError, QueueError, RingError};
 pub use layout::Kind;
+pub use queue::{OwnedView, Queue, QueueOptions, QueueStats, View};
 pub use region::{resolve_path, CreateOptions, OpenOptions, Region};
 pub use ring::{RecvGuard, Ring, SlotMut};
 pub use schema::{IpcMessage, Schema};

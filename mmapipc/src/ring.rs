@@ -383,14 +383,26 @@ extern "C" fn after_fork_in_child() {
     notify::forget();
 }
 
-fn fork_generation() -> u64 {
+/// Installs the fork handler (once per process). Called before any role is claimed, so every
+/// claim's recorded generation is bumped in a child forked after it.
+fn ensure_fork_handler() {
     #[cfg(not(loom))]
     {
         static REGISTER: std::sync::Once = std::sync::Once::new();
         REGISTER.call_once(|| {
-            // SAFETY: registers a handler that only performs an atomic add; no preconditions.
+            // SAFETY: registers a handler that only performs atomic stores; no preconditions.
             unsafe { libc::pthread_atfork(None, None, Some(after_fork_in_child)) };
         });
+    }
+}
+
+/// How many forks separate this process from the one that started counting (see
+/// [`ensure_fork_handler`]).
+#[inline]
+fn fork_generation() -> u64 {
+    #[cfg(not(loom))]
+    {
+        // Relaxed: the value only changes in a new process, before it runs any of our code.
         FORK_GENERATION.load(std::sync::atomic::Ordering::Relaxed)
     }
     #[cfg(loom)]
@@ -441,6 +453,7 @@ fn attach_word(mem: &RingMemory, role: Role) -> &AtomicU64 {
 
 /// Claims `role` for this process. `Ok(true)` if a dead holder was taken over.
 fn claim(mem: &RingMemory, role: Role) -> Result<(Claim, bool), RingError> {
+    ensure_fork_handler();
     let me = my_identity();
     let word = attach_word(mem, role);
     let mut current = 0u64;
@@ -506,6 +519,7 @@ struct ConsumerState {
     empty: bool,
 }
 
+#[cold]
 fn corrupt(reason: String) -> RingError {
     RingError::Corrupt { reason }
 }
@@ -534,11 +548,18 @@ enum Peek {
 
 impl ProducerState {
     /// Free bytes, reloading head only if the cached view shows fewer than `need`.
+    #[inline]
     fn has_room(&mut self, mem: &RingMemory, need: u64) -> Result<bool, RingError> {
-        let cap = mem.capacity;
-        if cap - (self.tail - self.cached_head) >= need {
+        if mem.capacity - (self.tail - self.cached_head) >= need {
             return Ok(true);
         }
+        self.has_room_slow(mem, need)
+    }
+
+    /// The cached head says "full": reload it.
+    #[cold]
+    fn has_room_slow(&mut self, mem: &RingMemory, need: u64) -> Result<bool, RingError> {
+        let cap = mem.capacity;
         // SYNC: head-release. Acquire: the consumer's reads of the bytes below head happen-before
         // our overwriting them.
         let head = mem.ctrl().consumer.head.load(Ordering::Acquire);
@@ -560,6 +581,7 @@ impl ProducerState {
 
     /// Finds room for a record of `rec` bytes: returns its offset, or `None` if the ring is full.
     /// May write and publish a padding record first (so the record starts at offset 0).
+    #[inline]
     fn reserve(&mut self, mem: &RingMemory, rec: u64, publish_padding: bool) -> Result<Option<u64>, RingError> {
         let cap = mem.capacity;
         let to_end = cap - self.off;
@@ -583,6 +605,7 @@ impl ProducerState {
     }
 
     /// Writes a message header for a record of `len` at our position and advances (unpublished).
+    #[inline]
     fn push(&mut self, mem: &RingMemory, len: usize) {
         let rec = record_size(len) as u64;
         mem.store_header(self.off, len as u32, FLAG_MESSAGE);
@@ -593,6 +616,7 @@ impl ProducerState {
         }
     }
 
+    #[inline]
     fn publish_tail(&self, mem: &RingMemory) {
         // SYNC: tail-publish. Release: every header and payload byte written below `tail`
         // happens-before the consumer's Acquire load that observes it.
@@ -600,6 +624,7 @@ impl ProducerState {
     }
 
     /// Publishes, updates counters, wakes a sleeping consumer.
+    #[inline]
     fn commit(&self, mem: &RingMemory, msgs: u64, bytes: u64) {
         let p = &mem.ctrl().producer;
         // Relaxed: statistics, written only by the producer, on the producer's own line, just
@@ -614,6 +639,7 @@ impl ProducerState {
 impl ConsumerState {
     /// Looks at the record at our position, skipping one padding record. Never advances past a
     /// message; validates everything it reads.
+    #[inline]
     fn peek(&mut self, mem: &RingMemory) -> Result<Peek, RingError> {
         let cap = mem.capacity;
         // At most two rounds: one padding record (which ends at the buffer's end and is never at
@@ -673,6 +699,7 @@ impl ConsumerState {
     }
 
     /// Advances past a record just peeked (unpublished).
+    #[inline]
     fn advance(&mut self, mem: &RingMemory, rec: u64, len: usize) {
         self.head += rec;
         self.off += rec;
@@ -684,6 +711,7 @@ impl ConsumerState {
     }
 
     /// Publishes our position (minus any detached record) and wakes a sleeping producer.
+    #[inline]
     fn publish(&mut self, mem: &RingMemory) {
         let c = &mem.ctrl().consumer;
         // SYNC: head-release. Release: our reads of every byte below head happen-before the
@@ -1653,3 +1681,113 @@ fn _assert_send() {
 
 #[cfg(all(test, not(loom)))]
 mod tests;
+
+/// A run of equally sized messages held in place past the call (see
+/// [`Ring::read_fixed_batch_detached`]).
+#[derive(Debug)]
+pub struct FixedBatch {
+    /// Keeps the mapping alive.
+    pub mem: Arc<RingMemory>,
+    ptr: *mut u8,
+    count: usize,
+    stride: usize,
+    len: usize,
+}
+
+// SAFETY: plain pointer + Arc to a Send+Sync memory owner; reading through the pointer is
+// governed by the consumer protocol (the records stay held), not by which thread holds the value.
+unsafe impl Send for FixedBatch {}
+
+impl FixedBatch {
+    /// Start of the first record's payload; record `i`'s payload is at `i * stride()`.
+    pub fn as_ptr(&self) -> *mut u8 {
+        self.ptr
+    }
+
+    /// Number of messages.
+    pub fn count(&self) -> usize {
+        self.count
+    }
+
+    /// Distance between consecutive payloads (the record size: header + payload, 8-aligned).
+    pub fn stride(&self) -> usize {
+        self.stride
+    }
+
+    /// Payload length of every message.
+    pub fn message_len(&self) -> usize {
+        self.len
+    }
+
+    /// Bytes from the first payload to the end of the last one.
+    pub fn span(&self) -> usize {
+        if self.count == 0 {
+            0
+        } else {
+            (self.count - 1) * self.stride + self.len
+        }
+    }
+}
+
+impl Ring {
+    /// Takes up to `max` consecutive messages of exactly `len` bytes each that lie contiguously in
+    /// the buffer (the run stops at the wrap or at a message of another length) and keeps them
+    /// held past the call, like [`RecvGuard::detach`]: they stay valid, and are not released to
+    /// the producer, until the next consumer operation on this handle. The payloads are then an
+    /// array of records with a fixed stride, which bindings expose without copying (NumPy reads a
+    /// batch of ticks as one structured array).
+    ///
+    /// `Ok(None)`: nothing to read. A first message of another length is consumed and reported
+    /// as [`RingError::Corrupt`] (a typed channel of fixed-size records never holds one).
+    pub fn read_fixed_batch_detached(&mut self, max: usize, len: usize) -> Result<Option<FixedBatch>, RingError> {
+        let mem = self.mem.clone();
+        let c = self.consumer()?;
+        let mut first: Option<(u64, u64)> = None; // (payload offset, head at the first record)
+        let mut count = 0usize;
+        let mut stride = 0u64;
+        let mut result = Ok(());
+        while count < max {
+            match c.peek(&mem) {
+                Ok(Peek::Empty) => break,
+                Ok(Peek::Message { off, len: l, rec }) => {
+                    if l != len {
+                        if count == 0 {
+                            c.advance(&mem, rec, l);
+                            result = Err(corrupt(format!("message of {l} bytes in a run of {len}-byte records")));
+                        }
+                        break;
+                    }
+                    match first {
+                        None => {
+                            first = Some((off, c.head));
+                            stride = rec;
+                        }
+                        // Contiguous only: the previous record ends exactly where this one starts.
+                        Some((start, _)) if off != start + count as u64 * stride => break,
+                        Some(_) => {}
+                    }
+                    c.advance(&mem, rec, l);
+                    count += 1;
+                }
+                Err(e) => {
+                    result = Err(e);
+                    break;
+                }
+            }
+        }
+        let batch = first.map(|(off, head0)| {
+            // Hold everything from the first record on: publish releases only what came before.
+            c.held = c.head - head0;
+            #[cfg(not(loom))]
+            let ptr = mem.data.wrapping_add(off as usize);
+            #[cfg(loom)]
+            let ptr = {
+                let _ = off;
+                std::ptr::null_mut()
+            };
+            FixedBatch { mem: mem.clone(), ptr, count, stride: stride as usize, len }
+        });
+        c.publish(&mem);
+        result.map(|_| batch)
+    }
+}

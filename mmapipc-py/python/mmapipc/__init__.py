@@ -7,7 +7,8 @@ from __future__ import annotations
 
 from importlib.metadata import PackageNotFoundError, version
 
-from ._mmapipc import LAYOUT_VERSION, SharedBuffer, SharedMemory, SharedMemoryRing
+from ._mmapipc import LAYOUT_VERSION, SharedBuffer, SharedMemory, SharedMemoryQueue, SharedMemoryRing
+from ._views import ViewBatch
 from .errors import (
     AlreadyAttached,
     CorruptHeader,
@@ -29,6 +30,8 @@ __all__ = [
     "SharedBuffer",
     "SharedMemory",
     "SharedMemoryRing",
+    "SharedMemoryQueue",
+    "ViewBatch",
     "Error",
     "CorruptHeader",
     "CorruptMessage",

@@ -78,6 +78,7 @@ mod sys {
 #[cfg(not(all(target_os = "linux", not(loom))))]
 mod sys {
     pub(crate) fn register() {}
+    #[allow(dead_code)] // only the Linux fork handler calls it
     pub(crate) fn forget() {}
     #[inline]
     pub(crate) fn registered() -> bool {
@@ -88,6 +89,7 @@ mod sys {
     }
 }
 
+#[cfg_attr(loom, allow(unused_imports))]
 pub(crate) use sys::{forget, register};
 
 /// Wakes sleepers on `w` if there are any. Call right after the store that made their

@@ -1,0 +1,392 @@
+//! `mmapipc.SharedMemoryQueue`: the crash-safe MPMC queue, as in the original API.
+//!
+//! Non-blocking attempts run with the GIL held; blocking ones wait with the GIL released in
+//! slices of [`SLICE`] (Ctrl-C is checked between slices). `get` copies each message once,
+//! straight into a new `bytes`. `get_view` returns memoryviews over [`SharedBuffer`]s whose owner
+//! is the view's slot guard: the slot is released when the last memoryview/array on it goes.
+
+use std::borrow::Cow;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use mmapipc::wait::Deadline;
+use mmapipc::{OwnedView, Queue, QueueError, QueueOptions};
+use pyo3::exceptions::PyValueError;
+use pyo3::prelude::*;
+use pyo3::sync::GILOnceCell;
+use pyo3::types::{PyBytes, PyList, PyTuple, PyType};
+
+use crate::blocking::{timeout_arg, SLICE};
+use crate::buffer::{with_bytes, Owner, SharedBuffer};
+use crate::errors::{closed, open_error, queue_error};
+
+/// A bounded, crash-safe queue shared by many producer and consumer processes.
+#[pyclass(module = "mmapipc", name = "SharedMemoryQueue")]
+pub struct PyQueue {
+    inner: Option<Arc<Queue>>,
+    path: PathBuf,
+}
+
+impl PyQueue {
+    fn q(&self) -> PyResult<&Arc<Queue>> {
+        self.inner.as_ref().ok_or_else(|| closed("SharedMemoryQueue"))
+    }
+}
+
+fn options(mode: u32, allow_foreign_owner: bool, recovery_bound: f64) -> PyResult<QueueOptions> {
+    let bound = timeout_arg(Some(recovery_bound))?.unwrap_or(Duration::from_secs(1));
+    Ok(QueueOptions { mode, allow_foreign_owner, recovery_bound: bound })
+}
+
+/// Runs `attempt` with the GIL; while it yields nothing and `block`, waits with the GIL released
+/// via `wait(slice)` (which takes nothing and returns `Ok(true)` when another attempt is worth
+/// making) and checks signals between slices.
+fn retry_loop<T>(
+    py: Python<'_>,
+    block: bool,
+    timeout: Option<f64>,
+    mut attempt: impl FnMut() -> PyResult<Option<T>>,
+    wait: impl Fn(Duration) -> Result<bool, QueueError> + Sync,
+) -> PyResult<Option<T>> {
+    let timeout = timeout_arg(timeout)?;
+    if let Some(v) = attempt()? {
+        return Ok(Some(v));
+    }
+    if !block || timeout == Some(Duration::ZERO) {
+        return Ok(None);
+    }
+    let deadline = Deadline::after(timeout);
+    loop {
+        let slice = deadline.remaining().map_or(SLICE, |r| r.min(SLICE));
+        let ready = py.allow_threads(|| wait(slice)).map_err(queue_error)?;
+        if ready {
+            if let Some(v) = attempt()? {
+                return Ok(Some(v));
+            }
+        }
+        py.check_signals()?;
+        if deadline.expired() {
+            return Ok(None);
+        }
+    }
+}
+
+fn views_to_list<'py>(py: Python<'py>, views: Vec<OwnedView>) -> PyResult<Bound<'py, PyList>> {
+    let list = PyList::empty(py);
+    for v in views {
+        let ptr = v.as_ptr() as *mut u8;
+        let len = v.len();
+        let owner: Owner = Arc::new(v);
+        // SAFETY: the bytes stay valid and unwritten while the OwnedView (the owner) lives: its
+        // record is TAKEN by this process and the view holds an Arc of the mapping.
+        let buf = unsafe { SharedBuffer::new(owner, ptr, len, true) };
+        list.append(buf.memoryview(py)?)?;
+    }
+    Ok(list)
+}
+
+#[pymethods]
+impl PyQueue {
+    /// Creates a queue whose ring holds `capacity` bytes. A bare name lives in /dev/shm.
+    #[classmethod]
+    #[pyo3(signature = (path, capacity, *, mode = 0o600, recovery_bound = 1.0))]
+    fn create(
+        _cls: &Bound<'_, PyType>,
+        path: PathBuf,
+        capacity: i64,
+        mode: u32,
+        recovery_bound: f64,
+    ) -> PyResult<Self> {
+        let cap = usize::try_from(capacity)
+            .map_err(|_| PyValueError::new_err(format!("capacity must be positive, got {capacity}")))?;
+        let q = Queue::create_with(&path, cap, &options(mode, false, recovery_bound)?).map_err(open_error)?;
+        let path = q.path().to_path_buf();
+        Ok(PyQueue { inner: Some(Arc::new(q)), path })
+    }
+
+    /// Opens an existing queue.
+    #[classmethod]
+    #[pyo3(signature = (path, *, allow_foreign_owner = false, recovery_bound = 1.0))]
+    fn open(_cls: &Bound<'_, PyType>, path: PathBuf, allow_foreign_owner: bool, recovery_bound: f64) -> PyResult<Self> {
+        let q = Queue::open_with(&path, &options(0o600, allow_foreign_owner, recovery_bound)?).map_err(open_error)?;
+        let path = q.path().to_path_buf();
+        Ok(PyQueue { inner: Some(Arc::new(q)), path })
+    }
+
+    /// Puts one message. Returns False if it did not fit in time (never with block=True and no
+    /// timeout). Raises ValueError if it can never fit.
+    #[pyo3(signature = (data, block = true, timeout = None))]
+    fn put(&self, py: Python<'_>, data: &Bound<'_, PyAny>, block: bool, timeout: Option<f64>) -> PyResult<bool> {
+        let q = self.q()?;
+        let timeout = timeout_arg(timeout)?;
+        with_bytes(data, |b| {
+            if q.try_put(b).map_err(queue_error)? {
+                return Ok(true);
+            }
+            if !block || timeout == Some(Duration::ZERO) {
+                return Ok(false);
+            }
+            let deadline = Deadline::after(timeout);
+            loop {
+                let slice = deadline.remaining().map_or(SLICE, |r| r.min(SLICE));
+                // The wait itself puts: a `true` here means the message is in.
+                if py.allow_threads(|| q.put_timeout(b, slice)).map_err(queue_error)? {
+                    return Ok(true);
+                }
+                py.check_signals()?;
+                if deadline.expired() {
+                    return Ok(false);
+                }
+            }
+        })?
+    }
+
+    /// Puts many messages under one lock acquisition per burst; returns how many were put
+    /// (all of them unless the queue stayed full past the timeout or block=False).
+    #[pyo3(signature = (messages, block = true, timeout = None))]
+    fn put_batch(
+        &self,
+        py: Python<'_>,
+        messages: &Bound<'_, PyAny>,
+        block: bool,
+        timeout: Option<f64>,
+    ) -> PyResult<usize> {
+        let q = self.q()?;
+        let items: Vec<Bound<'_, PyAny>> = messages.try_iter()?.collect::<PyResult<_>>()?;
+        let mut owned: Vec<Cow<'_, [u8]>> = Vec::with_capacity(items.len());
+        for it in &items {
+            if let Ok(b) = it.downcast::<PyBytes>() {
+                owned.push(Cow::Borrowed(b.as_bytes()));
+            } else {
+                owned.push(Cow::Owned(with_bytes(it, |b| b.to_vec())?));
+            }
+        }
+        let refs: Vec<&[u8]> = owned.iter().map(|c| c.as_ref()).collect();
+        let mut done = q.try_put_batch(&refs).map_err(queue_error)?;
+        if done == refs.len() || !block {
+            return Ok(done);
+        }
+        let timeout = timeout_arg(timeout)?;
+        let deadline = Deadline::after(timeout);
+        while done < refs.len() && !deadline.expired() {
+            let slice = deadline.remaining().map_or(SLICE, |r| r.min(SLICE));
+            let rest = &refs[done..];
+            done += py.allow_threads(|| q.put_batch_timeout(rest, slice)).map_err(queue_error)?;
+            py.check_signals()?;
+        }
+        Ok(done)
+    }
+
+    /// Takes one message (a new bytes), or None on timeout / empty with block=False.
+    #[pyo3(signature = (block = true, timeout = None))]
+    fn get<'py>(&self, py: Python<'py>, block: bool, timeout: Option<f64>) -> PyResult<Option<Bound<'py, PyBytes>>> {
+        let q = self.q()?;
+        retry_loop(
+            py,
+            block,
+            timeout,
+            || {
+                let r = q
+                    .try_get_with(|b| {
+                        PyBytes::new_with(py, b.len(), |dst| {
+                            dst.copy_from_slice(b);
+                            Ok(())
+                        })
+                    })
+                    .map_err(queue_error)?;
+                r.transpose()
+            },
+            |slice| q.wait_available(Some(slice)),
+        )
+    }
+
+    /// Takes up to `max_count` messages under one lock acquisition. With block=True, waits
+    /// (up to `timeout`) for the first; returns [] on timeout.
+    #[pyo3(signature = (max_count, block = true, timeout = None))]
+    fn get_batch<'py>(
+        &self,
+        py: Python<'py>,
+        max_count: i64,
+        block: bool,
+        timeout: Option<f64>,
+    ) -> PyResult<Bound<'py, PyList>> {
+        let q = self.q()?;
+        let max = usize::try_from(max_count)
+            .map_err(|_| PyValueError::new_err(format!("max_count must be non-negative, got {max_count}")))?;
+        if max == 0 {
+            return Ok(PyList::empty(py));
+        }
+        let r = retry_loop(
+            py,
+            block,
+            timeout,
+            || {
+                let list = PyList::empty(py);
+                let mut err = None;
+                q.try_get_batch_with(max, |b| {
+                    if err.is_none() {
+                        if let Err(e) = list.append(PyBytes::new(py, b)) {
+                            err = Some(e);
+                        }
+                    }
+                })
+                .map_err(queue_error)?;
+                if let Some(e) = err {
+                    return Err(e);
+                }
+                Ok((!list.is_empty()).then_some(list))
+            },
+            |slice| q.wait_available(Some(slice)),
+        )?;
+        Ok(r.unwrap_or_else(|| PyList::empty(py)))
+    }
+
+    /// Zero-copy take: a list of read-only memoryviews straight into the slots, or None on
+    /// timeout / empty. Returns every message available at that moment, up to `max_count`
+    /// (None: no limit), and at least one. The slots are not reused until each view, and every
+    /// array made from it, is released (`q.release(views)`, `with q.get_view() as views:`, or
+    /// garbage collection). Space is reclaimed in ring order: a view held for long also holds
+    /// back the space after it, so producers wait once they wrap around to it.
+    ///
+    /// The list is a `ViewBatch` (a `list` subclass): `with` releases every view on exit.
+    #[pyo3(signature = (block = true, timeout = None, *, max_count = None))]
+    fn get_view<'py>(
+        &self,
+        py: Python<'py>,
+        block: bool,
+        timeout: Option<f64>,
+        max_count: Option<i64>,
+    ) -> PyResult<Option<Bound<'py, PyAny>>> {
+        let q = self.q()?;
+        let max = match max_count {
+            None => usize::MAX,
+            Some(m) if m > 0 => m as usize,
+            Some(m) => return Err(PyValueError::new_err(format!("max_count must be positive, got {m}"))),
+        };
+        let taken: Option<Vec<OwnedView>> = retry_loop(
+            py,
+            block,
+            timeout,
+            || {
+                let v = q.get_owned_views(max, Some(Duration::ZERO)).map_err(queue_error)?;
+                Ok((!v.is_empty()).then_some(v))
+            },
+            |slice| q.wait_available(Some(slice)),
+        )?;
+        let Some(v) = taken else { return Ok(None) };
+        let list = views_to_list(py, v)?;
+        static VIEW_BATCH: GILOnceCell<Py<PyType>> = GILOnceCell::new();
+        let cls = VIEW_BATCH.import(py, "mmapipc._views", "ViewBatch")?;
+        Ok(Some(cls.call1((list,))?))
+    }
+
+    /// Releases views from `get_view` now (calls `.release()` on each memoryview). A view used
+    /// afterwards raises ValueError; views already released are skipped. A NumPy array made from
+    /// a view keeps its slot held until the array is gone (it holds its own export). Raises
+    /// BufferError if something exports the memoryview object itself.
+    fn release(&self, views: &Bound<'_, PyAny>) -> PyResult<()> {
+        for v in views.try_iter()? {
+            v?.call_method0("release")?;
+        }
+        Ok(())
+    }
+
+    /// Number of waiting messages (exact when no peer is active).
+    fn qsize(&self) -> PyResult<usize> {
+        Ok(self.q()?.len())
+    }
+
+    /// True if no message is waiting.
+    fn empty(&self) -> PyResult<bool> {
+        Ok(self.q()?.is_empty())
+    }
+
+    /// Discards every waiting message (safe with active peers; views stay valid).
+    fn clear(&self, py: Python<'_>) -> PyResult<()> {
+        let q = self.q()?;
+        py.allow_threads(|| q.clear()).map_err(queue_error)?;
+        Ok(())
+    }
+
+    /// Ring size in bytes.
+    #[getter]
+    fn capacity(&self) -> PyResult<usize> {
+        Ok(self.q()?.capacity())
+    }
+
+    /// Largest message that fits.
+    #[getter]
+    fn max_message_size(&self) -> PyResult<usize> {
+        Ok(self.q()?.max_message_size())
+    }
+
+    /// The file's path.
+    #[getter]
+    fn path(&self) -> String {
+        self.path.display().to_string()
+    }
+
+    /// True after `close()`.
+    #[getter]
+    fn closed(&self) -> bool {
+        self.inner.is_none()
+    }
+
+    /// Counters of all processes together (dict).
+    fn stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, pyo3::types::PyDict>> {
+        let s = self.q()?.stats();
+        let d = pyo3::types::PyDict::new(py);
+        d.set_item("msgs_in", s.msgs_in)?;
+        d.set_item("bytes_in", s.bytes_in)?;
+        d.set_item("full_waits", s.full_waits)?;
+        d.set_item("msgs_out", s.msgs_out)?;
+        d.set_item("bytes_out", s.bytes_out)?;
+        d.set_item("empty_waits", s.empty_waits)?;
+        d.set_item("lock_recoveries", s.lock_recoveries)?;
+        d.set_item("view_recoveries", s.view_recoveries)?;
+        Ok(d)
+    }
+
+    /// Releases this handle. Views already taken stay valid. Calling it twice is harmless.
+    fn close(&mut self) {
+        self.inner = None;
+    }
+
+    /// Removes the file. Open handles stay usable until closed.
+    fn unlink(&self) -> PyResult<()> {
+        mmapipc::region::unlink(&self.path).map_err(open_error)
+    }
+
+    fn __enter__(slf: Py<Self>) -> Py<Self> {
+        slf
+    }
+
+    #[pyo3(signature = (*_args))]
+    fn __exit__(&mut self, _args: &Bound<'_, PyTuple>) -> bool {
+        self.close();
+        false
+    }
+
+    fn __len__(&self) -> PyResult<usize> {
+        self.qsize()
+    }
+
+    fn __repr__(&self) -> String {
+        match &self.inner {
+            Some(q) => format!(
+                "SharedMemoryQueue(path={:?}, capacity={}, qsize={})",
+                self.path.display().to_string(),
+                q.capacity(),
+                q.len()
+            ),
+            None => format!("SharedMemoryQueue(path={:?}, closed)", self.path.display().to_string()),
+        }
+    }
+
+    /// Pickles by path: unpickling opens the same file (for `multiprocessing` under spawn).
+    fn __reduce__<'py>(slf: &Bound<'py, Self>) -> PyResult<(Bound<'py, PyAny>, (String,))> {
+        let open = slf.get_type().getattr("open")?;
+        Ok((open, (slf.borrow().path(),)))
+    }
+}

@@ -1,0 +1,302 @@
+use super::*;
+use proptest::prelude::*;
+
+fn msg(i: usize, len: usize) -> Vec<u8> {
+    (0..len).map(|j| (i * 31 + j) as u8).collect()
+}
+
+#[test]
+fn framing_and_sizes() {
+    assert_eq!(record_size(0), 16);
+    assert_eq!(record_size(1), 24);
+    assert_eq!(record_size(8), 24);
+    assert_eq!(record_size(9), 32);
+    let q = Queue::in_heap(256);
+    assert_eq!(q.capacity(), 256);
+    assert_eq!(q.max_message_size(), 240);
+    assert!(q.is_empty());
+    assert!(q.try_put(b"").unwrap());
+    assert_eq!(q.len(), 1);
+    assert_eq!(q.try_get().unwrap(), Some(vec![]));
+    assert_eq!(q.try_get().unwrap(), None);
+    assert_eq!(q.try_put(&[0; 241]), Err(QueueError::TooLarge { len: 241, max: 240 }));
+    assert!(q.try_put(&[7; 240]).unwrap());
+    assert!(!q.try_put(b"x").unwrap(), "full");
+    assert_eq!(q.try_get().unwrap(), Some(vec![7; 240]));
+}
+
+#[test]
+fn wraps_with_padding_and_keeps_order() {
+    let q = Queue::in_heap(256);
+    let mut next_in = 0;
+    let mut next_out = 0;
+    for round in 0..200 {
+        let len = (round * 7) % 90;
+        while q.try_put(&msg(next_in, len + next_in % 3)).unwrap() {
+            next_in += 1;
+        }
+        for _ in 0..1 + round % 3 {
+            if let Some(m) = q.try_get().unwrap() {
+                assert_eq!(m, msg(next_out, m.len()), "message {next_out}");
+                next_out += 1;
+            }
+        }
+    }
+    while let Some(m) = q.try_get().unwrap() {
+        assert_eq!(m, msg(next_out, m.len()));
+        next_out += 1;
+    }
+    assert_eq!(next_in, next_out);
+    assert!(next_in > 300, "{next_in}");
+}
+
+#[test]
+fn padding_published_alone_lets_big_message_through() {
+    let q = Queue::in_heap(256);
+    // Fill to 200 bytes, drain, then a 200-byte message must wrap: padding first, then it.
+    assert!(q.try_put(&[1; 180]).unwrap()); // 200 bytes
+    assert_eq!(q.try_get().unwrap().unwrap().len(), 180);
+    assert!(q.try_put(&[2; 200]).unwrap()); // needs 216 > 56 left: padding + wrap
+    assert_eq!(q.len(), 1);
+    assert_eq!(q.try_get().unwrap(), Some(vec![2; 200]));
+    assert!(q.is_empty());
+}
+
+#[test]
+fn batches_take_and_give_many() {
+    let q = Queue::in_heap(4096);
+    let msgs: Vec<Vec<u8>> = (0..100).map(|i| msg(i, i % 80)).collect();
+    let refs: Vec<&[u8]> = msgs.iter().map(|m| m.as_slice()).collect();
+    let n = q.try_put_batch(&refs).unwrap();
+    assert!(n > 50 && n < 100, "{n}");
+    assert_eq!(q.len(), n);
+    let got = q.try_get_batch(1000).unwrap();
+    assert_eq!(got.len(), n);
+    for (i, m) in got.iter().enumerate() {
+        assert_eq!(m, &msgs[i]);
+    }
+    assert_eq!(q.try_put_batch(&[b"ok", &[0u8; 5000]]), Err(QueueError::TooLarge { len: 5000, max: 4080 }));
+    assert!(q.is_empty(), "a batch with an oversize message puts nothing");
+    assert_eq!(q.put_batch_timeout(&refs, Duration::from_millis(1)).unwrap(), n);
+}
+
+#[test]
+fn views_block_reuse_until_released_in_any_order() {
+    let q = Queue::in_heap(256);
+    for i in 0..5 {
+        assert!(q.try_put(&msg(i, 24)).unwrap()); // 40 bytes each: 200
+    }
+    let mut views = q.try_get_views(3).unwrap();
+    assert_eq!(views.len(), 3);
+    for (i, v) in views.iter().enumerate() {
+        assert_eq!(&**v, msg(i, 24).as_slice());
+    }
+    assert_eq!(q.try_get().unwrap(), Some(msg(3, 24)));
+    assert_eq!(q.try_get().unwrap(), Some(msg(4, 24)));
+    // 200 bytes used, views pin the first 120: only 56 free.
+    assert!(q.try_put(&[9; 40]).unwrap()); // 56 bytes at the end
+    assert!(!q.try_put(&[9; 8]).unwrap(), "slots under views are not reused");
+    // Release out of order: the middle one frees nothing.
+    drop(views.remove(1));
+    assert!(!q.try_put(&[9; 8]).unwrap());
+    assert_eq!(&*views[0], msg(0, 24).as_slice());
+    assert_eq!(&*views[1], msg(2, 24).as_slice());
+    drop(views.remove(0)); // frees records 0 and 1 (80 bytes)
+    assert!(q.try_put(&[8; 40]).unwrap());
+    assert!(q.try_put(&[8; 8]).unwrap());
+    assert_eq!(&*views[0], msg(2, 24).as_slice(), "still intact");
+    drop(views);
+    assert_eq!(q.try_get().unwrap(), Some(vec![9; 40]));
+}
+
+#[test]
+fn clear_discards_waiting_and_keeps_views() {
+    let q = Queue::in_heap(1024);
+    for i in 0..6 {
+        q.try_put(&msg(i, 10)).unwrap();
+    }
+    let v = q.try_get_view().unwrap().unwrap();
+    assert_eq!(q.clear().unwrap(), 5);
+    assert!(q.is_empty());
+    assert_eq!(&*v, msg(0, 10).as_slice());
+    drop(v);
+    assert!(q.try_put(b"after").unwrap());
+    assert_eq!(q.try_get().unwrap().as_deref(), Some(&b"after"[..]));
+    let s = q.stats();
+    assert_eq!(s.msgs_in, 7);
+    assert_eq!(s.msgs_out, 7);
+}
+
+#[test]
+fn views_of_a_dead_consumer_are_reclaimed() {
+    let q = Queue::in_heap(256);
+    for i in 0..4 {
+        q.try_put(&msg(i, 40)).unwrap(); // 56 bytes each
+    }
+    let views = q.try_get_views(4).unwrap();
+    // Pretend a dead process took them: stamp a dead owner word and forget the guards.
+    let mut child = std::process::Command::new("true").spawn().unwrap();
+    let dead = lock::owner_word(crate::process::ProcessId {
+        pid: child.id(),
+        start_time: crate::process::start_time(child.id()).unwrap_or(0),
+    });
+    child.wait().unwrap();
+    for v in &views {
+        q.owner(v.raw.pos % q.cap).store(dead, Ordering::Relaxed);
+    }
+    std::mem::forget(views);
+    assert!(!q.try_put(&[0; 100]).unwrap());
+    assert!(!q.advance_reclaim(false));
+    let t0 = std::time::Instant::now();
+    assert!(q.put_timeout(&[0; 100], Duration::from_secs(5)).unwrap());
+    assert!(t0.elapsed() < Duration::from_secs(2));
+    assert_eq!(q.stats().view_recoveries, 4);
+}
+
+#[test]
+fn dead_lock_holder_is_replaced() {
+    let q = Queue::in_heap(256);
+    let mut child = std::process::Command::new("true").spawn().unwrap();
+    let dead = lock::owner_word(crate::process::ProcessId {
+        pid: child.id(),
+        start_time: crate::process::start_time(child.id()).unwrap_or(0),
+    });
+    child.wait().unwrap();
+    q.ctrl().prod_lock.lock.word.store(dead, Ordering::Relaxed);
+    q.ctrl().cons_lock.lock.word.store(dead, Ordering::Relaxed);
+    assert!(q.put_timeout(b"x", Duration::from_secs(5)).unwrap());
+    assert_eq!(q.get_timeout(Duration::from_secs(5)).unwrap().as_deref(), Some(&b"x"[..]));
+    assert_eq!(q.stats().lock_recoveries, 2);
+}
+
+#[test]
+fn threads_mpmc_exactly_once_in_order() {
+    let q = Arc::new(Queue::in_heap(4096));
+    const P: usize = 3;
+    const N: usize = if cfg!(miri) { 50 } else { 20_000 };
+    let mut hs = vec![];
+    for p in 0..P {
+        let q = q.clone();
+        hs.push(std::thread::spawn(move || {
+            let mut i = 0usize;
+            while i < N {
+                if i % 3 == 0 && i + 8 <= N {
+                    let batch: Vec<Vec<u8>> =
+                        (i..i + 8).map(|k| [p as u8].into_iter().chain((k as u64).to_le_bytes()).collect()).collect();
+                    let refs: Vec<&[u8]> = batch.iter().map(|b| b.as_slice()).collect();
+                    assert_eq!(q.put_batch(&refs).unwrap(), 8);
+                    i += 8;
+                } else {
+                    let m: Vec<u8> = [p as u8].into_iter().chain((i as u64).to_le_bytes()).collect();
+                    q.put(&m).unwrap();
+                    i += 1;
+                }
+            }
+        }));
+    }
+    let total = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let mut cs = vec![];
+    for c in 0..3 {
+        let q = q.clone();
+        let total = total.clone();
+        cs.push(std::thread::spawn(move || {
+            let mut last = [None::<u64>; P];
+            let mut seen = vec![];
+            loop {
+                let mut got = vec![];
+                match c {
+                    0 => got.extend(q.get_timeout(Duration::from_millis(50)).unwrap()),
+                    1 => got = q.get_batch_timeout(16, Some(Duration::from_millis(50))).unwrap(),
+                    _ => got.extend(
+                        q.get_views_timeout(4, Some(Duration::from_millis(50))).unwrap().iter().map(|v| v.to_vec()),
+                    ),
+                }
+                if got.is_empty() {
+                    if total.load(std::sync::atomic::Ordering::SeqCst) == P * N {
+                        break;
+                    }
+                    continue;
+                }
+                for m in got {
+                    let p = m[0] as usize;
+                    let s = u64::from_le_bytes(m[1..9].try_into().unwrap());
+                    assert!(last[p].is_none_or(|l| s > l), "order broken for producer {p}");
+                    last[p] = Some(s);
+                    seen.push((p, s));
+                    total.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                }
+            }
+            seen
+        }));
+    }
+    for h in hs {
+        h.join().unwrap();
+    }
+    let mut all: Vec<(usize, u64)> = cs.into_iter().flat_map(|c| c.join().unwrap()).collect();
+    all.sort();
+    assert_eq!(all.len(), P * N);
+    all.dedup();
+    assert_eq!(all.len(), P * N, "duplicates");
+}
+
+fn corrupt_run(q: &Queue) {
+    // Every operation must return (Ok or Err), never panic or hang.
+    let _ = q.len();
+    let _ = q.try_put(b"hello");
+    let _ = q.try_put_batch(&[b"a", b"bb"]);
+    let _ = q.try_get();
+    let _ = q.try_get_batch(8);
+    let _ = q.try_get_views(8);
+    let _ = q.advance_reclaim(false);
+    let _ = q.clear();
+    let _ = q.len();
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: if cfg!(miri) { 4 } else { 256 }, ..ProptestConfig::default() })]
+
+    #[test]
+    fn any_message_sizes_roundtrip(lens in proptest::collection::vec(0usize..300, 1..60)) {
+        let q = Queue::in_heap(512);
+        let mut out = std::collections::VecDeque::new();
+        for (i, &len) in lens.iter().enumerate() {
+            let m = msg(i, len.min(q.max_message_size()));
+            while !q.try_put(&m).unwrap() {
+                prop_assert_eq!(q.try_get().unwrap(), out.pop_front());
+            }
+            out.push_back(m);
+            prop_assert_eq!(q.len(), out.len());
+        }
+        while let Some(m) = out.pop_front() {
+            prop_assert_eq!(q.try_get().unwrap(), Some(m));
+        }
+        prop_assert!(q.is_empty());
+    }
+
+    #[test]
+    fn random_control_words_never_panic(
+        tail in any::<u64>(), read in any::<u64>(), reclaim in any::<u64>(), small in any::<bool>(),
+        junk in proptest::collection::vec(any::<u8>(), 0..256),
+    ) {
+        let q = Queue::in_heap(256);
+        q.try_put(b"abc").unwrap();
+        let (tail, read, reclaim) = if small { (tail % 600, read % 600, reclaim % 600) } else { (tail, read, reclaim) };
+        q.ctrl().tail.value.store(tail, Ordering::Relaxed);
+        q.ctrl().read.value.store(read, Ordering::Relaxed);
+        q.ctrl().reclaim.value.store(reclaim, Ordering::Relaxed);
+        // SAFETY: the heap region's data area is 256 bytes; junk is at most 256.
+        unsafe { std::ptr::copy_nonoverlapping(junk.as_ptr(), q.data_ptr(), junk.len()) };
+        corrupt_run(&q);
+    }
+
+    #[test]
+    fn random_records_never_panic(junk in proptest::collection::vec(any::<u8>(), 256), fill in 1usize..8) {
+        let q = Queue::in_heap(256);
+        for i in 0..fill {
+            let _ = q.try_put(&msg(i, 10 + i * 5));
+        }
+        // SAFETY: the heap region's data area is 256 bytes.
+        unsafe { std::ptr::copy_nonoverlapping(junk.as_ptr(), q.data_ptr(), 256) };
+        corrupt_run(&q);
+    }
+}

@@ -248,7 +248,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         md = markdown_report(tput=tput, lat=lat, mpmc=mpmc, typed=typed, targets=targets,
                              info=info,
                              command=command, elapsed_s=elapsed, plot_path=rel_plot,
-                             config=cfg.as_dict())
+                             config=cfg.as_dict(),
+                             heading=target != args.readme)  # a README has its own heading
         if target == args.readme:
             splice_readme(target, md)
             print(f"performance section replaced in {target}")

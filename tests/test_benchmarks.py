@@ -298,7 +298,8 @@ def test_advanced_benchmark_smoke(tmp_path: Path) -> None:
     assert "## Performance" in text and "| size | system |" in text
     spliced = readme.read_text()
     assert spliced.startswith("# x\n\nbefore\n") and spliced.endswith(f"{README_END}\nafter\n")
-    assert "old numbers" not in spliced and "## Performance" in spliced
+    assert "old numbers" not in spliced and "### Throughput" in spliced
+    assert "## Performance" not in spliced  # the README's own heading stays the only one
     assert "Targets" in res.stdout and "Throughput" in res.stdout
     try:
         import matplotlib  # noqa: F401

@@ -1671,6 +1671,7 @@ class TypedRing(_MmapBase):
                     if r is None:
                         raise Stalled("TypedRing.recv timed out: producer stalled")
                 s = int(r.timestamp_ns)
+                del r  # a view of the slot: the next receive reuses it
                 if s != n:
                     if s == STOP:
                         break
@@ -1752,6 +1753,7 @@ class TypedRingBatch(TypedRing):
                     if r is None:
                         raise Stalled("TypedRing.recv timed out: producer stalled")
                     s = int(r.timestamp_ns)
+                    del r  # the record is a view of the slot: let the next receive reuse it
                     if s == STOP:
                         break
                     if s != n:
@@ -1767,6 +1769,8 @@ class TypedRingBatch(TypedRing):
                     bad = int(np.flatnonzero(ts[:k] != base[:k] + np.uint64(n))[0])
                     raise _bad(n + bad, int(ts[bad]))
                 n += k
+                # The array may be a view of the ring's slots: drop it before the next receive.
+                del arr, ts
                 if not n_warm and n >= warm:
                     tw, n_warm = perf_counter(), n
                 if stop:

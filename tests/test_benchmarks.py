@@ -341,9 +341,24 @@ def test_ctrl_c_leaves_no_children(tmp_path: Path) -> None:
          "--seconds", "5", "--no-progress", "--json", str(out)],
         cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
-    time.sleep(2.5)  # inside a 5 s run: a producer and a consumer are alive
+    # Wait until a run is under way (the harness has forked its producer and consumer).
+    children = Path(f"/proc/{proc.pid}/task/{proc.pid}/children")
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and proc.poll() is None:
+        try:
+            if len(children.read_text().split()) >= 2:
+                break
+        except OSError:
+            pass
+        time.sleep(0.1)
+    time.sleep(0.5)
     proc.send_signal(signal.SIGINT)
-    _stdout, stderr = proc.communicate(timeout=30)
+    try:
+        _stdout, stderr = proc.communicate(timeout=60)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        _stdout, stderr = proc.communicate()
+        pytest.fail(f"the harness did not stop within 60 s of Ctrl-C:\n{stderr}")
     assert proc.returncode == 130, stderr
     time.sleep(0.5)
     alive = []

@@ -35,6 +35,7 @@ lint: venv
 	$(PY) -m mypy examples/video_frames
 	$(PY) -m mypy examples/market_data
 	$(PY) -m mypy examples/demo.py examples/ring_buffer_example.py
+	$(PY) -m mypy examples/benchmark.py examples/benchmark_advanced.py examples/_bench
 	$(PY) -m mypy.stubtest mmapipc._mmapipc --allowlist mmapipc-py/stubtest-allowlist.txt
 
 test-rust:
@@ -51,14 +52,16 @@ test-loom:
 test-python: venv
 	$(PY) -m pytest tests
 
-## bench: the full Python benchmark (needs the bench extra) and the Rust criterion suites.
+## bench: the full Python benchmark (about 10 min on 2 cores); fills README's performance section
 bench: venv
 	$(PY) -m pip install -q -e ".[dev,bench]"
-	$(PY) examples/benchmark_advanced.py --json bench-results/results.json --plot bench-results/throughput.png --markdown bench-results/README-section.md
+	$(PY) examples/benchmark_advanced.py --json bench-results/results.json --plot docs/img/benchmark.png --markdown bench-results/README-section.md --readme README.md
 
+## bench-quick: the one-minute comparison and the quick advanced run (under 3 minutes)
 bench-quick: venv
 	$(PY) -m pip install -q -e ".[dev,bench]"
 	$(PY) examples/benchmark.py
+	$(PY) examples/benchmark_advanced.py --quick
 
 bench-rust:
 	$(CARGO) bench -p mmapipc

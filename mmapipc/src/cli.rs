@@ -426,10 +426,14 @@ fn holders_label(p: &Probe) -> String {
         }
     }
     if let Some(m) = &p.mapped_by {
+        // Processes that map the file without a recorded role (queue users between operations,
+        // users of a raw region, a ring handle that has not read or written yet).
         let recorded: Vec<u32> = p.live.as_ref().map(|l| l.holders.iter().map(|h| h.pid).collect()).unwrap_or_default();
-        let others = m.iter().filter(|pid| !recorded.contains(pid)).count();
-        if others > 0 {
-            parts.push(format!("+{others} mapped"));
+        let others: Vec<String> = m.iter().filter(|pid| !recorded.contains(pid)).map(u32::to_string).collect();
+        match others.len() {
+            0 => {}
+            1..=3 => parts.push(format!("M:{}", others.join(","))),
+            n => parts.push(format!("M:{},+{}", others[..2].join(","), n - 2)),
         }
     }
     if parts.is_empty() {
@@ -471,6 +475,9 @@ fn ls(out: &mut impl Write, dir: &Path, json: bool, color: bool) -> Result<i32, 
     }
     for path in files {
         let p = probe_file(&path, maps.as_ref());
+        if !path.exists() {
+            continue; // removed while we looked at it
+        }
         if json {
             writeln!(out, "{}", probe_json(&p)).map_err(io)?;
             continue;
@@ -702,18 +709,18 @@ fn tail(
             writeln!(out, "{}", json!({"missed": true})).map_err(io)?;
         }
         for (pos, msg) in records {
-            let v = match &schema {
+            let line = match &schema {
                 Some(s) => match decode::decode(s, &msg) {
-                    Ok(v) => v,
-                    Err(e) => json!({"position": pos, "len": msg.len(), "error": e}),
+                    Ok(v) => decode::to_ordered_string(s, &v),
+                    Err(e) => json!({"position": pos, "len": msg.len(), "error": e}).to_string(),
                 },
                 None => {
                     let mut v = decode::preview(&msg);
                     v["position"] = json!(pos);
-                    v
+                    v.to_string()
                 }
             };
-            writeln!(out, "{v}").map_err(io)?;
+            writeln!(out, "{line}").map_err(io)?;
             printed += 1;
             if max.is_some_and(|m| printed >= m) {
                 out.flush().map_err(io)?;
@@ -839,6 +846,9 @@ fn doctor(out: &mut impl Write, dir: &Path, fix: bool, remove_stale: bool, color
     let maps = probe::mappers();
     for path in candidates(dir)? {
         let p = probe_file(&path, maps.as_ref());
+        if !path.exists() {
+            continue; // removed while we looked at it
+        }
         let r = &p.report;
         let mut found: Vec<(String, Option<Repair>, &'static str)> = Vec::new();
         let rm = |path: &Path| -> Option<Repair> {

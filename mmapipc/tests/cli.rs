@@ -35,6 +35,7 @@ fn child_role() {
                 std::thread::sleep(pause * 3);
             }
         }
+        "ring-create" => drop(TypedRing::<Tick>::create(&path, 1 << 16).unwrap()),
         "queue-create" => {
             // Creates the queue and exits: its creator is then dead, as in production where a
             // launcher creates channels.

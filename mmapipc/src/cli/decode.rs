@@ -141,6 +141,31 @@ fn value(t: &TypeDesc, msg: &[u8], at: usize, size: usize) -> Result<Value, Stri
     }
 }
 
+/// `v` (from [`decode`]) as JSON text with the keys in schema order (a `serde_json::Map` sorts
+/// them), so a tick prints as `{"timestamp_ns":..,"symbol":..,"price":..}`.
+pub fn to_ordered_string(schema: &Schema, v: &Value) -> String {
+    ordered(&schema.fields, v)
+}
+
+fn ordered(fs: &[Field], v: &Value) -> String {
+    let Value::Object(m) = v else { return v.to_string() };
+    let mut out = String::from("{");
+    for (i, f) in fs.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        out.push_str(&Value::String(f.name.clone()).to_string());
+        out.push(':');
+        let fv = m.get(&f.name).unwrap_or(&Value::Null);
+        match &f.ty {
+            TypeDesc::Struct { fields, .. } => out.push_str(&ordered(fields, fv)),
+            _ => out.push_str(&fv.to_string()),
+        }
+    }
+    out.push('}');
+    out
+}
+
 /// An untyped message as JSON: its length and a preview (UTF-8 text if it is printable, else hex).
 pub fn preview(msg: &[u8]) -> Value {
     const MAX: usize = 64;
@@ -181,6 +206,8 @@ mod tests {
         assert_eq!(v["symbol"], "AAPL");
         assert_eq!(v["price"], 189.5);
         assert_eq!(v["side"], 1);
+        let text = to_ordered_string(&Tick::schema(), &v);
+        assert!(text.starts_with(r#"{"timestamp_ns":7,"symbol":"AAPL","price":189.5"#), "{text}");
         let f =
             VideoFrame { seq: 3, timestamp_ns: 4, width: 2, height: 1, stride: 6, pixel_format: 1, pixels: vec![9; 6] };
         let n = crate::typed::serialize_into(&f, &mut slot.0).unwrap();

@@ -665,14 +665,13 @@ impl Chan {
         }
     }
 
-    fn peek(&self, from: Option<u64>, keep: usize) -> Result<(Vec<(u64, Vec<u8>)>, u64, bool), String> {
+    fn peek(&self, from: Option<u64>, keep: usize) -> Result<crate::ring::Peeked, String> {
         match self {
-            Chan::Ring(r) => {
-                r.peek_published(from, keep).map(|p| (p.records, p.next, p.missed)).map_err(|e| e.to_string())
-            }
-            Chan::Queue(q) => {
-                q.peek_committed(from, keep).map(|p| (p.records, p.next, p.missed)).map_err(|e| e.to_string())
-            }
+            Chan::Ring(r) => r.peek_published(from, keep).map_err(|e| e.to_string()),
+            Chan::Queue(q) => q
+                .peek_committed(from, keep)
+                .map(|p| crate::ring::Peeked { records: p.records, next: p.next, missed: p.missed })
+                .map_err(|e| e.to_string()),
         }
     }
 }
@@ -697,7 +696,7 @@ fn tail(
     let mut from = None;
     let mut keep = lines;
     loop {
-        let (records, next, missed) = match chan.peek(from, keep) {
+        let crate::ring::Peeked { records, next, missed } = match chan.peek(from, keep) {
             Ok(x) => x,
             Err(e) => {
                 out.flush().map_err(io)?;

@@ -468,7 +468,7 @@ fn ls(out: &mut impl Write, dir: &Path, json: bool, color: bool) -> Result<i32, 
     if !json {
         writeln!(
             out,
-            "{:<32} {:<5} {:>22} {:>7} {:<16} {:<22} STATUS",
+            "{:<32} {:<5} {:>22} {:>7} {:<16} {:<28} STATUS",
             "PATH", "KIND", "FILL", "PENDING", "MESSAGE TYPE", "ATTACHED"
         )
         .map_err(io)?;
@@ -490,11 +490,11 @@ fn ls(out: &mut impl Write, dir: &Path, json: bool, color: bool) -> Result<i32, 
             Status::Idle | Status::BeingCreated => status,
             _ => paint(color, "33", &status),
         };
+        // Names relative to DIR, like ls(1); --json gives full paths.
         let name = path.file_name().map_or_else(|| path.display().to_string(), |n| n.to_string_lossy().into_owned());
-        let name = if dir == Path::new("/dev/shm") { name } else { path.display().to_string() };
         writeln!(
             out,
-            "{:<32} {:<5} {:>22} {:>7} {:<16} {:<22} {}",
+            "{:<32} {:<5} {:>22} {:>7} {:<16} {:<28} {}",
             name,
             kind,
             fill_label(&p),

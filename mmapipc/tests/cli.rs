@@ -170,9 +170,9 @@ fn ls_lists_live_and_stale_files() {
     let o = tool(&["ls", dir.to_str().unwrap()]);
     assert!(o.status.success());
     let s = stdout(&o);
-    let live_line = s.lines().find(|l| l.contains("/live")).expect("live listed");
+    let live_line = s.lines().find(|l| l.starts_with("live ")).expect("live listed");
     assert!(live_line.contains("shm") && live_line.ends_with("live"), "{live_line}");
-    let stale_line = s.lines().find(|l| l.contains("/stale")).expect("stale listed");
+    let stale_line = s.lines().find(|l| l.starts_with("stale ")).expect("stale listed");
     assert!(stale_line.contains("stale: half-created by a dead process"), "{stale_line}");
     assert!(!s.contains("not-ours"));
     let j = tool(&["ls", "--json", dir.to_str().unwrap()]);

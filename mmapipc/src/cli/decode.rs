@@ -7,12 +7,15 @@
 //! word, then an i32 offset relative to the start of the repr). Every offset is bounds-checked
 //! against the message; a bad one is an error, never a panic.
 
-use serde_json::{Map, Number, Value};
+use serde_json::{json, Map, Number, Value};
 
 use crate::schema::{Field, Scalar, Schema, TypeDesc};
 
-/// Longest `Vec` shown element by element; longer ones are summarised.
+/// Longest `Vec` or array shown element by element; longer ones are summarised as
+/// `{"len": n, "head": [first elements]}`.
 const MAX_ELEMS: usize = 64;
+/// Elements shown of a summarised `Vec` or array.
+const HEAD_ELEMS: usize = 8;
 
 /// Decodes `msg` (one whole message) with `schema` into a JSON object.
 pub fn decode(schema: &Schema, msg: &[u8]) -> Result<Value, String> {
@@ -103,23 +106,22 @@ fn value(t: &TypeDesc, msg: &[u8], at: usize, size: usize) -> Result<Value, Stri
                     return Ok(Value::String(String::from_utf8_lossy(trimmed).into_owned()));
                 }
             }
-            let es = elem_size(elem).ok_or("array of unsized elements")?;
-            let mut out = Vec::new();
-            for i in 0..*len as usize {
-                out.push(value(elem, msg, at + i * es, es)?);
+            let es = elem_size(elem).filter(|&s| s > 0).ok_or("array of unsized elements")?;
+            let n = if *len as usize > MAX_ELEMS { HEAD_ELEMS } else { *len as usize };
+            let items: Result<Vec<Value>, String> = (0..n).map(|i| value(elem, msg, at + i * es, es)).collect();
+            if *len as usize > MAX_ELEMS {
+                return Ok(json!({"len": len, "head": items?}));
             }
-            Ok(Value::Array(out))
+            Ok(Value::Array(items?))
         }
         TypeDesc::Vec { elem } => {
             let count = u32_at(msg, at + 4)? as usize;
-            let es = elem_size(elem).ok_or("Vec of unsized elements")?;
+            let es = elem_size(elem).filter(|&s| s > 0).ok_or("Vec of unsized elements")?;
             let start = rel(msg, at, at, es.checked_mul(count).ok_or("Vec length overflows")?)?;
             if count > MAX_ELEMS {
-                let mut m = Map::new();
-                m.insert("len".into(), Value::Number(count.into()));
-                let head: Result<Vec<Value>, String> = (0..8).map(|i| value(elem, msg, start + i * es, es)).collect();
-                m.insert("head".into(), Value::Array(head?));
-                return Ok(Value::Object(m));
+                let head: Result<Vec<Value>, String> =
+                    (0..HEAD_ELEMS).map(|i| value(elem, msg, start + i * es, es)).collect();
+                return Ok(json!({"len": count, "head": head?}));
             }
             let items: Result<Vec<Value>, String> = (0..count).map(|i| value(elem, msg, start + i * es, es)).collect();
             Ok(Value::Array(items?))

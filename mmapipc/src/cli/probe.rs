@@ -97,7 +97,7 @@ pub fn ring_live(r: &Ring) -> Live {
             holders.push(Holder { role, pid, alive: ring::attach_word_alive(w) && !zombie(pid) });
         }
     }
-    let used = i.tail.saturating_sub(i.head);
+    let used = i.tail.saturating_sub(i.head).min(r.capacity() as u64);
     Live {
         capacity: r.capacity() as u64,
         used,

@@ -266,6 +266,15 @@ fn help_and_usage_errors() {
     }
     let tail_help = stdout(&tool(&["tail", "--help"]));
     assert!(tail_help.contains("without consuming") && tail_help.contains("races"), "{tail_help}");
+    // No colour when stdout is not a terminal, even without NO_COLOR.
+    let dir = scratch("colour");
+    let _shm = SharedMemory::create(dir.join("r"), 8).unwrap();
+    let o = Command::new(env!("CARGO_BIN_EXE_mmapipc"))
+        .args(["ls", dir.to_str().unwrap()])
+        .env_remove("NO_COLOR")
+        .output()
+        .unwrap();
+    assert!(o.status.success() && !o.stdout.contains(&0x1b), "{}", stdout(&o));
     assert_eq!(tool(&["frobnicate"]).status.code(), Some(2));
     assert_eq!(tool(&["doctor", "--remove-stale"]).status.code(), Some(2), "--remove-stale needs --fix");
     assert_eq!(tool(&["stat", "--interval", "0", "x"]).status.code(), Some(2));
@@ -446,6 +455,14 @@ fn tail_does_not_consume() {
     assert_eq!(got[1]["len"], 4);
     assert_eq!(q.len(), 2);
     assert_eq!(q.try_get().unwrap().as_deref(), Some(&b"hello"[..]));
+    // A consumer holding a zero-copy view shows up as attached (with its pid), and tail no
+    // longer lists the taken message.
+    let view = q.try_get_view().unwrap().expect("one message");
+    let j = json_of(&tool(&["inspect", "--json", qp.to_str().unwrap()]));
+    let holders = j["live"]["holders"].as_array().unwrap().clone();
+    assert!(holders.iter().any(|h| h["role"] == "view" && h["pid"] == std::process::id() && h["alive"] == true), "{j}");
+    assert!(stdout(&tool(&["tail", qp.to_str().unwrap()])).is_empty());
+    drop(view);
 
     // Not a channel with messages: exit 1.
     let _shm = SharedMemory::create(dir.join("shm"), 64).unwrap();

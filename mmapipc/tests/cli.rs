@@ -353,6 +353,11 @@ fn ring_live_and_stale() {
         serde_json::from_str(&stdout(&tool(&["stat", "--json", "--interval", "0.1", "--count", "1", p]))).unwrap();
     assert!(j["lag_messages"].is_u64() && j["attached"].as_array().unwrap().len() == 2);
 
+    // schema export from the live channel file.
+    let o = tool(&["schema", "export", p]);
+    assert!(o.status.success());
+    assert_eq!(mmapipc::Schema::from_json(&stdout(&o)).unwrap().name, "market.Tick");
+
     // doctor: nothing wrong with a live ring.
     let o = tool(&["doctor", d]);
     assert_eq!(o.status.code(), Some(0), "{}", stdout(&o));
@@ -371,6 +376,8 @@ fn ring_live_and_stale() {
     assert!(o.status.success());
     let rate_in: f64 = lines(&o)[1].split_whitespace().nth(1).unwrap().parse().unwrap();
     assert_eq!(rate_in, 0.0);
+    let o = tool(&["schema", "export", p]);
+    assert!(o.status.success(), "the schema stays readable in a stale channel");
     let o = tool(&["doctor", d]);
     assert_eq!(o.status.code(), Some(1));
     assert!(stdout(&o).contains("stale channel: attached processes are dead"), "{}", stdout(&o));

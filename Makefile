@@ -44,7 +44,8 @@ test-rust:
 test-loom:
 	@if ls mmapipc/tests/loom_*.rs >/dev/null 2>&1; then \
 		for t in mmapipc/tests/loom_*.rs; do n=$$(basename $$t .rs); \
-		RUSTFLAGS="--cfg loom" CARGO_TARGET_DIR=target/loom $(CARGO) test -p mmapipc --release --test $$n || exit 1; done; \
+		RUSTFLAGS="--cfg loom" CARGO_TARGET_DIR=target/loom CARGO_PROFILE_RELEASE_LTO=false \
+		CARGO_PROFILE_RELEASE_CODEGEN_UNITS=16 $(CARGO) test -p mmapipc --release --test $$n || exit 1; done; \
 	else echo "no loom models"; fi
 
 test-python: venv

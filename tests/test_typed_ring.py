@@ -13,7 +13,7 @@ np = pytest.importorskip("numpy")
 
 import mmapipc
 from mmapipc.schema import Schema
-from mmapipc.typed import TypedRing
+from mmapipc.typed import TypedQueue, TypedRing
 
 ROOT = Path(__file__).resolve().parent.parent
 SCHEMAS = ROOT / "schemas"
@@ -50,27 +50,35 @@ def check(kind: str, rec: mmapipc.schema.Record, i: int) -> None:
         assert np.array_equal(np.asarray(got), np.asarray(value)), f"{kind} {i} field {name}: {got!r} != {value!r}"
 
 
+CHANNELS = {"ring": (TypedRing, "produce", "consume"), "queue": (TypedQueue, "produce-queue", "consume-queue")}
+
+
+@pytest.mark.parametrize("channel", sorted(CHANNELS))
 @pytest.mark.parametrize("kind", sorted(KINDS))
-def test_rust_producer_python_consumer(kind: str, peer: Path, tmp_path: Path) -> None:
+def test_rust_producer_python_consumer(kind: str, channel: str, peer: Path, tmp_path: Path) -> None:
+    cls, produce, _ = CHANNELS[channel]
     path = str(tmp_path / f"r2p-{kind}")
-    with TypedRing.create(path, 1 << 14, SCHEMAS / KINDS[kind]) as ring:
-        producer = subprocess.Popen([str(peer), "produce", kind, path, str(COUNT)])
+    with cls.create(path, 1 << 14, SCHEMAS / KINDS[kind]) as chan:  # type: ignore[attr-defined]
+        producer = subprocess.Popen([str(peer), produce, kind, path, str(COUNT)])
         try:
             for i in range(COUNT):
-                rec = ring.recv(timeout=30.0)
+                rec = chan.recv(timeout=30.0)
                 assert rec is not None, f"message {i} did not arrive"
                 check(kind, rec, i)
+                del rec
         finally:
             assert producer.wait(timeout=60) == 0
 
 
+@pytest.mark.parametrize("channel", sorted(CHANNELS))
 @pytest.mark.parametrize("kind", sorted(KINDS))
-def test_python_producer_rust_consumer(kind: str, peer: Path, tmp_path: Path) -> None:
+def test_python_producer_rust_consumer(kind: str, channel: str, peer: Path, tmp_path: Path) -> None:
+    cls, _, consume = CHANNELS[channel]
     path = str(tmp_path / f"p2r-{kind}")
-    with TypedRing.create(path, 1 << 14, SCHEMAS / KINDS[kind]) as ring:
-        consumer = subprocess.Popen([str(peer), "consume", kind, path, str(COUNT)], stdout=subprocess.PIPE, text=True)
+    with cls.create(path, 1 << 14, SCHEMAS / KINDS[kind]) as chan:  # type: ignore[attr-defined]
+        consumer = subprocess.Popen([str(peer), consume, kind, path, str(COUNT)], stdout=subprocess.PIPE, text=True)
         for i in range(COUNT):
-            assert ring.send(expected(kind, i), timeout=30.0)
+            assert chan.send(expected(kind, i), timeout=30.0)
         out, _ = consumer.communicate(timeout=60)
         assert consumer.returncode == 0, out
         assert out.startswith(f"ok {COUNT} ")

@@ -28,6 +28,7 @@ fn _mmapipc(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(cli_main, m)?)?;
     m.add_function(wrap_pyfunction!(typed::create_ring_with_schema, m)?)?;
     m.add_function(wrap_pyfunction!(typed::channel_schema, m)?)?;
+    m.add_function(wrap_pyfunction!(typed::create_queue_with_schema, m)?)?;
     m.add_class::<ring::PyRing>()?;
     m.add_class::<queue::PyQueue>()?;
     m.add("LAYOUT_VERSION", mmapipc::layout::LAYOUT_VERSION)?;

@@ -22,6 +22,18 @@ pub fn create_ring_with_schema(path: PathBuf, capacity: usize, schema_json: &str
     Ok(ring.path().map(|p| p.display().to_string()).unwrap_or_default())
 }
 
+/// Creates a queue whose header holds `schema_json`, then closes it; open it with
+/// `SharedMemoryQueue.open`.
+#[pyfunction]
+#[pyo3(signature = (path, capacity, schema_json, *, mode = 0o600))]
+pub fn create_queue_with_schema(path: PathBuf, capacity: usize, schema_json: &str, mode: u32) -> PyResult<String> {
+    mmapipc::Schema::from_json(schema_json).map_err(PyValueError::new_err)?;
+    let opts = mmapipc::QueueOptions { mode, ..Default::default() };
+    let queue =
+        mmapipc::Queue::create_with_schema(&path, capacity, &opts, schema_json.as_bytes()).map_err(open_error)?;
+    Ok(queue.path().display().to_string())
+}
+
 /// The schema JSON stored in a channel file (`None` for an untyped channel). `kind` is
 /// `"ring"` or `"queue"`.
 #[pyfunction]

@@ -4,6 +4,7 @@
 //! ```text
 //! typed_peer produce tick|frame|tensor PATH COUNT
 //! typed_peer consume tick|frame|tensor PATH COUNT     # verifies every message, prints "ok COUNT CHECKSUM"
+//! typed_peer produce-queue|consume-queue KIND PATH COUNT   # the same through a typed queue
 //! ```
 //!
 //! Message `i` of each kind (the Python tests generate the same):
@@ -13,7 +14,7 @@
 
 use std::time::Duration;
 
-use mmapipc::channel::TypedRing;
+use mmapipc::channel::{TypedQueue, TypedRing};
 use mmapipc::example_types::{Tensor, Tick, VideoFrame};
 
 type Res<T> = Result<T, Box<dyn std::error::Error>>;
@@ -107,6 +108,49 @@ fn main() -> Res<()> {
             for i in 0..n {
                 let m = rx.recv_timeout(WAIT)?.ok_or("timed out")?;
                 if m.data.as_slice() != &tensor(i).data[..] || m.shape[1] != 3 {
+                    return Err(format!("tensor {i} differs").into());
+                }
+                sum = fnv(sum, m.data.as_slice());
+            }
+        }
+        ("produce-queue", "tick") => {
+            let q = TypedQueue::<Tick>::open(path)?;
+            (0..n).try_for_each(|i| q.send(&tick(i)))?;
+        }
+        ("produce-queue", "frame") => {
+            let q = TypedQueue::<VideoFrame>::open(path)?;
+            (0..n).try_for_each(|i| q.send(&frame(i)))?;
+        }
+        ("produce-queue", "tensor") => {
+            let q = TypedQueue::<Tensor>::open(path)?;
+            (0..n).try_for_each(|i| q.send(&tensor(i)))?;
+        }
+        ("consume-queue", "tick") => {
+            let q = TypedQueue::<Tick>::open(path)?;
+            for i in 0..n {
+                let m = q.recv_timeout(WAIT)?.ok_or("timed out")?;
+                let want = tick(i);
+                if m.timestamp_ns != want.timestamp_ns || m.price != want.price || m.size != want.size {
+                    return Err(format!("tick {i} differs").into());
+                }
+                sum = fnv(sum, m.bytes());
+            }
+        }
+        ("consume-queue", "frame") => {
+            let q = TypedQueue::<VideoFrame>::open(path)?;
+            for i in 0..n {
+                let m = q.recv_timeout(WAIT)?.ok_or("timed out")?;
+                if m.seq != i || m.pixels.as_slice() != &frame(i).pixels[..] {
+                    return Err(format!("frame {i} differs").into());
+                }
+                sum = fnv(sum, m.pixels.as_slice());
+            }
+        }
+        ("consume-queue", "tensor") => {
+            let q = TypedQueue::<Tensor>::open(path)?;
+            for i in 0..n {
+                let m = q.recv_timeout(WAIT)?.ok_or("timed out")?;
+                if m.data.as_slice() != &tensor(i).data[..] {
                     return Err(format!("tensor {i} differs").into());
                 }
                 sum = fnv(sum, m.data.as_slice());

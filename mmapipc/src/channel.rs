@@ -32,8 +32,9 @@ use std::time::Duration;
 use rkyv::rancor;
 use rkyv::{Archive, Archived, Portable};
 
-use crate::error::{OpenError, RingError};
+use crate::error::{OpenError, QueueError, RingError};
 use crate::layout::Kind;
+use crate::queue::{Queue, QueueOptions, View};
 use crate::region::{self, CreateOptions, OpenOptions};
 use crate::ring::{RecvGuard, Ring, SlotMut};
 use crate::schema::{IpcMessage, Mismatch, Schema, TypeDesc};
@@ -75,6 +76,9 @@ pub enum TypedSendError {
     /// The ring refused (message too large, role held elsewhere, corrupt ring).
     #[error(transparent)]
     Ring(#[from] RingError),
+    /// The queue refused (message too large, corrupt queue).
+    #[error(transparent)]
+    Queue(#[from] QueueError),
     /// Serialization failed.
     #[error(transparent)]
     Encode(#[from] TypedError),
@@ -94,6 +98,9 @@ pub enum TypedRecvError {
     /// The ring refused (role held elsewhere, corrupt ring).
     #[error(transparent)]
     Ring(#[from] RingError),
+    /// The queue refused (corrupt queue).
+    #[error(transparent)]
+    Queue(#[from] QueueError),
     /// The message failed validation.
     #[error(transparent)]
     Invalid(#[from] TypedError),
@@ -379,6 +386,185 @@ impl<T: Archive> Deref for TypedGuard<'_, T> {
         // SAFETY: the message was validated as an archive of T (or, for the unchecked path, the
         // caller vouched for it) with its root `root_size` bytes from the end, and length was
         // checked to be at least root_size; the slot stays ours while the guard lives.
+        unsafe { rkyv::api::access_pos_unchecked::<Archived<T>>(bytes, bytes.len() - self.root_size) }
+    }
+}
+
+/// A many-producer many-consumer queue of `T` records: the typed counterpart of [`Queue`], with
+/// the same schema checks, in-place serialization and in-place, validated reads as
+/// [`TypedRing`]. Each record goes to exactly one consumer.
+///
+/// ```
+/// use mmapipc::channel::TypedQueue;
+/// use mmapipc::example_types::Tick;
+/// # let path = std::env::temp_dir().join(format!("mmapipc-doc-typedq-{}", std::process::id()));
+/// # let _ = std::fs::remove_file(&path);
+/// let q = TypedQueue::<Tick>::create(&path, 1 << 16)?;
+/// q.send(&Tick { timestamp_ns: 1, symbol: *b"MSFT\0\0\0\0", price: 411.0, size: 5, side: 1 })?;
+/// let worker = TypedQueue::<Tick>::open(&path)?; // typically another process
+/// assert_eq!(worker.try_recv()?.expect("one message").size, 5);
+/// # std::fs::remove_file(&path)?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub struct TypedQueue<T> {
+    queue: Queue,
+    channel: Schema,
+    reader: Schema,
+    root_size: usize,
+    _t: PhantomData<fn() -> T>,
+}
+
+impl<T> std::fmt::Debug for TypedQueue<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TypedQueue").field("schema", &self.channel.label()).field("queue", &self.queue).finish()
+    }
+}
+
+impl<T: IpcMessage + Encode> TypedQueue<T>
+where
+    Archived<T>: Portable + for<'a> rkyv::bytecheck::CheckBytes<rkyv::api::high::HighValidator<'a, rancor::Error>>,
+{
+    /// Creates a queue of `capacity` bytes carrying `T`, with `T`'s schema in its header.
+    pub fn create(path: impl AsRef<Path>, capacity: usize) -> Result<Self, TypedOpenError> {
+        Self::create_with(path, capacity, &QueueOptions::default())
+    }
+
+    /// [`create`](Self::create) with options.
+    pub fn create_with(path: impl AsRef<Path>, capacity: usize, opts: &QueueOptions) -> Result<Self, TypedOpenError> {
+        let schema = check_type::<T>()?;
+        let queue = Queue::create_with_schema(path, capacity, opts, schema.to_json().as_bytes())?;
+        Ok(TypedQueue {
+            queue,
+            root_size: schema.size as usize,
+            channel: schema.clone(),
+            reader: schema,
+            _t: PhantomData,
+        })
+    }
+
+    /// Opens a queue and checks that it carries `T` (or a newer, append-only version of it).
+    pub fn open(path: impl AsRef<Path>) -> Result<Self, TypedOpenError> {
+        Self::open_with(path, &QueueOptions::default())
+    }
+
+    /// [`open`](Self::open) with options.
+    pub fn open_with(path: impl AsRef<Path>, opts: &QueueOptions) -> Result<Self, TypedOpenError> {
+        let reader = check_type::<T>()?;
+        let path = region::resolve_path(path);
+        let oo = OpenOptions { allow_foreign_owner: opts.allow_foreign_owner };
+        let channel = channel_schema(&path, Kind::Queue, &oo)?
+            .ok_or_else(|| TypedOpenError::Untyped { path: path.display().to_string() })?;
+        channel.check_reader(&reader)?;
+        let queue = Queue::open_with(&path, opts)?;
+        Ok(TypedQueue { queue, root_size: channel.size as usize, channel, reader, _t: PhantomData })
+    }
+
+    /// The schema stored in the channel.
+    pub fn schema(&self) -> &Schema {
+        &self.channel
+    }
+
+    /// The underlying byte queue.
+    pub fn queue(&self) -> &Queue {
+        &self.queue
+    }
+
+    /// Sends `value` if there is room now; `Ok(false)` if the queue is full.
+    pub fn try_send(&self, value: &T) -> Result<bool, TypedSendError> {
+        self.send_timeout(value, Some(Duration::ZERO))
+    }
+
+    /// Sends `value`, waiting for room.
+    pub fn send(&self, value: &T) -> Result<(), TypedSendError> {
+        self.send_timeout(value, None).map(|_| ())
+    }
+
+    /// Sends `value`, waiting at most `timeout` (`None`: forever); `Ok(false)` on timeout. The
+    /// record is serialized straight into the claimed slot.
+    pub fn send_timeout(&self, value: &T, timeout: Option<Duration>) -> Result<bool, TypedSendError> {
+        if self.channel.version != self.reader.version {
+            return Err(TypedSendError::OlderVersion(format!(
+                "this handle is typed {} but the channel carries v{}: only a v{} producer may write",
+                self.reader.label(),
+                self.channel.version,
+                self.channel.version
+            )));
+        }
+        let len = if self.channel.fixed_size { self.root_size } else { typed::archived_len(value)? };
+        let mut failed = None;
+        let put = self.queue.put_with(len, timeout, |slot| {
+            typed::serialize_into(value, slot).map(|_| ()).map_err(|e| {
+                failed = Some(e);
+                QueueError::Corrupt("serialization failed".into())
+            })
+        });
+        match (put, failed) {
+            (_, Some(e)) => Err(e.into()),
+            (r, None) => Ok(r?),
+        }
+    }
+
+    /// Receives the next record if there is one, validated in place.
+    pub fn try_recv(&self) -> Result<Option<TypedView<'_, T>>, TypedRecvError> {
+        self.recv_timeout(Some(Duration::ZERO))
+    }
+
+    /// Receives the next record, waiting for one.
+    pub fn recv(&self) -> Result<TypedView<'_, T>, TypedRecvError> {
+        match self.recv_timeout(None)? {
+            Some(v) => Ok(v),
+            None => unreachable!("an unbounded wait does not time out"),
+        }
+    }
+
+    /// Receives the next record, waiting at most `timeout` (`None`: forever). A record that
+    /// fails validation is released and reported.
+    pub fn recv_timeout(&self, timeout: Option<Duration>) -> Result<Option<TypedView<'_, T>>, TypedRecvError> {
+        let Some(view) = self.queue.get_views_timeout(1, timeout)?.pop() else { return Ok(None) };
+        typed::access::<T>(&view, self.root_size)?;
+        Ok(Some(TypedView { view, root_size: self.root_size, _t: PhantomData }))
+    }
+
+    /// Receives the next record without validating it.
+    ///
+    /// # Safety
+    /// Every producer must be trusted to write valid archives of the channel's schema.
+    pub unsafe fn try_recv_unchecked(&self) -> Result<Option<TypedView<'_, T>>, TypedRecvError> {
+        let Some(view) = self.queue.try_get_view()? else { return Ok(None) };
+        if view.len() < self.root_size {
+            return Err(TypedError::TooShort { len: view.len(), root_size: self.root_size }.into());
+        }
+        Ok(Some(TypedView { view, root_size: self.root_size, _t: PhantomData }))
+    }
+
+    /// Removes the file.
+    pub fn unlink(&self) -> Result<(), OpenError> {
+        self.queue.unlink()
+    }
+}
+
+/// A record received from a [`TypedQueue`], in its slot; the slot is released on drop.
+pub struct TypedView<'q, T: Archive> {
+    view: View<'q>,
+    root_size: usize,
+    _t: PhantomData<fn() -> T>,
+}
+
+impl<T: Archive> TypedView<'_, T> {
+    /// The raw message bytes.
+    pub fn bytes(&self) -> &[u8] {
+        &self.view
+    }
+}
+
+impl<T: Archive> Deref for TypedView<'_, T> {
+    type Target = Archived<T>;
+
+    fn deref(&self) -> &Archived<T> {
+        let bytes: &[u8] = &self.view;
+        // SAFETY: validated (or vouched for, on the unchecked path) as an archive of T whose root
+        // is `root_size` bytes from the end, with len >= root_size; the slot is ours while the
+        // view lives.
         unsafe { rkyv::api::access_pos_unchecked::<Archived<T>>(bytes, bytes.len() - self.root_size) }
     }
 }

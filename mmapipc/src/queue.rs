@@ -311,6 +311,17 @@ impl Queue {
 
     /// [`create`](Self::create) with options.
     pub fn create_with(path: impl AsRef<Path>, capacity: usize, opts: &QueueOptions) -> Result<Queue, OpenError> {
+        Self::create_with_schema(path, capacity, opts, &[])
+    }
+
+    /// [`create_with`](Self::create_with), storing `schema` (a typed channel's schema JSON; empty
+    /// for an untyped queue) in the file's schema area before the file is published.
+    pub fn create_with_schema(
+        path: impl AsRef<Path>,
+        capacity: usize,
+        opts: &QueueOptions,
+        schema: &[u8],
+    ) -> Result<Queue, OpenError> {
         let path = region::resolve_path(path);
         let cap = capacity
             .checked_add(RECORD_ALIGN - 1)
@@ -321,9 +332,12 @@ impl Queue {
                     "capacity must be between {MIN_CAPACITY} and {MAX_CAPACITY} bytes, got {capacity}"
                 ))
             })?;
-        let plan = Plan::new(CONTROL_SIZE as u64, 0, cap as u64)
+        let plan = Plan::new(CONTROL_SIZE as u64, schema.len() as u64, cap as u64)
             .ok_or_else(|| OpenError::InvalidArgument(format!("capacity {capacity} is too large")))?;
         let creating = region::create_file(&path, Kind::Queue, plan, &CreateOptions { mode: opts.mode })?;
+        if !schema.is_empty() {
+            creating.write_schema(schema)?;
+        }
         // SAFETY: the control block lies at control_offset..+CONTROL_SIZE inside the fresh
         // mapping, which nobody else trusts before publish.
         unsafe { init_control(creating.region().as_ptr().add(plan.control_offset as usize), cap as u64) };
@@ -456,7 +470,7 @@ impl Queue {
     // ----- producer side -----
 
     /// Writes as many of `msgs` as fit now (the producer lock is held); one `tail` store.
-    fn write_locked(&self, msgs: &[&[u8]]) -> Result<usize, QueueError> {
+    fn write_locked(&self, msgs: &mut dyn Source, from: usize) -> Result<usize, QueueError> {
         let c = self.ctrl();
         // SYNC: tail-publish. Acquire: a previous holder that died after its store is not
         // synchronised with us through the lock word; this load is.
@@ -469,8 +483,9 @@ impl Queue {
         let mut pos = tail;
         let mut n = 0;
         let mut bytes = 0u64;
-        for m in msgs {
-            let need = record_size(m.len());
+        for i in from..msgs.count() {
+            let m_len = msgs.len(i);
+            let need = record_size(m_len);
             let idx = pos % self.cap;
             let room = self.cap - idx;
             if need > room {
@@ -489,16 +504,25 @@ impl Queue {
             }
             let idx = pos % self.cap;
             let (len, state) = self.hdr(idx);
-            len.store(m.len() as u32, Ordering::Relaxed);
+            len.store(m_len as u32, Ordering::Relaxed);
             state.store(STATE_COMMITTED, Ordering::Relaxed);
             self.owner(idx).store(0, Ordering::Relaxed);
             // SAFETY: idx + need <= cap (checked: need <= room), and [pos, pos + need) lies in
             // [tail, reclaim + cap): free space that only the producer-lock holder writes and no
-            // consumer reads before our tail store. `m` is a caller buffer, not in the ring.
-            unsafe { std::ptr::copy_nonoverlapping(m.as_ptr(), self.data.add(idx as usize + RECORD_HEADER), m.len()) };
+            // consumer reads before our tail store, so this slot is ours alone until then.
+            let slot = unsafe { std::slice::from_raw_parts_mut(self.data.add(idx as usize + RECORD_HEADER), m_len) };
+            if let Err(e) = msgs.fill(i, slot) {
+                // Nothing of this message is visible: tail still excludes it. Commit what came
+                // before, then report.
+                if pos != tail {
+                    // SYNC: tail-publish (as below).
+                    c.tail.value.store(pos, Ordering::Release);
+                }
+                return Err(e);
+            }
             pos += need;
             n += 1;
-            bytes += m.len() as u64;
+            bytes += m_len as u64;
         }
         if pos != tail {
             // SYNC: tail-publish. Release: the record headers and payloads written above
@@ -528,27 +552,27 @@ impl Queue {
         tail + step <= reclaim + self.cap
     }
 
-    fn check_sizes(&self, msgs: &[&[u8]]) -> Result<(), QueueError> {
+    fn check_sizes(&self, msgs: &dyn Source) -> Result<(), QueueError> {
         let max = self.max_message_size();
-        match msgs.iter().find(|m| m.len() > max) {
-            Some(m) => Err(QueueError::TooLarge { len: m.len(), max }),
+        match (0..msgs.count()).map(|i| msgs.len(i)).find(|&l| l > max) {
+            Some(len) => Err(QueueError::TooLarge { len, max }),
             None => Ok(()),
         }
     }
 
-    fn produce(&self, msgs: &[&[u8]], deadline: Deadline, block: bool) -> Result<usize, QueueError> {
+    fn produce(&self, msgs: &mut dyn Source, deadline: Deadline, block: bool) -> Result<usize, QueueError> {
         self.check_sizes(msgs)?;
         let me = lock::me();
         let c = self.ctrl();
         let mut done = 0;
         let mut counted_wait = false;
-        while done < msgs.len() {
+        while done < msgs.count() {
             let got = c.prod_lock.lock.lock(me, deadline, self.check_interval);
             let Some(how) = got else { return Ok(done) };
             if how == lock::Acquired::Recovered {
                 c.prod_stats.lock_recoveries.fetch_add(1, Ordering::Relaxed);
             }
-            let r = self.write_locked(&msgs[done..]);
+            let r = self.write_locked(msgs, done);
             c.prod_lock.lock.unlock(me);
             let n = r?;
             if n > 0 {
@@ -561,7 +585,7 @@ impl Queue {
                 continue;
             }
             if !block {
-                if self.can_progress(record_size(msgs[done].len())) {
+                if self.can_progress(record_size(msgs.len(done))) {
                     continue;
                 }
                 return Ok(done);
@@ -570,7 +594,7 @@ impl Queue {
                 counted_wait = true;
                 c.prod_stats.waits.fetch_add(1, Ordering::Relaxed);
             }
-            let need = record_size(msgs[done].len());
+            let need = record_size(msgs.len(done));
             let r: Result<Option<()>, ()> = c.not_full.waiter.wait_until(
                 deadline,
                 self.check_interval,
@@ -615,35 +639,49 @@ impl Queue {
 
     /// Puts `msg` if there is room now; `Ok(false)` if the queue is full.
     pub fn try_put(&self, msg: &[u8]) -> Result<bool, QueueError> {
-        Ok(self.produce(&[msg], Deadline::after(Some(Duration::ZERO)), false)? == 1)
+        Ok(self.produce(&mut Slices(&[msg]), Deadline::after(Some(Duration::ZERO)), false)? == 1)
     }
 
     /// Puts `msg`, waiting for room as long as it takes.
     pub fn put(&self, msg: &[u8]) -> Result<(), QueueError> {
-        self.produce(&[msg], Deadline::after(None), true).map(|_| ())
+        self.produce(&mut Slices(&[msg]), Deadline::after(None), true).map(|_| ())
     }
 
     /// Puts `msg`, waiting at most `timeout` for room; `Ok(false)` on timeout.
     pub fn put_timeout(&self, msg: &[u8], timeout: Duration) -> Result<bool, QueueError> {
-        Ok(self.produce(&[msg], Deadline::after(Some(timeout)), true)? == 1)
+        Ok(self.produce(&mut Slices(&[msg]), Deadline::after(Some(timeout)), true)? == 1)
     }
 
     /// Puts as many of `msgs` as fit now, in order, under one lock acquisition and with one
     /// commit; returns how many. Fails with [`QueueError::TooLarge`] (putting nothing) if any
     /// message can never fit.
     pub fn try_put_batch(&self, msgs: &[&[u8]]) -> Result<usize, QueueError> {
-        self.produce(msgs, Deadline::after(Some(Duration::ZERO)), false)
+        self.produce(&mut Slices(msgs), Deadline::after(Some(Duration::ZERO)), false)
     }
 
     /// Puts all of `msgs`, in order, waiting for room as needed (each wait ends with as many
     /// messages as fit being committed at once). Returns `msgs.len()`.
     pub fn put_batch(&self, msgs: &[&[u8]]) -> Result<usize, QueueError> {
-        self.produce(msgs, Deadline::after(None), true)
+        self.produce(&mut Slices(msgs), Deadline::after(None), true)
     }
 
     /// [`put_batch`](Self::put_batch) waiting at most `timeout`; returns how many were put.
     pub fn put_batch_timeout(&self, msgs: &[&[u8]], timeout: Duration) -> Result<usize, QueueError> {
-        self.produce(msgs, Deadline::after(Some(timeout)), true)
+        self.produce(&mut Slices(msgs), Deadline::after(Some(timeout)), true)
+    }
+
+    /// Puts one message of `len` bytes written **in place**: `fill` receives the claimed slot
+    /// (8-byte aligned, exactly `len` bytes) while this process holds the producer lock, and the
+    /// message is committed when it returns `Ok`. An `Err` from `fill` commits nothing and is
+    /// returned. Waits at most `timeout` for room (`None`: forever); `Ok(false)` on timeout.
+    /// Keep `fill` short: other producers wait for the lock meanwhile.
+    pub fn put_with<F>(&self, len: usize, timeout: Option<Duration>, fill: F) -> Result<bool, QueueError>
+    where
+        F: FnOnce(&mut [u8]) -> Result<(), QueueError>,
+    {
+        let block = timeout != Some(Duration::ZERO);
+        let mut src = WithFill { len, fill: Some(fill) };
+        Ok(self.produce(&mut src, Deadline::after(timeout), block)? == 1)
     }
 
     // ----- consumer side -----
@@ -1402,3 +1440,47 @@ impl Drop for OwnedView {
 
 #[cfg(all(test, not(loom)))]
 mod tests;
+
+/// Messages for the producer path: their lengths, and a way to write each into its slot.
+trait Source {
+    fn count(&self) -> usize;
+    fn len(&self, i: usize) -> usize;
+    fn fill(&mut self, i: usize, slot: &mut [u8]) -> Result<(), QueueError>;
+}
+
+/// Byte messages copied from the caller's buffers.
+struct Slices<'a, 'b>(&'a [&'b [u8]]);
+
+impl Source for Slices<'_, '_> {
+    fn count(&self) -> usize {
+        self.0.len()
+    }
+    fn len(&self, i: usize) -> usize {
+        self.0[i].len()
+    }
+    fn fill(&mut self, i: usize, slot: &mut [u8]) -> Result<(), QueueError> {
+        slot.copy_from_slice(self.0[i]);
+        Ok(())
+    }
+}
+
+/// One message written in place by a closure.
+struct WithFill<F> {
+    len: usize,
+    fill: Option<F>,
+}
+
+impl<F: FnOnce(&mut [u8]) -> Result<(), QueueError>> Source for WithFill<F> {
+    fn count(&self) -> usize {
+        1
+    }
+    fn len(&self, _: usize) -> usize {
+        self.len
+    }
+    fn fill(&mut self, _: usize, slot: &mut [u8]) -> Result<(), QueueError> {
+        match self.fill.take() {
+            Some(f) => f(slot),
+            None => Err(QueueError::Corrupt("a message was written twice".into())),
+        }
+    }
+}

@@ -190,6 +190,7 @@ impl Waiter {
 }
 
 const SPIN_ROUNDS: u32 = 24;
+#[cfg(not(loom))]
 const YIELD_ROUNDS: u32 = 4;
 
 #[cfg(all(test, not(loom)))]

@@ -15,6 +15,9 @@ LAYOUT_VERSION: int
 def create_ring_with_schema(path: _Path, capacity: int, schema_json: str, *, mode: int = 0o600) -> str:
     """Creates a ring carrying `schema_json` in its header; returns the resolved path."""
 
+def create_queue_with_schema(path: _Path, capacity: int, schema_json: str, *, mode: int = 0o600) -> str:
+    """Creates a queue carrying `schema_json` in its header; returns the resolved path."""
+
 def channel_schema(path: _Path, kind: str, *, allow_foreign_owner: bool = False) -> str | None:
     """The schema JSON stored in a channel file, or None for an untyped channel."""
 

@@ -24,7 +24,7 @@ import os
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Mapping, Union
 
-from ._mmapipc import SharedMemoryRing, channel_schema, create_ring_with_schema
+from ._mmapipc import SharedMemoryQueue, SharedMemoryRing, channel_schema, create_queue_with_schema, create_ring_with_schema
 from .errors import Error
 from .schema import Record, Schema
 
@@ -32,7 +32,7 @@ if TYPE_CHECKING:  # pragma: no cover
     import numpy as np
     import numpy.typing as npt
 
-__all__ = ["TypedRing", "SchemaLike"]
+__all__ = ["TypedRing", "TypedQueue", "SchemaLike"]
 
 SchemaLike = Union[Schema, str, "os.PathLike[str]", Mapping[str, Any]]
 
@@ -182,3 +182,90 @@ class TypedRing:
 
     def __repr__(self) -> str:
         return f"TypedRing({self._ring.path!r}, {self._channel.label})"
+
+
+class TypedQueue:
+    """A many-producer many-consumer queue of records of one schema (each record goes to exactly
+    one consumer). Records from :meth:`recv` are views of their slots: a slot is held until the
+    record and every array taken from it are gone (no ordering constraint between records)."""
+
+    def __init__(self, queue: SharedMemoryQueue, channel: Schema, reader: Schema | None = None) -> None:
+        self._queue = queue
+        self._channel = channel
+        self._reader = reader or channel
+
+    @classmethod
+    def create(cls, path: str | os.PathLike[str], capacity: int, schema: SchemaLike | Any, *, mode: int = 0o600) -> TypedQueue:
+        """Creates a queue of `capacity` bytes whose header carries `schema`."""
+        import json
+
+        s = as_schema(schema)
+        resolved = create_queue_with_schema(path, capacity, json.dumps(s.to_dict()), mode=mode)
+        return cls(SharedMemoryQueue.open(resolved), s)
+
+    @classmethod
+    def open(cls, path: str | os.PathLike[str], schema: SchemaLike | Any | None = None, *, allow_foreign_owner: bool = False) -> TypedQueue:
+        """Opens a typed queue; with `schema`, checks it may read the channel (see TypedRing.open)."""
+        text = channel_schema(path, "queue", allow_foreign_owner=allow_foreign_owner)
+        if text is None:
+            raise Error(f"{os.fspath(path)}: untyped queue (no schema in its header); use SharedMemoryQueue")
+        channel = Schema.from_json(text)
+        reader = None
+        if schema is not None:
+            reader = as_schema(schema)
+            channel.check_reader(reader)
+        return cls(SharedMemoryQueue.open(path, allow_foreign_owner=allow_foreign_owner), channel, reader)
+
+    @property
+    def schema(self) -> Schema:
+        """The schema stored in the channel."""
+        return self._channel
+
+    @property
+    def dtype(self) -> np.dtype[Any]:
+        """The NumPy structured dtype of the reader's view of a record."""
+        return self._reader.dtype
+
+    @property
+    def queue(self) -> SharedMemoryQueue:
+        """The underlying byte queue."""
+        return self._queue
+
+    def send(
+        self,
+        values: Mapping[str, Any] | Any = None,
+        /,
+        *,
+        block: bool = True,
+        timeout: float | None = None,
+        **fields: Any,
+    ) -> bool:
+        """Sends one record (see :meth:`TypedRing.send`)."""
+        if self._reader.version != self._channel.version:
+            raise Error(f"this handle is typed {self._reader.label}; only a v{self._channel.version} producer may write this channel")
+        return self._queue.put(self._channel.encode(values, **fields).data, block=block, timeout=timeout)
+
+    def recv(self, block: bool = True, timeout: float | None = None) -> Record | None:
+        """The next record, in place (its slot is held while the record or arrays from it live),
+        or None on timeout."""
+        views = self._queue.get_view(block=block, timeout=timeout, max_count=1)
+        if not views:
+            return None
+        return Record(self._reader, views[0], self._channel.size)
+
+    def close(self) -> None:
+        """Closes the handle (never removes the file)."""
+        self._queue.close()
+
+    def unlink(self) -> None:
+        """Removes the file."""
+        self._queue.unlink()
+
+    def __enter__(self) -> TypedQueue:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"TypedQueue({self._queue.path!r}, {self._channel.label})"

@@ -471,6 +471,21 @@ fn tail_does_not_consume() {
     assert!(stdout(&tool(&["tail", qp.to_str().unwrap()])).is_empty());
     drop(view);
 
+    // A typed queue: decoded with the schema stored in the file, and still all there afterwards.
+    let tq = dir.join("typed-queue");
+    let q = mmapipc::channel::TypedQueue::<Tick>::create(&tq, 4096).unwrap();
+    for i in 0..3u64 {
+        q.send(&Tick { timestamp_ns: 10 + i, symbol: *b"IBM\0\0\0\0\0", price: 2.0, size: 1, side: 0 }).unwrap();
+    }
+    let o = tool(&["tail", "-n", "2", tq.to_str().unwrap()]);
+    let got: Vec<serde_json::Value> = lines(&o).iter().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(got.iter().map(|v| v["timestamp_ns"].as_u64().unwrap()).collect::<Vec<_>>(), vec![11, 12]);
+    assert_eq!(got[0]["symbol"], "IBM");
+    let listing = stdout(&tool(&["ls", dir.to_str().unwrap()]));
+    let line = listing.lines().find(|l| l.starts_with("typed-queue ")).unwrap();
+    assert!(line.contains("queue") && line.contains("market.Tick v1"), "{line}");
+    assert_eq!(q.try_recv().unwrap().expect("not consumed by tail").timestamp_ns, 10);
+
     // Not a channel with messages: exit 1.
     let _shm = SharedMemory::create(dir.join("shm"), 64).unwrap();
     assert_eq!(tool(&["tail", dir.join("shm").to_str().unwrap()]).status.code(), Some(1));

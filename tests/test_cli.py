@@ -7,9 +7,11 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
+from typing import Any
 
-from mmapipc import SharedMemory
+from mmapipc import SharedMemory, SharedMemoryQueue, SharedMemoryRing
 
 
 def run(*args: str) -> subprocess.CompletedProcess[str]:
@@ -23,7 +25,7 @@ def test_python_m_mmapipc_inspects_a_live_region(tmp_path: Path) -> None:
         info = json.loads(out.stdout)
         assert info["kind"] == "shm" and info["data_size"] == 4242 and info["creator_alive"] is True
         listing = run("ls", str(tmp_path))
-        assert "shm" in listing.stdout and "alive" in listing.stdout
+        assert "shm" in listing.stdout and listing.stdout.rstrip().endswith("live")
 
 
 def test_console_script_is_installed() -> None:
@@ -35,3 +37,115 @@ def test_console_script_is_installed() -> None:
 
 def test_usage_error_exit_code() -> None:
     assert run("no-such-command").returncode == 2
+
+
+# Producer and consumer processes for the live-channel tests (run with ``python -c CODE PATH``).
+_RING_PRODUCER = """
+import sys, time
+from mmapipc import SharedMemoryRing
+ring = SharedMemoryRing.open(sys.argv[1])
+i = 0
+while True:
+    ring.write(b"tick %d" % i, block=True, timeout=0.05)
+    i += 1
+    time.sleep(0.002)
+"""
+_RING_CONSUMER = """
+import sys, time
+from mmapipc import SharedMemoryRing
+ring = SharedMemoryRing.open(sys.argv[1])
+while True:
+    ring.read(block=True, timeout=0.05)
+    time.sleep(0.006)
+"""
+_QUEUE_PRODUCER = """
+import sys, time
+from mmapipc import SharedMemoryQueue
+q = SharedMemoryQueue.open(sys.argv[1])
+i = 0
+while True:
+    q.put(b"job %d" % i, timeout=0.05)
+    i += 1
+    time.sleep(0.002)
+"""
+_QUEUE_CONSUMER = """
+import sys, time
+from mmapipc import SharedMemoryQueue
+q = SharedMemoryQueue.open(sys.argv[1])
+while True:
+    q.get(timeout=0.05)
+    time.sleep(0.006)
+"""
+
+
+def _start(code: str, path: str) -> subprocess.Popen[bytes]:
+    return subprocess.Popen([sys.executable, "-c", code, path], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+
+def _wait_flowing(path: str, procs: list[subprocess.Popen[bytes]]) -> dict[str, Any]:
+    deadline = time.monotonic() + 30
+    while True:
+        for p in procs:
+            assert p.poll() is None, p.stderr.read().decode() if p.stderr else "peer exited"
+        info: dict[str, Any] = json.loads(run("inspect", "--json", path).stdout)
+        live = info["live"]
+        if live["counters"]["messages_out"] > 5 and live["pending_messages"] > 0 and len(info["mapped_by"]) >= 2:
+            return info
+        assert time.monotonic() < deadline, info
+        time.sleep(0.05)
+
+
+def _kill(procs: list[subprocess.Popen[bytes]]) -> None:
+    for p in procs:
+        p.kill()
+        p.wait()
+
+
+def _check_live_and_stale(path: str, producer: str, consumer: str, prefix: str, after: str) -> None:
+    procs = [_start(producer, path), _start(consumer, path)]
+    try:
+        info = _wait_flowing(path, procs)
+        pids = {p.pid for p in procs}
+        assert pids <= set(info["mapped_by"]), info
+        assert info["status"] == "live"
+        directory = os.path.dirname(path)
+        listing = run("ls", directory)
+        line = next(ln for ln in listing.stdout.splitlines() if os.path.basename(path) in ln)
+        assert line.endswith("live"), line
+        text = run("inspect", path).stdout
+        assert "messages in" in text and "mapped by       pids" in text, text
+        tail = run("tail", "-n", "3", path)
+        assert tail.returncode == 0, tail.stderr
+        shown = [json.loads(ln) for ln in tail.stdout.splitlines()]
+        assert 1 <= len(shown) <= 3 and all(m["utf8"].startswith(prefix) for m in shown), shown
+        stat = run("stat", "--interval", "0.2", "--count", "2", path)
+        assert stat.returncode == 0, stat.stderr
+        rows = stat.stdout.splitlines()
+        assert len(rows) == 3 and rows[0].split()[:3] == ["TIME", "MSG/S", "IN"], rows
+        assert float(rows[2].split()[1]) > 0, rows
+        assert run("doctor", directory).returncode == 0
+    finally:
+        _kill(procs)
+    # Every process that used it is dead (the creator, this test, no longer maps it).
+    stale = json.loads(run("inspect", "--json", path).stdout)
+    assert stale["mapped_by"] == [] and stale["status"] == after, stale
+    doctor = run("doctor", os.path.dirname(path))
+    assert doctor.returncode == (1 if after == "stale" else 0), doctor.stdout
+    fixed = run("doctor", "--fix", "--remove-stale", os.path.dirname(path))
+    assert fixed.returncode == 0, fixed.stdout
+
+
+def test_console_script_on_a_live_ring(tmp_path: Path) -> None:
+    path = str(tmp_path / "ring")
+    SharedMemoryRing.create(path, 1 << 16).close()
+    # Killed peers leave their pids in the ring's attach words: stale.
+    _check_live_and_stale(path, _RING_PRODUCER, _RING_CONSUMER, "tick ", "stale")
+    assert not os.path.exists(path), "the stale ring was removed by doctor --fix --remove-stale"
+
+
+def test_console_script_on_a_live_queue(tmp_path: Path) -> None:
+    path = str(tmp_path / "queue")
+    SharedMemoryQueue.create(path, 1 << 16).close()
+    # A queue records no attached processes; its creator (this test) still runs: idle, kept.
+    _check_live_and_stale(path, _QUEUE_PRODUCER, _QUEUE_CONSUMER, "job ", "idle")
+    assert os.path.exists(path)

@@ -22,7 +22,7 @@ pub use mmapipc_derive::IpcMessage;
 pub use rkyv;
 
 pub mod channel;
-#[cfg(feature = "cli")]
+#[cfg(all(feature = "cli", not(loom)))]
 pub mod cli;
 pub mod error;
 pub mod example_types;

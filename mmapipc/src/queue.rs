@@ -1218,6 +1218,159 @@ unsafe fn init_control(p: *mut u8, cap: u64) {
     }
 }
 
+// ----- read-only inspection (the `mmapipc` tool): nothing here takes a lock or writes -----
+
+/// Messages copied out of a queue without taking them ([`Queue::peek_committed`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Peeked {
+    /// `(position, payload)` of each message, oldest first.
+    pub records: Vec<(u64, Vec<u8>)>,
+    /// Where the next call should continue (the committed tail seen).
+    pub next: u64,
+    /// True if consumers had already taken records from `from` on (they were missed), or if
+    /// copied records were reclaimed and overwritten meanwhile and dropped.
+    pub missed: bool,
+}
+
+#[cfg(not(loom))]
+impl Queue {
+    /// The control block (positions, locks, counters, waiters), for tools. Read it only.
+    pub fn control(&self) -> &Control {
+        self.ctrl()
+    }
+
+    /// Owner words of records handed out as views and not yet released (between `reclaim` and
+    /// `read`, state TAKEN), deduplicated, at most `max` distinct owners.
+    pub fn view_holders(&self, max: usize) -> Vec<u64> {
+        let c = self.ctrl();
+        let start = c.reclaim.value.load(Ordering::Acquire);
+        let read = c.read.value.load(Ordering::Acquire);
+        let mut owners = Vec::new();
+        if self.positions_ok(start, read, "").is_err() {
+            return owners;
+        }
+        let mut pos = start;
+        while pos < read && owners.len() < max {
+            let idx = pos % self.cap;
+            let (len_w, state_w) = self.hdr(idx);
+            let state = state_w.load(Ordering::Acquire);
+            let len = len_w.load(Ordering::Relaxed);
+            if state == STATE_TAKEN && idx + RECORD_HEADER as u64 <= self.cap {
+                let o = self.owner(idx).load(Ordering::Relaxed);
+                if o != 0 && !owners.contains(&o) {
+                    owners.push(o);
+                }
+            }
+            match self.span(pos, len, state, read) {
+                Ok(s) => pos += s,
+                Err(_) => break, // racing with reuse: a snapshot is all a tool gets
+            }
+        }
+        owners
+    }
+
+    /// Copies committed messages not yet taken (between `read` and `tail`) **without taking
+    /// them** (for `mmapipc tail`). Starts at `from` (a [`Peeked::next`]) or at `read`; keeps the
+    /// last `keep`. Races with consumers: a record taken while we read it may be reclaimed and
+    /// overwritten. So afterwards `reclaim` is re-read (seqlock style): records below it are
+    /// dropped, and the walk is trusted only if it started at or passed through that position
+    /// (an overwritten header could have sent it to a wrong boundary); otherwise it is retried.
+    pub fn peek_committed(&self, from: Option<u64>, keep: usize) -> Result<Peeked, QueueError> {
+        let c = self.ctrl();
+        let mut from = from;
+        let mut missed = false;
+        for _ in 0..100 {
+            // read and tail are two loads: between them consumers and then producers may move
+            // on, so `tail - read` can exceed the capacity in a snapshot of a healthy queue.
+            let read = c.read.value.load(Ordering::Acquire);
+            // SYNC: tail-publish. Acquire: records before tail are fully written.
+            let tail = c.tail.value.load(Ordering::Acquire);
+            if self.positions_ok(read, tail, "read, tail").is_err() {
+                continue;
+            }
+            let start = match from {
+                Some(f) if f >= read && f <= tail && f % 8 == 0 => f,
+                Some(f) => {
+                    missed |= f < read;
+                    read
+                }
+                None => read,
+            };
+            let mut chain: Vec<u64> = Vec::new();
+            let mut found: std::collections::VecDeque<(u64, u64, usize)> = std::collections::VecDeque::new();
+            let mut pos = start;
+            let mut failure = None;
+            while pos < tail {
+                chain.push(pos);
+                let idx = pos % self.cap;
+                let (len_w, state_w) = self.hdr(idx);
+                let len = len_w.load(Ordering::Relaxed);
+                let state = state_w.load(Ordering::Relaxed);
+                let span = match self.span(pos, len, state, tail) {
+                    Ok(s) => s,
+                    Err(e) => {
+                        failure = Some(e);
+                        break;
+                    }
+                };
+                match state {
+                    STATE_PADDING => {}
+                    STATE_COMMITTED | STATE_TAKEN | STATE_DONE => {
+                        if keep > 0 {
+                            if found.len() == keep {
+                                found.pop_front();
+                            }
+                            found.push_back((pos, idx + RECORD_HEADER as u64, len as usize));
+                        }
+                    }
+                    other => {
+                        failure = Some(corrupt(format!("record at {pos} has unknown state {other:#x}")));
+                        break;
+                    }
+                }
+                pos += span;
+            }
+            let mut records = Vec::with_capacity(found.len());
+            for (p, off, len) in found {
+                let mut buf = vec![0u8; len];
+                for i in 0..len.div_ceil(8) {
+                    // SAFETY: span() checked off - 16 + align8(16 + len) <= cap, so every word
+                    // lies in the data area; off is 8-aligned. Read atomically: after a consumer
+                    // takes the record a producer may overwrite it (detected below and dropped).
+                    let w = unsafe { &*(self.data.add(off as usize + 8 * i) as *const AtomicU64) };
+                    let bytes = w.load(Ordering::Relaxed).to_le_bytes();
+                    let n = (len - 8 * i).min(8);
+                    buf[8 * i..8 * i + n].copy_from_slice(&bytes[..n]);
+                }
+                records.push((p, buf));
+            }
+            // SYNC: reclaim-publish (seqlock-style check): a byte is only overwritten after
+            // `reclaim` passed it, so everything at or above the reclaim read now was intact.
+            std::sync::atomic::fence(std::sync::atomic::Ordering::Acquire);
+            let reclaim = c.reclaim.value.load(Ordering::Acquire);
+            let synced = start >= reclaim || chain.binary_search(&reclaim).is_ok() || reclaim >= pos;
+            if let Some(e) = failure {
+                if synced && pos >= reclaim {
+                    return Err(e); // a record nobody may reuse yet is bad: real corruption
+                }
+                missed = true;
+                from = None;
+                continue;
+            }
+            if !synced {
+                missed = true;
+                from = None;
+                continue;
+            }
+            let before = records.len();
+            records.retain(|(p, _)| *p >= reclaim);
+            missed |= records.len() != before;
+            return Ok(Peeked { records, next: pos, missed });
+        }
+        Err(corrupt("no consistent snapshot of the queue in 100 attempts"))
+    }
+}
+
 #[derive(Debug)]
 struct RawView {
     pos: u64,

@@ -1791,3 +1791,175 @@ impl Ring {
         result.map(|_| batch)
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// Read-only inspection (the `mmapipc` tool): nothing here claims a role or writes the mapping.
+// ---------------------------------------------------------------------------------------------
+
+/// A snapshot of a ring's shared state for tools ([`Ring::inspect`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RingInspect {
+    /// Released position (consumer).
+    pub head: u64,
+    /// Published position (producer).
+    pub tail: u64,
+    /// Producer attach word (pid in bits 0..32, low 32 bits of its start time above; 0 = free).
+    pub producer: u64,
+    /// Consumer attach word.
+    pub consumer: u64,
+    /// Wakes issued to a sleeping consumer (the "data available" futex word; wraps at 2^32).
+    pub data_wakes: u32,
+    /// Consumers asleep (or about to sleep) right now.
+    pub data_sleepers: u32,
+    /// Wakes issued to a sleeping producer (the "space available" futex word; wraps at 2^32).
+    pub space_wakes: u32,
+    /// Producers asleep (or about to sleep) right now.
+    pub space_sleepers: u32,
+}
+
+/// Messages copied out of a ring without consuming them ([`Ring::peek_published`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Peeked {
+    /// `(position, payload)` of each message, oldest first.
+    pub records: Vec<(u64, Vec<u8>)>,
+    /// Where the next call should continue (the published tail seen).
+    pub next: u64,
+    /// True if the consumer had already released records from `from` on (they were missed), or
+    /// if copied records were overwritten meanwhile and dropped.
+    pub missed: bool,
+}
+
+/// Whether the process named by a ring attach word still runs (pid reuse counts as dead).
+pub fn attach_word_alive(word: u64) -> bool {
+    holder_alive(word)
+}
+
+#[cfg(not(loom))]
+impl Ring {
+    /// A snapshot of positions, attach words and waiters (no role is claimed, nothing written).
+    pub fn inspect(&self) -> RingInspect {
+        let c = self.mem.ctrl();
+        let (head, tail) = self.indices();
+        // Relaxed: informational values for tools.
+        RingInspect {
+            head,
+            tail,
+            producer: c.attach.producer.load(Ordering::Relaxed),
+            consumer: c.attach.consumer.load(Ordering::Relaxed),
+            data_wakes: c.wait.data.seq.load(Ordering::Relaxed),
+            data_sleepers: c.wait.data.sleepers.load(Ordering::Relaxed),
+            space_wakes: c.wait.space.seq.load(Ordering::Relaxed),
+            space_sleepers: c.wait.space.sleepers.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Copies published, unconsumed messages **without consuming them** (for `mmapipc tail`).
+    ///
+    /// Starts at `from` (a position returned in [`Peeked::next`]) or at the consumer's head if
+    /// `from` is `None` or already released; keeps the last `keep` messages (oldest first). Every
+    /// record header is validated as a consumer would. The walk races with the real consumer: it
+    /// may release records while we read them, and the producer may then overwrite them. So after
+    /// copying, the head is re-read (seqlock style): records below it are dropped (`missed`), and
+    /// the walk is trusted only if it passed through that head exactly (a released, overwritten
+    /// header could have sent it to a wrong boundary); otherwise it is retried from the new head.
+    pub fn peek_published(&self, from: Option<u64>, keep: usize) -> Result<Peeked, RingError> {
+        let mem = &*self.mem;
+        let cap = mem.capacity;
+        let mut from = from;
+        let mut missed = false;
+        for _ in 0..100 {
+            // head and tail are two loads: between them the consumer and then the producer may
+            // move on, so `tail - head` can exceed the capacity in a snapshot of a healthy ring.
+            let (head, tail) = self.indices();
+            if check_indices(head, tail, cap).is_err() {
+                continue;
+            }
+            let start = match from {
+                Some(f) if f >= head && f <= tail && f % 8 == 0 => f,
+                Some(f) => {
+                    missed |= f < head;
+                    head
+                }
+                None => head,
+            };
+            let mut chain: Vec<u64> = Vec::new(); // every record position walked (increasing)
+            let mut found: std::collections::VecDeque<(u64, u64, usize)> = std::collections::VecDeque::new();
+            let mut pos = start;
+            let mut failure = None;
+            while pos < tail {
+                chain.push(pos);
+                let off = pos % cap;
+                let avail = tail - pos;
+                if avail < RECORD_HEADER as u64 {
+                    failure = Some(format!("{avail} bytes published, less than a record header"));
+                    break;
+                }
+                let (len, flags) = mem.load_header(off);
+                let to_end = cap - off;
+                match flags {
+                    FLAG_MESSAGE => {
+                        let rec = align8(u64::from(len) + RECORD_HEADER as u64);
+                        if rec > to_end || rec > avail {
+                            failure = Some(format!("record of {len} bytes at offset {off} exceeds the buffer"));
+                            break;
+                        }
+                        if keep > 0 {
+                            if found.len() == keep {
+                                found.pop_front();
+                            }
+                            found.push_back((pos, off + RECORD_HEADER as u64, len as usize));
+                        }
+                        pos += rec;
+                    }
+                    FLAG_PADDING if off != 0 && u64::from(len) + RECORD_HEADER as u64 == to_end && to_end <= avail => {
+                        pos += to_end;
+                    }
+                    other => {
+                        failure = Some(format!("bad record header (flags {other:#x}, length {len}) at offset {off}"));
+                        break;
+                    }
+                }
+            }
+            let mut records = Vec::with_capacity(found.len());
+            for (p, off, len) in found {
+                let mut buf = vec![0u8; len];
+                for i in 0..len.div_ceil(8) {
+                    // SAFETY: off..off+align8(len) lies inside the data area (validated above:
+                    // the record ends before the end of the buffer), off is 8-aligned, so each
+                    // word is an aligned u64 in the mapping; it is read atomically because the
+                    // producer may be overwriting it (a torn copy is detected below and dropped).
+                    let w = unsafe { &*(mem.data.add(off as usize + 8 * i) as *const AtomicU64) };
+                    let bytes = w.load(Ordering::Relaxed).to_le_bytes();
+                    let n = (len - 8 * i).min(8);
+                    buf[8 * i..8 * i + n].copy_from_slice(&bytes[..n]);
+                }
+                records.push((p, buf));
+            }
+            // SYNC: head-release (seqlock-style check). The reads above happen before this
+            // re-read: a byte is only overwritten after the consumer released it, so everything
+            // at or above the head read now was intact while we read it.
+            std::sync::atomic::fence(std::sync::atomic::Ordering::Acquire);
+            let head_now = mem.ctrl().consumer.head.load(Ordering::Acquire);
+            // The walk is sound from head_now on if it started there or passed through it.
+            let synced = start >= head_now || chain.binary_search(&head_now).is_ok() || head_now >= pos;
+            if let Some(reason) = failure {
+                if synced && pos >= head_now {
+                    return Err(corrupt(reason)); // an unreleased record is bad: real corruption
+                }
+                missed = true;
+                from = Some(head_now);
+                continue;
+            }
+            if !synced {
+                missed = true;
+                from = Some(head_now);
+                continue;
+            }
+            let before = records.len();
+            records.retain(|(p, _)| *p >= head_now);
+            missed |= records.len() != before;
+            return Ok(Peeked { records, next: pos, missed });
+        }
+        Err(corrupt("no consistent snapshot of the ring in 100 attempts".into()))
+    }
+}

@@ -1,5 +1,5 @@
 """``python -m mmapipc`` and the ``mmapipc`` console script: the command-line tool
-(``ls``, ``inspect``, ``doctor``, ``schema export``), implemented in Rust (``mmapipc::cli``)."""
+(``ls``, ``inspect``, ``tail``, ``stat``, ``doctor``, ``schema export``), implemented in Rust (``mmapipc::cli``)."""
 
 from __future__ import annotations
 

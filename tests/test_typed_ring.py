@@ -154,3 +154,22 @@ def test_batch_of_ticks_is_one_structured_array(tmp_path: Path) -> None:
         assert again["size"].tolist() == [100, 101, 102, 103, 104]
         del again
         assert ring.recv_batch(10, block=False).size == 0
+
+
+@pytest.mark.parametrize("channel", sorted(CHANNELS))
+def test_send_batch_of_structured_records(channel: str, peer: Path, tmp_path: Path) -> None:
+    cls, _, consume = CHANNELS[channel]
+    path = str(tmp_path / f"batch-{channel}")
+    with cls.create(path, 1 << 16, SCHEMAS / KINDS["tick"]) as chan:  # type: ignore[attr-defined]
+        consumer = subprocess.Popen([str(peer), consume, "tick", path, "5000"], stdout=subprocess.PIPE, text=True)
+        recs = np.zeros(5000, dtype=chan.dtype)
+        for i in range(5000):
+            for name, value in expected("tick", i).items():
+                recs[i][name] = value
+        sent = 0
+        while sent < len(recs):
+            sent += chan.send_batch(recs[sent:], timeout=30.0)
+        out, _ = consumer.communicate(timeout=60)
+        assert consumer.returncode == 0, out
+        with pytest.raises(TypeError):
+            TypedRing.create(str(tmp_path / "frames"), 1 << 16, SCHEMAS / KINDS["frame"]).send_batch(np.zeros(1))

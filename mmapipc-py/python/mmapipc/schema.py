@@ -241,7 +241,11 @@ class Schema:
         """A NumPy structured dtype of the root struct: exact offsets, ``itemsize == size``,
         little-endian. ``Vec`` fields appear as ``{offset: int32, len: uint32}`` pairs (use
         :class:`Record` to get their arrays), ``String`` fields as 8 raw bytes."""
-        return _struct_dtype(self.fields, self.size)
+        cached = self.__dict__.get("_dtype")
+        if cached is None:
+            cached = _struct_dtype(self.fields, self.size)
+            object.__setattr__(self, "_dtype", cached)  # frozen dataclass: cache by hand
+        return cached
 
     def encode(self, values: Mapping[str, Any] | None = None, /, **fields: Any) -> npt.NDArray[np.uint8]:
         """Builds one archived message (a uint8 array) from field values.
@@ -268,6 +272,19 @@ class Schema:
         missing = [n for n in names if n not in vals]
         if missing:
             raise TypeError(f"{self.name}: missing field(s) {', '.join(missing)}")
+        fast = self.__dict__.get("_flat")
+        if fast is None:
+            fast = self.fixed_size and all(f.kind != "struct" for f in self.fields)
+            object.__setattr__(self, "_flat", fast)
+        if fast:
+            # Fixed-size record: the message is exactly the root struct.
+            root_only = np.zeros(1, dtype=self.dtype)
+            for f in self.fields:
+                try:
+                    root_only[f.name] = vals[f.name]
+                except (TypeError, ValueError) as e:
+                    raise ValueError(f"{self.name}.{f.name} ({f.type_name}): cannot store {vals[f.name]!r}: {e}") from e
+            return root_only.view(np.uint8)
         # Out-of-line data first (8-aligned), then the root struct, as rkyv lays it out.
         blobs: list[tuple[Field, Any, int, int]] = []  # field, bytes array, position, count
         pos = 0

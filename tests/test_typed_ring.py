@@ -173,3 +173,30 @@ def test_send_batch_of_structured_records(channel: str, peer: Path, tmp_path: Pa
         assert consumer.returncode == 0, out
         with pytest.raises(TypeError):
             TypedRing.create(str(tmp_path / "frames"), 1 << 16, SCHEMAS / KINDS["frame"]).send_batch(np.zeros(1))
+
+
+def test_python_loan_fills_frame_pixels_in_place(peer: Path, tmp_path: Path) -> None:
+    path = str(tmp_path / "loan")
+    with TypedRing.create(path, 1 << 16, SCHEMAS / KINDS["frame"]) as ring:
+        consumer = subprocess.Popen([str(peer), "consume", "frame", path, "200"], stdout=subprocess.PIPE, text=True)
+        for i in range(200):
+            want = expected("frame", i)
+            header = {k: v for k, v in want.items() if k != "pixels"}
+            loan = ring.loan("pixels", 16 * 9 * 3, header, timeout=30.0)
+            assert loan is not None
+            px = loan.array.reshape(9, 16, 3)
+            np.copyto(px, np.asarray(want["pixels"]).reshape(9, 16, 3))
+            with pytest.raises(ValueError, match="loaned slot is outstanding"):
+                ring.ring.write(b"x")
+            with pytest.raises(BufferError):
+                loan.commit()  # px still exports the slot: nothing is published
+            del px
+            loan.commit()
+        out, _ = consumer.communicate(timeout=60)
+        assert consumer.returncode == 0, out
+        loan = ring.loan("pixels", 4, {k: v for k, v in expected("frame", 0).items() if k != "pixels"}, timeout=1.0)
+        assert loan is not None
+        loan.abort()
+        assert ring.recv(block=False) is None, "an aborted loan publishes nothing"
+        with pytest.raises(TypeError, match="not a Vec"):
+            ring.loan("seq", 4, {})

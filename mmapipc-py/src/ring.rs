@@ -12,6 +12,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
+use mmapipc::ring::DetachedSlot;
 use mmapipc::wait::Deadline;
 use mmapipc::{Ring, RingError};
 use pyo3::exceptions::PyBufferError;
@@ -44,6 +45,9 @@ pub struct PyRing {
     /// Alive while any exported buffer of the last `read_view` is alive (the SharedBuffer owns
     /// the only strong reference).
     view_token: Option<Weak<ViewToken>>,
+    /// An outstanding `loan()`: the reserved slot, its writable memoryview and the token that
+    /// tells whether anything still exports that view.
+    loan: Option<(DetachedSlot, Py<PyMemoryView>, Weak<ViewToken>)>,
 }
 
 /// The owner of a `read_view` buffer: keeps the mapping alive, and tells (through a `Weak`)
@@ -97,7 +101,32 @@ fn wait_for(
 impl PyRing {
     fn new(ring: Ring) -> PyRing {
         let path = ring.path().map(|p| p.to_path_buf()).unwrap_or_default();
-        PyRing { inner: Some(ring), path, view: None, view_token: None }
+        PyRing { inner: Some(ring), path, view: None, view_token: None, loan: None }
+    }
+
+    fn no_loan(&self) -> PyResult<()> {
+        if self.loan.is_some() {
+            return Err(pyo3::exceptions::PyValueError::new_err(
+                "a loaned slot is outstanding on this handle: commit() or abort() it before writing",
+            ));
+        }
+        Ok(())
+    }
+
+    /// Releases the loan's memoryview; BufferError if something made from it is still alive.
+    fn take_loan(&mut self, py: Python<'_>) -> PyResult<Option<DetachedSlot>> {
+        let Some((slot, view, token)) = self.loan.take() else { return Ok(None) };
+        if let Err(e) = view.bind(py).call_method0("release") {
+            self.loan = Some((slot, view, token));
+            return Err(e);
+        }
+        if token.strong_count() != 0 {
+            self.loan = Some((slot, view, token));
+            return Err(PyBufferError::new_err(
+                "the loaned slot is still in use (a NumPy array or a slice of its memoryview); drop it first",
+            ));
+        }
+        Ok(Some(slot))
     }
 
     fn ring(&mut self) -> PyResult<&mut Ring> {
@@ -156,6 +185,7 @@ impl PyRing {
     #[pyo3(signature = (data, block = false, timeout = None))]
     fn write(&mut self, py: Python<'_>, data: &Bound<'_, PyAny>, block: bool, timeout: Option<f64>) -> PyResult<bool> {
         let mut deadline = LazyDeadline::new(timeout_arg(timeout)?);
+        self.no_loan()?;
         let ring = self.ring()?;
         with_bytes(data, |b| -> PyResult<bool> {
             loop {
@@ -182,6 +212,7 @@ impl PyRing {
         timeout: Option<f64>,
     ) -> PyResult<usize> {
         let mut deadline = LazyDeadline::new(timeout_arg(timeout)?);
+        self.no_loan()?;
         let items: Vec<Bound<'_, PyAny>> = messages.try_iter()?.collect::<PyResult<_>>()?;
         let mut bufs: Vec<Cow<'_, [u8]>> = Vec::with_capacity(items.len());
         for it in &items {
@@ -219,6 +250,61 @@ impl PyRing {
                 return Ok(None);
             }
         }
+    }
+
+    /// Reserves a slot of `size` bytes and returns a writable memoryview of it, to fill in place
+    /// (e.g. `numpy.frombuffer(view, dtype)[...] = frame`); then `commit()` publishes it as one
+    /// message, or `abort()` drops it. While a slot is loaned this handle makes no other write.
+    /// None if the ring is full (`block=False`) or the timeout passed.
+    #[pyo3(signature = (size, block = false, timeout = None))]
+    fn loan<'py>(
+        &mut self,
+        py: Python<'py>,
+        size: usize,
+        block: bool,
+        timeout: Option<f64>,
+    ) -> PyResult<Option<Bound<'py, PyMemoryView>>> {
+        let deadline = timeout_arg(timeout)?;
+        self.no_loan()?;
+        let ring = self.ring()?;
+        let slot = match ring.loan_detached_timeout(size, Some(Duration::ZERO)).map_err(ring_error)? {
+            Some(s) => s,
+            None if !block => return Ok(None),
+            None => {
+                let mut deadline = LazyDeadline::new(deadline);
+                loop {
+                    if !wait_for(py, ring, deadline.get(), |r, t| r.wait_writable(size, t))? {
+                        return Ok(None);
+                    }
+                    if let Some(s) = ring.loan_detached_timeout(size, Some(Duration::ZERO)).map_err(ring_error)? {
+                        break s;
+                    }
+                }
+            }
+        };
+        let token = Arc::new(ViewToken { _mem: slot.mem.clone() });
+        let weak = Arc::downgrade(&token);
+        let owner: Owner = token;
+        // SAFETY: the slot (size bytes at as_ptr) is reserved for this producer and unpublished;
+        // this handle makes no other write while the loan is out (no_loan), and commit/abort
+        // release the memoryview first; the mapping lives as long as `owner`.
+        let buf = unsafe { SharedBuffer::new(owner, slot.as_ptr(), slot.len(), false) };
+        let mv = buf.memoryview(py)?;
+        self.loan = Some((slot, mv.clone().unbind(), weak));
+        Ok(Some(mv))
+    }
+
+    /// Publishes the loaned slot as one message. Raises BufferError (and keeps the loan) if an
+    /// array made from the slot's memoryview is still alive; ValueError if nothing is loaned.
+    fn commit(&mut self, py: Python<'_>) -> PyResult<()> {
+        let slot = self.take_loan(py)?.ok_or_else(|| pyo3::exceptions::PyValueError::new_err("no slot is loaned"))?;
+        self.ring()?.commit_detached(slot).map_err(ring_error)
+    }
+
+    /// Drops the loaned slot without publishing anything (no-op if nothing is loaned).
+    fn abort(&mut self, py: Python<'_>) -> PyResult<()> {
+        self.take_loan(py)?;
+        Ok(())
     }
 
     /// Reads one message without copying: a read-only memoryview into the ring, valid until the
@@ -368,6 +454,7 @@ impl PyRing {
     /// (and stays open) if an array still exports the last view. Calling it twice is harmless.
     fn close(&mut self, py: Python<'_>) -> PyResult<()> {
         self.release_view(py)?;
+        self.take_loan(py)?;
         self.inner = None;
         Ok(())
     }

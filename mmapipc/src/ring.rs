@@ -1963,3 +1963,84 @@ impl Ring {
         Err(corrupt("no consistent snapshot of the ring in 100 attempts".into()))
     }
 }
+
+/// A slot reserved past the call, for bindings that hand it out without a borrow (Python's
+/// `SharedMemoryRing.loan`): fill `len()` bytes at `as_ptr()`, then
+/// [`Ring::commit_detached`]; dropping it commits nothing. While a detached slot is out, the
+/// producer handle must make no other write (the binding enforces this); a commit after one is
+/// refused as stale.
+#[derive(Debug)]
+pub struct DetachedSlot {
+    /// Keeps the mapping alive.
+    pub mem: Arc<RingMemory>,
+    ptr: *mut u8,
+    off: u64,
+    tail: u64,
+    len: usize,
+}
+
+// SAFETY: plain pointer + Arc to a Send+Sync memory owner; writing through the pointer is governed
+// by the producer protocol (the slot is reserved, unpublished), not by which thread holds it.
+unsafe impl Send for DetachedSlot {}
+// SAFETY: a shared reference only reads the pointer's value and the length; writing through the
+// pointer happens only via the owner of the loan, under the producer protocol.
+unsafe impl Sync for DetachedSlot {}
+
+impl DetachedSlot {
+    /// Start of the payload (writable for `len()` bytes until committed or dropped).
+    pub fn as_ptr(&self) -> *mut u8 {
+        self.ptr
+    }
+
+    /// Payload length.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// True for an empty message.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+}
+
+impl Ring {
+    /// [`loan_timeout`](Self::loan_timeout) returning a [`DetachedSlot`] instead of a borrow.
+    /// `Some(ZERO)` does not wait.
+    pub fn loan_detached_timeout(
+        &mut self,
+        len: usize,
+        timeout: Option<Duration>,
+    ) -> Result<Option<DetachedSlot>, RingError> {
+        let rec = self.check_len(len)?;
+        let deadline = Deadline::after(timeout);
+        let mem = self.mem.clone();
+        loop {
+            let p = self.producer()?;
+            if let Some(off) = p.reserve(&mem, rec, true)? {
+                let tail = p.tail;
+                #[cfg(not(loom))]
+                let ptr = mem.data.wrapping_add(off as usize + RECORD_HEADER);
+                #[cfg(loom)]
+                let ptr = std::ptr::null_mut();
+                return Ok(Some(DetachedSlot { mem, ptr, off, tail, len }));
+            }
+            if timeout == Some(Duration::ZERO) || !self.wait_writable_until(len, deadline)? {
+                return Ok(None);
+            }
+        }
+    }
+
+    /// Publishes a slot from [`loan_detached_timeout`](Self::loan_detached_timeout). Refused
+    /// (nothing published) if the slot belongs to another ring, or this handle wrote anything
+    /// since the loan (the slot may have been overwritten).
+    pub fn commit_detached(&mut self, slot: DetachedSlot) -> Result<(), RingError> {
+        let mem = self.mem.clone();
+        let p = self.producer()?;
+        if !Arc::ptr_eq(&slot.mem, &mem) || p.off != slot.off || p.tail != slot.tail {
+            return Err(corrupt("stale loan: the producer wrote since the slot was loaned".into()));
+        }
+        p.push(&mem, slot.len);
+        p.commit(&mem, 1, slot.len as u64);
+        Ok(())
+    }
+}

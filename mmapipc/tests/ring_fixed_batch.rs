@@ -58,3 +58,22 @@ fn run_stops_at_the_wrap_and_at_another_size() {
     assert!(matches!(rx.read_fixed_batch_detached(100, 24), Err(RingError::Corrupt { .. })));
     assert!(rx.read_fixed_batch_detached(100, 24).unwrap().is_none(), "the odd record was consumed");
 }
+
+#[test]
+fn detached_loan_commits_in_place_and_refuses_stale_commits() {
+    let mut ring = Ring::heap(1024).unwrap();
+    let mut rx = ring.new_handle();
+    let slot = ring.loan_detached_timeout(5, Some(std::time::Duration::ZERO)).unwrap().unwrap();
+    // SAFETY: the slot is reserved for us until committed.
+    unsafe { std::ptr::copy_nonoverlapping(b"hello".as_ptr(), slot.as_ptr(), 5) };
+    assert!(rx.try_read().unwrap().is_none(), "nothing visible before commit");
+    ring.commit_detached(slot).unwrap();
+    assert_eq!(&*rx.try_read().unwrap().unwrap(), b"hello");
+    let stale = ring.loan_detached_timeout(3, None).unwrap().unwrap();
+    assert!(ring.try_write(b"other").unwrap());
+    assert!(matches!(ring.commit_detached(stale), Err(RingError::Corrupt { .. })));
+    assert_eq!(&*rx.try_read().unwrap().unwrap(), b"other");
+    let dropped = ring.loan_detached_timeout(3, None).unwrap().unwrap();
+    drop(dropped);
+    assert!(rx.try_read().unwrap().is_none(), "a dropped loan commits nothing");
+}

@@ -26,13 +26,13 @@ from typing import TYPE_CHECKING, Any, Mapping, Union
 
 from ._mmapipc import SharedMemoryQueue, SharedMemoryRing, channel_schema, create_queue_with_schema, create_ring_with_schema
 from .errors import Error
-from .schema import Record, Schema
+from .schema import Record, Schema, _field_dtype
 
 if TYPE_CHECKING:  # pragma: no cover
     import numpy as np
     import numpy.typing as npt
 
-__all__ = ["TypedRing", "TypedQueue", "SchemaLike"]
+__all__ = ["TypedRing", "TypedQueue", "Loan", "SchemaLike"]
 
 SchemaLike = Union[Schema, str, "os.PathLike[str]", Mapping[str, Any]]
 
@@ -130,6 +130,44 @@ class TypedRing:
         to one of :attr:`dtype`), with one index publication per batch; returns how many were
         sent (fewer on timeout, or when the ring is full with ``block=False``)."""
         return self._ring.write_batch(_rows(self._channel, self._reader, records), block=block, timeout=timeout)
+
+    def loan(
+        self,
+        field: str,
+        count: int,
+        values: Mapping[str, Any] | None = None,
+        /,
+        *,
+        block: bool = True,
+        timeout: float | None = None,
+        **fields: Any,
+    ) -> Loan | None:
+        """Reserves a slot for one record whose ``Vec`` field `field` (e.g. a frame's
+        ``pixels``) holds `count` elements, to be filled **in place**: write into
+        :attr:`Loan.array`, then :meth:`Loan.commit`. The other fields come from `values` /
+        keyword arguments as for :meth:`send`. None if no room came in time."""
+        import numpy as np
+
+        if self._reader.version != self._channel.version:
+            raise Error(f"this handle is typed {self._reader.label}; only a v{self._channel.version} producer may write this channel")
+        f = self._channel.field(field)
+        if f.kind != "vec":
+            raise TypeError(f"{self._channel.name}.{field} is {f.type_name}, not a Vec")
+        elem = np.dtype(_field_dtype(f.type["elem"]))
+        if count < 0:
+            raise ValueError(f"count must be >= 0, got {count}")
+        array_bytes = (count * elem.itemsize + 7) & ~7
+        header = self._channel.encode({**(values or {}), **fields, field: np.empty(0, elem)})
+        total = array_bytes + header.size
+        view = self._ring.loan(total, block=block, timeout=timeout)
+        if view is None:
+            return None
+        buf = np.frombuffer(view, dtype=np.uint8)
+        buf[array_bytes:] = header
+        field_at = array_bytes + header.size - self._channel.size + f.offset
+        buf[field_at : field_at + 4] = np.frombuffer(np.int32(-field_at).tobytes(), np.uint8)
+        buf[field_at + 4 : field_at + 8] = np.frombuffer(np.uint32(count).tobytes(), np.uint8)
+        return Loan(self._ring, buf[: count * elem.itemsize].view(elem))
 
     # -- receive -----------------------------------------------------------------------------
 
@@ -293,3 +331,34 @@ def _rows(channel: Schema, reader: Schema, records: Any) -> list[memoryview]:
     arr = np.ascontiguousarray(records, dtype=channel.dtype).reshape(-1)
     raw = arr.view(np.uint8).reshape(arr.size, channel.size)
     return [memoryview(row) for row in raw]  # type: ignore[arg-type]
+
+
+class Loan:
+    """A slot reserved in a typed ring, with one array inside it to fill before :meth:`commit`.
+
+    ``loan.array`` is an ndarray over the slot (e.g. a frame's pixels: reshape it to
+    (height, width, 3) and ``np.copyto`` into it, or generate straight into it). Arrays made from
+    it must be gone when you call :meth:`commit` (``del`` them), or it raises ``BufferError``:
+    a published message must not change under its reader.
+    """
+
+    def __init__(self, ring: SharedMemoryRing, array: npt.NDArray[Any]) -> None:
+        self._ring = ring
+        self._array: npt.NDArray[Any] | None = array
+
+    @property
+    def array(self) -> npt.NDArray[Any]:
+        """The array inside the slot."""
+        if self._array is None:
+            raise ValueError("this loan was committed or aborted")
+        return self._array
+
+    def commit(self) -> None:
+        """Publishes the record."""
+        self._array = None
+        self._ring.commit()
+
+    def abort(self) -> None:
+        """Drops the slot; nothing is published."""
+        self._array = None
+        self._ring.abort()

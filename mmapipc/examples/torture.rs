@@ -424,7 +424,8 @@ fn run(cfg: &Config) -> bool {
     }
     let _cleanup = Cleanup(&qpath, &bpath);
 
-    let mut p = Parent { cfg, qpath: qpath.clone(), bpath: bpath.clone(), book: &book, rng: Rng::new(cfg.seed), failures: 0 };
+    let mut p =
+        Parent { cfg, qpath: qpath.clone(), bpath: bpath.clone(), book: &book, rng: Rng::new(cfg.seed), failures: 0 };
     let mut kids: Vec<Kid> = Vec::new();
     for _ in 0..cfg.producers {
         kids.push(p.spawn(Role::Producer));
@@ -444,14 +445,17 @@ fn run(cfg: &Config) -> bool {
     while Instant::now() < end {
         std::thread::sleep(Duration::from_millis(1));
         meter.sample(&q, true);
-        for i in 0..kids.len() {
-            if let Ok(Some(st)) = kids[i].child.try_wait() {
-                let role = kids[i].role;
+        for kid in kids.iter_mut() {
+            if let Ok(Some(st)) = kid.child.try_wait() {
+                let role = kid.role;
                 if !(role == Role::Producer && st.success()) {
-                    eprintln!("torture: a {} exited on its own: {st}", if role == Role::Producer { "producer" } else { "consumer" });
+                    eprintln!(
+                        "torture: a {} exited on its own: {st}",
+                        if role == Role::Producer { "producer" } else { "consumer" }
+                    );
                     p.failures += 1;
                 }
-                kids[i] = p.spawn(role); // a producer that used its quota: a new incarnation
+                *kid = p.spawn(role); // a producer that used its quota: a new incarnation
             }
         }
         let now = Instant::now();
@@ -477,7 +481,8 @@ fn run(cfg: &Config) -> bool {
     let mut wedged = false;
     loop {
         std::thread::sleep(Duration::from_millis(1));
-        let producers_running = kids.iter_mut().any(|k| k.role == Role::Producer && k.child.try_wait().ok().flatten().is_none());
+        let producers_running =
+            kids.iter_mut().any(|k| k.role == Role::Producer && k.child.try_wait().ok().flatten().is_none());
         meter.sample(&q, producers_running);
         for k in kids.iter_mut().filter(|k| k.role == Role::Consumer) {
             if let Ok(Some(st)) = k.child.try_wait() {

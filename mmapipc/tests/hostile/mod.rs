@@ -151,7 +151,15 @@ fn open_all(path: &std::path::Path) {
 }
 
 fn frame(seq: u64) -> VideoFrame {
-    VideoFrame { seq, timestamp_ns: seq * 7, width: 2, height: 2, stride: 2, pixel_format: 2, pixels: vec![seq as u8; 4] }
+    VideoFrame {
+        seq,
+        timestamp_ns: seq * 7,
+        width: 2,
+        height: 2,
+        stride: 2,
+        pixel_format: 2,
+        pixels: vec![seq as u8; 4],
+    }
 }
 
 /// Creates a valid file of kind `which % 4` (shared memory, ring, queue, typed ring) at `path`

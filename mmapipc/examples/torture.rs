@@ -236,7 +236,7 @@ fn consumer(q: &Queue, book: &Book, seed: u64) {
         let max = 1 + rng.below(8) as usize;
         // Mostly a long wait (recovery of a dead lock holder then happens in the wait loop, one
         // check interval in), sometimes a short one; the stop flag is seen when a wait ends empty.
-        let timeout = Duration::from_millis(if rng.below(4) == 0 { 50 } else { 3000 });
+        let timeout = Duration::from_millis(if rng.below(4) == 0 { 50 } else { 2000 });
         let views = q.get_views_timeout(max, Some(timeout)).expect("get_views");
         if views.is_empty() && book.word(1).load(Ordering::Relaxed) != 0 {
             return;

@@ -130,3 +130,12 @@ def test_torture_60s_three_by_three(torture_bin: Path) -> None:
     assert s.kills >= 50
     assert s.producer_kills > 0 and s.consumer_kills > 0
     assert s.bound == 1.0
+
+
+def test_torture_verifier_catches_loss_and_duplicates(torture_bin: Path) -> None:
+    """Self-test of the checker: consumers that skip one message and log another twice per
+    producer incarnation must make the run report them and fail."""
+    rc, s, _ = run_torture(torture_bin, "--duration", "3", "--sabotage", watchdog=60)
+    assert rc != 0
+    assert s.lost > 0
+    assert s.duplicated > 0

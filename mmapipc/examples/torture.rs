@@ -230,7 +230,10 @@ fn producer(q: &Queue, book: &Book, inc: u64, seed: u64) {
     }
 }
 
-fn consumer(q: &Queue, book: &Book, seed: u64) {
+/// `sabotage`: a self-test of the verifier. The consumer then skips logging seq 1000 of every
+/// incarnation (as if the queue had lost it) and logs seq 2000 twice (as if it had been
+/// delivered twice); the run must report lost and duplicated messages and fail.
+fn consumer(q: &Queue, book: &Book, seed: u64, sabotage: bool) {
     let mut rng = Rng::new(seed);
     loop {
         let max = 1 + rng.below(8) as usize;
@@ -246,7 +249,12 @@ fn consumer(q: &Queue, book: &Book, seed: u64) {
                 Ok((inc, seq)) if seq < book.attempted(inc).load(Ordering::Acquire) => {
                     // Logged while the view is still held: a kill after this line counts the
                     // message as delivered; a kill before it leaves the record TAKEN by us.
-                    book.log(inc, seq).fetch_add(1, Ordering::AcqRel);
+                    let times = match seq {
+                        1000 if sabotage => 0,
+                        2000 if sabotage => 2,
+                        _ => 1,
+                    };
+                    book.log(inc, seq).fetch_add(times, Ordering::AcqRel);
                 }
                 Ok((inc, seq)) => {
                     eprintln!("torture consumer: seq {seq} of incarnation {inc} was never attempted");
@@ -271,7 +279,7 @@ fn child(args: &[String]) {
     let seed: u64 = args[6].parse().unwrap();
     match args[0].as_str() {
         "producer" => producer(&q, &book, args[5].parse().unwrap(), seed),
-        _ => consumer(&q, &book, seed),
+        _ => consumer(&q, &book, seed, args.get(7).map(String::as_str) == Some("sabotage")),
     }
 }
 
@@ -283,6 +291,7 @@ struct Config {
     kill_interval: f64,
     capacity: usize,
     seed: u64,
+    sabotage: bool,
 }
 
 fn parse_args(args: &[String]) -> Config {
@@ -294,6 +303,7 @@ fn parse_args(args: &[String]) -> Config {
         kill_interval: 0.1,
         capacity: 128 << 10,
         seed: 0,
+        sabotage: false,
     };
     let mut it = args.iter();
     while let Some(a) = it.next() {
@@ -308,6 +318,7 @@ fn parse_args(args: &[String]) -> Config {
             "--kill-interval" => c.kill_interval = v().parse().unwrap_or_else(|_| usage("bad --kill-interval")),
             "--capacity" => c.capacity = v().parse().unwrap_or_else(|_| usage("bad --capacity")),
             "--seed" => c.seed = v().parse().unwrap_or_else(|_| usage("bad --seed")),
+            "--sabotage" => c.sabotage = true,
             "-h" | "--help" => usage(""),
             other => usage(&format!("unknown argument {other}")),
         }
@@ -328,7 +339,7 @@ fn usage(msg: &str) -> ! {
     }
     eprintln!(
         "usage: torture [--duration SECS (60)] [--producers N (3)] [--consumers M (3)] \
-         [--recovery-bound SECS (1.0)] [--kill-interval MEAN_SECS (0.1)] [--capacity BYTES (131072)] [--seed N]"
+         [--recovery-bound SECS (1.0)] [--kill-interval MEAN_SECS (0.1)] [--capacity BYTES (131072)] [--seed N] [--sabotage (verifier self-test: must fail)]"
     );
     std::process::exit(2)
 }
@@ -369,6 +380,7 @@ impl Parent<'_> {
             .arg(std::process::id().to_string())
             .arg(inc.to_string())
             .arg(self.rng.next().to_string())
+            .arg(if self.cfg.sabotage { "sabotage" } else { "honest" })
             .stdin(Stdio::null())
             .spawn()
             .expect("spawn child");

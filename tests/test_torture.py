@@ -88,7 +88,7 @@ def run_torture(exe: Path, *args: str, watchdog: float) -> tuple[int, Summary, s
         invalid=int(g["invalid"]),
         failures=int(g["failures"]),
     )
-    print(m.group(0))
+    print(proc.stdout.strip())
     return proc.returncode, s, proc.stderr
 
 

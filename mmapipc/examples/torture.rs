@@ -40,7 +40,9 @@
 //! The parent samples the queue every millisecond. The consumer side is stalled while messages
 //! wait (`tail != read`) and no message is taken; the producer side while there is room by the
 //! read position (`tail - read <= capacity / 2`, so space only pinned by a dead consumer's views
-//! counts as room) and no message is put. The summary reports the longest such interval; it must
+//! counts as room) and no message is put; either clock starts no earlier than the start of that
+//! side's oldest live process (consecutive kills of every process of a side are not one stall).
+//! The summary reports the longest such interval; it must
 //! not exceed the recovery bound (a dead lock holder is replaced, and a dead view holder's records
 //! reclaimed, within one check interval of a quarter of the bound).
 
@@ -353,6 +355,7 @@ enum Role {
 struct Kid {
     role: Role,
     child: Child,
+    started: Instant,
 }
 
 struct Parent<'a> {
@@ -384,7 +387,7 @@ impl Parent<'_> {
             .stdin(Stdio::null())
             .spawn()
             .expect("spawn child");
-        Kid { role, child }
+        Kid { role, child, started: Instant::now() }
     }
 }
 
@@ -398,8 +401,13 @@ struct StallMeter {
 }
 
 impl StallMeter {
-    fn sample(&mut self, q: &Queue, producers_running: bool) {
+    /// `kids`: a side's stall is counted from its last progress or from the start of its
+    /// oldest live process, whichever is later (how long a live process has waited).
+    fn sample(&mut self, q: &Queue, producers_running: bool, kids: &[Kid]) {
         let now = Instant::now();
+        let oldest = |role: Role| kids.iter().filter(|k| k.role == role).map(|k| k.started).min().unwrap_or(now);
+        self.cons_ok = self.cons_ok.max(oldest(Role::Consumer));
+        self.prod_ok = self.prod_ok.max(oldest(Role::Producer));
         // SAFETY: the control block of a queue we opened: `control_ptr` points at a `Control`
         // inside the live mapping, 128-aligned; we only load its atomics.
         let c = unsafe { &*(q.control_ptr() as *const Control) };
@@ -456,7 +464,7 @@ fn run(cfg: &Config) -> bool {
     // Torture phase.
     while Instant::now() < end {
         std::thread::sleep(Duration::from_millis(1));
-        meter.sample(&q, true);
+        meter.sample(&q, true, &kids);
         for kid in kids.iter_mut() {
             if let Ok(Some(st)) = kid.child.try_wait() {
                 let role = kid.role;
@@ -495,7 +503,7 @@ fn run(cfg: &Config) -> bool {
         std::thread::sleep(Duration::from_millis(1));
         let producers_running =
             kids.iter_mut().any(|k| k.role == Role::Producer && k.child.try_wait().ok().flatten().is_none());
-        meter.sample(&q, producers_running);
+        meter.sample(&q, producers_running, &kids);
         for k in kids.iter_mut().filter(|k| k.role == Role::Consumer) {
             if let Ok(Some(st)) = k.child.try_wait() {
                 eprintln!("torture: a consumer exited on its own during the drain: {st}");

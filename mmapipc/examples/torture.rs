@@ -42,9 +42,9 @@
 //! read position (`tail - read <= capacity / 2`, so space only pinned by a dead consumer's views
 //! counts as room) and no message is put; either clock starts no earlier than the start of that
 //! side's oldest live process (consecutive kills of every process of a side are not one stall).
-//! The summary reports the longest such interval; it must
-//! not exceed the recovery bound (a dead lock holder is replaced, and a dead view holder's records
-//! reclaimed, within one check interval of a quarter of the bound).
+//! The summary reports the longest such interval; it must not exceed the recovery bound (a dead
+//! lock holder is replaced, and a dead view holder's records reclaimed, within one check interval
+//! of a quarter of the bound).
 
 use std::fs::OpenOptions as FsOpenOptions;
 use std::os::unix::fs::OpenOptionsExt;

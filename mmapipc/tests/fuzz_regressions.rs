@@ -8,6 +8,7 @@ mod hostile;
 
 use hostile::Outcome;
 use proptest::prelude::*;
+use std::sync::atomic::Ordering;
 
 fn config(cases: u32) -> ProptestConfig {
     ProptestConfig { cases, failure_persistence: None, ..ProptestConfig::default() }
@@ -85,4 +86,88 @@ fn every_word_zapped_in_turn() {
     }
     // Zapped headers are refused, zapped records reported, the rest still delivers.
     assert!(total.opened > 0 && total.messages > 0 && total.errors > 0, "{total:?}");
+}
+
+/// Writes seed inputs for the cargo-fuzz corpora (`fuzz/corpus/<target>/seed-*`): valid
+/// archives, whole valid files of each kind, unpatched hostile setups. A tool, not a check:
+/// `cargo test -p mmapipc --test fuzz_regressions -- --ignored write_fuzz_seeds`.
+#[test]
+#[ignore]
+fn write_fuzz_seeds() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz/corpus");
+    let write = |target: &str, name: &str, bytes: &[u8]| {
+        let dir = root.join(target);
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join(format!("seed-{name}")), bytes).unwrap();
+    };
+    write("typed_access", "frame", &hostile::typed_seed(false));
+    write("typed_access", "tensor", &hostile::typed_seed(true));
+    for (i, kind) in ["shm", "ring", "queue", "typed"].iter().enumerate() {
+        let file = hostile::valid_file_bytes(i as u8, 5);
+        let mut raw = vec![0u8];
+        raw.extend_from_slice(&file);
+        write("open_file", &format!("raw-{kind}"), &raw);
+        write("open_file", &format!("patched-{kind}"), &[1, i as u8, 5]);
+    }
+    for (name, seed) in [("plain", [5u8]), ("holding", [0x85])] {
+        write("ring_hostile", name, &seed);
+        write("queue_hostile", name, &seed);
+    }
+    assert!(root.join("typed_access/seed-frame").is_file());
+}
+
+// ----- regressions -----
+
+/// Found by `queue_hostile_peer_error_or_valid`: a peer that sets both lock-recovery counters
+/// near `u64::MAX` made `Queue::stats` overflow (a panic in debug builds).
+#[test]
+fn regression_stats_counters_near_max() {
+    let tmp = hostile::TempPath::new("reg-stats");
+    let q = mmapipc::Queue::create(&tmp.0, 4096).unwrap();
+    let c = q.control_ptr();
+    for off in [3 * 128 + 24, 6 * 128 + 24] {
+        // SAFETY: the producer / consumer stats lines hold `lock_recoveries` at +24 (FORMAT.md,
+        // ## Queue), 8-aligned inside the control block; written atomically as a peer would.
+        unsafe { (*(c.add(off) as *const std::sync::atomic::AtomicU64)).store(u64::MAX - 1, Ordering::Relaxed) };
+    }
+    let s = q.stats();
+    assert_eq!(s.lock_recoveries, (u64::MAX - 1).wrapping_mul(2));
+}
+
+/// Positions (`tail`, `read`, `reclaim`) set by a peer near `u64::MAX`: every operation must
+/// report corruption or work, never overflow.
+#[test]
+fn regression_positions_near_max() {
+    for (tail, read, reclaim) in [
+        (u64::MAX - 7, u64::MAX - 7, u64::MAX - 7),
+        (u64::MAX - 7, u64::MAX - 15, u64::MAX - 15),
+        (u64::MAX & !7, (u64::MAX & !7) - 64, (u64::MAX & !7) - 128),
+        (8, 0, 0),
+        ((u64::MAX & !7) - 4096, (u64::MAX & !7) - 4096, (u64::MAX & !7) - 4096),
+    ] {
+        let tmp = hostile::TempPath::new("reg-pos");
+        let q = mmapipc::Queue::create(&tmp.0, 4096).unwrap();
+        q.try_put(b"message").unwrap();
+        let c = q.control_ptr();
+        for (off, v) in [(2 * 128, tail), (5 * 128, read), (7 * 128, reclaim)] {
+            // SAFETY: tail, read and reclaim are AtomicU64s at these offsets of the control block
+            // (FORMAT.md, ## Queue); written atomically, as a peer would.
+            unsafe { (*(c.add(off) as *const std::sync::atomic::AtomicU64)).store(v, Ordering::Relaxed) };
+        }
+        std::hint::black_box((q.len(), q.is_empty(), q.stats()));
+        let _ = q.try_put(b"x");
+        let _ = q.try_put_batch(&[b"a".as_slice(), &[1; 3000]]);
+        let _ = q.put_timeout(&[1; 4000], std::time::Duration::from_millis(2));
+        let _ = q.try_get();
+        let _ = q.try_get_batch(4);
+        let views = q.try_get_views(4);
+        drop(views);
+        std::hint::black_box((q.advance_reclaim(true), q.recover()));
+        let _ = q.clear();
+        // Whatever the peer did, the queue is still usable or says it is corrupt.
+        match q.try_put(b"after") {
+            Ok(_) => {}
+            Err(e) => assert!(matches!(e, mmapipc::QueueError::Corrupt(_)), "{e}"),
+        }
+    }
 }

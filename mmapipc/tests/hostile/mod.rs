@@ -411,3 +411,10 @@ pub fn typed_seed(tensor: bool) -> Vec<u8> {
     v.extend_from_slice(&bytes[..n]);
     v
 }
+
+/// The bytes of a valid file of kind `which % 4` (see `make_valid`) with `msgs` messages.
+pub fn valid_file_bytes(which: u8, msgs: u8) -> Vec<u8> {
+    let tmp = TempPath::new("seed");
+    assert!(make_valid(&tmp.0, which, msgs));
+    std::fs::read(&tmp.0).expect("read back a fresh file")
+}

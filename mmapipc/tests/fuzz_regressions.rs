@@ -141,9 +141,9 @@ fn regression_positions_near_max() {
     for (tail, read, reclaim) in [
         (u64::MAX - 7, u64::MAX - 7, u64::MAX - 7),
         (u64::MAX - 7, u64::MAX - 15, u64::MAX - 15),
-        (u64::MAX & !7, (u64::MAX & !7) - 64, (u64::MAX & !7) - 128),
+        (!7, !7 - 64, !7 - 128),
         (8, 0, 0),
-        ((u64::MAX & !7) - 4096, (u64::MAX & !7) - 4096, (u64::MAX & !7) - 4096),
+        (!7 - 4096, !7 - 4096, !7 - 4096),
     ] {
         let tmp = hostile::TempPath::new("reg-pos");
         let q = mmapipc::Queue::create(&tmp.0, 4096).unwrap();

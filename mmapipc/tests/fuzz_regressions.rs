@@ -171,3 +171,52 @@ fn regression_positions_near_max() {
         }
     }
 }
+
+/// Ring positions (`tail` at file offset 128, `head` at 256; FORMAT.md, ## Ring) set by a peer
+/// near `u64::MAX`, before the victim opens the ring and while it uses it: errors, never an
+/// overflow.
+#[test]
+fn ring_positions_near_max() {
+    let patch = |off: u16, v: u64| {
+        let mut p = off.to_le_bytes().to_vec();
+        p.push(7); // 8 bytes
+        p.extend_from_slice(&v.to_le_bytes());
+        p
+    };
+    for (tail, head) in [(!7, !7), (!7, !7 - 64), (!15, !15), (!7 - 4096, !7 - 4096), (!7, 0)] {
+        for claim_first in [false, true] {
+            let tmp = hostile::TempPath::new("reg-ring");
+            let mut w = mmapipc::Ring::create(&tmp.0, 4096).unwrap();
+            w.try_write(b"one").unwrap();
+            let mut r = mmapipc::Ring::open(&tmp.0).unwrap();
+            if claim_first {
+                let _ = r.try_read().map(|g| g.map(|g| g.len()));
+            }
+            let mut patches = patch(128, tail);
+            patches.extend(patch(256, head));
+            hostile::patch_file(&tmp.0, &patches);
+            for ring in [&mut w, &mut r] {
+                let _ = ring.try_write(b"two");
+                let _ = ring.try_write(&[1; 3000]);
+                let _ = ring.try_read().map(|g| g.map(|g| g.len()));
+                let _ = ring.read_batch(4, |m| {
+                    std::hint::black_box(m.len());
+                });
+                std::hint::black_box((ring.len(), ring.available_read(), ring.available_write(), ring.stats()));
+            }
+            drop((w, r));
+            // Again with no handle open (a live producer republishes its own tail).
+            hostile::patch_file(&tmp.0, &patches);
+            let mut again = mmapipc::Ring::open(&tmp.0).unwrap();
+            let wrote = again.try_write(b"three").map(|_| ());
+            let read = again.try_read().map(|g| g.map(|g| g.len())).map(|_| ());
+            let corrupt = |r: &Result<(), mmapipc::RingError>| matches!(r, Err(mmapipc::RingError::Corrupt { .. }));
+            for res in [&wrote, &read] {
+                assert!(res.is_ok() || corrupt(res), "{res:?}");
+            }
+            if tail.wrapping_sub(head) > 4096 {
+                assert!(corrupt(&wrote) && corrupt(&read), "{wrote:?} {read:?}");
+            }
+        }
+    }
+}

@@ -460,8 +460,15 @@ impl Queue {
         Ok(span)
     }
 
+    /// Largest position a valid queue can hold: leaves room for `position + 2 * capacity`
+    /// arithmetic (positions grow by bytes written; a real queue takes decades to get here).
+    #[inline]
+    fn max_pos(&self) -> u64 {
+        u64::MAX - 2 * self.cap
+    }
+
     fn positions_ok(&self, a: u64, b: u64, what: &str) -> Result<(), QueueError> {
-        if a > b || b - a > self.cap || a % 8 != 0 || b % 8 != 0 {
+        if a > b || b - a > self.cap || a % 8 != 0 || b % 8 != 0 || b > self.max_pos() {
             return Err(corrupt(format!("queue positions are inconsistent ({what}: {a}, {b}, capacity {})", self.cap)));
         }
         Ok(())
@@ -544,7 +551,7 @@ impl Queue {
         let c = self.ctrl();
         let tail = c.tail.value.load(Ordering::Acquire);
         let reclaim = c.reclaim.value.load(Ordering::Acquire);
-        if reclaim > tail || tail - reclaim > self.cap {
+        if reclaim > tail || tail - reclaim > self.cap || tail > self.max_pos() {
             return true; // let the locked path report the corruption
         }
         let room = self.cap - tail % self.cap;
@@ -1158,7 +1165,8 @@ impl Queue {
             msgs_out: l(&c.cons_stats.msgs),
             bytes_out: l(&c.cons_stats.bytes),
             empty_waits: l(&c.cons_stats.waits),
-            lock_recoveries: l(&c.prod_stats.lock_recoveries) + l(&c.cons_stats.lock_recoveries),
+            // Wrapping: the counters are peer-writable.
+            lock_recoveries: l(&c.prod_stats.lock_recoveries).wrapping_add(l(&c.cons_stats.lock_recoveries)),
             view_recoveries: l(&c.cons_stats.view_recoveries),
         }
     }

@@ -530,6 +530,9 @@ fn check_indices(head: u64, tail: u64, capacity: u64) -> Result<(), RingError> {
         return Err(corrupt(format!("misaligned indices head={head} tail={tail}")));
     }
     match tail.checked_sub(head) {
+        // A tail this close to u64::MAX cannot come from a real producer (decades of traffic) and
+        // would overflow `tail + record`: a peer wrote it.
+        Some(_) if tail > u64::MAX - 2 * capacity => Err(corrupt(format!("index out of range: tail={tail}"))),
         Some(used) if used <= capacity => Ok(()),
         _ => Err(corrupt(format!("indices out of range: head={head} tail={tail} capacity={capacity}"))),
     }

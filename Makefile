@@ -8,7 +8,7 @@ PY     := $(VENV)/bin/python
 CARGO  ?= cargo
 SOURCES := $(shell find mmapipc mmapipc-derive mmapipc-py -name '*.rs' -o -name '*.py' -o -name '*.pyi' -o -name Cargo.toml) pyproject.toml Cargo.toml
 
-.PHONY: all venv demo test test-rust test-loom test-python lint bench bench-quick bench-rust clean
+.PHONY: all venv demo test test-rust test-loom test-python lint bench bench-quick bench-rust torture fuzz soak clean
 
 all: test
 
@@ -65,6 +65,25 @@ bench-quick: venv
 
 bench-rust:
 	$(CARGO) bench -p mmapipc
+
+## torture: kill torture of the queue for DURATION seconds, then exactly-once verification (docs/hardening.md).
+DURATION  ?= 60
+PRODUCERS ?= 3
+CONSUMERS ?= 3
+torture:
+	$(CARGO) run --release -p mmapipc --example torture -- --duration $(DURATION) --producers $(PRODUCERS) --consumers $(CONSUMERS)
+
+## fuzz: each cargo-fuzz target for FUZZ_SECONDS (needs nightly and `cargo install cargo-fuzz`).
+FUZZ_SECONDS ?= 600
+FUZZ_TARGETS ?= open_file ring_hostile queue_hostile typed_access
+fuzz:
+	cd fuzz && for t in $(FUZZ_TARGETS); do \
+		$(CARGO) +nightly fuzz run -O -a $$t -- -max_total_time=$(FUZZ_SECONDS) -timeout=10 -max_len=4096 || exit 1; \
+	done
+
+## soak: mixed workload for DURATION seconds (throughput over time, RSS and fds at start and end).
+soak: venv
+	$(PY) examples/soak.py --duration $(DURATION)
 
 clean:
 	rm -rf $(VENV) target bench-results

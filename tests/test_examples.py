@@ -55,3 +55,12 @@ def test_market_data_incompatible_consumer_refused() -> None:
     pytest.importorskip("numpy")
     out = run(str(EXAMPLES / "market_data/run.py"), "--incompatible")
     assert "field price: f64 at 16 size 8 (channel) vs f32 at 16 size 4 (reader)" in out
+
+
+def test_soak_short_run_loses_nothing_and_leaks_nothing() -> None:
+    out = run(str(EXAMPLES / "soak.py"), "--duration", "6", "--interval", "2")
+    assert "soak done" in out
+    line = next(l for l in out.splitlines() if l.startswith("soak done"))
+    ring, queue = line.split("ring ")[1].split(" received")[0], line.split("queue ")[1].split(";")[0]
+    assert ring.split("/")[0] == ring.split("/")[1], line
+    assert queue.split("/")[0] == queue.split("/")[1], line

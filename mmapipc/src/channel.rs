@@ -120,6 +120,32 @@ pub fn channel_schema(path: &Path, kind: Kind, opts: &OpenOptions) -> Result<Opt
         .map_err(|reason| TypedOpenError::BadSchema { path: path.display().to_string(), reason })
 }
 
+/// The channel's schema at `path` and the reader's (`T`'s), checked against each other.
+fn open_schemas<T: IpcMessage>(
+    path: &Path,
+    kind: Kind,
+    opts: &OpenOptions,
+) -> Result<(Schema, Schema), TypedOpenError> {
+    let reader = check_type::<T>()?;
+    let channel = channel_schema(path, kind, opts)?
+        .ok_or_else(|| TypedOpenError::Untyped { path: path.display().to_string() })?;
+    channel.check_reader(&reader)?;
+    Ok((channel, reader))
+}
+
+/// Only a handle of the channel's own version may write (an older reader reads a prefix).
+fn check_writer(channel: &Schema, reader: &Schema) -> Result<(), TypedSendError> {
+    if channel.version != reader.version {
+        return Err(TypedSendError::OlderVersion(format!(
+            "this handle is typed {} but the channel carries v{}: only a v{} producer may write",
+            reader.label(),
+            channel.version,
+            channel.version
+        )));
+    }
+    Ok(())
+}
+
 fn check_type<T: IpcMessage>() -> Result<Schema, TypedOpenError> {
     let s = T::schema();
     if s.align > 8 {
@@ -173,11 +199,8 @@ where
 
     /// [`open`](Self::open) with options.
     pub fn open_with(path: impl AsRef<Path>, opts: &OpenOptions) -> Result<Self, TypedOpenError> {
-        let reader = check_type::<T>()?;
         let path = region::resolve_path(path);
-        let channel = channel_schema(&path, Kind::Ring, opts)?
-            .ok_or_else(|| TypedOpenError::Untyped { path: path.display().to_string() })?;
-        channel.check_reader(&reader)?;
+        let (channel, reader) = open_schemas::<T>(&path, Kind::Ring, opts)?;
         let ring = Ring::open_with(&path, opts)?;
         Ok(TypedRing { ring, root_size: channel.size as usize, channel, reader, _t: PhantomData })
     }
@@ -192,18 +215,6 @@ where
         &mut self.ring
     }
 
-    fn check_writer(&self) -> Result<(), TypedSendError> {
-        if self.channel.version != self.reader.version {
-            return Err(TypedSendError::OlderVersion(format!(
-                "this handle is typed {} but the channel carries v{}: only a v{} producer may write",
-                self.reader.label(),
-                self.channel.version,
-                self.channel.version
-            )));
-        }
-        Ok(())
-    }
-
     /// Sends `value` if there is room now; `Ok(false)` if the ring is full.
     pub fn try_send(&mut self, value: &T) -> Result<bool, TypedSendError> {
         self.send_timeout(value, Some(Duration::ZERO))
@@ -216,7 +227,7 @@ where
 
     /// Sends `value`, waiting at most `timeout` (`None`: forever); `Ok(false)` on timeout.
     pub fn send_timeout(&mut self, value: &T, timeout: Option<Duration>) -> Result<bool, TypedSendError> {
-        self.check_writer()?;
+        check_writer(&self.channel, &self.reader)?;
         // A fixed-size record archives to exactly its root; other records are measured first.
         let len = if self.channel.fixed_size { self.root_size } else { typed::archived_len(value)? };
         let slot = if timeout == Some(Duration::ZERO) {
@@ -243,7 +254,7 @@ where
         count: usize,
         timeout: Option<Duration>,
     ) -> Result<Option<VecLoan<'_, E>>, TypedSendError> {
-        self.check_writer()?;
+        check_writer(&self.channel, &self.reader)?;
         let f = self
             .channel
             .fields
@@ -449,12 +460,9 @@ where
 
     /// [`open`](Self::open) with options.
     pub fn open_with(path: impl AsRef<Path>, opts: &QueueOptions) -> Result<Self, TypedOpenError> {
-        let reader = check_type::<T>()?;
         let path = region::resolve_path(path);
         let oo = OpenOptions { allow_foreign_owner: opts.allow_foreign_owner };
-        let channel = channel_schema(&path, Kind::Queue, &oo)?
-            .ok_or_else(|| TypedOpenError::Untyped { path: path.display().to_string() })?;
-        channel.check_reader(&reader)?;
+        let (channel, reader) = open_schemas::<T>(&path, Kind::Queue, &oo)?;
         let queue = Queue::open_with(&path, opts)?;
         Ok(TypedQueue { queue, root_size: channel.size as usize, channel, reader, _t: PhantomData })
     }
@@ -482,14 +490,7 @@ where
     /// Sends `value`, waiting at most `timeout` (`None`: forever); `Ok(false)` on timeout. The
     /// record is serialized straight into the claimed slot.
     pub fn send_timeout(&self, value: &T, timeout: Option<Duration>) -> Result<bool, TypedSendError> {
-        if self.channel.version != self.reader.version {
-            return Err(TypedSendError::OlderVersion(format!(
-                "this handle is typed {} but the channel carries v{}: only a v{} producer may write",
-                self.reader.label(),
-                self.channel.version,
-                self.channel.version
-            )));
-        }
+        check_writer(&self.channel, &self.reader)?;
         let len = if self.channel.fixed_size { self.root_size } else { typed::archived_len(value)? };
         let mut failed = None;
         let put = self.queue.put_with(len, timeout, |slot| {

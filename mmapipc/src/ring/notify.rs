@@ -26,7 +26,8 @@ use crate::wait::{wait_on, wake_all, Deadline, Waiter};
 /// Longest nap of a sleeper that could not run the heavy barrier.
 pub(crate) const NAP_WITHOUT_BARRIER: Duration = Duration::from_millis(1);
 
-#[cfg(all(target_os = "linux", not(loom)))]
+// Miri cannot run membarrier: it uses the portable (symmetric-fence) side like loom does.
+#[cfg(all(target_os = "linux", not(loom), not(miri)))]
 mod sys {
     use std::sync::atomic::{AtomicU8, Ordering};
 
@@ -75,7 +76,7 @@ mod sys {
     }
 }
 
-#[cfg(not(all(target_os = "linux", not(loom))))]
+#[cfg(not(all(target_os = "linux", not(loom), not(miri))))]
 mod sys {
     pub(crate) fn register() {}
     #[allow(dead_code)] // only the Linux fork handler calls it

@@ -162,7 +162,7 @@ fn run_aggregate(iters: u64, p: usize, c: usize) -> Duration {
 fn benches(cr: &mut Criterion) {
     let mut g = cr.benchmark_group("queue_1p1c");
     g.sample_size(10);
-    for &size in &[64usize, 1024, 64 << 10, 1 << 20, 8 << 20] {
+    for &size in &[8usize, 64, 1024, 64 << 10, 1 << 20, 8 << 20] {
         g.throughput(Throughput::Bytes(size as u64));
         for &(name, batch) in &[("single", 1usize), ("batch64", 64)] {
             if size >= 1 << 20 && batch > 1 {

@@ -8,7 +8,7 @@ PY     := $(VENV)/bin/python
 CARGO  ?= cargo
 SOURCES := $(shell find mmapipc mmapipc-derive mmapipc-py -name '*.rs' -o -name '*.py' -o -name '*.pyi' -o -name Cargo.toml) pyproject.toml Cargo.toml
 
-.PHONY: all venv demo test test-rust test-loom test-python lint bench bench-quick bench-rust torture fuzz soak clean
+.PHONY: all venv demo test test-rust test-loom test-python lint bench bench-quick bench-rust torture fuzz miri soak clean
 
 all: test
 
@@ -80,6 +80,15 @@ fuzz:
 	cd fuzz && for t in $(FUZZ_TARGETS); do \
 		$(CARGO) +nightly fuzz run -O -a $$t -- -max_total_time=$(FUZZ_SECONDS) -timeout=10 -max_len=4096 || exit 1; \
 	done
+
+## miri: the heap-region unit tests of ring, queue, layout, schema and typed access under Miri
+## (needs `rustup +nightly component add miri rust-src`). Tree Borrows (rkyv's relative pointers
+## reach outside the pointee's borrow), no weak-memory emulation (it crashes Miri on the rings'
+## mixed-size atomics over reused memory), and without the tests that spawn processes or sleep.
+miri:
+	MIRIFLAGS="-Zmiri-disable-isolation -Zmiri-disable-weak-memory-emulation -Zmiri-tree-borrows" PROPTEST_CASES=3 \
+		$(CARGO) +nightly miri test -p mmapipc --lib -- ring::tests queue::tests layout:: schema:: typed:: \
+		--skip threads --skip sleepers --skip dead
 
 ## soak: mixed workload for DURATION seconds (throughput over time, RSS and fds at start and end).
 soak: venv

@@ -78,14 +78,7 @@ class TypedRing:
         """Opens a typed ring. With `schema`, checks that it may read the channel (the same rules
         as Rust: same name and layout, or a newer channel version that only appended fields) and
         raises :class:`mmapipc.SchemaMismatch` with a field-by-field diff otherwise."""
-        text = channel_schema(path, "ring", allow_foreign_owner=allow_foreign_owner)
-        if text is None:
-            raise Error(f"{os.fspath(path)}: untyped ring (no schema in its header); use SharedMemoryRing")
-        channel = Schema.from_json(text)
-        reader = None
-        if schema is not None:
-            reader = as_schema(schema)
-            channel.check_reader(reader)
+        channel, reader = _open_schemas(path, "ring", schema, allow_foreign_owner)
         ring = SharedMemoryRing.open(path, allow_foreign_owner=allow_foreign_owner)
         return cls(ring, channel, reader)
 
@@ -120,8 +113,7 @@ class TypedRing:
         """Sends one record given as a mapping, a NumPy record of :attr:`dtype`, or keyword
         arguments (a field literally named ``block`` or ``timeout`` must go in the mapping).
         Returns False if it timed out (or the ring is full with ``block=False``)."""
-        if self._reader.version != self._channel.version:
-            raise Error(f"this handle is typed {self._reader.label}; only a v{self._channel.version} producer may write this channel")
+        _check_writer(self._channel, self._reader)
         message = self._channel.encode(values, **fields)
         return self._ring.write(message.data, block=block, timeout=timeout)
 
@@ -148,8 +140,7 @@ class TypedRing:
         keyword arguments as for :meth:`send`. None if no room came in time."""
         import numpy as np
 
-        if self._reader.version != self._channel.version:
-            raise Error(f"this handle is typed {self._reader.label}; only a v{self._channel.version} producer may write this channel")
+        _check_writer(self._channel, self._reader)
         f = self._channel.field(field)
         if f.kind != "vec":
             raise TypeError(f"{self._channel.name}.{field} is {f.type_name}, not a Vec")
@@ -250,14 +241,7 @@ class TypedQueue:
     @classmethod
     def open(cls, path: str | os.PathLike[str], schema: SchemaLike | Any | None = None, *, allow_foreign_owner: bool = False) -> TypedQueue:
         """Opens a typed queue; with `schema`, checks it may read the channel (see TypedRing.open)."""
-        text = channel_schema(path, "queue", allow_foreign_owner=allow_foreign_owner)
-        if text is None:
-            raise Error(f"{os.fspath(path)}: untyped queue (no schema in its header); use SharedMemoryQueue")
-        channel = Schema.from_json(text)
-        reader = None
-        if schema is not None:
-            reader = as_schema(schema)
-            channel.check_reader(reader)
+        channel, reader = _open_schemas(path, "queue", schema, allow_foreign_owner)
         return cls(SharedMemoryQueue.open(path, allow_foreign_owner=allow_foreign_owner), channel, reader)
 
     @property
@@ -285,8 +269,7 @@ class TypedQueue:
         **fields: Any,
     ) -> bool:
         """Sends one record (see :meth:`TypedRing.send`)."""
-        if self._reader.version != self._channel.version:
-            raise Error(f"this handle is typed {self._reader.label}; only a v{self._channel.version} producer may write this channel")
+        _check_writer(self._channel, self._reader)
         return self._queue.put(self._channel.encode(values, **fields).data, block=block, timeout=timeout)
 
     def send_batch(self, records: Any, block: bool = True, timeout: float | None = None) -> int:
@@ -324,8 +307,7 @@ def _rows(channel: Schema, reader: Schema, records: Any) -> list[memoryview]:
     """One memoryview per record of a structured array of the channel's dtype."""
     import numpy as np
 
-    if reader.version != channel.version:
-        raise Error(f"this handle is typed {reader.label}; only a v{channel.version} producer may write this channel")
+    _check_writer(channel, reader)
     if not channel.fixed_size:
         raise TypeError(f"{channel.name} has variable-size fields (Vec/String); send records one by one")
     arr = np.ascontiguousarray(records, dtype=channel.dtype).reshape(-1)
@@ -362,3 +344,23 @@ class Loan:
         """Drops the slot; nothing is published."""
         self._array = None
         self._ring.abort()
+
+
+def _open_schemas(path: str | os.PathLike[str], kind: str, schema: SchemaLike | Any | None, allow_foreign_owner: bool) -> tuple[Schema, Schema | None]:
+    """The channel's schema from its header, and the reader's (checked against it) if given."""
+    text = channel_schema(path, kind, allow_foreign_owner=allow_foreign_owner)
+    if text is None:
+        byte_class = "SharedMemoryRing" if kind == "ring" else "SharedMemoryQueue"
+        raise Error(f"{os.fspath(path)}: untyped {kind} (no schema in its header); use {byte_class}")
+    channel = Schema.from_json(text)
+    if schema is None:
+        return channel, None
+    reader = as_schema(schema)
+    channel.check_reader(reader)
+    return channel, reader
+
+
+def _check_writer(channel: Schema, reader: Schema) -> None:
+    """Only a handle of the channel's own version may write (an older reader reads a prefix)."""
+    if reader.version != channel.version:
+        raise Error(f"this handle is typed {reader.label}; only a v{channel.version} producer may write this channel")

@@ -221,8 +221,9 @@ class TypedRing:
 
 class TypedQueue:
     """A many-producer many-consumer queue of records of one schema (each record goes to exactly
-    one consumer). Records from :meth:`recv` are views of their slots: a slot is held until the
-    record and every array taken from it are gone (no ordering constraint between records)."""
+    one consumer). Records from :meth:`recv` and batches from :meth:`recv_batch` are views of
+    their slots: a slot is held until the record (or batch) and every array taken from it are
+    gone (no ordering constraint between them)."""
 
     def __init__(self, queue: SharedMemoryQueue, channel: Schema, reader: Schema | None = None) -> None:
         self._queue = queue
@@ -284,6 +285,34 @@ class TypedQueue:
         if not views:
             return None
         return Record(self._reader, views[0], self._channel.size)
+
+    def recv_batch(self, max_count: int, block: bool = True, timeout: float | None = None) -> npt.NDArray[Any]:
+        """Up to `max_count` fixed-size records as **one structured array over the queue's
+        slots** (no copy): ``batch["price"].mean()`` reads the shared memory directly. Waits
+        (with ``block``, up to `timeout`) for the first record; an empty array means nothing
+        arrived.
+
+        The array is read-only and **holds its slots** until it and every array made from it
+        (``batch["price"]``, slices, views) are gone: producers do not reuse them before, and
+        since space is reclaimed in ring order a batch kept for long holds back the space after
+        it too. Drop it (``del batch``) when done, copy (``batch.copy()``) what you keep. Unlike
+        a ring batch, a queue batch may be kept while you receive more.
+
+        A batch is the run of records that lie at equal distances in the queue: it stops at the
+        ring's wrap, so it may hold fewer records than are waiting (the rest come with the next
+        call). Records go to exactly one consumer, batch or not. Raises ``TypeError`` for a
+        schema with variable-size fields (use :meth:`recv`), and
+        :class:`mmapipc.CorruptMessage` (after discarding it) for a message that is not a
+        record of the channel's size."""
+        import numpy as np
+
+        if not self._channel.fixed_size:
+            raise TypeError(f"{self._channel.name} has variable-size fields (Vec/String); use recv()")
+        got = self._queue.get_fixed_batch(max_count, self._channel.size, block=block, timeout=timeout)
+        if got is None:
+            return np.empty(0, dtype=self._reader.dtype)
+        view, count, stride = got
+        return np.ndarray(shape=(count,), dtype=self._reader.dtype, buffer=view, offset=0, strides=(stride,))
 
     def close(self) -> None:
         """Closes the handle (never removes the file)."""

@@ -190,7 +190,8 @@ def test_python_loan_fills_frame_pixels_in_place(peer: Path, tmp_path: Path) -> 
             header = {k: v for k, v in want.items() if k != "pixels"}
             loan = ring.loan("pixels", 16 * 9 * 3, header, timeout=30.0)
             assert loan is not None
-            px = loan.array.reshape(9, 16, 3)
+            px = loan.image(stride="stride")  # (9, 16, 3) over the slot, from the header's sizes
+            assert px.shape == (9, 16, 3) and np.shares_memory(px, loan.array)
             np.copyto(px, np.asarray(want["pixels"]).reshape(9, 16, 3))
             with pytest.raises(ValueError, match="loaned slot is outstanding"):
                 ring.ring.write(b"x")
@@ -206,6 +207,36 @@ def test_python_loan_fills_frame_pixels_in_place(peer: Path, tmp_path: Path) -> 
         assert ring.recv(block=False) is None, "an aborted loan publishes nothing"
         with pytest.raises(TypeError, match="not a Vec"):
             ring.loan("seq", 4, {})
+
+
+
+def test_loan_image_writes_padded_rows_in_place_and_the_reader_sees_them(tmp_path: Path) -> None:
+    h, w, stride = 6, 10, 40  # rows of 30 bytes, padded to 40
+    header = {"seq": 7, "timestamp_ns": 1, "width": w, "height": h, "stride": stride, "pixel_format": 1}
+    frame = (np.arange(h * w * 3) % 253).astype(np.uint8).reshape(h, w, 3)
+    with TypedRing.create(str(tmp_path / "padded"), 1 << 14, SCHEMAS / KINDS["frame"]) as ring:
+        loan = ring.loan("pixels", h * stride, header, timeout=1.0)
+        assert loan is not None
+        loan.array[:] = 0xEE  # padding marker
+        view = loan.image(stride="stride")
+        assert view.shape == (h, w, 3) and view.strides == (stride, 3, 1) and view.flags.writeable
+        np.copyto(view, frame)
+        with pytest.raises(ValueError, match="needs"):
+            loan.image(height=h + 1, stride="stride")  # one row more than was loaned
+        with pytest.raises(KeyError, match="not a header field"):
+            loan.image(stride="row_bytes")
+        with pytest.raises(BufferError):
+            loan.commit()  # `view` still exports the slot
+        del view
+        loan.commit()
+        rec = ring.recv(timeout=1.0)
+        assert rec is not None
+        got = rec.image("pixels", stride="stride")
+        assert np.array_equal(got, frame) and not got.flags.writeable
+        assert (rec.pixels.reshape(h, stride)[:, w * 3 :] == 0xEE).all(), "the row padding was not written"
+        del got
+        rec = None
+        assert ring.recv(block=False) is None
 
 
 # -- typed queue batches in place -------------------------------------------------------------

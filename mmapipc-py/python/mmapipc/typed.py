@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any, Mapping, Union
 
 from ._mmapipc import SharedMemoryQueue, SharedMemoryRing, channel_schema, create_queue_with_schema, create_ring_with_schema
 from .errors import Error
-from .schema import Record, Schema, _field_dtype
+from .schema import Dim, Record, Schema, _field_dtype, _resolve_dims, image_view
 
 if TYPE_CHECKING:  # pragma: no cover
     import numpy as np
@@ -158,7 +158,7 @@ class TypedRing:
         field_at = array_bytes + header.size - self._channel.size + f.offset
         buf[field_at : field_at + 4] = np.frombuffer(np.int32(-field_at).tobytes(), np.uint8)
         buf[field_at + 4 : field_at + 8] = np.frombuffer(np.uint32(count).tobytes(), np.uint8)
-        return Loan(self._ring, buf[: count * elem.itemsize].view(elem))
+        return Loan(self._ring, buf[: count * elem.itemsize].view(elem), {**(values or {}), **fields}, f"{self._channel.name}.{field}")
 
     # -- receive -----------------------------------------------------------------------------
 
@@ -347,15 +347,19 @@ def _rows(channel: Schema, reader: Schema, records: Any) -> list[memoryview]:
 class Loan:
     """A slot reserved in a typed ring, with one array inside it to fill before :meth:`commit`.
 
-    ``loan.array`` is an ndarray over the slot (e.g. a frame's pixels: reshape it to
-    (height, width, 3) and ``np.copyto`` into it, or generate straight into it). Arrays made from
-    it must be gone when you call :meth:`commit` (``del`` them), or it raises ``BufferError``:
-    a published message must not change under its reader.
+    ``loan.array`` is an ndarray over the slot (e.g. a frame's pixels; ``loan.image(...)`` shapes
+    it as (height, width, channels)): ``np.copyto`` into it, or generate straight into it. Arrays
+    made from it must be gone when you call :meth:`commit` (``del`` them), or it raises
+    ``BufferError``: a published message must not change under its reader.
     """
 
-    def __init__(self, ring: SharedMemoryRing, array: npt.NDArray[Any]) -> None:
+    def __init__(
+        self, ring: SharedMemoryRing, array: npt.NDArray[Any], header: Mapping[str, Any] | None = None, what: str = "pixels"
+    ) -> None:
         self._ring = ring
         self._array: npt.NDArray[Any] | None = array
+        self._header = dict(header or {})
+        self._what = what
 
     @property
     def array(self) -> npt.NDArray[Any]:
@@ -363,6 +367,33 @@ class Loan:
         if self._array is None:
             raise ValueError("this loan was committed or aborted")
         return self._array
+
+    def image(
+        self,
+        *,
+        height: Dim = "height",
+        width: Dim = "width",
+        channels: Dim | None = 3,
+        stride: Dim | None = None,
+    ) -> npt.NDArray[Any]:
+        """:attr:`array` as a writable ``(height, width, channels)`` ndarray over the slot, the
+        writer's side of :meth:`mmapipc.schema.Record.image`: sizes are numbers or names of the
+        header fields given to :meth:`TypedRing.loan`, `stride` is in bytes (None: packed
+        rows), and sizes that do not fit the loaned array raise ``ValueError``::
+
+            loan = ring.loan("pixels", stride * h, header)
+            np.copyto(loan.image(stride="stride"), frame)   # frame: (h, w, 3) uint8
+            loan.commit()
+        """
+
+        def lookup(name: str) -> Any:
+            try:
+                return self._header[name]
+            except KeyError:
+                raise KeyError(f"{name!r} is not a header field of this loan; given: {', '.join(self._header)}") from None
+
+        dims = _resolve_dims(f"the header of this {self._what} loan", lookup, height, width, channels, stride)
+        return image_view(self.array, *dims, what=self._what)
 
     def commit(self) -> None:
         """Publishes the record."""

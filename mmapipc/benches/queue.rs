@@ -8,7 +8,8 @@
 //! cargo bench -p mmapipc --bench queue -- --quick  # quick mode
 //! ```
 //!
-//! Groups: `queue_1p1c/{single,batch64}/<size>` (bytes/s) for 64 B .. 8 MiB, and
+//! Groups: `queue_1p1c/{single,batch64}/<size>` (bytes/s) for 8 B .. 8 MiB (`8B`, `64B`,
+//! `1KiB`, `64KiB`, `1MiB`, `8MiB`: a filter such as `-- 8B` selects one size), and
 //! `queue_aggregate/<P>p<C>c` for 1/1, 2/2, 4/4 and 8/8 (64 B messages, batches of 64;
 //! elements/s = messages/s; 8/8 needs 16 cores to mean anything).
 
@@ -162,13 +163,15 @@ fn run_aggregate(iters: u64, p: usize, c: usize) -> Duration {
 fn benches(cr: &mut Criterion) {
     let mut g = cr.benchmark_group("queue_1p1c");
     g.sample_size(10);
-    for &size in &[8usize, 64, 1024, 64 << 10, 1 << 20, 8 << 20] {
+    for &(label, size) in
+        &[("8B", 8usize), ("64B", 64), ("1KiB", 1024), ("64KiB", 64 << 10), ("1MiB", 1 << 20), ("8MiB", 8 << 20)]
+    {
         g.throughput(Throughput::Bytes(size as u64));
         for &(name, batch) in &[("single", 1usize), ("batch64", 64)] {
             if size >= 1 << 20 && batch > 1 {
                 continue; // a batch of 64 x 1 MiB does not fit a sensible ring
             }
-            g.bench_with_input(BenchmarkId::new(name, size), &size, |b, &size| {
+            g.bench_with_input(BenchmarkId::new(name, label), &size, |b, &size| {
                 b.iter_custom(|iters| run_1p1c(iters.max(1), size, batch))
             });
         }

@@ -143,6 +143,7 @@ pub struct Report {
     quick: bool,
     clock_ns: f64,
     clock_res_ns: u64,
+    spent: Duration,
     rows: Vec<Row>,
 }
 
@@ -156,7 +157,15 @@ impl Report {
         let enabled =
             has("--bench") && !has("--test") && !has("--list") && !args.iter().any(|a| a.starts_with("--profile-time"));
         let (clock_ns, clock_res_ns) = if enabled { clock() } else { (0.0, 0) };
-        Report { bench, enabled, quick: has("--quick"), clock_ns, clock_res_ns, rows: Vec::new() }
+        Report {
+            bench,
+            enabled,
+            quick: has("--quick"),
+            clock_ns,
+            clock_res_ns,
+            spent: Duration::ZERO,
+            rows: Vec::new(),
+        }
     }
 
     /// Samples `subjects` (the selected ones; their peers are stopped, and left stopped), in
@@ -166,6 +175,7 @@ impl Report {
         if !self.enabled || subjects.is_empty() {
             return;
         }
+        let t_start = Instant::now();
         let (max_samples, budget) =
             if self.quick { (200_000, Duration::from_millis(500)) } else { (2_000_000, Duration::from_secs(3)) };
         let forced =
@@ -217,6 +227,7 @@ impl Report {
                 max: per(raw[raw.len() - 1]),
             });
         }
+        self.spent += t_start.elapsed();
     }
 
     /// Prints the table and writes the JSON file (nothing when no row was sampled).
@@ -234,9 +245,12 @@ impl Report {
             if self.quick { "; --quick" } else { "" }
         );
         println!(
-            "{} CPUs; every sample includes one clock read ({:.1} ns, resolution {} ns); method: \
-             mmapipc/benches/latency/mod.rs",
-            cpus, self.clock_ns, self.clock_res_ns
+            "{} CPUs; every sample includes one clock read ({:.1} ns, resolution {} ns); sampling took {:.1} s; \
+             method: mmapipc/benches/latency/mod.rs",
+            cpus,
+            self.clock_ns,
+            self.clock_res_ns,
+            self.spent.as_secs_f64()
         );
         println!(
             "{:<28} {:>9} {:>5} {:>9} {:>9} {:>9} {:>9} {:>11} {:>12}",
@@ -272,6 +286,7 @@ impl Report {
             "unix_time": SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs()),
             "quick": self.quick,
             "rounds": ROUNDS,
+            "sampling_seconds": self.spent.as_secs_f64(),
             "cpus": cpus,
             "clock_read_ns": self.clock_ns,
             "clock_resolution_ns": self.clock_res_ns,

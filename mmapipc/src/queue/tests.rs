@@ -26,6 +26,24 @@ fn framing_and_sizes() {
 }
 
 #[test]
+fn record_head_word_has_the_format_byte_layout() {
+    // FORMAT.md: len u32 at +0, state u32 at +4 (little-endian); one 8-byte atomic holds both.
+    let w = head_word(0x0102_0304, STATE_TAKEN);
+    let mut expect = [0u8; 8];
+    expect[..4].copy_from_slice(&0x0102_0304u32.to_ne_bytes());
+    expect[4..].copy_from_slice(&STATE_TAKEN.to_ne_bytes());
+    assert_eq!(w.to_ne_bytes(), expect);
+    assert_eq!(split_head(w), (0x0102_0304, STATE_TAKEN));
+    // And in a queue's data area, after a put: length then state, byte for byte.
+    let q = Queue::in_heap(256);
+    assert!(q.try_put(b"abc").unwrap());
+    // SAFETY: the data area holds at least 16 bytes and nobody else uses this queue.
+    let bytes = unsafe { std::slice::from_raw_parts(q.data, 8) };
+    assert_eq!(bytes[..4], 3u32.to_ne_bytes());
+    assert_eq!(bytes[4..8], STATE_COMMITTED.to_ne_bytes());
+}
+
+#[test]
 fn wraps_with_padding_and_keeps_order() {
     let q = Queue::in_heap(256);
     let mut next_in = 0;

@@ -44,6 +44,17 @@ fn record_head_word_has_the_format_byte_layout() {
 }
 
 #[test]
+fn alignment_padding_after_a_payload_is_zeroed() {
+    let q = Queue::in_heap(256);
+    assert!(q.try_put(&[0xAA; 232]).unwrap()); // 248 bytes at 0: every byte written
+    assert_eq!(q.try_get().unwrap(), Some(vec![0xAA; 232]));
+    assert!(q.try_put(b"abc").unwrap()); // padding at 248, the record at 0
+                                         // SAFETY: the heap queue is private to this test and holds at least 24 data bytes.
+    let bytes = unsafe { std::slice::from_raw_parts(q.data, 24) };
+    assert_eq!(&bytes[16..24], b"abc\0\0\0\0\0", "no stale bytes after the payload");
+}
+
+#[test]
 fn wraps_with_padding_and_keeps_order() {
     let q = Queue::in_heap(256);
     let mut next_in = 0;

@@ -8,7 +8,7 @@ PY     := $(VENV)/bin/python
 CARGO  ?= cargo
 SOURCES := $(shell find mmapipc mmapipc-derive mmapipc-py -name '*.rs' -o -name '*.py' -o -name '*.pyi' -o -name Cargo.toml) pyproject.toml Cargo.toml
 
-.PHONY: all venv demo test test-rust test-loom test-python lint bench bench-quick bench-rust torture fuzz miri soak clean
+.PHONY: all venv demo test test-rust test-loom test-python lint bench bench-quick bench-rust torture fuzz miri tsan soak clean
 
 all: test
 
@@ -99,6 +99,14 @@ miri:
 		$(CARGO) +nightly miri test -p mmapipc --lib -- $(MIRI_TB_TESTS)
 	MIRIFLAGS="-Zmiri-disable-isolation -Zmiri-many-seeds=$(MIRI_SEEDS)" \
 		$(CARGO) +nightly miri test -p mmapipc --lib -- $(MIRI_SEEDED)
+
+## tsan: the library's unit tests under ThreadSanitizer (needs nightly with rust-src: -Zbuild-std
+## rebuilds std instrumented, so a report is never an artefact of an uninstrumented std). TSan
+## exits non-zero if it reported anything. No default features (the cli adds nothing threaded).
+TSAN_TARGET ?= x86_64-unknown-linux-gnu
+tsan:
+	RUSTFLAGS="-Zsanitizer=thread" $(CARGO) +nightly test -Zbuild-std -p mmapipc --no-default-features --lib \
+		--target $(TSAN_TARGET) --target-dir target/tsan
 
 ## soak: mixed workload for DURATION seconds (throughput over time, RSS and fds at start and end).
 soak: venv

@@ -444,8 +444,13 @@ impl Queue {
     /// records move through the ring, so the same 8 bytes are at other times an owner word or
     /// payload words (read by `peek_committed` as 8-byte atomics). With every atomic access to the
     /// data area 8 bytes wide and 8-aligned, no two atomic accesses of different sizes ever touch
-    /// the same bytes (mixed-size atomics are outside the C++/Rust memory model, and Miri's
-    /// weak-memory emulation cannot run them). The bytes in the file are the same as before.
+    /// the same bytes. That matters because not every access here is ordered: an advancer that
+    /// loaded `reclaim` before another advancer moved it may still read heads in space that a
+    /// producer is already reusing (its CAS then fails and the values are dropped). With 4-byte
+    /// heads that read could race an 8-byte owner store, which Rust's model leaves undefined;
+    /// Miri's weak-memory emulation cannot run mixed sizes at all. The bytes in the file are the
+    /// same as before. (What remains in that window: the 8-byte load may race the producer's plain
+    /// payload stores, a data race in the model; see docs/hardening.md.)
     #[inline]
     fn head(&self, idx: u64) -> &AtomicU64 {
         debug_assert!(idx % 8 == 0 && idx + 8 <= self.cap);

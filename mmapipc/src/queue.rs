@@ -886,6 +886,11 @@ impl Queue {
         let c = self.ctrl();
         loop {
             if self.maybe_nonempty() {
+                // A free lock can be taken by the caller's `try_` call right away: no need to
+                // take and drop it here (two more atomic RMWs and a fence per blocking get).
+                if c.cons_lock.lock.holder() == 0 {
+                    return Ok(true);
+                }
                 let me = lock::me();
                 let Some(got) = c.cons_lock.lock.lock(me, deadline, self.check_interval) else { return Ok(false) };
                 if got == lock::Acquired::Recovered {

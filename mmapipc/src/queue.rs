@@ -279,6 +279,9 @@ pub struct Queue {
     cap: u64,
     path: PathBuf,
     check_interval: Duration,
+    /// Last `reclaim` this handle read under the producer lock (a process-local lower bound of
+    /// it, see `write_locked`; the initial 0 is one too).
+    reclaim_seen: std::sync::atomic::AtomicU64,
 }
 
 // SAFETY: the handle owns its Region; `ctrl` and `data` point into it. Shared state is reached
@@ -391,7 +394,7 @@ impl Queue {
         let (ctrl, data) =
             unsafe { (region.as_ptr().add(control_offset) as *const Control, region.as_ptr().add(data_offset)) };
         let check_interval = (opts.recovery_bound / 4).max(Duration::from_millis(1));
-        Queue { region, ctrl, data, cap, path, check_interval }
+        Queue { region, ctrl, data, cap, path, check_interval, reclaim_seen: std::sync::atomic::AtomicU64::new(0) }
     }
 
     /// A queue in a heap region (no file): for tests, loom-free unit tests and miri.
@@ -482,11 +485,19 @@ impl Queue {
         // SYNC: tail-publish. Acquire: a previous holder that died after its store is not
         // synchronised with us through the lock word; this load is.
         let tail = c.tail.value.load(Ordering::Acquire);
-        // SYNC: reclaim-publish. Acquire pairs with the Release CAS in `advance_reclaim`: every
-        // consumer read of the space before `reclaim` happens-before our overwrite of it.
-        let reclaim = c.reclaim.value.load(Ordering::Acquire);
-        self.positions_ok(reclaim, tail, "reclaim, tail")?;
-        let limit = reclaim + self.cap;
+        // The `reclaim` this process saw last (under this lock): reclaim only grows, so it is a
+        // safe lower bound, and while it leaves room we need not read the shared line, which
+        // consumers write on every take (a cache miss here, and one for their next CAS).
+        // Relaxed: it was stored after an Acquire load of `reclaim` in an earlier critical
+        // section of this lock, which happens-before ours through the lock's Release/Acquire.
+        let mut reclaim = self.reclaim_seen.load(std::sync::atomic::Ordering::Relaxed);
+        let mut fresh = false;
+        if self.positions_ok(reclaim, tail, "").is_err() {
+            // Stale (another process moved tail on a newer reclaim) or never read.
+            reclaim = self.load_reclaim(tail)?;
+            fresh = true;
+        }
+        let mut limit = reclaim + self.cap;
         let mut pos = tail;
         let mut n = 0;
         let mut bytes = 0u64;
@@ -495,6 +506,12 @@ impl Queue {
             let need = record_size(m_len);
             let idx = pos % self.cap;
             let room = self.cap - idx;
+            let end = if need > room { pos + room + need } else { pos + need };
+            if end > limit && !fresh {
+                reclaim = self.load_reclaim(tail)?;
+                fresh = true;
+                limit = reclaim + self.cap;
+            }
             if need > room {
                 if pos + room > limit {
                     break;
@@ -543,6 +560,17 @@ impl Queue {
             s.bytes.store(s.bytes.load(Ordering::Relaxed).wrapping_add(bytes), Ordering::Relaxed);
         }
         Ok(n)
+    }
+
+    /// Reads the shared `reclaim` (producer lock held), checks it against `tail` and remembers it.
+    fn load_reclaim(&self, tail: u64) -> Result<u64, QueueError> {
+        // SYNC: reclaim-publish. Acquire pairs with the Release CAS in `advance_reclaim`: every
+        // consumer read of the space before `reclaim` happens-before our overwrite of it.
+        let reclaim = self.ctrl().reclaim.value.load(Ordering::Acquire);
+        self.positions_ok(reclaim, tail, "reclaim, tail")?;
+        // Relaxed: read back only under the producer lock (see write_locked).
+        self.reclaim_seen.store(reclaim, std::sync::atomic::Ordering::Relaxed);
+        Ok(reclaim)
     }
 
     /// Whether a message of `need` record bytes (or a padding record in front of it) can be

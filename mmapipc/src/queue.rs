@@ -297,6 +297,14 @@ impl std::fmt::Debug for Queue {
     }
 }
 
+/// What one locked take did: `n` messages, `read` moved from `from` to `to`.
+#[derive(Clone, Copy)]
+struct Taken {
+    n: usize,
+    from: u64,
+    to: u64,
+}
+
 /// Which way a consumer takes records.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Take {
@@ -722,7 +730,8 @@ impl Queue {
     // ----- consumer side -----
 
     /// Takes up to `max` records (consumer lock held); calls `f(pos, payload_ptr, len)` for each.
-    fn take_locked(&self, max: usize, how: Take, mut f: impl FnMut(u64, *mut u8, usize)) -> Result<usize, QueueError> {
+    /// Returns how many, and the span `[from, to)` that `read` moved over.
+    fn take_locked(&self, max: usize, how: Take, mut f: impl FnMut(u64, *mut u8, usize)) -> Result<Taken, QueueError> {
         let c = self.ctrl();
         let read = c.read.value.load(Ordering::Acquire);
         // SYNC: tail-publish. Acquire pairs with the producer's Release store: the records
@@ -782,7 +791,28 @@ impl Queue {
             s.msgs.store(s.msgs.load(Ordering::Relaxed).wrapping_add(n as u64), Ordering::Relaxed);
             s.bytes.store(s.bytes.load(Ordering::Relaxed).wrapping_add(bytes), Ordering::Relaxed);
         }
-        Ok(n)
+        Ok(Taken { n, from: read, to: pos })
+    }
+
+    /// After a copying take of `[from, to)`: every record there is finished (copied out, or
+    /// padding), so if `reclaim` stands at `from` it can jump to `to` without walking the
+    /// records; otherwise (views or other consumers' records before `from` not reclaimed yet)
+    /// walk as usual.
+    fn reclaim_copied(&self, t: Taken) {
+        if t.from == t.to {
+            return;
+        }
+        let c = self.ctrl();
+        // SYNC: reclaim-publish. Release: our copies out of [from, to) happen-before a producer's
+        // Acquire load of the new `reclaim`, as in advance_reclaim. No record in the span needs
+        // an Acquire of its state: none is a view (we took them all by copy, under the lock,
+        // and nobody else takes records below `read`).
+        match c.reclaim.value.compare_exchange(t.from, t.to, Ordering::AcqRel, Ordering::Relaxed) {
+            Ok(_) => c.not_full.waiter.notify(),
+            Err(_) => {
+                self.advance_reclaim(false);
+            }
+        }
     }
 
     /// True if `tail != read` (something may be available).
@@ -815,12 +845,12 @@ impl Queue {
                 }
                 let r = self.take_locked(max, how, &mut f);
                 c.cons_lock.lock.unlock(me);
-                let n = r?;
-                if n > 0 {
+                let t = r?;
+                if t.n > 0 {
                     if how == Take::Copy {
-                        self.advance_reclaim(false);
+                        self.reclaim_copied(t);
                     }
-                    return Ok(n);
+                    return Ok(t.n);
                 }
             }
             if !block || deadline.expired() {
@@ -1162,7 +1192,7 @@ impl Queue {
         }
         let r = self.take_locked(usize::MAX, Take::Copy, |_, _, _| {});
         c.cons_lock.lock.unlock(me);
-        let n = r?;
+        let n = r?.n;
         self.advance_reclaim(false);
         Ok(n)
     }

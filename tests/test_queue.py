@@ -100,6 +100,14 @@ def test_put_batch_borrows_any_buffer_and_copies_what_waits(path):
             q.unlink()
 
 
+def test_prefault_option(path):
+    with SharedMemoryQueue.create(path, 1 << 20, prefault=True) as q:
+        q.put(b"x" * 1000)
+        with SharedMemoryQueue.open(path, prefault=True) as other:
+            assert other.get(block=False) == b"x" * 1000
+            assert other.get(block=False) is None
+
+
 def test_full_timeouts_and_nonblocking(path):
     with SharedMemoryQueue.create(path, 1024) as q:
         assert q.capacity == 1024 and q.max_message_size == 1008

@@ -215,11 +215,22 @@ pub struct QueueOptions {
     /// Longest time a dead lock holder or view holder can block this handle (default 1 s). The
     /// owner is checked every quarter of it while waiting.
     pub recovery_bound: Duration,
+    /// Map every page of the ring into this process when the handle is made (default false),
+    /// with `madvise(MADV_POPULATE_WRITE)` (Linux 5.14 and later; elsewhere nothing happens).
+    /// Without it each page is mapped on first touch: a page fault per 4 KiB page, which made
+    /// the first lap of 8 MiB puts about 5x slower than later ones on the test machine. With
+    /// it, create/open pays that instead (about 0.25 ms per MiB there), once per handle.
+    pub prefault: bool,
 }
 
 impl Default for QueueOptions {
     fn default() -> Self {
-        QueueOptions { mode: 0o600, allow_foreign_owner: false, recovery_bound: Duration::from_secs(1) }
+        QueueOptions {
+            mode: 0o600,
+            allow_foreign_owner: false,
+            recovery_bound: Duration::from_secs(1),
+            prefault: false,
+        }
     }
 }
 
@@ -402,6 +413,9 @@ impl Queue {
         let (ctrl, data) =
             unsafe { (region.as_ptr().add(control_offset) as *const Control, region.as_ptr().add(data_offset)) };
         let check_interval = (opts.recovery_bound / 4).max(Duration::from_millis(1));
+        if opts.prefault {
+            prefault(data, cap as usize);
+        }
         Queue { region, ctrl, data, cap, path, check_interval, reclaim_seen: std::sync::atomic::AtomicU64::new(0) }
     }
 
@@ -1265,6 +1279,26 @@ impl Queue {
     #[doc(hidden)]
     pub fn data_ptr(&self) -> *mut u8 {
         self.data
+    }
+}
+
+/// Maps the pages of `[ptr, ptr + len)` (inside a live mapping) into this process's page tables
+/// without changing a byte; false if the kernel could not (too old, or not a mapping).
+fn prefault(ptr: *mut u8, len: usize) -> bool {
+    #[cfg(all(target_os = "linux", not(loom), not(miri)))]
+    {
+        // SAFETY: sysconf has no memory-safety preconditions.
+        let page = usize::try_from(unsafe { libc::sysconf(libc::_SC_PAGESIZE) }).unwrap_or(4096).max(1);
+        let start = ptr as usize / page * page;
+        // SAFETY: the range from the page holding `ptr` to `ptr + len` lies inside the caller's
+        // mapping (mappings start on a page boundary). MADV_POPULATE_WRITE only faults the pages
+        // in, as a write would, without writing: peers' data is untouched.
+        unsafe { libc::madvise(start as *mut libc::c_void, ptr as usize + len - start, libc::MADV_POPULATE_WRITE) == 0 }
+    }
+    #[cfg(not(all(target_os = "linux", not(loom), not(miri))))]
+    {
+        let _ = (ptr, len);
+        false
     }
 }
 

@@ -169,6 +169,25 @@ fn dead_lock_holder_is_replaced() {
     assert_eq!(q.stats().lock_recoveries, 2);
 }
 
+#[test]
+#[cfg_attr(miri, ignore)] // files in /dev/shm
+fn prefaulted_handles_work_and_change_no_byte() {
+    let path = std::env::temp_dir().join(format!("mmapipc-test-prefault-{}", std::process::id()));
+    let _ = std::fs::remove_file(&path);
+    let opts = QueueOptions { prefault: true, ..QueueOptions::default() };
+    let q = Queue::create_with(&path, 1 << 20, &opts).unwrap();
+    q.put(&msg(1, 1000)).unwrap();
+    // Prefaulting a mapping with a message in it (as a late `open` does) changes nothing.
+    let other = Queue::open_with(&path, &opts).unwrap();
+    if cfg!(target_os = "linux") {
+        // MADV_POPULATE_WRITE needs Linux 5.14; older kernels refuse and nothing happens.
+        let _ = prefault(other.data, other.cap as usize);
+    }
+    assert_eq!(other.try_get().unwrap(), Some(msg(1, 1000)));
+    assert!(other.try_get().unwrap().is_none());
+    q.unlink().unwrap();
+}
+
 /// Producers on separate handles of one file (as separate processes would be) each keep their
 /// own view of `reclaim`: a stale one must never let a producer overwrite unread records.
 #[test]

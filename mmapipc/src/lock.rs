@@ -8,9 +8,10 @@
 //! Acquiring: a CAS fast path, then the [`Waiter`]'s polling (a few microseconds of spinning,
 //! then yields), then sleep on its futex in slices. Between slices the waiter reads the word; if
 //! its owner is dead (the pid is gone, or now belongs to a process with another start time: pid
-//! reuse is detected), it CASes the word from that exact value to itself. That *steal* is only correct because every critical section guarded by these
-//! locks keeps the shared state consistent at every instruction (see `queue`'s module docs): a
-//! holder killed anywhere leaves either nothing or a committed change behind, never a half state.
+//! reuse is detected), it CASes the word from that exact value to itself. That *steal* is only
+//! correct because every critical section guarded by these locks keeps the shared state
+//! consistent at every instruction (see `queue`'s module docs): a holder killed anywhere leaves
+//! either nothing or a committed change behind, never a half state.
 //!
 //! The recovery bound is the slice length: a waiter checks the owner at least once per slice, so a
 //! dead owner's lock is taken over within one slice (plus a `/proc` read) of the first waiter.

@@ -138,9 +138,9 @@ impl Waiter {
     }
 
     /// Waits until `ready()` returns `Some`, or the deadline passes (`None`). Polls first
-    /// ([`Spin`]: spinning, then yielding, [`SPIN_TOTAL`] in all), then sleeps on the futex word in slices of at most `slice` (so callers can check
-    /// for Ctrl-C or dead peers between slices through `between_slices`, which may abort the
-    /// wait by returning `Err`).
+    /// (spinning for [`SPIN_PURE`], then yielding, [`SPIN_TOTAL`] in all), then sleeps on the
+    /// futex word in slices of at most `slice` (so callers can check for Ctrl-C or dead peers
+    /// between slices through `between_slices`, which may abort the wait by returning `Err`).
     pub fn wait_until<T, E>(
         &self,
         deadline: Deadline,
@@ -196,8 +196,8 @@ pub const SPIN_TOTAL: Duration = Duration::from_micros(50);
 /// `pause` instructions, whose length varies from 10 to 140 cycles between CPU models): spin
 /// for [`SPIN_PURE`], then yield between polls until [`SPIN_TOTAL`]; the caller then sleeps.
 ///
-/// Polls come well under a microsecond apart while spinning (16 `pause`s and a vDSO clock read), so a
-/// waiter notices a peer's store within a fraction of a microsecond, not after a long
+/// Polls come well under a microsecond apart while spinning (16 `pause`s and a vDSO clock read),
+/// so a waiter notices a peer's store within a fraction of a microsecond, not after a long
 /// exponential back-off step. Under loom it allows two steps (each a model yield).
 pub(crate) struct Spin {
     #[cfg(not(loom))]

@@ -8,6 +8,7 @@ import pickle
 import random
 import signal
 import struct
+import threading
 import time
 import uuid
 
@@ -60,6 +61,51 @@ def test_batches(q):
     assert q.get_batch(10_000) == msgs[300:]
     assert q.put_batch([]) == 0
     assert q.get_batch(0) == []
+
+
+def test_put_batch_borrows_any_buffer_and_copies_what_waits(path):
+    # Mixed bytes-like items are borrowed (no copy) for the first attempt; what has to wait for
+    # room is copied first, so changing the caller's buffers afterwards changes nothing queued.
+    block = numpy.arange(64, dtype=numpy.uint8).reshape(4, 16)
+    late = bytearray(b"L" * 100)
+    items = [b"b", bytearray(b"ba"), memoryview(b"xmvx")[1:3], block[1], b""]
+    items += [bytes([i]) * 100 for i in range(20)] + [late]
+    want = [bytes(it) for it in items]
+    with SharedMemoryQueue.create(path, 1024) as q:
+        got: list[bytes] = []
+
+        def drain() -> None:
+            time.sleep(0.05)  # let put_batch find the queue full and wait
+            late[:] = b"M" * 100  # waiting, so already copied: this must not reach the queue
+            while len(got) < len(items):
+                got.extend(q.get_batch(1000, timeout=5))
+
+        t = threading.Thread(target=drain)
+        t.start()
+        # 5 small + 21 x 120-byte records do not fit in 1024 bytes: the rest waits, copied.
+        done = q.put_batch(items, timeout=5)
+        t.join()
+        assert done == len(items)
+        assert got == want
+    with SharedMemoryQueue.create(path + "-2", 4096) as q:
+        try:
+            with pytest.raises(TypeError):
+                q.put_batch([b"ok", bytearray(b"fine"), "text", b"never"])
+            assert q.empty()  # a bad item puts nothing
+            bad = numpy.arange(16, dtype=numpy.uint8)[::2]  # not contiguous
+            with pytest.raises(TypeError):
+                q.put_batch([b"ok", bad])
+            assert q.empty()
+        finally:
+            q.unlink()
+
+
+def test_prefault_option(path):
+    with SharedMemoryQueue.create(path, 1 << 20, prefault=True) as q:
+        q.put(b"x" * 1000)
+        with SharedMemoryQueue.open(path, prefault=True) as other:
+            assert other.get(block=False) == b"x" * 1000
+            assert other.get(block=False) is None
 
 
 def test_full_timeouts_and_nonblocking(path):

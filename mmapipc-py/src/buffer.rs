@@ -27,12 +27,7 @@ pub fn with_bytes<R>(obj: &Bound<'_, PyAny>, f: impl FnOnce(&[u8]) -> R) -> PyRe
     // for one Py_buffer. PyBUF_SIMPLE asks for a contiguous byte span and no format.
     let rc = unsafe { ffi::PyObject_GetBuffer(obj.as_ptr(), view.as_mut_ptr(), ffi::PyBUF_SIMPLE) };
     if rc != 0 {
-        let err = PyErr::take(obj.py());
-        let name = obj.get_type().name().map(|n| n.to_string()).unwrap_or_else(|_| "object".into());
-        return Err(PyTypeError::new_err(format!(
-            "expected a bytes-like object (bytes, bytearray, memoryview or a C-contiguous buffer), got {name}{}",
-            err.map(|e| format!(" ({e})")).unwrap_or_default()
-        )));
+        return Err(not_bytes_like(obj));
     }
     // SAFETY: GetBuffer succeeded, so the view is initialised and must be released exactly once.
     let mut view = unsafe { view.assume_init() };
@@ -54,6 +49,91 @@ pub fn with_bytes<R>(obj: &Bound<'_, PyAny>, f: impl FnOnce(&[u8]) -> R) -> PyRe
         unsafe { std::slice::from_raw_parts(view.buf as *const u8, len) }
     };
     Ok(f(bytes))
+}
+
+/// The TypeError for an object that gave no contiguous buffer (takes the pending error).
+fn not_bytes_like(obj: &Bound<'_, PyAny>) -> PyErr {
+    let err = PyErr::take(obj.py());
+    let name = obj.get_type().name().map(|n| n.to_string()).unwrap_or_else(|_| "object".into());
+    PyTypeError::new_err(format!(
+        "expected a bytes-like object (bytes, bytearray, memoryview or a C-contiguous buffer), got {name}{}",
+        err.map(|e| format!(" ({e})")).unwrap_or_default()
+    ))
+}
+
+/// The bytes of many objects at once, borrowed without copying: `bytes` directly, any other
+/// C-contiguous buffer through a buffer request held until this value drops (with the GIL held:
+/// it is `!Send`, so it cannot travel into `allow_threads`). For batch puts: one allocation per
+/// batch instead of one copy per message.
+pub struct BorrowedBytes<'py> {
+    /// Keeps each `bytes` (and every exporter) alive.
+    _items: Vec<Bound<'py, PyAny>>,
+    /// Filled buffer requests; never moved after filling (capacity fixed up front).
+    views: Vec<ffi::Py_buffer>,
+    spans: Vec<(*const u8, usize)>,
+}
+
+impl<'py> BorrowedBytes<'py> {
+    /// Borrows every item of `iterable`. Fails (releasing what it took) on the first item that
+    /// is not bytes-like.
+    pub fn new(iterable: &Bound<'py, PyAny>) -> PyResult<Self> {
+        let items: Vec<Bound<'py, PyAny>> = iterable.try_iter()?.collect::<PyResult<_>>()?;
+        let n_buffers = items.iter().filter(|it| !it.is_instance_of::<PyBytes>()).count();
+        let mut this = BorrowedBytes {
+            views: Vec::with_capacity(n_buffers),
+            spans: Vec::with_capacity(items.len()),
+            _items: Vec::new(),
+        };
+        for it in &items {
+            if let Ok(b) = it.downcast::<PyBytes>() {
+                let s = b.as_bytes();
+                this.spans.push((s.as_ptr(), s.len()));
+                continue;
+            }
+            // SAFETY: an all-zero Py_buffer is plain data (null pointers, zero lengths); it is only
+            // released below if PyObject_GetBuffer filled it.
+            this.views.push(unsafe { std::mem::zeroed() });
+            let slot: *mut ffi::Py_buffer = this.views.last_mut().expect("just pushed");
+            // SAFETY: `it` is a live object and we hold the GIL; `slot` is writable storage for one
+            // Py_buffer that stays put (the Vec never grows past the capacity reserved above).
+            // PyBUF_SIMPLE asks for a contiguous byte span and no format.
+            if unsafe { ffi::PyObject_GetBuffer(it.as_ptr(), slot, ffi::PyBUF_SIMPLE) } != 0 {
+                this.views.pop();
+                return Err(not_bytes_like(it));
+            }
+            // SAFETY: the request succeeded, so `slot` is initialised.
+            let v = unsafe { &*slot };
+            let len = usize::try_from(v.len).unwrap_or(0);
+            let ptr =
+                if len == 0 || v.buf.is_null() { std::ptr::NonNull::dangling().as_ptr() } else { v.buf as *const u8 };
+            this.spans.push((ptr, len));
+        }
+        this._items = items;
+        Ok(this)
+    }
+
+    /// The borrowed byte strings, in order.
+    pub fn slices(&self) -> Vec<&[u8]> {
+        self.spans
+            .iter()
+            // SAFETY: each span is a `bytes` object's contents (immutable, kept alive by `_items`)
+            // or a PyBUF_SIMPLE export, valid and contiguous until its release in our Drop;
+            // the slices borrow `self`, so they cannot outlive either. Zero-length spans use a
+            // dangling, aligned, non-null pointer, as from_raw_parts requires.
+            .map(|&(p, n)| unsafe { std::slice::from_raw_parts(p, n) })
+            .collect()
+    }
+}
+
+impl Drop for BorrowedBytes<'_> {
+    fn drop(&mut self) {
+        for v in &mut self.views {
+            // SAFETY: every entry was filled by a successful PyObject_GetBuffer (failed ones are
+            // popped) and is released exactly once, here; `Bound<'py, _>` in `_items` proves the
+            // GIL is held for 'py, and this value cannot leave the thread (it is !Send).
+            unsafe { ffi::PyBuffer_Release(v) };
+        }
+    }
 }
 
 /// Something that keeps exported memory valid while it lives.

@@ -5,12 +5,13 @@
 //! takes it with a single compare-and-swap, so the owner's identity is never torn: any process
 //! can read the word and ask whether that exact process still runs.
 //!
-//! Acquiring: a CAS fast path, a short spin, then sleep on a futex [`Waiter`] in slices. Between
-//! slices the waiter reads the word; if its owner is dead (the pid is gone, or now belongs to a
-//! process with another start time: pid reuse is detected), it CASes the word from that exact
-//! value to itself. That *steal* is only correct because every critical section guarded by these
-//! locks keeps the shared state consistent at every instruction (see `queue`'s module docs): a
-//! holder killed anywhere leaves either nothing or a committed change behind, never a half state.
+//! Acquiring: a CAS fast path, then the [`Waiter`]'s polling (a few microseconds of spinning,
+//! then yields), then sleep on its futex in slices. Between slices the waiter reads the word; if
+//! its owner is dead (the pid is gone, or now belongs to a process with another start time: pid
+//! reuse is detected), it CASes the word from that exact value to itself. That *steal* is only
+//! correct because every critical section guarded by these locks keeps the shared state
+//! consistent at every instruction (see `queue`'s module docs): a holder killed anywhere leaves
+//! either nothing or a committed change behind, never a half state.
 //!
 //! The recovery bound is the slice length: a waiter checks the owner at least once per slice, so a
 //! dead owner's lock is taken over within one slice (plus a `/proc` read) of the first waiter.
@@ -22,7 +23,7 @@ use std::sync::atomic::AtomicU64 as StdAtomicU64;
 use std::time::Duration;
 
 use crate::process;
-use crate::sync::{spin_loop, AtomicU64, Ordering};
+use crate::sync::{AtomicU64, Ordering};
 use crate::wait::{Deadline, Waiter};
 
 /// The owner word for a process: `(pid << 32) | (start_time as u32 | 1)`; never zero.
@@ -123,14 +124,6 @@ impl RobustLock {
     pub fn lock(&self, me: u64, deadline: Deadline, slice: Duration) -> Option<Acquired> {
         if self.try_lock(me) {
             return Some(Acquired::Clean);
-        }
-        for i in 0..64u32 {
-            if self.word.load(Ordering::Relaxed) == 0 && self.try_lock(me) {
-                return Some(Acquired::Clean);
-            }
-            for _ in 0..(1u32 << i.min(5)) {
-                spin_loop();
-            }
         }
         let started = std::time::Instant::now();
         struct Stolen;

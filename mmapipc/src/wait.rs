@@ -1,4 +1,5 @@
-//! Waiting across processes: spin briefly, then sleep on a 32-bit word in the shared mapping.
+//! Waiting across processes: poll briefly (spin, then yield), then sleep on a 32-bit word in the
+//! shared mapping.
 //!
 //! Linux: `futex(FUTEX_WAIT)` / `futex(FUTEX_WAKE)` on the word (not `FUTEX_PRIVATE_FLAG`:
 //! the waiters live in other processes). Other Unix systems: there is no public cross-process
@@ -74,22 +75,49 @@ pub fn wake_all(word: &AtomicU32) {
 
 /// A monotonic deadline: `None` waits forever.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Deadline(Option<Instant>);
+pub struct Deadline(When);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum When {
+    Never,
+    /// A zero timeout: passed from the start. Kept apart so that non-blocking calls (the hot
+    /// path of `try_*`) read no clock: a vDSO clock read was ~10% of a 64 B put + get.
+    Now,
+    At(Instant),
+}
 
 impl Deadline {
     /// A deadline `timeout` from now (`None`: never).
     pub fn after(timeout: Option<Duration>) -> Deadline {
-        Deadline(timeout.and_then(|t| Instant::now().checked_add(t)))
+        Deadline(match timeout {
+            None => When::Never,
+            Some(t) if t.is_zero() => When::Now,
+            Some(t) => Instant::now().checked_add(t).map_or(When::Never, When::At),
+        })
     }
 
     /// Time left, `Some(ZERO)` once passed, `None` if unbounded.
     pub fn remaining(&self) -> Option<Duration> {
-        self.0.map(|d| d.saturating_duration_since(Instant::now()))
+        match self.0 {
+            When::Never => None,
+            When::Now => Some(Duration::ZERO),
+            When::At(d) => Some(d.saturating_duration_since(Instant::now())),
+        }
     }
 
     /// True once the deadline has passed.
     pub fn expired(&self) -> bool {
         matches!(self.remaining(), Some(d) if d.is_zero())
+    }
+
+    /// True if the deadline had passed at `now`.
+    #[cfg_attr(loom, allow(dead_code))]
+    fn passed_at(&self, now: Instant) -> bool {
+        match self.0 {
+            When::Never => false,
+            When::Now => true,
+            When::At(d) => now >= d,
+        }
     }
 }
 
@@ -136,10 +164,10 @@ impl Waiter {
         wake_all(&self.seq);
     }
 
-    /// Waits until `ready()` returns `Some`, or the deadline passes (`None`). Spins briefly
-    /// first, then sleeps on the futex word in slices of at most `slice` (so callers can check
-    /// for Ctrl-C or dead peers between slices through `between_slices`, which may abort the
-    /// wait by returning `Err`).
+    /// Waits until `ready()` returns `Some`, or the deadline passes (`None`). Polls first
+    /// (spinning for [`SPIN_PURE`], then yielding, [`SPIN_TOTAL`] in all), then sleeps on the
+    /// futex word in slices of at most `slice` (so callers can check for Ctrl-C or dead peers
+    /// between slices through `between_slices`, which may abort the wait by returning `Err`).
     pub fn wait_until<T, E>(
         &self,
         deadline: Deadline,
@@ -147,21 +175,14 @@ impl Waiter {
         mut ready: impl FnMut() -> Option<T>,
         mut between_slices: impl FnMut() -> Result<(), E>,
     ) -> Result<Option<T>, E> {
-        // Spin phase: a peer that is actively producing/consuming answers within microseconds.
-        for i in 0..SPIN_ROUNDS {
+        let mut spin = Spin::new();
+        loop {
             if let Some(v) = ready() {
                 return Ok(Some(v));
             }
-            for _ in 0..(1u32 << (i.min(6))) {
-                spin_loop();
+            if !spin.step(&deadline) {
+                break;
             }
-        }
-        #[cfg(not(loom))]
-        for _ in 0..YIELD_ROUNDS {
-            if let Some(v) = ready() {
-                return Ok(Some(v));
-            }
-            std::thread::yield_now();
         }
         loop {
             if let Some(v) = ready() {
@@ -189,9 +210,71 @@ impl Waiter {
     }
 }
 
-const SPIN_ROUNDS: u32 = 24;
-#[cfg(not(loom))]
-const YIELD_ROUNDS: u32 = 4;
+/// Pure spinning (`pause` between polls) lasts this long from the start of a wait: long enough
+/// for a peer running on another core to answer (a cross-core round trip plus a Python call is
+/// 1 to 3 us), short enough that a peer sharing *this* CPU is not kept waiting for long.
+pub const SPIN_PURE: Duration = Duration::from_micros(5);
+/// Then the waiter yields the CPU between polls until this long from the start, and only then
+/// sleeps on the futex. A yield with nothing else runnable here returns at once (so this is still
+/// polling, at about a syscall's granularity); with a peer runnable on this CPU it lets it run.
+pub const SPIN_TOTAL: Duration = Duration::from_micros(50);
+
+/// The polling phase of a wait, by elapsed time (the same on every CPU, unlike a count of
+/// `pause` instructions, whose length varies from 10 to 140 cycles between CPU models): spin
+/// for [`SPIN_PURE`], then yield between polls until [`SPIN_TOTAL`]; the caller then sleeps.
+///
+/// Polls come well under a microsecond apart while spinning (16 `pause`s and a vDSO clock read),
+/// so a waiter notices a peer's store within a fraction of a microsecond, not after a long
+/// exponential back-off step. Under loom it allows two steps (each a model yield).
+pub(crate) struct Spin {
+    #[cfg(not(loom))]
+    start: Option<Instant>,
+    #[cfg(loom)]
+    n: u32,
+}
+
+impl Spin {
+    pub(crate) fn new() -> Spin {
+        Spin {
+            #[cfg(not(loom))]
+            start: None,
+            #[cfg(loom)]
+            n: 0,
+        }
+    }
+
+    /// Pauses before the next poll. False when polling should stop: after [`SPIN_TOTAL`], or
+    /// once `deadline` has passed and the pure spin is over (a lock held for a moment is still
+    /// waited for by a caller with no time to wait, as before).
+    pub(crate) fn step(&mut self, deadline: &Deadline) -> bool {
+        #[cfg(loom)]
+        {
+            let _ = deadline;
+            self.n += 1;
+            spin_loop();
+            self.n <= 2
+        }
+        #[cfg(not(loom))]
+        {
+            let now = Instant::now();
+            let t = now - *self.start.get_or_insert(now);
+            if t >= SPIN_TOTAL {
+                return false;
+            }
+            if t < SPIN_PURE {
+                for _ in 0..16 {
+                    spin_loop();
+                }
+                return true;
+            }
+            if deadline.passed_at(now) {
+                return false;
+            }
+            std::thread::yield_now();
+            true
+        }
+    }
+}
 
 #[cfg(all(test, not(loom)))]
 mod tests {

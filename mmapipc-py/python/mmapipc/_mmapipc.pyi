@@ -121,11 +121,22 @@ class SharedMemoryQueue:
 
     @classmethod
     def create(
-        cls, path: _Path, capacity: int, *, mode: int = 0o600, recovery_bound: float = 1.0
+        cls,
+        path: _Path,
+        capacity: int,
+        *,
+        mode: int = 0o600,
+        recovery_bound: float = 1.0,
+        prefault: bool = False,
     ) -> SharedMemoryQueue: ...
     @classmethod
     def open(
-        cls, path: _Path, *, allow_foreign_owner: bool = False, recovery_bound: float = 1.0
+        cls,
+        path: _Path,
+        *,
+        allow_foreign_owner: bool = False,
+        recovery_bound: float = 1.0,
+        prefault: bool = False,
     ) -> SharedMemoryQueue: ...
     def put(self, data: Buffer, block: bool = True, timeout: float | None = None) -> bool: ...
     def put_batch(self, messages: Iterable[Buffer], block: bool = True, timeout: float | None = None) -> int: ...

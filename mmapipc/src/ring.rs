@@ -1143,29 +1143,45 @@ impl Ring {
     /// [`max_message_size`](Self::max_message_size)).
     #[inline]
     pub fn try_write(&mut self, data: &[u8]) -> Result<bool, RingError> {
-        let rec = self.check_len(data.len())?;
+        // Fast path, kept small enough to inline into the caller's loop: the role is held, the
+        // record fits before the end of the buffer, and the cached head shows room. Everything
+        // else (claiming, padding at the wrap, reloading head, errors) is in the cold path.
         let mem = &*self.mem;
-        let p = match &mut self.prod {
-            Some(p) if p.claim.generation == fork_generation() => p,
-            _ => {
-                let mem = self.mem.clone();
-                let _ = self.producer()?;
-                return Self::write_claimed(&mem, self.prod.as_mut().expect("claimed"), data, rec);
+        if let Some(p) = &mut self.prod {
+            let len = data.len();
+            let rec = record_size(len.min(mem.capacity as usize)) as u64;
+            if p.claim.generation == fork_generation()
+                && rec <= mem.capacity - p.off
+                && mem.capacity - (p.tail - p.cached_head) >= rec
+            {
+                // (rec <= capacity - off also bounds len below max_message_size.)
+                p.full = false;
+                let off = p.off;
+                // SAFETY: off + rec <= capacity and the cached head shows those bytes released
+                // by the consumer; nobody else writes them until we publish.
+                unsafe { mem.copy_in(off + RECORD_HEADER as u64, data) };
+                p.push(mem, len);
+                p.commit(mem, 1, len as u64);
+                return Ok(true);
             }
-        };
-        Self::write_claimed(mem, p, data, rec)
+        }
+        self.try_write_slow(data)
     }
 
-    #[inline]
-    fn write_claimed(mem: &RingMemory, p: &mut ProducerState, data: &[u8], rec: u64) -> Result<bool, RingError> {
-        match p.reserve(mem, rec, true)? {
+    #[cold]
+    #[inline(never)]
+    fn try_write_slow(&mut self, data: &[u8]) -> Result<bool, RingError> {
+        let rec = self.check_len(data.len())?;
+        let mem = self.mem.clone();
+        let p = self.producer()?;
+        match p.reserve(&mem, rec, true)? {
             None => Ok(false),
             Some(off) => {
                 // SAFETY: reserve returned room for `rec` bytes at `off` (off + rec <= capacity),
                 // which the consumer has released and nobody else writes.
                 unsafe { mem.copy_in(off + RECORD_HEADER as u64, data) };
-                p.push(mem, data.len());
-                p.commit(mem, 1, data.len() as u64);
+                p.push(&mem, data.len());
+                p.commit(&mem, 1, data.len() as u64);
                 Ok(true)
             }
         }
@@ -1290,8 +1306,29 @@ impl Ring {
     /// releases its space when dropped. `Ok(None)`: the ring is empty.
     #[inline]
     pub fn try_read(&mut self) -> Result<Option<RecvGuard<'_>>, RingError> {
+        // Fast path, small enough to inline: the role is held with nothing detached, the cached
+        // tail shows a record, and its header is a message that lies inside the published
+        // bytes and the buffer. Padding, reloading tail, corruption and claiming are cold.
+        let mem = &*self.mem;
+        if let Some(c) = &mut self.cons {
+            let avail = c.cached_tail - c.head;
+            if c.claim.generation == fork_generation() && c.held == 0 && avail >= RECORD_HEADER as u64 {
+                let (len, flags) = mem.load_header(c.off);
+                let rec = align8(u64::from(len) + RECORD_HEADER as u64);
+                if flags == FLAG_MESSAGE && rec <= avail && rec <= mem.capacity - c.off {
+                    let off = c.off + RECORD_HEADER as u64;
+                    return Ok(Some(RecvGuard::new(self, off, len as usize, rec)));
+                }
+            }
+        }
+        self.try_read_slow()
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn try_read_slow(&mut self) -> Result<Option<RecvGuard<'_>>, RingError> {
         self.consumer()?;
-        // Split borrows instead of cloning the Arc: no atomic read-modify-write on the fast path.
+        // Split borrows instead of cloning the Arc.
         let mem = &*self.mem;
         let c = self.cons.as_mut().expect("claimed above");
         match c.peek(mem)? {

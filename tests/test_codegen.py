@@ -6,6 +6,7 @@ import importlib.util
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -60,3 +61,24 @@ def test_bad_schema_file_exit_code(tmp_path: Path) -> None:
     bad = tmp_path / "bad.json"
     bad.write_text("{}")
     assert codegen.main([str(bad), "-o", str(tmp_path)]) == 2
+
+
+def _load(name: str) -> Any:
+    spec = importlib.util.spec_from_file_location(name, GENERATED / f"{name}.py")
+    assert spec is not None and spec.loader is not None
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_generated_classes_with_pixel_arrays_have_an_image_accessor() -> None:
+    import numpy as np
+
+    frame_mod = _load("video_frame_v1")
+    header = {"seq": 1, "timestamp_ns": 2, "width": 2, "height": 2, "stride": 8, "pixel_format": 1}
+    msg = frame_mod.SCHEMA.encode({**header, "pixels": np.arange(16, dtype=np.uint8)})
+    frame = frame_mod.Frame(msg)
+    img = frame.image("pixels", stride="stride")
+    assert img.shape == (2, 2, 3) and img[1].reshape(-1).tolist() == list(range(8, 14))
+    assert "field: Literal['pixels']" in (GENERATED / "video_frame_v1.pyi").read_text()
+    assert not hasattr(_load("market_tick_v1").Tick, "image"), "no Vec field, no image accessor"

@@ -6,12 +6,14 @@ import json
 import os
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 np = pytest.importorskip("numpy")
 
 import mmapipc
+import mmapipc.schema
 from mmapipc.schema import Record, Schema
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -144,3 +146,84 @@ def test_isinstance_record() -> None:
     rec = schema("market/tick.v1.json").decode(bytes(32))
     assert isinstance(rec, Record)
     assert os.fspath(SCHEMAS)  # schemas directory exists
+
+
+# -- (height, width, channels) views of pixel arrays ------------------------------------------
+
+
+def frame_message(width: int, height: int, stride: int, pixels: Any, **header: int) -> bytearray:
+    """A video.Frame v1 message (encoded here); the header values need not match the pixels."""
+    values = {"seq": 1, "timestamp_ns": 2, "width": width, "height": height, "stride": stride, "pixel_format": 1}
+    return bytearray(schema("video/frame.v1.json").encode({**values, **header, "pixels": pixels}).tobytes())
+
+
+def test_frame_image_is_a_strided_view_of_the_message() -> None:
+    h, w, stride = 4, 5, 20  # rows of 15 bytes, padded to 20
+    pixels = (np.arange(h * stride) % 251).astype(np.uint8)
+    buf = frame_message(w, h, stride, pixels)
+    rec = schema("video/frame.v1.json").decode(buf)
+    img = rec.image("pixels", stride="stride")
+    assert img.shape == (h, w, 3) and img.dtype == np.uint8 and img.strides == (stride, 3, 1)
+    assert np.array_equal(img, pixels.reshape(h, stride)[:, : w * 3].reshape(h, w, 3))
+    assert np.shares_memory(img, rec.buffer) and not img.flags.owndata
+    # Sizes as numbers, a grayscale view, packed rows.
+    assert rec.image("pixels", height=2, width=20, channels=None).shape == (2, 20)
+    gray = rec.image("pixels", height=h, width=w * 3, channels=1, stride=stride)
+    assert gray.shape == (h, w * 3, 1) and np.array_equal(gray[..., 0], img.reshape(h, w * 3))
+    packed = rec.image("pixels", height=h, width=stride // 4, channels=4)
+    assert packed.strides == (stride, 4, 1) and np.array_equal(packed.reshape(-1), pixels)
+    # The views see the message bytes change (pixels are stored first in the message): no copy.
+    assert int(img[1, 1, 0]) == int(pixels[stride + 3])
+    buf[stride + 3] ^= 0xFF
+    assert int(img[1, 1, 0]) == int(pixels[stride + 3]) ^ 0xFF == int(packed[1, 0, 3])
+
+
+def test_frame_image_of_a_rust_frame(messages: Path) -> None:
+    rec = schema("video/frame.v1.json").decode(load(messages, "video.Frame", 1))
+    img = rec.image("pixels", stride="stride")
+    assert img.shape == (3, 4, 3)
+    assert img.reshape(-1).tolist() == [(i * 7) % 256 for i in range(36)]
+
+
+@pytest.mark.parametrize(
+    ("height", "width", "stride", "match"),
+    [
+        (5, 5, 20, "needs 95 B, the array has 80 B"),  # one row too many
+        (2**32 - 1, 5, 20, "the array has 80 B"),  # a corrupt u32
+        (4, 7, 20, "shorter than a row"),  # rows longer than the stride
+        (4, 2**32 - 1, 2**32 - 1, "shorter than a row"),
+        (4, 5, 2**31, "the array has 80 B"),  # a huge stride
+        (4, 5, 14, "shorter than a row"),
+    ],
+)
+def test_corrupt_frame_header_raises_never_reads_outside(height: int, width: int, stride: int, match: str) -> None:
+    pixels = np.zeros(80, np.uint8)
+    rec = schema("video/frame.v1.json").decode(frame_message(width, height, stride, pixels))
+    with pytest.raises(ValueError, match=match):
+        rec.image("pixels", stride="stride")
+
+
+def test_frame_image_edges_and_wrong_fields() -> None:
+    s = schema("video/frame.v1.json")
+    # The last row needs no padding after it: 3 rows of 15 bytes at a stride of 20 fit in 55.
+    rec = s.decode(frame_message(5, 3, 20, np.arange(55, dtype=np.uint8)))
+    assert rec.image("pixels", stride="stride")[2, 4].tolist() == [52, 53, 54]
+    empty = s.decode(frame_message(0, 0, 0, np.zeros(0, np.uint8))).image("pixels", stride="stride")
+    assert empty.shape == (0, 0, 3)
+    with pytest.raises(TypeError, match="not an array"):
+        rec.image("seq")
+    with pytest.raises(KeyError, match="no field 'depth'"):
+        rec.image("pixels", height="depth")
+    with pytest.raises(ValueError, match="invalid image size"):
+        rec.image("pixels", channels=0)
+    u16 = np.zeros(20, np.uint16)
+    with pytest.raises(ValueError, match="not a multiple"):
+        mmapipc.schema.image_view(u16, 2, 3, 3, 19)
+    assert mmapipc.schema.image_view(u16, 2, 3, 3, 20).strides == (20, 6, 2)
+    tick = schema("market/tick.v1.json").decode(bytes(32))
+    assert tick.image("symbol", height=2, width=4, channels=1).shape == (2, 4, 1)  # a fixed array works too
+    with pytest.raises(TypeError, match="'price' .height. is not an integer"):
+        tick.image("symbol", height="price", width=8, channels=1)
+    rec.release()
+    with pytest.raises(ValueError, match="released"):
+        rec.image("pixels", stride="stride")

@@ -1,17 +1,23 @@
-"""Typed rings across languages: Rust producer -> Python consumer and Python producer -> Rust
-consumer for every example type, with per-message checks; schema checks from Python."""
+"""Typed rings and queues across languages: Rust producer -> Python consumer and Python producer
+-> Rust consumer for every example type, with per-message checks; schema checks from Python;
+batches of fixed-size records read in place as structured arrays (rings and queues)."""
 
 from __future__ import annotations
 
 import dataclasses
+import multiprocessing as mp
+import os
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 np = pytest.importorskip("numpy")
 
 import mmapipc
+import typed_helpers as th
+from conftest import run_child
 from mmapipc.schema import Schema
 from mmapipc.typed import TypedQueue, TypedRing
 
@@ -184,7 +190,8 @@ def test_python_loan_fills_frame_pixels_in_place(peer: Path, tmp_path: Path) -> 
             header = {k: v for k, v in want.items() if k != "pixels"}
             loan = ring.loan("pixels", 16 * 9 * 3, header, timeout=30.0)
             assert loan is not None
-            px = loan.array.reshape(9, 16, 3)
+            px = loan.image(stride="stride")  # (9, 16, 3) over the slot, from the header's sizes
+            assert px.shape == (9, 16, 3) and np.shares_memory(px, loan.array)
             np.copyto(px, np.asarray(want["pixels"]).reshape(9, 16, 3))
             with pytest.raises(ValueError, match="loaned slot is outstanding"):
                 ring.ring.write(b"x")
@@ -200,3 +207,177 @@ def test_python_loan_fills_frame_pixels_in_place(peer: Path, tmp_path: Path) -> 
         assert ring.recv(block=False) is None, "an aborted loan publishes nothing"
         with pytest.raises(TypeError, match="not a Vec"):
             ring.loan("seq", 4, {})
+
+
+
+def test_loan_image_writes_padded_rows_in_place_and_the_reader_sees_them(tmp_path: Path) -> None:
+    h, w, stride = 6, 10, 40  # rows of 30 bytes, padded to 40
+    header = {"seq": 7, "timestamp_ns": 1, "width": w, "height": h, "stride": stride, "pixel_format": 1}
+    frame = (np.arange(h * w * 3) % 253).astype(np.uint8).reshape(h, w, 3)
+    with TypedRing.create(str(tmp_path / "padded"), 1 << 14, SCHEMAS / KINDS["frame"]) as ring:
+        loan = ring.loan("pixels", h * stride, header, timeout=1.0)
+        assert loan is not None
+        loan.array[:] = 0xEE  # padding marker
+        view = loan.image(stride="stride")
+        assert view.shape == (h, w, 3) and view.strides == (stride, 3, 1) and view.flags.writeable
+        np.copyto(view, frame)
+        with pytest.raises(ValueError, match="needs"):
+            loan.image(height=h + 1, stride="stride")  # one row more than was loaned
+        with pytest.raises(KeyError, match="not a header field"):
+            loan.image(stride="row_bytes")
+        with pytest.raises(BufferError):
+            loan.commit()  # `view` still exports the slot
+        del view
+        loan.commit()
+        rec = ring.recv(timeout=1.0)
+        assert rec is not None
+        got = rec.image("pixels", stride="stride")
+        assert np.array_equal(got, frame) and not got.flags.writeable
+        assert (rec.pixels.reshape(h, stride)[:, w * 3 :] == 0xEE).all(), "the row padding was not written"
+        del got
+        rec = None
+        assert ring.recv(block=False) is None
+
+
+# -- typed queue batches in place -------------------------------------------------------------
+
+def _mapping_of(path: str) -> list[tuple[int, int]]:
+    """Address ranges where this process maps the file at `path` (from /proc/self/maps)."""
+    real = os.path.realpath(path)
+    spans = []
+    with open("/proc/self/maps", encoding="utf-8") as maps:
+        for line in maps:
+            parts = line.split(maxsplit=5)
+            if len(parts) == 6 and parts[5].strip() == real:
+                lo, hi = (int(x, 16) for x in parts[0].split("-"))
+                spans.append((lo, hi))
+    return spans
+
+
+def _in_mapping(arr: Any, spans: list[tuple[int, int]]) -> bool:
+    lo = arr.__array_interface__["data"][0]
+    hi = lo + (len(arr) - 1) * arr.strides[0] + arr.dtype.itemsize
+    return any(a <= lo and hi <= b for a, b in spans)
+
+
+def _check_ticks(batch: Any, start: int) -> None:
+    want = th.ticks(batch.dtype, start, len(batch))
+    for name in ("timestamp_ns", "symbol", "price", "size", "side"):
+        assert np.array_equal(batch[name], want[name]), f"ticks {start}..{start + len(batch)} field {name}"
+
+
+def test_queue_batch_from_a_producer_process(ctx: Any, shm_path: str) -> None:
+    n = 6000
+    with TypedQueue.create(shm_path, 4096, th.TICK_V1) as q:  # 85 ticks a lap: many wraps
+        spans = _mapping_of(shm_path)
+        assert spans, "the queue file is mapped"
+        producer = ctx.Process(target=th.produce_ticks, args=(shm_path, n, 50))
+        producer.start()
+        try:
+            got, sizes = 0, []
+            while got < n:
+                batch = q.recv_batch(64, timeout=30.0)
+                assert batch.size > 0, f"no tick after {got} within 30 s"
+                assert batch.dtype == q.dtype and batch.shape == (len(batch),) and len(batch) <= 64
+                _check_ticks(batch, got)
+                prices = batch["price"]
+                # In place: a strided view whose memory is the queue's mapping, nothing copied.
+                assert not batch.flags.writeable and not batch.flags.owndata and not prices.flags.owndata
+                assert np.shares_memory(prices, batch) and prices.base is batch
+                assert type(batch.base).__name__ == "SharedBuffer"
+                assert batch.strides == (48,) and _in_mapping(batch, spans) and _in_mapping(prices, spans)
+                assert prices.mean() == pytest.approx((got + (got + len(batch) - 1)) / 4)
+                got += len(batch)
+                sizes.append(len(batch))
+                del batch, prices
+        finally:
+            producer.join(60)
+        assert producer.exitcode == 0
+        assert got == n and q.queue.qsize() == 0
+        assert max(sizes) > 1, "records arrive in batches, not one by one"
+        assert q.recv_batch(64, block=False).size == 0
+
+
+def test_queue_batch_holds_its_slots_until_every_array_is_gone(ctx: Any, shm_path: str) -> None:
+    with TypedQueue.create(shm_path, 1024, th.TICK_V1) as q, TypedQueue.open(shm_path, th.TICK_V1) as tx:
+        full = 0
+        while tx.send(th.ticks(tx.dtype, full, 1)[0], block=False):
+            full += 1
+        assert full == 21  # 21 records of 48 bytes in 1024
+        batch = q.recv_batch(100)
+        assert len(batch) == full and q.queue.qsize() == 0
+        prices, first = batch["price"], batch[:3]
+        snapshot = batch.copy()
+        del batch  # the derived arrays still hold the slots
+        assert not tx.send(th.ticks(tx.dtype, 100, 1)[0], block=False)
+        assert run_child(ctx, th.try_send_tick, shm_path, 100) == th.REFUSED, "another process cannot reuse them either"
+        assert np.array_equal(prices, snapshot["price"]) and np.array_equal(first, snapshot[:3])
+        del prices
+        assert not tx.send(th.ticks(tx.dtype, 100, 1)[0], block=False), "`first` still holds them"
+        del first
+        assert run_child(ctx, th.try_send_tick, shm_path, 100) == th.SENT
+        again = q.recv_batch(10)
+        _check_ticks(again, 100)
+
+
+def test_forked_child_dropping_an_inherited_queue_batch_frees_nothing(shm_path: str) -> None:
+    fork = mp.get_context("fork")
+    with TypedQueue.create(shm_path, 1024, th.TICK_V1) as q:
+        assert q.send_batch(th.ticks(q.dtype, 0, 21), block=False) == 21
+        holder = [q.recv_batch(100)]  # the batch's only reference, so the child can drop it
+        assert len(holder[0]) == 21
+        assert run_child(fork, th.drop_inherited_batch_then_send, holder, shm_path, 21) == th.REFUSED
+        _check_ticks(holder[0], 0)
+        holder.clear()
+        assert run_child(fork, th.try_send_tick, shm_path, 21) == th.SENT
+
+
+def test_queue_batch_stops_at_the_wrap(shm_path: str) -> None:
+    with TypedQueue.create(shm_path, 1024, th.TICK_V1) as q:
+        assert q.send_batch(th.ticks(q.dtype, 0, 15)) == 15
+        first = q.recv_batch(100)
+        assert len(first) == 15
+        del first
+        assert q.send_batch(th.ticks(q.dtype, 15, 15)) == 15  # 720..1008, then 0..432 after the wrap
+        a = q.recv_batch(100)
+        b = q.recv_batch(100)
+        assert (len(a), len(b)) == (6, 9), "one equally spaced run per call: up to the wrap, then the rest"
+        _check_ticks(a, 15)
+        _check_ticks(b, 21)
+        assert q.recv_batch(100, timeout=0.01).size == 0
+        assert q.recv_batch(0).size == 0
+        with pytest.raises(ValueError, match="max_count"):
+            q.recv_batch(-1)
+
+
+def test_queue_batch_refuses_what_is_not_a_record_of_the_channel(shm_path: str, tmp_path: Path) -> None:
+    with TypedQueue.create(shm_path, 4096, th.TICK_V1) as q:
+        with pytest.raises(mmapipc.SchemaMismatch, match="reader needs v2"):
+            TypedQueue.open(shm_path, SCHEMAS / "market/tick.v2.json")
+        with pytest.raises(mmapipc.SchemaMismatch, match="name: market.Tick"):
+            TypedQueue.open(shm_path, SCHEMAS / "video/frame.v1.json")
+        assert q.send_batch(th.ticks(q.dtype, 0, 2)) == 2
+        assert q.queue.put(b"not a tick")  # a raw producer misbehaving
+        assert q.send_batch(th.ticks(q.dtype, 2, 2)) == 2
+        ok = q.recv_batch(100)
+        assert len(ok) == 2, "the run stops before the odd message"
+        with pytest.raises(mmapipc.CorruptMessage, match="message of 10 bytes in a queue of 32-byte records"):
+            q.recv_batch(100)
+        rest = q.recv_batch(100)
+        _check_ticks(rest, 2)  # the odd message was discarded, nothing else
+        del ok, rest
+    with TypedQueue.create(str(tmp_path / "frames"), 1 << 16, SCHEMAS / KINDS["frame"]) as frames:
+        with pytest.raises(TypeError, match="variable-size"):
+            frames.recv_batch(10)
+
+
+def test_v1_reader_batches_a_v2_queue(shm_path: str) -> None:
+    with TypedQueue.create(shm_path, 4096, SCHEMAS / "market/tick.v2.json") as tx:
+        recs = th.ticks(tx.dtype, 0, 10)
+        recs["venue"] = 7
+        assert tx.send_batch(recs) == 10
+        with TypedQueue.open(shm_path, th.TICK_V1) as rx:
+            batch = rx.recv_batch(100)
+            assert batch.dtype.itemsize == 32 and batch.dtype.names is not None and "venue" not in batch.dtype.names
+            assert batch.strides == (48,)
+            _check_ticks(batch, 0)

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import numpy.typing as npt
 
-from mmapipc.schema import Record, Schema
+from mmapipc.schema import Dim, Record, Schema
 
 __all__ = ["SCHEMA", "DTYPE", "NAME", "VERSION", "FINGERPRINT", "Tensor"]
 
@@ -151,6 +151,19 @@ class Tensor:
     def batch_index(self) -> np.uint64:
         """u64 at offset 80 (8 bytes)"""
         return self._rec.get('batch_index')  # type: ignore[no-any-return]
+
+    def image(
+        self,
+        field: Literal['data'],
+        *,
+        height: Dim = "height",
+        width: Dim = "width",
+        channels: Dim | None = 3,
+        stride: Dim | None = None,
+    ) -> npt.NDArray[Any]:
+        """`field` as a (height, width, channels) ndarray over the message, no copy; sizes are
+        numbers or field names, `stride` in bytes (see mmapipc.schema.Record.image)."""
+        return self._rec.image(field, height=height, width=width, channels=channels, stride=stride)
 
     def to_dict(self) -> dict[str, Any]:
         return self._rec.to_dict()

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import numpy.typing as npt
 
-from mmapipc.schema import Record, Schema
+from mmapipc.schema import Dim, Record, Schema
 
 SCHEMA: Schema
 DTYPE: np.dtype[Any]
@@ -38,4 +38,13 @@ class Frame:
     def pixels(self) -> npt.NDArray[np.uint8]: ...
     @property
     def exposure_us(self) -> np.uint32: ...
+    def image(
+        self,
+        field: Literal['pixels'],
+        *,
+        height: Dim = "height",
+        width: Dim = "width",
+        channels: Dim | None = 3,
+        stride: Dim | None = None,
+    ) -> npt.NDArray[Any]: ...
     def to_dict(self) -> dict[str, Any]: ...

@@ -1,6 +1,8 @@
 """Python consumer of video frames: per-frame statistics with NumPy, straight from the slot.
 
-The frame's pixels are an ``ndarray`` of shape (height, width, 3) over the ring's memory: no copy.
+The frame's pixels are an ``ndarray`` of shape (height, width, 3) over the ring's memory, no copy:
+``rec.image("pixels", stride="stride")`` shapes them from the frame header's ``height``,
+``width`` and ``stride`` fields (bounds-checked; strided when rows are padded).
 Run through ``run.py`` (which creates the ring and starts a producer), or directly on an existing
 ring: ``python examples/video_frames/consumer.py PATH FRAMES``.
 """
@@ -27,8 +29,8 @@ def consume(path: str, frames: int, verify: bool = True, quiet: bool = False) ->
                 raise SystemExit(f"consumer: no frame {i} within 30 s")
             if start is None:
                 start = time.perf_counter()  # time from the first frame on
-            h, w, stride = int(rec.height), int(rec.width), int(rec.stride)
-            pixels = rec.pixels.reshape(h, stride)[:, : w * 3].reshape(h, w, 3)
+            pixels = rec.image("pixels", stride="stride")  # (height, width, 3) over the slot
+            h, w = pixels.shape[:2]
             means[i] = pixels.mean(axis=(0, 1))
             if verify and (int(rec.seq) != i or int(pixels[0, 0, 0]) != i % 251):
                 raise SystemExit(f"consumer: frame {i} is wrong (seq {int(rec.seq)}, first byte {int(pixels[0, 0, 0])})")

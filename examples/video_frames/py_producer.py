@@ -1,7 +1,8 @@
 """Python producer of video frames (the same frames as producer.rs), for the same consumer.
 
-By default each frame's pixels are written straight into a loaned slot (``TypedRing.loan``);
-``--copy`` builds each message and copies it in with ``send`` instead."""
+By default each frame's pixels are written straight into a loaned slot (``TypedRing.loan``, then
+``np.copyto(loan.image(stride="stride"), frame)`` into its (height, width, 3) view); ``--copy``
+builds each message and copies it in with ``send`` instead."""
 
 from __future__ import annotations
 
@@ -22,14 +23,15 @@ def produce(path: str, frames: int, width: int = 1920, height: int = 1080, in_pl
             shift = seq % 251
             header = {"seq": seq, "timestamp_ns": time.monotonic_ns(), "width": width, "height": height,
                       "stride": stride, "pixel_format": 1}
+            frame = pattern[shift : shift + stride * height].reshape(height, width, 3)
             if in_place:
                 # Loan the slot and write the pixels straight into it (no intermediate message).
                 loan = ring.loan("pixels", stride * height, header, timeout=30.0)
                 if loan is None:
                     raise SystemExit("producer: consumer stalled for 30 s")
-                np.copyto(loan.array, pattern[shift : shift + stride * height])
+                np.copyto(loan.image(stride="stride"), frame)  # the (height, width, 3) view of the slot
                 loan.commit()
-            elif not ring.send({**header, "pixels": pattern[shift : shift + stride * height]}, timeout=30.0):
+            elif not ring.send({**header, "pixels": frame}, timeout=30.0):
                 raise SystemExit("producer: consumer stalled for 30 s")
         secs = time.perf_counter() - start
     print(f"python producer: {frames} frames in {secs:.2f} s ({frames / secs:,.0f} fps)")

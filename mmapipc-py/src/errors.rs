@@ -16,6 +16,7 @@
 //! | `RingError::Corrupt` | `mmapipc.Error` |
 //! | `QueueError::TooLarge` | `ValueError` |
 //! | `QueueError::Corrupt` | `mmapipc.CorruptHeader` |
+//! | `QueueError::WrongSize` | `mmapipc.CorruptMessage` |
 //!
 //! The library's own exception classes live in `mmapipc/errors.py` so they can use multiple
 //! inheritance (e.g. `mmapipc.Timeout` is also a `TimeoutError`).
@@ -31,6 +32,7 @@ pyo3::import_exception!(mmapipc.errors, NotReady);
 pyo3::import_exception!(mmapipc.errors, IncompatibleLayout);
 pyo3::import_exception!(mmapipc.errors, AlreadyAttached);
 pyo3::import_exception!(mmapipc.errors, Error);
+pyo3::import_exception!(mmapipc.errors, CorruptMessage);
 
 fn os_error(errno: i32, msg: String, path: &std::path::Path) -> PyErr {
     PyOSError::new_err((errno, msg, path.display().to_string()))
@@ -87,6 +89,7 @@ pub fn queue_error(e: QueueError) -> PyErr {
     match e {
         QueueError::TooLarge { .. } => PyValueError::new_err(e.to_string()),
         QueueError::Corrupt(_) => CorruptHeader::new_err(e.to_string()),
+        QueueError::WrongSize { .. } => CorruptMessage::new_err(e.to_string()),
         _ => PyValueError::new_err(e.to_string()),
     }
 }

@@ -11,11 +11,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use mmapipc::wait::Deadline;
-use mmapipc::{OwnedView, Queue, QueueError, QueueOptions};
+use mmapipc::{FixedViews, OwnedView, Queue, QueueError, QueueOptions};
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::sync::GILOnceCell;
-use pyo3::types::{PyBytes, PyList, PyTuple, PyType};
+use pyo3::types::{PyBytes, PyList, PyMemoryView, PyTuple, PyType};
 
 use crate::blocking::{timeout_arg, SLICE};
 use crate::buffer::{with_bytes, Owner, SharedBuffer};
@@ -279,6 +279,49 @@ impl PyQueue {
         static VIEW_BATCH: GILOnceCell<Py<PyType>> = GILOnceCell::new();
         let cls = VIEW_BATCH.import(py, "mmapipc._views", "ViewBatch")?;
         Ok(Some(cls.call1((list,))?))
+    }
+
+    /// Zero-copy take of fixed-size records: up to `max_count` messages of exactly `size` bytes
+    /// that lie at equal distances in the queue, as `(view, count, stride)`: `view` is a
+    /// read-only memoryview from the first payload to the end of the last, and payload `i`
+    /// starts at `i * stride` (so NumPy can view the batch as one strided array of records).
+    /// None on timeout / empty (block=False). The run stops at the ring's wrap and before a
+    /// message of another size (those wait for the next call), so a batch may be shorter than
+    /// what is waiting. A *first* message of another size is taken, discarded, and raises
+    /// `CorruptMessage`.
+    ///
+    /// The slots stay held (not reused by producers) until the memoryview and everything made
+    /// from it (NumPy arrays included) are gone; `view.release()` ends the memoryview itself.
+    #[pyo3(signature = (max_count, size, block = true, timeout = None))]
+    fn get_fixed_batch<'py>(
+        &self,
+        py: Python<'py>,
+        max_count: i64,
+        size: usize,
+        block: bool,
+        timeout: Option<f64>,
+    ) -> PyResult<Option<(Bound<'py, PyMemoryView>, usize, usize)>> {
+        let q = self.q()?;
+        let max = usize::try_from(max_count)
+            .map_err(|_| PyValueError::new_err(format!("max_count must be non-negative, got {max_count}")))?;
+        if max == 0 {
+            return Ok(None);
+        }
+        let taken: Option<FixedViews> = retry_loop(
+            py,
+            block,
+            timeout,
+            || q.get_fixed_views(max, size, Some(Duration::ZERO)).map_err(queue_error),
+            |slice| q.wait_available(Some(slice)),
+        )?;
+        let Some(batch) = taken else { return Ok(None) };
+        let (ptr, span, count, stride) = (batch.as_ptr() as *mut u8, batch.span(), batch.count(), batch.stride());
+        let owner: Owner = Arc::new(batch);
+        // SAFETY: the `span` bytes from `ptr` are the run of records the FixedViews (the owner)
+        // holds TAKEN by this process: no producer writes them until it drops, and it holds an
+        // Arc of the queue, so the mapping outlives the buffer. The view is read-only.
+        let buf = unsafe { SharedBuffer::new(owner, ptr, span, true) };
+        Ok(Some((buf.memoryview(py)?, count, stride)))
     }
 
     /// Releases views from `get_view` now (calls `.release()` on each memoryview). A view used

@@ -230,4 +230,14 @@ pub enum QueueError {
     /// The queue's shared state is inconsistent (a corrupt file or a misbehaving peer).
     #[error("queue is corrupt: {0}")]
     Corrupt(String),
+    /// A run of fixed-size records ([`Queue::get_fixed_views`](crate::Queue::get_fixed_views))
+    /// met a first message of another length: a producer wrote something that is not a record of
+    /// the channel's type. That message was taken (so it cannot block the queue) and discarded.
+    #[error("message of {len} bytes in a queue of {expected}-byte records (taken and discarded)")]
+    WrongSize {
+        /// The message's length.
+        len: usize,
+        /// The record length asked for.
+        expected: usize,
+    },
 }

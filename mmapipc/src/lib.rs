@@ -40,7 +40,7 @@ pub mod wait;
 
 pub use error::{AccessError, OpenError, QueueError, RingError};
 pub use layout::Kind;
-pub use queue::{OwnedView, Queue, QueueOptions, QueueStats, View};
+pub use queue::{FixedViews, OwnedView, Queue, QueueOptions, QueueStats, View};
 pub use region::{resolve_path, CreateOptions, OpenOptions, Region};
 pub use ring::{RecvGuard, Ring, SlotMut};
 pub use schema::{IpcMessage, Schema};

@@ -249,6 +249,12 @@ const fn record_size(len: usize) -> u64 {
     ((RECORD_HEADER + len + RECORD_ALIGN - 1) & !(RECORD_ALIGN - 1)) as u64
 }
 
+/// The `accept` of consumers that take every record ([`Queue::take_locked`]).
+#[inline(always)]
+fn any_record(_idx: u64, _len: u32, _taken: usize) -> bool {
+    true
+}
+
 fn corrupt(what: impl Into<String>) -> QueueError {
     QueueError::Corrupt(what.into())
 }
@@ -638,7 +644,7 @@ impl Queue {
         if got == lock::Acquired::Recovered {
             c.cons_stats.lock_recoveries.fetch_add(1, Ordering::Relaxed);
         }
-        let r = self.take_locked(0, Take::Copy, |_, _, _| {});
+        let r = self.take_locked(0, Take::Copy, any_record, |_, _, _| {});
         c.cons_lock.lock.unlock(me);
         r?;
         Ok(self.advance_reclaim(false))
@@ -694,7 +700,16 @@ impl Queue {
     // ----- consumer side -----
 
     /// Takes up to `max` records (consumer lock held); calls `f(pos, payload_ptr, len)` for each.
-    fn take_locked(&self, max: usize, how: Take, mut f: impl FnMut(u64, *mut u8, usize)) -> Result<usize, QueueError> {
+    /// Before taking a record, asks `accept(idx, len, n)` (its ring index, its length, how many
+    /// were taken so far): `false` ends the run there, leaving that record for the next call.
+    /// Padding is skipped without asking.
+    fn take_locked(
+        &self,
+        max: usize,
+        how: Take,
+        mut accept: impl FnMut(u64, u32, usize) -> bool,
+        mut f: impl FnMut(u64, *mut u8, usize),
+    ) -> Result<usize, QueueError> {
         let c = self.ctrl();
         let read = c.read.value.load(Ordering::Acquire);
         // SYNC: tail-publish. Acquire pairs with the producer's Release store: the records
@@ -716,7 +731,7 @@ impl Queue {
                 STATE_PADDING => {
                     pos += self.span(pos, len, state, tail)?;
                 }
-                STATE_COMMITTED | STATE_TAKEN if n == max => break,
+                STATE_COMMITTED | STATE_TAKEN if n == max || !accept(idx, len, n) => break,
                 STATE_COMMITTED | STATE_TAKEN => {
                     // A TAKEN stamp at or beyond `read` was left by a consumer killed before its
                     // commit: the record was never handed out, it is still COMMITTED.
@@ -771,6 +786,7 @@ impl Queue {
         how: Take,
         deadline: Deadline,
         block: bool,
+        mut accept: impl FnMut(u64, u32, usize) -> bool,
         mut f: impl FnMut(u64, *mut u8, usize),
     ) -> Result<usize, QueueError> {
         if max == 0 {
@@ -785,7 +801,7 @@ impl Queue {
                 if got == lock::Acquired::Recovered {
                     c.cons_stats.lock_recoveries.fetch_add(1, Ordering::Relaxed);
                 }
-                let r = self.take_locked(max, how, &mut f);
+                let r = self.take_locked(max, how, &mut accept, &mut f);
                 c.cons_lock.lock.unlock(me);
                 let n = r?;
                 if n > 0 {
@@ -837,7 +853,7 @@ impl Queue {
     ) -> Result<Option<R>, QueueError> {
         let mut f = Some(f);
         let mut out = None;
-        self.consume(1, Take::Copy, deadline, block, |_, p, len| {
+        self.consume(1, Take::Copy, deadline, block, any_record, |_, p, len| {
             // SAFETY: take_locked hands us `len` bytes at `p` inside a record it owns until the
             // consumer lock is released (after this call).
             let bytes = unsafe { std::slice::from_raw_parts(p as *const u8, len) };
@@ -872,7 +888,7 @@ impl Queue {
         block: bool,
         mut f: impl FnMut(&[u8]),
     ) -> Result<usize, QueueError> {
-        self.consume(max, Take::Copy, deadline, block, |_, p, len| {
+        self.consume(max, Take::Copy, deadline, block, any_record, |_, p, len| {
             // SAFETY: as in get_with_deadline.
             f(unsafe { std::slice::from_raw_parts(p as *const u8, len) })
         })
@@ -943,7 +959,7 @@ impl Queue {
     /// caller must pass each `pos` to [`release_raw`](Self::release_raw) exactly once.
     fn take_raw_views(&self, max: usize, deadline: Deadline, block: bool) -> Result<Vec<RawView>, QueueError> {
         let mut v = Vec::new();
-        self.consume(max, Take::View, deadline, block, |pos, ptr, len| v.push(RawView { pos, ptr, len }))?;
+        self.consume(max, Take::View, deadline, block, any_record, |pos, ptr, len| v.push(RawView { pos, ptr, len }))?;
         Ok(v)
     }
 
@@ -991,22 +1007,95 @@ impl Queue {
             .collect())
     }
 
+    /// Takes up to `max` messages of exactly `len` bytes each that lie at equal distances in
+    /// the ring, as **one** zero-copy view: payload `i` is at `as_ptr() + i * stride()`, so
+    /// bindings can expose the run as an array of fixed-size records (NumPy reads a batch of
+    /// ticks as one structured array). The records are held (stamped TAKEN by this process, like
+    /// [`get_owned_views`](Self::get_owned_views)) until the [`FixedViews`] drops; none is reused
+    /// before.
+    ///
+    /// The run is what the ring holds contiguously from the oldest waiting record: it stops at
+    /// the ring's wrap (a padding record, or a record that does not fit before the end) and
+    /// before a record of another length; the rest is left for the next call. So a batch may be
+    /// shorter than what is waiting, and holds at least one record when it is `Some`.
+    ///
+    /// Waits up to `timeout` (`None`: forever; `Some(ZERO)`: not at all) for a first record;
+    /// `Ok(None)` when none came. A **first** record of another length is taken, discarded and
+    /// reported as [`QueueError::WrongSize`] (a channel of fixed-size records never holds one;
+    /// taking it keeps it from blocking every later batch).
+    ///
+    /// ```
+    /// # use std::sync::Arc;
+    /// let q = Arc::new(mmapipc::Queue::in_heap(4096));
+    /// for i in 0..5u64 {
+    ///     q.try_put(&i.to_le_bytes())?;
+    /// }
+    /// let batch = q.get_fixed_views(10, 8, Some(std::time::Duration::ZERO))?.expect("five records");
+    /// assert_eq!((batch.count(), batch.stride()), (5, 24));
+    /// assert_eq!(batch.get(3), Some(&3u64.to_le_bytes()[..]));
+    /// drop(batch); // releases the five slots
+    /// # Ok::<(), mmapipc::QueueError>(())
+    /// ```
+    pub fn get_fixed_views(
+        self: &Arc<Self>,
+        max: usize,
+        len: usize,
+        timeout: Option<Duration>,
+    ) -> Result<Option<FixedViews>, QueueError> {
+        let block = timeout != Some(Duration::ZERO);
+        let stride = record_size(len);
+        // Where the run starts (ring index) and the first record's length, set when the first
+        // record is offered: every later record must sit `stride` further on with length `len`.
+        let mut run: Option<(u64, u32)> = None;
+        let accept = |idx: u64, l: u32, n: usize| {
+            if n == 0 {
+                run = Some((idx, l)); // the first record is always taken (checked below)
+                return true;
+            }
+            matches!(run, Some((idx0, l0)) if l0 as usize == len && l as usize == len && idx == idx0 + n as u64 * stride)
+        };
+        let mut first: Option<(u64, *mut u8, usize)> = None; // position, payload, length
+        let mut count = 0usize;
+        let f = |pos: u64, ptr: *mut u8, l: usize| {
+            match first {
+                None => first = Some((pos, ptr, l)),
+                // Equal spacing in the ring and no padding between (padding would restart the
+                // index at 0): the positions are equally spaced too.
+                Some((pos0, _, _)) => debug_assert_eq!(pos, pos0 + count as u64 * stride),
+            }
+            count += 1;
+        };
+        self.consume(max, Take::View, Deadline::after(timeout), block, accept, f)?;
+        let Some((pos, ptr, first_len)) = first else { return Ok(None) };
+        let batch = FixedViews { q: Arc::clone(self), pos, ptr, count, stride: stride as usize, len };
+        if first_len != len {
+            drop(batch); // releases the odd record: it is discarded
+            return Err(QueueError::WrongSize { len: first_len, expected: len });
+        }
+        Ok(Some(batch))
+    }
+
     /// Marks the viewed record at `pos` DONE and reclaims what it can.
     fn release_raw(&self, pos: u64) {
+        if self.mark_done(pos) {
+            self.advance_reclaim(false);
+        }
+    }
+
+    /// Marks the viewed record at `pos` DONE if this process holds it; returns whether it did.
+    fn mark_done(&self, pos: u64) -> bool {
         let idx = pos % self.cap;
         if idx + RECORD_HEADER as u64 > self.cap {
-            return;
+            return false;
         }
         // A forked child that inherited a view must not release its parent's slot.
         if self.owner(idx).load(Ordering::Relaxed) != lock::me() {
-            return;
+            return false;
         }
         let (_, state) = self.hdr(idx);
         // SYNC: view-done. Release: our reads through the view happen-before an advancer's
         // Acquire load of this state, and so before a producer reuses the slot.
-        if state.compare_exchange(STATE_TAKEN, STATE_DONE, Ordering::Release, Ordering::Relaxed).is_ok() {
-            self.advance_reclaim(false);
-        }
+        state.compare_exchange(STATE_TAKEN, STATE_DONE, Ordering::Release, Ordering::Relaxed).is_ok()
     }
 
     /// Moves `reclaim` over finished records (see the module docs); with `check_dead`, also over
@@ -1127,7 +1216,7 @@ impl Queue {
         if c.cons_lock.lock.lock(me, Deadline::after(None), self.check_interval) == Some(lock::Acquired::Recovered) {
             c.cons_stats.lock_recoveries.fetch_add(1, Ordering::Relaxed);
         }
-        let r = self.take_locked(usize::MAX, Take::Copy, |_, _, _| {});
+        let r = self.take_locked(usize::MAX, Take::Copy, any_record, |_, _, _| {});
         c.cons_lock.lock.unlock(me);
         let n = r?;
         self.advance_reclaim(false);
@@ -1443,6 +1532,78 @@ impl std::ops::Deref for OwnedView {
 impl Drop for OwnedView {
     fn drop(&mut self) {
         self.q.release_raw(self.raw.pos);
+    }
+}
+
+/// A run of equally spaced records of one length, held in place (see
+/// [`Queue::get_fixed_views`]). Dropping it releases every record of the run.
+#[derive(Debug)]
+pub struct FixedViews {
+    q: Arc<Queue>,
+    /// Position of the first record (record `i` is at `pos + i * stride`).
+    pos: u64,
+    /// Payload of the first record.
+    ptr: *mut u8,
+    count: usize,
+    stride: usize,
+    len: usize,
+}
+
+// SAFETY: the raw pointer targets the mapping kept alive by `q`; the records are read-only
+// while TAKEN (nobody writes them until this value drops), so moving or sharing the value
+// across threads is fine.
+unsafe impl Send for FixedViews {}
+// SAFETY: as above, `&FixedViews` only permits reads of slots nobody writes.
+unsafe impl Sync for FixedViews {}
+
+impl FixedViews {
+    /// Start of the first record's payload; record `i`'s payload is at `i * stride()` from it.
+    /// Valid for reads of [`span`](Self::span) bytes while this value lives.
+    pub fn as_ptr(&self) -> *const u8 {
+        self.ptr
+    }
+
+    /// Number of records (at least 1).
+    pub fn count(&self) -> usize {
+        self.count
+    }
+
+    /// Distance between consecutive payloads: the record size (16-byte header + payload,
+    /// rounded up to 8).
+    pub fn stride(&self) -> usize {
+        self.stride
+    }
+
+    /// Payload length of every record.
+    pub fn message_len(&self) -> usize {
+        self.len
+    }
+
+    /// Bytes from the first payload to the end of the last one.
+    pub fn span(&self) -> usize {
+        (self.count - 1) * self.stride + self.len
+    }
+
+    /// Payload of record `i`, or `None` past the end.
+    pub fn get(&self, i: usize) -> Option<&[u8]> {
+        (i < self.count).then(|| {
+            // SAFETY: record i lies within the span of TAKEN records this value holds (count,
+            // stride and len were validated by take_locked's span() checks), inside the mapping
+            // `q` keeps alive; nobody writes it until we drop.
+            unsafe { std::slice::from_raw_parts(self.ptr.add(i * self.stride), self.len) }
+        })
+    }
+}
+
+impl Drop for FixedViews {
+    fn drop(&mut self) {
+        let mut any = false;
+        for i in 0..self.count as u64 {
+            any |= self.q.mark_done(self.pos + i * self.stride as u64);
+        }
+        if any {
+            self.q.advance_reclaim(false);
+        }
     }
 }
 

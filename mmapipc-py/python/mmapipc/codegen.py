@@ -89,13 +89,37 @@ def generate(schema: Schema, source: str) -> tuple[str, str]:
             f'        """{_doc(f)}"""\n'
             f"        return self._rec.get({f.name!r})  # type: ignore[no-any-return]\n"
         )
+    # Vec fields of scalars (a frame's pixels, a tensor's data) get an image accessor.
+    vecs = [f.name for f in schema.fields if f.kind == "vec" and f.type["elem"]["kind"] == "scalar"]
+    literal = ", ".join(repr(n) for n in vecs)
+    image_sig = (
+        f"    def image(\n"
+        f"        self,\n"
+        f"        field: Literal[{literal}],\n"
+        f"        *,\n"
+        f'        height: Dim = "height",\n'
+        f'        width: Dim = "width",\n'
+        f"        channels: Dim | None = 3,\n"
+        f"        stride: Dim | None = None,\n"
+        f"    ) -> npt.NDArray[Any]:"
+    )
+    image_method = (
+        image_sig + "\n"
+        '        """`field` as a (height, width, channels) ndarray over the message, no copy; sizes are\n'
+        '        numbers or field names, `stride` in bytes (see mmapipc.schema.Record.image)."""\n'
+        "        return self._rec.image(field, height=height, width=width, channels=channels, stride=stride)\n\n"
+        if vecs
+        else ""
+    )
+    typing_import = "from typing import Any, Literal\n\n" if vecs else "from typing import Any\n\n"
+    schema_import = "from mmapipc.schema import Dim, Record, Schema\n\n" if vecs else "from mmapipc.schema import Record, Schema\n\n"
     module = (
         header
         + "\nfrom __future__ import annotations\n\n"
-        + "from typing import Any\n\n"
+        + typing_import
         + "import numpy as np\n"
         + "import numpy.typing as npt\n\n"
-        + "from mmapipc.schema import Record, Schema\n\n"
+        + schema_import
         + f'__all__ = ["SCHEMA", "DTYPE", "NAME", "VERSION", "FINGERPRINT", "{cls}"]\n\n'
         + f"SCHEMA = Schema.from_json(\n    r'''\n{js}\n'''\n)\n"
         + "DTYPE: np.dtype[Any] = SCHEMA.dtype\n"
@@ -119,6 +143,7 @@ def generate(schema: Schema, source: str) -> tuple[str, str]:
         + '        """The underlying record."""\n'
         + "        return self._rec\n\n"
         + "\n".join(props)
+        + ("\n" + image_method.rstrip("\n") + "\n" if vecs else "")
         + "\n    def to_dict(self) -> dict[str, Any]:\n"
         + "        return self._rec.to_dict()\n\n"
         + "    def __repr__(self) -> str:\n"
@@ -131,10 +156,10 @@ def generate(schema: Schema, source: str) -> tuple[str, str]:
     stub = (
         header
         + "\nfrom __future__ import annotations\n\n"
-        + "from typing import Any\n\n"
+        + typing_import
         + "import numpy as np\n"
         + "import numpy.typing as npt\n\n"
-        + "from mmapipc.schema import Record, Schema\n\n"
+        + schema_import
         + "SCHEMA: Schema\n"
         + "DTYPE: np.dtype[Any]\n"
         + "NAME: str\n"
@@ -148,6 +173,7 @@ def generate(schema: Schema, source: str) -> tuple[str, str]:
         + "    @property\n"
         + "    def record(self) -> Record: ...\n"
         + stub_props
+        + (image_sig + " ...\n" if vecs else "")
         + "    def to_dict(self) -> dict[str, Any]: ...\n"
     )
     return module, stub

@@ -19,8 +19,9 @@ pointer is bounds-checked against the message before an array is made: a corrupt
 from __future__ import annotations
 
 import json
+import operator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Mapping, Sequence, Union
+from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence, Union
 
 from .errors import CorruptMessage, SchemaMismatch
 
@@ -28,7 +29,7 @@ if TYPE_CHECKING:  # pragma: no cover
     import numpy as np
     import numpy.typing as npt
 
-__all__ = ["Field", "Schema", "Record", "fnv1a64"]
+__all__ = ["Field", "Schema", "Record", "fnv1a64", "image_view", "Dim"]
 
 _SCALARS: dict[str, tuple[str, int]] = {
     "u8": ("u1", 1),
@@ -45,6 +46,10 @@ _SCALARS: dict[str, tuple[str, int]] = {
 }
 
 TypeDesc = Mapping[str, Any]
+
+Dim = Union[int, str]
+"""An image dimension for :meth:`Record.image`: a number, or the name of an integer field that
+holds it (e.g. ``"height"``)."""
 
 
 def fnv1a64(data: bytes) -> int:
@@ -382,6 +387,74 @@ def _struct_dtype(fields: Sequence[Field], size: int) -> np.dtype[Any]:
     )
 
 
+def image_view(
+    pixels: npt.NDArray[Any],
+    height: int,
+    width: int,
+    channels: int | None = 3,
+    stride: int | None = None,
+    *,
+    what: str = "pixels",
+) -> npt.NDArray[Any]:
+    """A ``(height, width, channels)`` ndarray over the flat, contiguous array `pixels`, without
+    copying: row ``y`` starts ``y * stride`` **bytes** into `pixels` (``stride=None``: rows are
+    packed, ``width * channels * itemsize`` bytes apart; a larger stride gives a strided view
+    that skips each row's padding). ``channels=None`` gives a 2-D ``(height, width)`` view.
+
+    The geometry is checked against the array before any view is made: negative sizes, a stride
+    shorter than a row (or not a multiple of the element size), or rows that would reach past
+    the end of `pixels` raise ``ValueError`` (naming `what`), so a corrupt header can never make
+    the view read outside the array. The view is writable exactly when `pixels` is, and keeps
+    `pixels` (and so the slot) alive.
+    """
+    import numpy as np
+
+    flat = pixels.reshape(-1) if pixels.ndim != 1 else pixels
+    if flat.dtype.fields is not None or not flat.flags.c_contiguous:
+        raise TypeError(f"{what}: an image needs a contiguous array of scalars, got {pixels.dtype} {pixels.shape}")
+    item = flat.dtype.itemsize
+    c = 1 if channels is None else channels
+    if height < 0 or width < 0 or c < 1:
+        raise ValueError(f"{what}: invalid image size {height}x{width}x{c}")
+    row = width * c * item
+    step = row if stride is None else stride
+    if step < row:
+        raise ValueError(f"{what}: row stride {step} B is shorter than a row of {width}x{c} {flat.dtype} ({row} B)")
+    if step % item:
+        raise ValueError(f"{what}: row stride {step} B is not a multiple of the {item}-byte {flat.dtype} elements")
+    need = (height - 1) * step + row if height and row else 0
+    if need > flat.nbytes:
+        raise ValueError(
+            f"{what}: a {height}x{width}x{c} image with a row stride of {step} B needs {need} B, "
+            f"the array has {flat.nbytes} B"
+        )
+    shape: tuple[int, ...] = (height, width) if channels is None else (height, width, c)
+    strides: tuple[int, ...] = (step, item) if channels is None else (step, c * item, item)
+    # NumPy re-checks the extent against the buffer; the view's base keeps `flat` alive.
+    return np.ndarray(shape=shape, dtype=flat.dtype, buffer=flat, offset=0, strides=strides)
+
+
+def _resolve_dims(
+    owner: str, lookup: Callable[[str], Any], height: Dim, width: Dim, channels: Dim | None, stride: Dim | None
+) -> tuple[int, int, int | None, int | None]:
+    """Image sizes given as numbers or field names, as ints (`lookup(name)` reads a field)."""
+
+    def one(label: str, v: Dim) -> int:
+        value = lookup(v) if isinstance(v, str) else v
+        try:
+            return operator.index(value)
+        except TypeError:
+            where = f"{owner}: field {v!r} ({label})" if isinstance(v, str) else label
+            raise TypeError(f"{where} is not an integer: {value!r}") from None
+
+    return (
+        one("height", height),
+        one("width", width),
+        None if channels is None else one("channels", channels),
+        None if stride is None else one("stride", stride),
+    )
+
+
 class Record:
     """One archived message, read in place.
 
@@ -438,6 +511,35 @@ class Record:
         if self._buf is None:
             raise ValueError(f"{self._schema.name} record was released (records from recv() are valid until the next receive)")
         return self._value(self._schema.field(name))
+
+    def image(
+        self,
+        field: str,
+        *,
+        height: Dim = "height",
+        width: Dim = "width",
+        channels: Dim | None = 3,
+        stride: Dim | None = None,
+    ) -> npt.NDArray[Any]:
+        """Field `field` (a ``Vec`` or fixed array of scalars, e.g. a frame's ``pixels``) as a
+        ``(height, width, channels)`` ndarray over the message, without copying.
+
+        Each size is a number or the name of an integer field of this record holding it
+        (defaults: the fields ``height`` and ``width``, 3 channels). `stride` is the distance
+        between rows in **bytes** (a field name such as ``"stride"``, a number, or None for
+        packed rows); when it is larger than a row the result is a strided view that skips the
+        padding. ``channels=None`` gives ``(height, width)``. Sizes that would reach past the
+        array (a corrupt header) raise ``ValueError``; nothing outside the message is ever read.
+        See :func:`image_view`::
+
+            rgb = rec.image("pixels", stride="stride")     # (h, w, 3) uint8, in place
+        """
+        f = self._schema.field(field)
+        if f.kind not in ("vec", "array"):
+            raise TypeError(f"{self._schema.name}.{field} is {f.type_name}, not an array")
+        pixels = self.get(field)
+        dims = _resolve_dims(self._schema.name, self.get, height, width, channels, stride)
+        return image_view(pixels, *dims, what=f"{self._schema.name}.{field}")
 
     def release(self) -> None:
         """Drops this record's reference to the message memory; later access raises ValueError.

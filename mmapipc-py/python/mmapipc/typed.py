@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any, Mapping, Union
 
 from ._mmapipc import SharedMemoryQueue, SharedMemoryRing, channel_schema, create_queue_with_schema, create_ring_with_schema
 from .errors import Error
-from .schema import Record, Schema, _field_dtype
+from .schema import Dim, Record, Schema, _field_dtype, _resolve_dims, image_view
 
 if TYPE_CHECKING:  # pragma: no cover
     import numpy as np
@@ -158,7 +158,7 @@ class TypedRing:
         field_at = array_bytes + header.size - self._channel.size + f.offset
         buf[field_at : field_at + 4] = np.frombuffer(np.int32(-field_at).tobytes(), np.uint8)
         buf[field_at + 4 : field_at + 8] = np.frombuffer(np.uint32(count).tobytes(), np.uint8)
-        return Loan(self._ring, buf[: count * elem.itemsize].view(elem))
+        return Loan(self._ring, buf[: count * elem.itemsize].view(elem), {**(values or {}), **fields}, f"{self._channel.name}.{field}")
 
     # -- receive -----------------------------------------------------------------------------
 
@@ -221,8 +221,9 @@ class TypedRing:
 
 class TypedQueue:
     """A many-producer many-consumer queue of records of one schema (each record goes to exactly
-    one consumer). Records from :meth:`recv` are views of their slots: a slot is held until the
-    record and every array taken from it are gone (no ordering constraint between records)."""
+    one consumer). Records from :meth:`recv` and batches from :meth:`recv_batch` are views of
+    their slots: a slot is held until the record (or batch) and every array taken from it are
+    gone (no ordering constraint between them)."""
 
     def __init__(self, queue: SharedMemoryQueue, channel: Schema, reader: Schema | None = None) -> None:
         self._queue = queue
@@ -285,6 +286,34 @@ class TypedQueue:
             return None
         return Record(self._reader, views[0], self._channel.size)
 
+    def recv_batch(self, max_count: int, block: bool = True, timeout: float | None = None) -> npt.NDArray[Any]:
+        """Up to `max_count` fixed-size records as **one structured array over the queue's
+        slots** (no copy): ``batch["price"].mean()`` reads the shared memory directly. Waits
+        (with ``block``, up to `timeout`) for the first record; an empty array means nothing
+        arrived.
+
+        The array is read-only and **holds its slots** until it and every array made from it
+        (``batch["price"]``, slices, views) are gone: producers do not reuse them before, and
+        since space is reclaimed in ring order a batch kept for long holds back the space after
+        it too. Drop it (``del batch``) when done, copy (``batch.copy()``) what you keep. Unlike
+        a ring batch, a queue batch may be kept while you receive more.
+
+        A batch is the run of records that lie at equal distances in the queue: it stops at the
+        ring's wrap, so it may hold fewer records than are waiting (the rest come with the next
+        call). Records go to exactly one consumer, batch or not. Raises ``TypeError`` for a
+        schema with variable-size fields (use :meth:`recv`), and
+        :class:`mmapipc.CorruptMessage` (after discarding it) for a message that is not a
+        record of the channel's size."""
+        import numpy as np
+
+        if not self._channel.fixed_size:
+            raise TypeError(f"{self._channel.name} has variable-size fields (Vec/String); use recv()")
+        got = self._queue.get_fixed_batch(max_count, self._channel.size, block=block, timeout=timeout)
+        if got is None:
+            return np.empty(0, dtype=self._reader.dtype)
+        view, count, stride = got
+        return np.ndarray(shape=(count,), dtype=self._reader.dtype, buffer=view, offset=0, strides=(stride,))
+
     def close(self) -> None:
         """Closes the handle (never removes the file)."""
         self._queue.close()
@@ -318,15 +347,19 @@ def _rows(channel: Schema, reader: Schema, records: Any) -> list[memoryview]:
 class Loan:
     """A slot reserved in a typed ring, with one array inside it to fill before :meth:`commit`.
 
-    ``loan.array`` is an ndarray over the slot (e.g. a frame's pixels: reshape it to
-    (height, width, 3) and ``np.copyto`` into it, or generate straight into it). Arrays made from
-    it must be gone when you call :meth:`commit` (``del`` them), or it raises ``BufferError``:
-    a published message must not change under its reader.
+    ``loan.array`` is an ndarray over the slot (e.g. a frame's pixels; ``loan.image(...)`` shapes
+    it as (height, width, channels)): ``np.copyto`` into it, or generate straight into it. Arrays
+    made from it must be gone when you call :meth:`commit` (``del`` them), or it raises
+    ``BufferError``: a published message must not change under its reader.
     """
 
-    def __init__(self, ring: SharedMemoryRing, array: npt.NDArray[Any]) -> None:
+    def __init__(
+        self, ring: SharedMemoryRing, array: npt.NDArray[Any], header: Mapping[str, Any] | None = None, what: str = "pixels"
+    ) -> None:
         self._ring = ring
         self._array: npt.NDArray[Any] | None = array
+        self._header = dict(header or {})
+        self._what = what
 
     @property
     def array(self) -> npt.NDArray[Any]:
@@ -334,6 +367,33 @@ class Loan:
         if self._array is None:
             raise ValueError("this loan was committed or aborted")
         return self._array
+
+    def image(
+        self,
+        *,
+        height: Dim = "height",
+        width: Dim = "width",
+        channels: Dim | None = 3,
+        stride: Dim | None = None,
+    ) -> npt.NDArray[Any]:
+        """:attr:`array` as a writable ``(height, width, channels)`` ndarray over the slot, the
+        writer's side of :meth:`mmapipc.schema.Record.image`: sizes are numbers or names of the
+        header fields given to :meth:`TypedRing.loan`, `stride` is in bytes (None: packed
+        rows), and sizes that do not fit the loaned array raise ``ValueError``::
+
+            loan = ring.loan("pixels", stride * h, header)
+            np.copyto(loan.image(stride="stride"), frame)   # frame: (h, w, 3) uint8
+            loan.commit()
+        """
+
+        def lookup(name: str) -> Any:
+            try:
+                return self._header[name]
+            except KeyError:
+                raise KeyError(f"{name!r} is not a header field of this loan; given: {', '.join(self._header)}") from None
+
+        dims = _resolve_dims(f"the header of this {self._what} loan", lookup, height, width, channels, stride)
+        return image_view(self.array, *dims, what=self._what)
 
     def commit(self) -> None:
         """Publishes the record."""

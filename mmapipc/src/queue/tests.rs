@@ -239,7 +239,105 @@ fn threads_mpmc_exactly_once_in_order() {
     assert_eq!(all.len(), P * N, "duplicates");
 }
 
-fn corrupt_run(q: &Queue) {
+#[test]
+fn fixed_views_are_one_strided_run_held_until_dropped() {
+    let q = Arc::new(Queue::in_heap(1024));
+    for i in 0..10 {
+        assert!(q.try_put(&msg(i, 24)).unwrap()); // 40 bytes each
+    }
+    let b = q.get_fixed_views(4, 24, Some(Duration::ZERO)).unwrap().unwrap();
+    assert_eq!((b.count(), b.stride(), b.message_len(), b.span()), (4, 40, 24, 3 * 40 + 24));
+    for i in 0..4 {
+        assert_eq!(b.get(i).unwrap(), msg(i, 24).as_slice());
+        // SAFETY: record i's payload lies within the span the batch holds.
+        let raw = unsafe { std::slice::from_raw_parts(b.as_ptr().add(i * b.stride()), 24) };
+        assert_eq!(raw, msg(i, 24).as_slice(), "payload i is at i * stride");
+    }
+    assert!(b.get(4).is_none());
+    assert_eq!(q.len(), 6, "max is respected; the rest waits");
+    let rest = q.get_fixed_views(100, 24, None).unwrap().unwrap();
+    assert_eq!(rest.count(), 6);
+    assert_eq!(rest.get(0).unwrap(), msg(4, 24).as_slice());
+    assert!(q.get_fixed_views(100, 24, Some(Duration::ZERO)).unwrap().is_none());
+    assert!(q.get_fixed_views(100, 24, Some(Duration::from_millis(5))).unwrap().is_none(), "timed out");
+    // 400 of 1024 bytes are held: a message needing more than the 624 left cannot go in.
+    assert!(!q.try_put(&[0; 620]).unwrap(), "held slots are not reused");
+    drop(rest);
+    assert!(!q.try_put(&[0; 620]).unwrap(), "space is reclaimed in ring order: the first batch pins it");
+    assert_eq!(b.get(3).unwrap(), msg(3, 24).as_slice(), "still intact");
+    drop(b);
+    assert!(q.try_put(&[0; 620]).unwrap(), "both batches released");
+    let s = q.stats();
+    assert_eq!((s.msgs_out, s.bytes_out), (10, 240));
+}
+
+#[test]
+fn fixed_views_stop_at_the_wrap_and_before_another_size() {
+    // 256 bytes: 6 records of 40 (240) leave 16, so the 7th goes after a padding record at 0.
+    let q = Arc::new(Queue::in_heap(256));
+    for i in 0..6 {
+        assert!(q.try_put(&msg(i, 24)).unwrap());
+    }
+    let b = q.get_fixed_views(100, 24, Some(Duration::ZERO)).unwrap().unwrap();
+    assert_eq!(b.count(), 6);
+    drop(b);
+    for i in 6..9 {
+        assert!(q.try_put(&msg(i, 24)).unwrap());
+    }
+    let b = q.get_fixed_views(100, 24, Some(Duration::ZERO)).unwrap().unwrap();
+    assert_eq!(b.count(), 3, "the padding is skipped; the run starts at index 0");
+    assert_eq!(b.get(0).unwrap(), msg(6, 24).as_slice());
+    drop(b);
+    // Records at 120..240, then one after the wrap: a run never spans the end of the ring.
+    for i in 9..13 {
+        assert!(q.try_put(&msg(i, 24)).unwrap());
+    }
+    let b = q.get_fixed_views(100, 24, Some(Duration::ZERO)).unwrap().unwrap();
+    assert_eq!((b.count(), b.get(0).unwrap()), (3, msg(9, 24).as_slice()), "120..240");
+    let c = q.get_fixed_views(100, 24, Some(Duration::ZERO)).unwrap().unwrap();
+    assert_eq!((c.count(), c.get(0).unwrap()), (1, msg(12, 24).as_slice()), "after the wrap");
+    drop((b, c));
+    assert!(q.try_put(&msg(20, 24)).unwrap());
+    assert!(q.try_put(b"short").unwrap());
+    assert!(q.try_put(&msg(21, 24)).unwrap());
+    let b = q.get_fixed_views(100, 24, Some(Duration::ZERO)).unwrap().unwrap();
+    assert_eq!(b.count(), 1, "stops before a record of another length");
+    drop(b);
+    assert_eq!(
+        q.get_fixed_views(100, 24, Some(Duration::ZERO)).unwrap_err(),
+        QueueError::WrongSize { len: 5, expected: 24 }
+    );
+    let b = q.get_fixed_views(100, 24, Some(Duration::ZERO)).unwrap().unwrap();
+    assert_eq!(b.get(0).unwrap(), msg(21, 24).as_slice(), "the odd record was taken and discarded, nothing else");
+    drop(b);
+    assert!(q.is_empty());
+    assert!(q.try_put(&[1; 200]).unwrap(), "every slot was released");
+}
+
+#[test]
+fn fixed_views_of_a_dead_consumer_are_reclaimed() {
+    let q = Arc::new(Queue::in_heap(256));
+    for i in 0..4 {
+        q.try_put(&msg(i, 40)).unwrap(); // 56 bytes each
+    }
+    let b = q.get_fixed_views(4, 40, Some(Duration::ZERO)).unwrap().unwrap();
+    assert_eq!(b.count(), 4);
+    let mut child = std::process::Command::new("true").spawn().unwrap();
+    let dead = lock::owner_word(crate::process::ProcessId {
+        pid: child.id(),
+        start_time: crate::process::start_time(child.id()).unwrap_or(0),
+    });
+    child.wait().unwrap();
+    for i in 0..4u64 {
+        q.owner((b.pos + i * b.stride as u64) % q.cap).store(dead, Ordering::Relaxed);
+    }
+    drop(b); // not ours any more (as in a forked child): releases nothing
+    assert!(!q.try_put(&[0; 100]).unwrap());
+    assert!(q.put_timeout(&[0; 100], Duration::from_secs(5)).unwrap());
+    assert_eq!(q.stats().view_recoveries, 4);
+}
+
+fn corrupt_run(q: &Arc<Queue>) {
     // Every operation must return (Ok or Err), never panic or hang.
     let _ = q.len();
     let _ = q.try_put(b"hello");
@@ -247,6 +345,13 @@ fn corrupt_run(q: &Queue) {
     let _ = q.try_get();
     let _ = q.try_get_batch(8);
     let _ = q.try_get_views(8);
+    for len in [3, 10, 24] {
+        // Touch every byte a fixed batch claims to hold: out of bounds would crash (or fail Miri).
+        if let Ok(Some(b)) = q.get_fixed_views(8, len, Some(Duration::ZERO)) {
+            let sum: u64 = (0..b.count()).flat_map(|i| b.get(i).unwrap().to_vec()).map(u64::from).sum();
+            std::hint::black_box(sum);
+        }
+    }
     let _ = q.advance_reclaim(false);
     let _ = q.clear();
     let _ = q.len();
@@ -278,7 +383,7 @@ proptest! {
         tail in any::<u64>(), read in any::<u64>(), reclaim in any::<u64>(), small in any::<bool>(),
         junk in proptest::collection::vec(any::<u8>(), 0..256),
     ) {
-        let q = Queue::in_heap(256);
+        let q = Arc::new(Queue::in_heap(256));
         q.try_put(b"abc").unwrap();
         let (tail, read, reclaim) = if small { (tail % 600, read % 600, reclaim % 600) } else { (tail, read, reclaim) };
         q.ctrl().tail.value.store(tail, Ordering::Relaxed);
@@ -291,7 +396,7 @@ proptest! {
 
     #[test]
     fn random_records_never_panic(junk in proptest::collection::vec(any::<u8>(), 256), fill in 1usize..8) {
-        let q = Queue::in_heap(256);
+        let q = Arc::new(Queue::in_heap(256));
         for i in 0..fill {
             let _ = q.try_put(&msg(i, 10 + i * 5));
         }

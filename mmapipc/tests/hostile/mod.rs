@@ -13,6 +13,7 @@
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use mmapipc::channel::TypedRing;
@@ -138,7 +139,7 @@ fn drive_ring(ring: &mut Ring) -> Outcome {
 }
 
 /// Bounded non-blocking operations on a queue: every result must be an error or a message.
-fn drive_queue(q: &Queue) -> Outcome {
+fn drive_queue(q: &Arc<Queue>) -> Outcome {
     let mut o = Outcome { opened: 1, ..Outcome::default() };
     let max = q.max_message_size();
     let check = |len: usize| assert!(len <= max, "a {len}-byte message from a queue whose largest is {max}");
@@ -172,6 +173,20 @@ fn drive_queue(q: &Queue) -> Outcome {
             o.messages += views.len();
         }
         Err(_) => o.errors += 1,
+    }
+    for len in [8, 24] {
+        match q.get_fixed_views(8, len, Some(Duration::ZERO)) {
+            Ok(Some(b)) => {
+                for i in 0..b.count() {
+                    let m = b.get(i).expect("a record of the batch");
+                    check(m.len());
+                    std::hint::black_box(m.iter().fold(0u8, |a, b| a ^ b));
+                }
+                o.messages += b.count();
+            }
+            Ok(None) => {}
+            Err(_) => o.errors += 1,
+        }
     }
     match q.get_timeout(Duration::from_millis(1)) {
         Ok(Some(m)) => {
@@ -226,7 +241,7 @@ fn open_all(path: &std::path::Path) -> Outcome {
         Err(_) => o.errors += 1,
     }
     match Queue::open(path) {
-        Ok(q) => o.add(drive_queue(&q)),
+        Ok(q) => o.add(drive_queue(&Arc::new(q))),
         Err(_) => o.errors += 1,
     }
     match TypedRing::<VideoFrame>::open(path) {
@@ -347,6 +362,7 @@ pub fn queue_hostile(data: &[u8]) -> Outcome {
     let (before, during) = patches.split_at(patches.len() / 2);
     patch_file(&tmp.0, before);
     let Ok(q) = Queue::open(&tmp.0) else { return Outcome { errors: 1, ..Outcome::default() } };
+    let q = Arc::new(q);
     let held = if msgs & 0x80 != 0 { q.try_get_views(2).unwrap_or_default() } else { Vec::new() };
     let mut o = Outcome { messages: held.len(), ..Outcome::default() };
     patch_file(&tmp.0, during);

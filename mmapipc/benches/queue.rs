@@ -8,31 +8,45 @@
 //! cargo bench -p mmapipc --bench queue -- --quick  # quick mode
 //! ```
 //!
-//! Groups: `queue_1p1c/{single,batch64}/<size>` (bytes/s) for 64 B .. 8 MiB, and
+//! Groups: `queue_1p1c/{single,batch64}/<size>` (bytes/s) for 8 B .. 8 MiB (`8B`, `64B`,
+//! `1KiB`, `64KiB`, `1MiB`, `8MiB`: a filter such as `-- 8B` selects one size),
 //! `queue_aggregate/<P>p<C>c` for 1/1, 2/2, 4/4 and 8/8 (64 B messages, batches of 64;
-//! elements/s = messages/s; 8/8 needs 16 cores to mean anything).
+//! elements/s = messages/s; 8/8 needs 16 cores to mean anything), and
+//! `round_trip/{queue,bare_cache_line}`: ping-pong of 8 B messages through two queues
+//! (`try_put` / `try_get_with`, spinning) vs two processes bouncing a counter through two cache
+//! lines. After criterion's measurement of each round trip, the same ping-pong is timed round
+//! trip by round trip; the run ends with a table of p50/p99/p99.9/max, also written to
+//! `target/criterion/latency-percentiles-queue.json` (method: `benches/latency/mod.rs`).
 
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use criterion::{BenchmarkId, Criterion, Throughput};
-use mmapipc::Queue;
+use mmapipc::{Queue, SharedMemory};
+
+mod latency;
 
 const PEER_ENV: &str = "MMAPIPC_QUEUE_PEER";
 
-/// Peer side: `role path count size batch`. Prints "ready", does its work, prints "done".
+/// Peer side: `role path count size batch`, `echo ping_path pong_path` or `line-echo path`.
+/// Prints "ready", waits for "go", does its work, prints "done" (`line-echo` runs until killed).
 fn peer(spec: &str) {
     let parts: Vec<&str> = spec.split_whitespace().collect();
+    match parts[..] {
+        ["echo", ping, pong] => return echo(ping, pong),
+        ["line-echo", path] => {
+            let shm = SharedMemory::open(path).expect("peer open");
+            ready_go();
+            latency::line_echo(&shm);
+        }
+        _ => {}
+    }
     let [role, path, count, size, batch] = parts[..] else { panic!("bad peer spec {spec}") };
     let (count, size, batch): (u64, usize, usize) =
         (count.parse().unwrap(), size.parse().unwrap(), batch.parse().unwrap());
     let q = Queue::open(path).expect("peer open");
-    let mut out = std::io::stdout();
-    writeln!(out, "ready").unwrap();
-    out.flush().unwrap();
-    let mut line = String::new();
-    std::io::stdin().read_line(&mut line).unwrap(); // "go"
+    ready_go();
     match role {
         "produce" => produce(&q, count, size, batch),
         "consume" => {
@@ -64,8 +78,42 @@ fn peer(spec: &str) {
         }
         _ => panic!("bad role"),
     }
+    done();
+}
+
+fn ready_go() {
+    let mut out = std::io::stdout();
+    writeln!(out, "ready").unwrap();
+    out.flush().unwrap();
+    let mut line = String::new();
+    std::io::stdin().read_line(&mut line).unwrap(); // "go"
+}
+
+fn done() {
+    let mut out = std::io::stdout();
     writeln!(out, "done").unwrap();
     out.flush().unwrap();
+}
+
+/// Round-trip peer: takes each message from `ping` and puts it back on `pong`, spinning on the
+/// non-blocking calls, until an empty message.
+fn echo(ping: &str, pong: &str) {
+    let (ping, pong) = (Queue::open(ping).expect("peer open"), Queue::open(pong).expect("peer open"));
+    ready_go();
+    let mut buf = [0u8; 8];
+    loop {
+        match ping.try_get_with(|m| {
+            let n = m.len().min(8);
+            buf[..n].copy_from_slice(&m[..n]);
+            n
+        }) {
+            Ok(Some(0)) => break,
+            Ok(Some(_)) => while !pong.try_put(&buf).unwrap() {},
+            Ok(None) => std::hint::spin_loop(),
+            Err(e) => panic!("echo: {e}"),
+        }
+    }
+    done();
 }
 
 fn produce(q: &Queue, count: u64, size: usize, batch: usize) {
@@ -92,8 +140,11 @@ struct Peer {
 
 impl Peer {
     fn start(role: &str, path: &str, count: u64, size: usize, batch: usize) -> Peer {
+        Peer::start_spec(&format!("{role} {path} {count} {size} {batch}"))
+    }
+    fn start_spec(spec: &str) -> Peer {
         let mut child = Command::new(std::env::current_exe().unwrap())
-            .env(PEER_ENV, format!("{role} {path} {count} {size} {batch}"))
+            .env(PEER_ENV, spec)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .spawn()
@@ -112,6 +163,14 @@ impl Peer {
         self.out.read_line(&mut line).unwrap();
         assert_eq!(line.trim(), "done");
         self.child.wait().unwrap();
+    }
+}
+
+impl Drop for Peer {
+    /// A peer that did not `finish` (a spinning echo peer, or a panic in the bench) is killed.
+    fn drop(&mut self) {
+        let _ = self.child.kill(); // no-op once `finish` has reaped it
+        let _ = self.child.wait();
     }
 }
 
@@ -162,13 +221,15 @@ fn run_aggregate(iters: u64, p: usize, c: usize) -> Duration {
 fn benches(cr: &mut Criterion) {
     let mut g = cr.benchmark_group("queue_1p1c");
     g.sample_size(10);
-    for &size in &[8usize, 64, 1024, 64 << 10, 1 << 20, 8 << 20] {
+    for &(label, size) in
+        &[("8B", 8usize), ("64B", 64), ("1KiB", 1024), ("64KiB", 64 << 10), ("1MiB", 1 << 20), ("8MiB", 8 << 20)]
+    {
         g.throughput(Throughput::Bytes(size as u64));
         for &(name, batch) in &[("single", 1usize), ("batch64", 64)] {
             if size >= 1 << 20 && batch > 1 {
                 continue; // a batch of 64 x 1 MiB does not fit a sensible ring
             }
-            g.bench_with_input(BenchmarkId::new(name, size), &size, |b, &size| {
+            g.bench_with_input(BenchmarkId::new(name, label), &size, |b, &size| {
                 b.iter_custom(|iters| run_1p1c(iters.max(1), size, batch))
             });
         }
@@ -183,18 +244,66 @@ fn benches(cr: &mut Criterion) {
     g.finish();
 }
 
-// The macro generates an undocumented `pub fn`.
-#[allow(missing_docs)]
-mod group {
-    criterion::criterion_group!(queue_benches, super::benches);
+fn round_trip(c: &mut Criterion, report: &mut latency::Report) {
+    let mut g = c.benchmark_group("round_trip");
+    g.warm_up_time(Duration::from_millis(500)).measurement_time(Duration::from_secs(2)).sample_size(20);
+
+    let (a, b) = (qpath("ping"), qpath("pong"));
+    for p in [&a, &b] {
+        let _ = std::fs::remove_file(p);
+    }
+    let (ping, pong) = (Queue::create(&a, 64 << 10).unwrap(), Queue::create(&b, 64 << 10).unwrap());
+    let mut queue_peer = Peer::start_spec(&format!("echo {a} {b}"));
+    queue_peer.go();
+    let mut seq = 0u64;
+    let mut queue_rt = || {
+        seq += 1;
+        while !ping.try_put(&seq.to_le_bytes()).unwrap() {}
+        loop {
+            if let Some(ok) = pong.try_get_with(|m| m == seq.to_le_bytes()).unwrap() {
+                debug_assert!(ok);
+                break;
+            }
+            std::hint::spin_loop();
+        }
+    };
+    let queue_selected = latency::bench(&mut g, "queue", &mut queue_rt);
+    latency::pause(queue_peer.child.id(), true); // one spinning peer at a time
+
+    let path = qpath("lines");
+    let _ = std::fs::remove_file(&path);
+    let shm = SharedMemory::create(&path, 256).unwrap();
+    let mut line_peer = Peer::start_spec(&format!("line-echo {path}"));
+    line_peer.go();
+    let (line_ping, line_pong) = latency::lines(&shm);
+    let mut line_seq = 0u64;
+    let mut line_rt = || latency::line_round_trip(line_ping, line_pong, &mut line_seq);
+    let line_selected = latency::bench(&mut g, "bare_cache_line", &mut line_rt);
+    latency::pause(line_peer.child.id(), true);
+    g.finish();
+
+    report.sample([
+        latency::subject("round_trip/queue", queue_selected, queue_peer.child.id(), queue_rt),
+        latency::subject(latency::BARE, line_selected, line_peer.child.id(), line_rt),
+    ]);
+    drop(line_peer); // spins until killed
+    latency::pause(queue_peer.child.id(), false);
+    ping.put(&[]).unwrap(); // the echo peer's stop
+    queue_peer.finish();
+    ping.unlink().unwrap();
+    pong.unlink().unwrap();
+    shm.unlink().unwrap();
 }
-use group::queue_benches;
 
 fn main() {
     if let Ok(spec) = std::env::var(PEER_ENV) {
         peer(&spec);
         return;
     }
-    queue_benches();
-    criterion::Criterion::default().configure_from_args().final_summary();
+    let mut c = Criterion::default().configure_from_args();
+    benches(&mut c);
+    let mut report = latency::Report::new("queue");
+    round_trip(&mut c, &mut report);
+    c.final_summary();
+    report.finish();
 }

@@ -7,10 +7,13 @@
 //!   reference for 64 B messages.
 //! * `reference/memcpy_8MiB`: single-core memcpy of 8 MiB, the reference for large messages.
 //! * `round_trip/ring`: ping-pong through two rings (spinning), vs `round_trip/bare_cache_line`:
-//!   two processes bouncing a counter through two cache lines.
+//!   two processes bouncing a counter through two cache lines. After criterion's measurement of
+//!   each, the same ping-pong is timed round trip by round trip and the run ends with a table of
+//!   p50/p99/p99.9/max, also written to `target/criterion/latency-percentiles-ring.json` (method:
+//!   `benches/latency/mod.rs`); only round-trip benchmarks the filter selects are sampled.
 //!
 //! Run: `cargo bench -p mmapipc --bench ring` (add `-- --quick` for a fast pass; a filter such
-//! as `-- 64B` selects benchmarks).
+//! as `-- 64B` or `-- round_trip` selects benchmarks).
 
 use std::hint::black_box;
 use std::path::PathBuf;
@@ -20,6 +23,8 @@ use std::time::{Duration, Instant};
 
 use criterion::{BenchmarkId, Criterion, Throughput};
 use mmapipc::{Ring, SharedMemory};
+
+mod latency;
 
 const CHILD_ENV: &str = "MMAPIPC_RING_BENCH_CHILD";
 
@@ -85,17 +90,7 @@ fn child(spec: &str) {
         }
         "line-echo" => {
             let shm = SharedMemory::open(rest).unwrap();
-            let (ping, pong) = lines(&shm);
-            let mut last = 0;
-            loop {
-                let v = ping.load(Ordering::Acquire);
-                if v != last {
-                    last = v;
-                    pong.store(v, Ordering::Release);
-                } else {
-                    std::hint::spin_loop();
-                }
-            }
+            latency::line_echo(&shm);
         }
         other => panic!("unknown child mode {other}"),
     }
@@ -194,12 +189,6 @@ impl<'a> MiniRing<'a> {
     }
 }
 
-fn lines(shm: &SharedMemory) -> (&AtomicU64, &AtomicU64) {
-    let base = shm.as_ptr();
-    // SAFETY: offsets 0 and 128 are 8-aligned and inside the region; accessed only atomically.
-    unsafe { (&*(base as *const AtomicU64), &*(base.add(128) as *const AtomicU64)) }
-}
-
 // ----- benchmarks -----
 
 fn wait_drained(ring: &Ring) {
@@ -224,7 +213,9 @@ fn ring_throughput(c: &mut Criterion) {
         let capacity = (4 * (size + 8)).max(256 << 10);
         let mut ring = Ring::create(&path, capacity).unwrap();
         ring.claim_producer().unwrap();
-        let _peer = Peer::spawn(format!("ring-consume:{}", path.display()));
+        // The peer starts when criterion runs the benchmark (not when a filter leaves it out).
+        let spec = format!("ring-consume:{}", path.display());
+        let mut peer: Option<Peer> = None;
         let msg: Vec<u8> = (0..size).map(|i| i as u8).collect();
         if size >= 64 << 10 {
             g.throughput(Throughput::Bytes(size as u64));
@@ -232,6 +223,7 @@ fn ring_throughput(c: &mut Criterion) {
             g.throughput(Throughput::Elements(1));
         }
         g.bench_function(BenchmarkId::from_parameter(label), |b| {
+            peer.get_or_insert_with(|| Peer::spawn(spec.clone()));
             b.iter_custom(|iters| {
                 let t = Instant::now();
                 for _ in 0..iters {
@@ -257,11 +249,13 @@ fn references(c: &mut Criterion) {
     {
         let path = tmp("mini");
         let shm = SharedMemory::create(&path, 256 + MINI_SLOTS as usize * MINI_SLOT).unwrap();
-        let _peer = Peer::spawn(format!("mini-consume:{}", path.display()));
+        let spec = format!("mini-consume:{}", path.display());
+        let mut peer: Option<Peer> = None;
         let mut ring = MiniRing::new(&shm);
         let msg = [7u8; MINI_SLOT];
         g.throughput(Throughput::Elements(1));
         g.bench_function("minimal_ring_64B", |b| {
+            peer.get_or_insert_with(|| Peer::spawn(spec.clone()));
             b.iter_custom(|iters| {
                 let t = Instant::now();
                 for _ in 0..iters {
@@ -292,57 +286,47 @@ fn references(c: &mut Criterion) {
     g.finish();
 }
 
-fn round_trip(c: &mut Criterion) {
+fn round_trip(c: &mut Criterion, report: &mut latency::Report) {
     let mut g = c.benchmark_group("round_trip");
-    {
-        let (a, b) = (tmp("ping"), tmp("pong"));
-        let mut ping = Ring::create(&a, 4096).unwrap();
-        let mut pong = Ring::create(&b, 4096).unwrap();
-        let _peer = Peer::spawn(format!("ring-echo:{}|{}", a.display(), b.display()));
-        let mut seq = 0u64;
-        g.bench_function("ring", |bench| {
-            bench.iter_custom(|iters| {
-                let t = Instant::now();
-                for _ in 0..iters {
-                    seq += 1;
-                    while !ping.try_write(&seq.to_le_bytes()).unwrap() {}
-                    loop {
-                        if let Some(m) = pong.try_read().unwrap() {
-                            debug_assert_eq!(&m[..], &seq.to_le_bytes());
-                            break;
-                        }
-                        std::hint::spin_loop();
-                    }
-                }
-                t.elapsed()
-            })
-        });
-        for p in [a, b] {
-            let _ = std::fs::remove_file(p);
+
+    let (a, b) = (tmp("ping"), tmp("pong"));
+    let mut ping = Ring::create(&a, 4096).unwrap();
+    let mut pong = Ring::create(&b, 4096).unwrap();
+    let ring_peer = Peer::spawn(format!("ring-echo:{}|{}", a.display(), b.display()));
+    let mut seq = 0u64;
+    let mut ring_rt = || {
+        seq += 1;
+        while !ping.try_write(&seq.to_le_bytes()).unwrap() {}
+        loop {
+            if let Some(m) = pong.try_read().unwrap() {
+                debug_assert_eq!(&m[..], &seq.to_le_bytes());
+                break;
+            }
+            std::hint::spin_loop();
         }
-    }
-    {
-        let path = tmp("lines");
-        let shm = SharedMemory::create(&path, 256).unwrap();
-        let _peer = Peer::spawn(format!("line-echo:{}", path.display()));
-        let (ping, pong) = lines(&shm);
-        let mut seq = 0u64;
-        g.bench_function("bare_cache_line", |bench| {
-            bench.iter_custom(|iters| {
-                let t = Instant::now();
-                for _ in 0..iters {
-                    seq += 1;
-                    ping.store(seq, Ordering::Release);
-                    while pong.load(Ordering::Acquire) != seq {
-                        std::hint::spin_loop();
-                    }
-                }
-                t.elapsed()
-            })
-        });
-        shm.unlink().unwrap();
-    }
+    };
+    let ring_selected = latency::bench(&mut g, "ring", &mut ring_rt);
+    latency::pause(ring_peer.0.id(), true); // one spinning peer at a time
+
+    let path = tmp("lines");
+    let shm = SharedMemory::create(&path, 256).unwrap();
+    let line_peer = Peer::spawn(format!("line-echo:{}", path.display()));
+    let (line_ping, line_pong) = latency::lines(&shm);
+    let mut line_seq = 0u64;
+    let mut line_rt = || latency::line_round_trip(line_ping, line_pong, &mut line_seq);
+    let line_selected = latency::bench(&mut g, "bare_cache_line", &mut line_rt);
+    latency::pause(line_peer.0.id(), true);
     g.finish();
+
+    report.sample([
+        latency::subject("round_trip/ring", ring_selected, ring_peer.0.id(), ring_rt),
+        latency::subject(latency::BARE, line_selected, line_peer.0.id(), line_rt),
+    ]);
+    drop((ring_peer, line_peer));
+    for p in [a, b] {
+        let _ = std::fs::remove_file(p);
+    }
+    shm.unlink().unwrap();
 }
 
 fn main() {
@@ -357,6 +341,8 @@ fn main() {
         .configure_from_args();
     ring_throughput(&mut c);
     references(&mut c);
-    round_trip(&mut c);
+    let mut report = latency::Report::new("ring");
+    round_trip(&mut c, &mut report);
     c.final_summary();
+    report.finish();
 }

@@ -217,12 +217,7 @@ mod tests {
         l.unlock(m);
         assert_eq!(l.holder(), 0);
         // Held by a dead process.
-        let mut child = std::process::Command::new("true").spawn().unwrap();
-        let dead = owner_word(process::ProcessId {
-            pid: child.id(),
-            start_time: process::start_time(child.id()).unwrap_or(0),
-        });
-        child.wait().unwrap();
+        let dead = owner_word(crate::process::exited_process());
         l.word.store(dead, Ordering::Relaxed);
         let got = l.lock(m, Deadline::after(Some(Duration::from_secs(5))), Duration::from_millis(10));
         assert_eq!(got, Some(Acquired::Recovered));

@@ -73,7 +73,7 @@ use crate::error::{OpenError, QueueError};
 use crate::layout::{Kind, Plan, PAD};
 use crate::lock::{self, RobustLock};
 use crate::region::{self, CreateOptions, OpenOptions, Region};
-use crate::sync::{AtomicU32, AtomicU64, Ordering};
+use crate::sync::{AtomicU64, Ordering};
 use crate::wait::{Deadline, Waiter};
 
 /// Control-block magic (`b"MMQUEUE1"` little-endian).
@@ -242,6 +242,22 @@ pub struct QueueStats {
     pub lock_recoveries: u64,
     /// Records reclaimed from dead view holders.
     pub view_recoveries: u64,
+}
+
+/// A record's first 8 bytes as one word: `len` in bytes 0..4, `state` in bytes 4..8, each in the
+/// machine's byte order (little-endian: the only ABI, see FORMAT.md), exactly as two separate
+/// `u32`s would lie there.
+#[inline]
+const fn head_word(len: u32, state: u32) -> u64 {
+    let (l, s) = (len.to_ne_bytes(), state.to_ne_bytes());
+    u64::from_ne_bytes([l[0], l[1], l[2], l[3], s[0], s[1], s[2], s[3]])
+}
+
+/// `(len, state)` of a record's first word (the inverse of [`head_word`]).
+#[inline]
+const fn split_head(word: u64) -> (u32, u32) {
+    let b = word.to_ne_bytes();
+    (u32::from_ne_bytes([b[0], b[1], b[2], b[3]]), u32::from_ne_bytes([b[4], b[5], b[6], b[7]]))
 }
 
 #[inline]
@@ -421,17 +437,27 @@ impl Queue {
 
     // ----- record access (raw, validated by callers) -----
 
-    /// The record header words at ring index `idx` (must satisfy `idx % 8 == 0`, `idx + 8 <= cap`).
+    /// The first word of the record at ring index `idx` (`len` and `state`, see [`head_word`];
+    /// must satisfy `idx % 8 == 0`, `idx + 8 <= cap`).
+    ///
+    /// `len` and `state` are accessed together as one 8-byte atomic, never as two 4-byte ones:
+    /// records move through the ring, so the same 8 bytes are at other times an owner word or
+    /// payload words (read by `peek_committed` as 8-byte atomics). With every atomic access to the
+    /// data area 8 bytes wide and 8-aligned, no two atomic accesses of different sizes ever touch
+    /// the same bytes. That matters because not every access here is ordered: an advancer that
+    /// loaded `reclaim` before another advancer moved it may still read heads in space that a
+    /// producer is already reusing (its CAS then fails and the values are dropped). With 4-byte
+    /// heads that read could race an 8-byte owner store, which Rust's model leaves undefined;
+    /// Miri's weak-memory emulation cannot run mixed sizes at all. The bytes in the file are the
+    /// same as before. (What remains in that window: the 8-byte load may race the producer's plain
+    /// payload stores, a data race in the model; see docs/hardening.md.)
     #[inline]
-    fn hdr(&self, idx: u64) -> (&AtomicU32, &AtomicU32) {
+    fn head(&self, idx: u64) -> &AtomicU64 {
         debug_assert!(idx % 8 == 0 && idx + 8 <= self.cap);
-        // SAFETY: idx + 8 <= cap keeps both words inside the data area; idx is a multiple of 8
-        // and the data area is page aligned, so both are 4-aligned. Record headers are accessed
-        // only atomically by every process.
-        unsafe {
-            let p = self.data.add(idx as usize);
-            (&*(p as *const AtomicU32), &*(p.add(4) as *const AtomicU32))
-        }
+        // SAFETY: idx + 8 <= cap keeps the word inside the data area; idx is a multiple of 8 and
+        // the data area is page aligned, so the word is 8-aligned. Record heads are accessed only
+        // atomically (8 bytes wide) by every process while they are heads.
+        unsafe { &*(self.data.add(idx as usize) as *const AtomicU64) }
     }
 
     /// The owner word of the data record at `idx` (requires `idx + 16 <= cap`).
@@ -505,9 +531,8 @@ impl Queue {
                 if pos + room > limit {
                     break;
                 }
-                let (len, state) = self.hdr(idx);
-                len.store(room as u32, Ordering::Relaxed);
-                state.store(STATE_PADDING, Ordering::Relaxed);
+                // Relaxed: published by the Release store of `tail` below (tail-publish).
+                self.head(idx).store(head_word(room as u32, STATE_PADDING), Ordering::Relaxed);
                 pos += room;
                 if pos + need > limit {
                     break;
@@ -516,10 +541,19 @@ impl Queue {
                 break;
             }
             let idx = pos % self.cap;
-            let (len, state) = self.hdr(idx);
-            len.store(m_len as u32, Ordering::Relaxed);
-            state.store(STATE_COMMITTED, Ordering::Relaxed);
+            // Relaxed: both words are published by the Release store of `tail` (tail-publish).
+            self.head(idx).store(head_word(m_len as u32, STATE_COMMITTED), Ordering::Relaxed);
             self.owner(idx).store(0, Ordering::Relaxed);
+            if m_len % RECORD_ALIGN != 0 {
+                // Zero the record's last word before the payload covers its start, so every
+                // byte of the record is written by this lap: the padding bytes after the payload
+                // carry no stale bytes of an older record, and no 8-byte word here is left half
+                // atomic (an older head or owner) and half plain payload, which Miri's
+                // weak-memory emulation cannot model (see `head`).
+                // SAFETY: need >= 24 here, idx + need <= cap, and the word lies in our free
+                // space (as for the slot below); it is 8-aligned, a plain non-atomic write.
+                unsafe { std::ptr::write_bytes(self.data.add(idx as usize + need as usize - 8), 0, 8) };
+            }
             // SAFETY: idx + need <= cap (checked: need <= room), and [pos, pos + need) lies in
             // [tail, reclaim + cap): free space that only the producer-lock holder writes and no
             // consumer reads before our tail store, so this slot is ours alone until then.
@@ -636,7 +670,8 @@ impl Queue {
         if read >= c.tail.value.load(Ordering::Acquire) || read % 8 != 0 {
             return Ok(false);
         }
-        if self.hdr(read % self.cap).1.load(Ordering::Relaxed) != STATE_PADDING {
+        // Relaxed: only a hint; the locked take below re-reads it after Acquiring `tail`.
+        if split_head(self.head(read % self.cap).load(Ordering::Relaxed)).1 != STATE_PADDING {
             return Ok(false);
         }
         let me = lock::me();
@@ -722,9 +757,10 @@ impl Queue {
         let mut bytes = 0u64;
         while pos < tail {
             let idx = pos % self.cap;
-            let (len_w, state_w) = self.hdr(idx);
-            let len = len_w.load(Ordering::Relaxed);
-            let state = state_w.load(Ordering::Relaxed);
+            let head = self.head(idx);
+            // Relaxed: the record lies before `tail`, Acquired above (tail-publish); below `tail`
+            // and at or beyond `read` only the consumer-lock holder (us) writes it.
+            let (len, state) = split_head(head.load(Ordering::Relaxed));
             match state {
                 // Padding is always skipped, also after the last record taken (so a producer
                 // waiting to wrap is not held up by a padding record nobody reads).
@@ -736,11 +772,13 @@ impl Queue {
                     // A TAKEN stamp at or beyond `read` was left by a consumer killed before its
                     // commit: the record was never handed out, it is still COMMITTED.
                     let span = self.span(pos, len, state, tail)?;
+                    // Relaxed: published to advancers by our Release store of `read` (read-publish);
+                    // `len` is unchanged, we rewrite it with the state (one 8-byte word).
                     if how == Take::View {
                         self.owner(idx).store(me, Ordering::Relaxed);
-                        state_w.store(STATE_TAKEN, Ordering::Relaxed);
+                        head.store(head_word(len, STATE_TAKEN), Ordering::Relaxed);
                     } else if state == STATE_TAKEN {
-                        state_w.store(STATE_COMMITTED, Ordering::Relaxed);
+                        head.store(head_word(len, STATE_COMMITTED), Ordering::Relaxed);
                     }
                     // SAFETY: span() checked idx + 16 + len <= cap; the record lies before
                     // `tail`, so it is fully written and nobody writes it until `reclaim`
@@ -1092,10 +1130,24 @@ impl Queue {
         if self.owner(idx).load(Ordering::Relaxed) != lock::me() {
             return false;
         }
-        let (_, state) = self.hdr(idx);
+        let head = self.head(idx);
+        // Relaxed: this process stamped the word TAKEN (under the consumer lock) before the view
+        // existed, so that store happens-before this drop (program order, or whatever moved the
+        // view to this thread); nobody else writes the word while the view is held.
+        let (len, state) = split_head(head.load(Ordering::Relaxed));
+        if state != STATE_TAKEN {
+            return false;
+        }
         // SYNC: view-done. Release: our reads through the view happen-before an advancer's
-        // Acquire load of this state, and so before a producer reuses the slot.
-        state.compare_exchange(STATE_TAKEN, STATE_DONE, Ordering::Release, Ordering::Relaxed).is_ok()
+        // Acquire load of this state, and so before a producer reuses the slot. The whole word is
+        // compared, so a changed `len` (a hostile peer) makes it fail like a changed state.
+        head.compare_exchange(
+            head_word(len, STATE_TAKEN),
+            head_word(len, STATE_DONE),
+            Ordering::Release,
+            Ordering::Relaxed,
+        )
+        .is_ok()
     }
 
     /// Moves `reclaim` over finished records (see the module docs); with `check_dead`, also over
@@ -1117,10 +1169,8 @@ impl Queue {
             let mut recovered = 0u64;
             while pos < read {
                 let idx = pos % self.cap;
-                let (len_w, state_w) = self.hdr(idx);
-                // SYNC: view-done (Acquire, pairs with the Release in release_raw).
-                let state = state_w.load(Ordering::Acquire);
-                let len = len_w.load(Ordering::Relaxed);
+                // SYNC: view-done (Acquire, pairs with the Release CAS in `mark_done`).
+                let (len, state) = split_head(self.head(idx).load(Ordering::Acquire));
                 let finished = match state {
                     STATE_PADDING | STATE_COMMITTED | STATE_DONE => true,
                     STATE_TAKEN if check_dead && idx + RECORD_HEADER as u64 <= self.cap => {
@@ -1182,9 +1232,9 @@ impl Queue {
             let mut ok = true;
             while pos < tail {
                 let idx = pos % self.cap;
-                let (len_w, state_w) = self.hdr(idx);
-                let state = state_w.load(Ordering::Relaxed);
-                match self.span(pos, len_w.load(Ordering::Relaxed), state, tail) {
+                // Relaxed: below `tail` (Acquired above); a snapshot, validated by span().
+                let (len, state) = split_head(self.head(idx).load(Ordering::Relaxed));
+                match self.span(pos, len, state, tail) {
                     Ok(s) => pos += s,
                     Err(_) => {
                         ok = false;
@@ -1349,9 +1399,8 @@ impl Queue {
         let mut pos = start;
         while pos < read && owners.len() < max {
             let idx = pos % self.cap;
-            let (len_w, state_w) = self.hdr(idx);
-            let state = state_w.load(Ordering::Acquire);
-            let len = len_w.load(Ordering::Relaxed);
+            // SYNC: view-done (Acquire, as in advance_reclaim; a snapshot for tools).
+            let (len, state) = split_head(self.head(idx).load(Ordering::Acquire));
             if state == STATE_TAKEN && idx + RECORD_HEADER as u64 <= self.cap {
                 let o = self.owner(idx).load(Ordering::Relaxed);
                 if o != 0 && !owners.contains(&o) {
@@ -1400,9 +1449,9 @@ impl Queue {
             while pos < tail {
                 chain.push(pos);
                 let idx = pos % self.cap;
-                let (len_w, state_w) = self.hdr(idx);
-                let len = len_w.load(Ordering::Relaxed);
-                let state = state_w.load(Ordering::Relaxed);
+                // Relaxed: below `tail` (Acquired above); a racing reuse is caught by the seqlock
+                // check of `reclaim` below.
+                let (len, state) = split_head(self.head(idx).load(Ordering::Relaxed));
                 let span = match self.span(pos, len, state, tail) {
                     Ok(s) => s,
                     Err(e) => {

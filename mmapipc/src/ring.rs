@@ -598,10 +598,11 @@ impl ProducerState {
         Ok(false)
     }
 
-    /// Finds room for a record of `rec` bytes: returns its offset, or `None` if the ring is full.
-    /// May write and publish a padding record first (so the record starts at offset 0).
+    /// Finds room for the record of a `len`-byte message: returns its offset, or `None` if the
+    /// ring is full. May write and publish a padding record first (so the record starts at 0).
     #[inline]
-    fn reserve(&mut self, mem: &RingMemory, rec: u64, publish_padding: bool) -> Result<Option<u64>, RingError> {
+    fn reserve(&mut self, mem: &RingMemory, len: usize, publish_padding: bool) -> Result<Option<u64>, RingError> {
+        let rec = record_size(len) as u64;
         let cap = mem.capacity;
         let to_end = cap - self.off;
         if rec > to_end {
@@ -620,6 +621,18 @@ impl ProducerState {
             return Ok(None);
         }
         self.full = false;
+        if len % RECORD_ALIGN != 0 {
+            // Zero the record's last word before the payload covers its start: every byte of
+            // the record is then written by this lap, so the padding after a payload carries no
+            // stale bytes of an older message, and no 8-byte word is left half an older atomic
+            // header and half plain payload (mixed atomic and non-atomic bytes in one word, which
+            // Miri's weak-memory emulation cannot model; every atomic access to the data area is
+            // an aligned 8-byte header word).
+            // SAFETY: has_room showed [off, off + rec) released by the consumer and unpublished,
+            // so it is ours alone; off + rec <= capacity and rec >= 16 (len > 0), so the word is
+            // in bounds.
+            unsafe { mem.copy_in(self.off + rec - 8, &[0; 8]) };
+        }
         Ok(Some(self.off))
     }
 
@@ -1124,11 +1137,11 @@ impl Ring {
     /// Reserves a slot of `len` bytes without waiting: `None` if the ring is full now.
     /// Fill the slot in place, then [`SlotMut::commit`]; dropping it uncommitted writes nothing.
     pub fn try_loan(&mut self, len: usize) -> Result<Option<SlotMut<'_>>, RingError> {
-        let rec = self.check_len(len)?;
+        self.check_len(len)?;
         self.producer()?;
         let mem = &*self.mem;
         let p = self.prod.as_mut().expect("claimed above");
-        match p.reserve(mem, rec, true)? {
+        match p.reserve(mem, len, true)? {
             None => Ok(None),
             Some(off) => Ok(Some(SlotMut::new(self, off, len))),
         }
@@ -1144,11 +1157,11 @@ impl Ring {
 
     /// Reserves a slot of `len` bytes, waiting at most `timeout` (`None`: forever).
     pub fn loan_timeout(&mut self, len: usize, timeout: Option<Duration>) -> Result<Option<SlotMut<'_>>, RingError> {
-        let rec = self.check_len(len)?;
+        self.check_len(len)?;
         let deadline = Deadline::after(timeout);
         let mem = self.mem.clone();
         loop {
-            if let Some(off) = self.producer()?.reserve(&mem, rec, true)? {
+            if let Some(off) = self.producer()?.reserve(&mem, len, true)? {
                 return Ok(Some(SlotMut::new(self, off, len)));
             }
             if !self.wait_writable_until(len, deadline)? {
@@ -1177,6 +1190,11 @@ impl Ring {
                 // (rec <= capacity - off also bounds len below max_message_size.)
                 p.full = false;
                 let off = p.off;
+                if len % RECORD_ALIGN != 0 {
+                    // As in ProducerState::reserve: zero the record's last word first.
+                    // SAFETY: [off, off + rec) is ours (see below); rec >= 16, so in bounds.
+                    unsafe { mem.copy_in(off + rec - 8, &[0; 8]) };
+                }
                 // SAFETY: off + rec <= capacity and the cached head shows those bytes released
                 // by the consumer; nobody else writes them until we publish.
                 unsafe { mem.copy_in(off + RECORD_HEADER as u64, data) };
@@ -1191,13 +1209,13 @@ impl Ring {
     #[cold]
     #[inline(never)]
     fn try_write_slow(&mut self, data: &[u8]) -> Result<bool, RingError> {
-        let rec = self.check_len(data.len())?;
+        self.check_len(data.len())?;
         let mem = self.mem.clone();
         let p = self.producer()?;
-        match p.reserve(&mem, rec, true)? {
+        match p.reserve(&mem, data.len(), true)? {
             None => Ok(false),
             Some(off) => {
-                // SAFETY: reserve returned room for `rec` bytes at `off` (off + rec <= capacity),
+                // SAFETY: reserve returned room for the record at `off` (off + record <= capacity),
                 // which the consumer has released and nobody else writes.
                 unsafe { mem.copy_in(off + RECORD_HEADER as u64, data) };
                 p.push(&mem, data.len());
@@ -1251,9 +1269,8 @@ impl Ring {
         let mut bytes = 0u64;
         for m in messages {
             let m = m.as_ref();
-            let rec = record_size(m.len()) as u64;
             // A padding record is published with the batch (or alone if nothing follows).
-            match p.reserve(&mem, rec, false)? {
+            match p.reserve(&mem, m.len(), false)? {
                 None => break,
                 Some(off) => {
                     // SAFETY: as in try_write: the reserved range is ours until published.
@@ -2071,12 +2088,12 @@ impl Ring {
         len: usize,
         timeout: Option<Duration>,
     ) -> Result<Option<DetachedSlot>, RingError> {
-        let rec = self.check_len(len)?;
+        self.check_len(len)?;
         let deadline = Deadline::after(timeout);
         let mem = self.mem.clone();
         loop {
             let p = self.producer()?;
-            if let Some(off) = p.reserve(&mem, rec, true)? {
+            if let Some(off) = p.reserve(&mem, len, true)? {
                 let tail = p.tail;
                 #[cfg(not(loom))]
                 let ptr = mem.data.wrapping_add(off as usize + RECORD_HEADER);

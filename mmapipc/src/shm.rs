@@ -210,6 +210,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg_attr(miri, ignore = "maps a file")]
     fn bounds_are_checked_and_nothing_written() {
         let p = tmp("bounds");
         let shm = SharedMemory::create(&p, 16).unwrap();
@@ -225,6 +226,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg_attr(miri, ignore = "maps a file")]
     fn create_refuses_existing_and_zero_size() {
         let p = tmp("exists");
         let shm = SharedMemory::create(&p, 8).unwrap();

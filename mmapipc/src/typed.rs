@@ -182,6 +182,20 @@ mod tests {
         assert_eq!(a.timestamp_ns, 5);
     }
 
+    /// rkyv alone, no code of ours: an archived `Vec` read through its relative pointer. rkyv
+    /// computes the elements' address from `&self` of the relative pointer (`RelPtr::as_ptr`),
+    /// so the pointer it dereferences carries the provenance of a 4-byte field reference and
+    /// reaches outside it. Stacked Borrows rejects that (the tag of a shared reference covers
+    /// only its pointee); Tree Borrows accepts it. rkyv's maintainer: rkyv relies on this and
+    /// does not support Stacked Borrows (rkyv/rkyv#436). `make miri` runs this test, and every
+    /// test that reads an archived `Vec`/`String`, under Tree Borrows for that reason.
+    #[test]
+    fn rkyv_relative_pointer_alone() {
+        let bytes = rkyv::to_bytes::<rancor::Error>(&vec![1u8, 2, 3]).unwrap();
+        let archived = rkyv::access::<rkyv::vec::ArchivedVec<u8>, rancor::Error>(&bytes).unwrap();
+        assert_eq!(archived.as_slice(), &[1, 2, 3]);
+    }
+
     #[test]
     fn corrupt_relative_pointer_fails_validation() {
         let f = frame();

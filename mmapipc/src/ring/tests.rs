@@ -62,6 +62,19 @@ fn full_ring_refuses_then_accepts_after_read() {
 }
 
 #[test]
+fn alignment_padding_after_a_payload_is_zeroed() {
+    let mut r = ring(64);
+    assert!(r.try_write(&[0xAA; 40]).unwrap()); // 48 bytes at 0: every byte written
+    assert_eq!(read_vec(&mut r).unwrap().unwrap(), [0xAA; 40]);
+    assert!(r.try_write(&[0xBB; 8]).unwrap()); // 16 bytes at 48, up to the end
+    assert_eq!(read_vec(&mut r).unwrap().unwrap(), [0xBB; 8]);
+    assert!(r.try_write(b"abc").unwrap()); // 16 bytes at 0 (over the old 0xAA bytes)
+                                           // SAFETY: the heap ring is private to this test and holds at least 16 data bytes.
+    let bytes = unsafe { std::slice::from_raw_parts(r.mem.data, 16) };
+    assert_eq!(&bytes[8..16], b"abc\0\0\0\0\0", "no stale bytes after the payload");
+}
+
+#[test]
 fn wrap_writes_padding_and_records_stay_contiguous() {
     let mut r = ring(64);
     assert!(r.try_write(&[1; 24]).unwrap()); // 32 bytes at 0

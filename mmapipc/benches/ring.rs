@@ -302,10 +302,9 @@ fn ring_vs_minimal(c: &mut Criterion, report: &latency::Report) {
     ring.claim_producer().unwrap();
     let ring_peer = Peer::spawn(format!("ring-consume:{}", ring_path.display()));
     let msg = [7u8; MINI_SLOT];
-    let rmsg = vec![7u8; std::env::var("RSIZE").ok().and_then(|s| s.parse().ok()).unwrap_or(MINI_SLOT)];
     let mut ring_burst = |n: u64| {
         for _ in 0..n {
-            while !ring.try_write(&rmsg).unwrap() {
+            while !ring.try_write(&msg).unwrap() {
                 std::hint::spin_loop();
             }
         }

@@ -515,6 +515,11 @@ struct ProducerState {
     cached_head: u64,
     /// Inside a "found full" episode (counted once).
     full: bool,
+    /// Our copies of the shared `messages_in`/`bytes_in` (only the producer writes them): the
+    /// shared counters are then updated with plain stores, never a load of a line the consumer
+    /// may have just pulled away to read `tail` (a load there would stall the producer).
+    messages: u64,
+    bytes: u64,
 }
 
 #[derive(Debug)]
@@ -531,6 +536,9 @@ struct ConsumerState {
     /// Counters not yet published (messages, payload bytes).
     pending_msgs: u64,
     pending_bytes: u64,
+    /// Our copies of the shared `messages_out`/`bytes_out` (see ProducerState::messages).
+    messages: u64,
+    bytes: u64,
     /// Inside a "found empty" episode (counted once).
     empty: bool,
 }
@@ -657,12 +665,14 @@ impl ProducerState {
 
     /// Publishes, updates counters, wakes a sleeping consumer.
     #[inline]
-    fn commit(&self, mem: &RingMemory, msgs: u64, bytes: u64) {
+    fn commit(&mut self, mem: &RingMemory, msgs: u64, bytes: u64) {
         let p = &mem.ctrl().producer;
+        self.messages = self.messages.wrapping_add(msgs);
+        self.bytes = self.bytes.wrapping_add(bytes);
         // Relaxed: statistics, written only by the producer, on the producer's own line, just
         // before the tail store so that all three stores drain with one ownership transfer.
-        p.messages.store(p.messages.load(Ordering::Relaxed).wrapping_add(msgs), Ordering::Relaxed);
-        p.bytes.store(p.bytes.load(Ordering::Relaxed).wrapping_add(bytes), Ordering::Relaxed);
+        p.messages.store(self.messages, Ordering::Relaxed);
+        p.bytes.store(self.bytes, Ordering::Relaxed);
         self.publish_tail(mem);
         notify::notify(&mem.ctrl().wait.data);
     }
@@ -755,8 +765,10 @@ impl ConsumerState {
         c.head.store(self.head - self.held, Ordering::Release);
         if self.pending_msgs != 0 {
             // Relaxed: statistics, written only by the consumer, on its own line.
-            c.messages.store(c.messages.load(Ordering::Relaxed).wrapping_add(self.pending_msgs), Ordering::Relaxed);
-            c.bytes.store(c.bytes.load(Ordering::Relaxed).wrapping_add(self.pending_bytes), Ordering::Relaxed);
+            self.messages = self.messages.wrapping_add(self.pending_msgs);
+            self.bytes = self.bytes.wrapping_add(self.pending_bytes);
+            c.messages.store(self.messages, Ordering::Relaxed);
+            c.bytes.store(self.bytes, Ordering::Relaxed);
             self.pending_msgs = 0;
             self.pending_bytes = 0;
         }
@@ -1067,7 +1079,12 @@ impl Ring {
                 release(&self.mem, Role::Producer, &claim);
                 return Err(e);
             }
-            self.prod = Some(ProducerState { claim, tail, off: tail % cap, cached_head: head, full: false });
+            // Relaxed: counters only the producer writes; a previous holder is dead or released
+            // the role (with a Release CAS that our claim's Acquire CAS read from).
+            let (messages, bytes) =
+                (ctrl.producer.messages.load(Ordering::Relaxed), ctrl.producer.bytes.load(Ordering::Relaxed));
+            self.prod =
+                Some(ProducerState { claim, tail, off: tail % cap, cached_head: head, full: false, messages, bytes });
         }
         Ok(self.prod.as_mut().expect("claimed above"))
     }
@@ -1112,6 +1129,9 @@ impl Ring {
                 held: 0,
                 pending_msgs: 0,
                 pending_bytes: 0,
+                // Relaxed: as for the producer's counters.
+                messages: ctrl.consumer.messages.load(Ordering::Relaxed),
+                bytes: ctrl.consumer.bytes.load(Ordering::Relaxed),
                 empty: false,
             });
         }
@@ -1176,18 +1196,19 @@ impl Ring {
     /// [`max_message_size`](Self::max_message_size)).
     #[inline]
     pub fn try_write(&mut self, data: &[u8]) -> Result<bool, RingError> {
-        // Fast path, kept small enough to inline into the caller's loop: the role is held, the
-        // record fits before the end of the buffer, and the cached head shows room. Everything
-        // else (claiming, padding at the wrap, reloading head, errors) is in the cold path.
+        // Fast path, kept small enough to inline into the caller's loop: the role is held and
+        // the record fits before the end of the buffer. Claiming, padding at the wrap and errors
+        // are in the cold path. Reloading head when the cached value shows no room stays here:
+        // a producer that keeps the ring full needs it on nearly every message.
         let mem = &*self.mem;
         if let Some(p) = &mut self.prod {
             let len = data.len();
             let rec = record_size(len.min(mem.capacity as usize)) as u64;
-            if p.claim.generation == fork_generation()
-                && rec <= mem.capacity - p.off
-                && mem.capacity - (p.tail - p.cached_head) >= rec
-            {
-                // (rec <= capacity - off also bounds len below max_message_size.)
+            // (rec <= capacity - off also bounds len below max_message_size.)
+            if p.claim.generation == fork_generation() && rec <= mem.capacity - p.off {
+                if !p.has_room(mem, rec)? {
+                    return Ok(false);
+                }
                 p.full = false;
                 let off = p.off;
                 if len % RECORD_ALIGN != 0 {
@@ -1195,8 +1216,8 @@ impl Ring {
                     // SAFETY: [off, off + rec) is ours (see below); rec >= 16, so in bounds.
                     unsafe { mem.copy_in(off + rec - 8, &[0; 8]) };
                 }
-                // SAFETY: off + rec <= capacity and the cached head shows those bytes released
-                // by the consumer; nobody else writes them until we publish.
+                // SAFETY: off + rec <= capacity and has_room showed those bytes released by the
+                // consumer; nobody else writes them until we publish.
                 unsafe { mem.copy_in(off + RECORD_HEADER as u64, data) };
                 p.push(mem, len);
                 p.commit(mem, 1, len as u64);
@@ -1210,16 +1231,18 @@ impl Ring {
     #[inline(never)]
     fn try_write_slow(&mut self, data: &[u8]) -> Result<bool, RingError> {
         self.check_len(data.len())?;
-        let mem = self.mem.clone();
-        let p = self.producer()?;
-        match p.reserve(&mem, data.len(), true)? {
+        self.producer()?;
+        // Split borrows instead of cloning the Arc (an atomic read-modify-write).
+        let mem = &*self.mem;
+        let p = self.prod.as_mut().expect("claimed above");
+        match p.reserve(mem, data.len(), true)? {
             None => Ok(false),
             Some(off) => {
                 // SAFETY: reserve returned room for the record at `off` (off + record <= capacity),
                 // which the consumer has released and nobody else writes.
                 unsafe { mem.copy_in(off + RECORD_HEADER as u64, data) };
-                p.push(&mem, data.len());
-                p.commit(&mem, 1, data.len() as u64);
+                p.push(mem, data.len());
+                p.commit(mem, 1, data.len() as u64);
                 Ok(true)
             }
         }

@@ -286,6 +286,63 @@ fn references(c: &mut Criterion) {
     g.finish();
 }
 
+/// `ring_vs_minimal/{ring,minimal}_64B`: the two 64 B throughput benchmarks side by side, then
+/// (in benchmark mode, when both ran) measured again interleaved: 10 rounds, each timing a
+/// stretch of messages through our ring and then through the minimal ring, with only that
+/// transport's consumer running (the other one is stopped with `SIGSTOP`). A round's ratio
+/// compares two measurements taken a few milliseconds apart, so the machine's load moves both;
+/// the median of the rounds' ratios is the number to quote. Criterion's rows, taken seconds
+/// apart, swing too much on a shared 2-core machine for their quotient to mean much.
+fn ring_vs_minimal(c: &mut Criterion, report: &latency::Report) {
+    let mut g = c.benchmark_group("ring_vs_minimal");
+    g.throughput(Throughput::Elements(1));
+
+    let ring_path = tmp("vs-ring");
+    let mut ring = Ring::create(&ring_path, 256 << 10).unwrap();
+    ring.claim_producer().unwrap();
+    let ring_peer = Peer::spawn(format!("ring-consume:{}", ring_path.display()));
+    let msg = [7u8; MINI_SLOT];
+    let mut ring_burst = |n: u64| {
+        for _ in 0..n {
+            while !ring.try_write(&msg).unwrap() {
+                std::hint::spin_loop();
+            }
+        }
+        wait_drained(&ring);
+    };
+    let ring_ran = latency::bench_throughput(&mut g, "ring_64B", &mut ring_burst);
+    latency::pause(ring_peer.0.id(), true);
+
+    let mini_path = tmp("vs-mini");
+    let shm = SharedMemory::create(&mini_path, 256 + MINI_SLOTS as usize * MINI_SLOT).unwrap();
+    let mini_peer = Peer::spawn(format!("mini-consume:{}", mini_path.display()));
+    let mut mini = MiniRing::new(&shm);
+    let mut mini_burst = |n: u64| {
+        for _ in 0..n {
+            while !mini.try_write(&msg) {
+                std::hint::spin_loop();
+            }
+        }
+        while !mini.drained() {
+            std::hint::spin_loop();
+        }
+    };
+    let mini_ran = latency::bench_throughput(&mut g, "minimal_64B", &mut mini_burst);
+    latency::pause(mini_peer.0.id(), true);
+    g.finish();
+
+    let (enabled, quick) = report.mode();
+    if enabled && ring_ran && mini_ran {
+        let n = if quick { 200_000 } else { 1_000_000 };
+        let rounds =
+            latency::interleave(10, n, &mut [(ring_peer.0.id(), &mut ring_burst), (mini_peer.0.id(), &mut mini_burst)]);
+        latency::print_ratio("ring 64 B vs minimal ring 64 B", "ring", &["ring", "minimal"], n, &rounds);
+    }
+    drop((ring_peer, mini_peer));
+    ring.unlink().unwrap();
+    shm.unlink().unwrap();
+}
+
 fn round_trip(c: &mut Criterion, report: &mut latency::Report) {
     let mut g = c.benchmark_group("round_trip");
 
@@ -342,6 +399,7 @@ fn main() {
     ring_throughput(&mut c);
     references(&mut c);
     let mut report = latency::Report::new("ring");
+    ring_vs_minimal(&mut c, &report);
     round_trip(&mut c, &mut report);
     c.final_summary();
     report.finish();

@@ -322,6 +322,22 @@ impl RingMemory {
         (word as u32, (word >> 32) as u32)
     }
 
+    /// A hint to bring the cache line at `off` (in the data area) closer; no effect on what any
+    /// load returns.
+    #[inline]
+    fn prefetch(&self, off: u64) {
+        debug_assert!(off < self.capacity);
+        #[cfg(all(target_arch = "x86_64", not(loom), not(miri)))]
+        // SAFETY: PREFETCHT0 is a hint: it never faults and changes no architectural state, and
+        // `off < capacity` keeps the address inside the mapping anyway. SSE is baseline on x86_64.
+        unsafe {
+            use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
+            _mm_prefetch::<_MM_HINT_T0>(self.data.add(off as usize) as *const i8)
+        };
+        #[cfg(not(all(target_arch = "x86_64", not(loom), not(miri))))]
+        let _ = off;
+    }
+
     /// Copies `src` to the data area at `off`.
     ///
     /// # Safety
@@ -499,6 +515,11 @@ struct ProducerState {
     cached_head: u64,
     /// Inside a "found full" episode (counted once).
     full: bool,
+    /// Our copies of the shared `messages_in`/`bytes_in` (only the producer writes them): the
+    /// shared counters are then updated with plain stores, never a load of a line the consumer
+    /// may have just pulled away to read `tail` (a load there would stall the producer).
+    messages: u64,
+    bytes: u64,
 }
 
 #[derive(Debug)]
@@ -515,6 +536,9 @@ struct ConsumerState {
     /// Counters not yet published (messages, payload bytes).
     pending_msgs: u64,
     pending_bytes: u64,
+    /// Our copies of the shared `messages_out`/`bytes_out` (see ProducerState::messages).
+    messages: u64,
+    bytes: u64,
     /// Inside a "found empty" episode (counted once).
     empty: bool,
 }
@@ -641,12 +665,14 @@ impl ProducerState {
 
     /// Publishes, updates counters, wakes a sleeping consumer.
     #[inline]
-    fn commit(&self, mem: &RingMemory, msgs: u64, bytes: u64) {
+    fn commit(&mut self, mem: &RingMemory, msgs: u64, bytes: u64) {
         let p = &mem.ctrl().producer;
+        self.messages = self.messages.wrapping_add(msgs);
+        self.bytes = self.bytes.wrapping_add(bytes);
         // Relaxed: statistics, written only by the producer, on the producer's own line, just
         // before the tail store so that all three stores drain with one ownership transfer.
-        p.messages.store(p.messages.load(Ordering::Relaxed).wrapping_add(msgs), Ordering::Relaxed);
-        p.bytes.store(p.bytes.load(Ordering::Relaxed).wrapping_add(bytes), Ordering::Relaxed);
+        p.messages.store(self.messages, Ordering::Relaxed);
+        p.bytes.store(self.bytes, Ordering::Relaxed);
         self.publish_tail(mem);
         notify::notify(&mem.ctrl().wait.data);
     }
@@ -663,6 +689,10 @@ impl ConsumerState {
         for _ in 0..2 {
             let mut avail = self.cached_tail - self.head;
             if avail == 0 {
+                // Ask for the line the next record's header will be in while we look at tail:
+                // when tail moves, the two cache misses (tail, then header) overlap instead of
+                // following each other, which is most of a spinning reader's round trip.
+                mem.prefetch(self.off);
                 // SYNC: tail-publish. Acquire: the producer's writes below tail are visible.
                 let tail = mem.ctrl().producer.tail.load(Ordering::Acquire);
                 check_indices(self.head - self.held, tail, cap)?;
@@ -735,8 +765,10 @@ impl ConsumerState {
         c.head.store(self.head - self.held, Ordering::Release);
         if self.pending_msgs != 0 {
             // Relaxed: statistics, written only by the consumer, on its own line.
-            c.messages.store(c.messages.load(Ordering::Relaxed).wrapping_add(self.pending_msgs), Ordering::Relaxed);
-            c.bytes.store(c.bytes.load(Ordering::Relaxed).wrapping_add(self.pending_bytes), Ordering::Relaxed);
+            self.messages = self.messages.wrapping_add(self.pending_msgs);
+            self.bytes = self.bytes.wrapping_add(self.pending_bytes);
+            c.messages.store(self.messages, Ordering::Relaxed);
+            c.bytes.store(self.bytes, Ordering::Relaxed);
             self.pending_msgs = 0;
             self.pending_bytes = 0;
         }
@@ -1047,7 +1079,12 @@ impl Ring {
                 release(&self.mem, Role::Producer, &claim);
                 return Err(e);
             }
-            self.prod = Some(ProducerState { claim, tail, off: tail % cap, cached_head: head, full: false });
+            // Relaxed: counters only the producer writes; a previous holder is dead or released
+            // the role (with a Release CAS that our claim's Acquire CAS read from).
+            let (messages, bytes) =
+                (ctrl.producer.messages.load(Ordering::Relaxed), ctrl.producer.bytes.load(Ordering::Relaxed));
+            self.prod =
+                Some(ProducerState { claim, tail, off: tail % cap, cached_head: head, full: false, messages, bytes });
         }
         Ok(self.prod.as_mut().expect("claimed above"))
     }
@@ -1092,6 +1129,9 @@ impl Ring {
                 held: 0,
                 pending_msgs: 0,
                 pending_bytes: 0,
+                // Relaxed: as for the producer's counters.
+                messages: ctrl.consumer.messages.load(Ordering::Relaxed),
+                bytes: ctrl.consumer.bytes.load(Ordering::Relaxed),
                 empty: false,
             });
         }
@@ -1156,21 +1196,45 @@ impl Ring {
     /// [`max_message_size`](Self::max_message_size)).
     #[inline]
     pub fn try_write(&mut self, data: &[u8]) -> Result<bool, RingError> {
-        self.check_len(data.len())?;
+        // Fast path, kept small enough to inline into the caller's loop: the role is held and
+        // the record fits before the end of the buffer. Claiming, padding at the wrap and errors
+        // are in the cold path. Reloading head when the cached value shows no room stays here:
+        // a producer that keeps the ring full needs it on nearly every message.
         let mem = &*self.mem;
-        let p = match &mut self.prod {
-            Some(p) if p.claim.generation == fork_generation() => p,
-            _ => {
-                let mem = self.mem.clone();
-                let _ = self.producer()?;
-                return Self::write_claimed(&mem, self.prod.as_mut().expect("claimed"), data);
+        if let Some(p) = &mut self.prod {
+            let len = data.len();
+            let rec = record_size(len.min(mem.capacity as usize)) as u64;
+            // (rec <= capacity - off also bounds len below max_message_size.)
+            if p.claim.generation == fork_generation() && rec <= mem.capacity - p.off {
+                if !p.has_room(mem, rec)? {
+                    return Ok(false);
+                }
+                p.full = false;
+                let off = p.off;
+                if len % RECORD_ALIGN != 0 {
+                    // As in ProducerState::reserve: zero the record's last word first.
+                    // SAFETY: [off, off + rec) is ours (see below); rec >= 16, so in bounds.
+                    unsafe { mem.copy_in(off + rec - 8, &[0; 8]) };
+                }
+                // SAFETY: off + rec <= capacity and has_room showed those bytes released by the
+                // consumer; nobody else writes them until we publish.
+                unsafe { mem.copy_in(off + RECORD_HEADER as u64, data) };
+                p.push(mem, len);
+                p.commit(mem, 1, len as u64);
+                return Ok(true);
             }
-        };
-        Self::write_claimed(mem, p, data)
+        }
+        self.try_write_slow(data)
     }
 
-    #[inline]
-    fn write_claimed(mem: &RingMemory, p: &mut ProducerState, data: &[u8]) -> Result<bool, RingError> {
+    #[cold]
+    #[inline(never)]
+    fn try_write_slow(&mut self, data: &[u8]) -> Result<bool, RingError> {
+        self.check_len(data.len())?;
+        self.producer()?;
+        // Split borrows instead of cloning the Arc (an atomic read-modify-write).
+        let mem = &*self.mem;
+        let p = self.prod.as_mut().expect("claimed above");
         match p.reserve(mem, data.len(), true)? {
             None => Ok(false),
             Some(off) => {
@@ -1302,8 +1366,29 @@ impl Ring {
     /// releases its space when dropped. `Ok(None)`: the ring is empty.
     #[inline]
     pub fn try_read(&mut self) -> Result<Option<RecvGuard<'_>>, RingError> {
+        // Fast path, small enough to inline: the role is held with nothing detached, the cached
+        // tail shows a record, and its header is a message that lies inside the published
+        // bytes and the buffer. Padding, reloading tail, corruption and claiming are cold.
+        let mem = &*self.mem;
+        if let Some(c) = &mut self.cons {
+            let avail = c.cached_tail - c.head;
+            if c.claim.generation == fork_generation() && c.held == 0 && avail >= RECORD_HEADER as u64 {
+                let (len, flags) = mem.load_header(c.off);
+                let rec = align8(u64::from(len) + RECORD_HEADER as u64);
+                if flags == FLAG_MESSAGE && rec <= avail && rec <= mem.capacity - c.off {
+                    let off = c.off + RECORD_HEADER as u64;
+                    return Ok(Some(RecvGuard::new(self, off, len as usize, rec)));
+                }
+            }
+        }
+        self.try_read_slow()
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn try_read_slow(&mut self) -> Result<Option<RecvGuard<'_>>, RingError> {
         self.consumer()?;
-        // Split borrows instead of cloning the Arc: no atomic read-modify-write on the fast path.
+        // Split borrows instead of cloning the Arc.
         let mem = &*self.mem;
         let c = self.cons.as_mut().expect("claimed above");
         match c.peek(mem)? {

@@ -231,6 +231,12 @@ impl Report {
     }
 
     /// Prints the table and writes the JSON file (nothing when no row was sampled).
+    /// Whether criterion runs in benchmark mode (see [`Report::new`]), and `--quick`.
+    #[allow(dead_code)] // only the ring bench compares throughput interleaved
+    pub fn mode(&self) -> (bool, bool) {
+        (self.enabled, self.quick)
+    }
+
     pub fn finish(self) {
         if self.rows.is_empty() {
             return;
@@ -376,5 +382,100 @@ pub fn line_round_trip(ping: &AtomicU64, pong: &AtomicU64, seq: &mut u64) {
     ping.store(*seq, Ordering::Release);
     while pong.load(Ordering::Acquire) != *seq {
         std::hint::spin_loop();
+    }
+}
+
+/// Criterion's measurement of a throughput benchmark whose `burst(n)` sends `n` messages and
+/// waits until the peer has consumed them. Returns whether criterion ran it.
+#[allow(dead_code)] // only the ring bench compares throughput interleaved
+pub fn bench_throughput(g: &mut BenchmarkGroup<'_, WallTime>, name: &str, burst: &mut impl FnMut(u64)) -> bool {
+    let mut selected = false;
+    g.bench_function(name, |b| {
+        selected = true;
+        b.iter_custom(|iters| {
+            let t = Instant::now();
+            burst(iters);
+            t.elapsed()
+        })
+    });
+    selected
+}
+
+/// Times `n` messages through each transport in turn, `rounds` times, resuming only the peer
+/// of the transport being timed (the callers leave every peer stopped). Returns, per round, the
+/// nanoseconds per message of each transport, in the order given. One warm-up burst of `n / 10`
+/// precedes each timed burst (the resumed peer gets its caches and CPU back first).
+#[allow(dead_code)] // only the ring bench compares throughput interleaved
+pub fn interleave(rounds: usize, n: u64, subjects: &mut [(u32, &mut dyn FnMut(u64))]) -> Vec<Vec<f64>> {
+    let mut out = Vec::with_capacity(rounds);
+    // An untimed first round: every peer gets scheduled and its caches warm once.
+    for (peer, burst) in subjects.iter_mut() {
+        pause(*peer, false);
+        burst(n / 10);
+        pause(*peer, true);
+    }
+    for _ in 0..rounds {
+        let mut row = Vec::with_capacity(subjects.len());
+        for (peer, burst) in subjects.iter_mut() {
+            pause(*peer, false);
+            burst(n / 10);
+            let t = Instant::now();
+            burst(n);
+            row.push(t.elapsed().as_nanos() as f64 / n as f64);
+            pause(*peer, true);
+        }
+        out.push(row);
+    }
+    out
+}
+
+/// Prints the per-round times from [`interleave`] and the median over rounds of each
+/// transport's throughput relative to the last one (the reference), and writes them to
+/// `<criterion dir>/throughput-ratio-<file>.json`.
+#[allow(dead_code)] // only the ring bench compares throughput interleaved
+pub fn print_ratio(title: &str, file: &str, names: &[&str], n: u64, rounds: &[Vec<f64>]) {
+    let median = |mut v: Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    let reference = names.len() - 1;
+    println!();
+    println!("{title}: throughput interleaved, {} rounds of {n} messages each (ns per message):", rounds.len());
+    let header: Vec<String> = names.iter().map(|s| format!("{s:>12}")).collect();
+    println!("{:>6} {}", "round", header.join(" "));
+    for (i, r) in rounds.iter().enumerate() {
+        let cells: Vec<String> = r.iter().map(|v| format!("{v:>12.1}")).collect();
+        println!("{:>6} {}", i + 1, cells.join(" "));
+    }
+    let mut json = Vec::new();
+    for (k, name) in names.iter().enumerate().take(reference) {
+        // Throughput ratio = reference time / our time, per round.
+        let ratios: Vec<f64> = rounds.iter().map(|r| r[reference] / r[k]).collect();
+        let (lo, hi) = ratios.iter().fold((f64::MAX, f64::MIN), |(a, b), &x| (a.min(x), b.max(x)));
+        let med = median(ratios.clone());
+        println!(
+            "{name}: median {:.1} ns/msg; throughput {:.2}x {} (median of per-round ratios; range {lo:.2}-{hi:.2})",
+            median(rounds.iter().map(|r| r[k]).collect()),
+            med,
+            names[reference]
+        );
+        json.push(format!(
+            "{{\"name\": \"{name}\", \"reference\": \"{}\", \"median_ratio\": {med:.4}, \"min_ratio\": {lo:.4}, \
+             \"max_ratio\": {hi:.4}, \"ns_per_msg\": {:?}}}",
+            names[reference],
+            rounds.iter().map(|r| r[k]).collect::<Vec<_>>()
+        ));
+    }
+    println!("{}: median {:.1} ns/msg", names[reference], median(rounds.iter().map(|r| r[reference]).collect()));
+    let dir = criterion_dir();
+    let path = dir.join(format!("throughput-ratio-{file}.json"));
+    let text = format!(
+        "{{\"title\": \"{title}\", \"messages_per_round\": {n}, \"reference_ns_per_msg\": {:?}, \"rows\": [{}]}}\n",
+        rounds.iter().map(|r| r[reference]).collect::<Vec<_>>(),
+        json.join(", ")
+    );
+    match std::fs::create_dir_all(&dir).and_then(|_| std::fs::write(&path, text)) {
+        Ok(()) => println!("(written to {})", path.display()),
+        Err(e) => println!("(could not write {}: {e})", path.display()),
     }
 }

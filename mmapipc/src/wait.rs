@@ -229,6 +229,10 @@ pub const SPIN_TOTAL: Duration = Duration::from_micros(50);
 pub(crate) struct Spin {
     #[cfg(not(loom))]
     start: Option<Instant>,
+    /// Polls so far (the first polls come quickly: a reply is often a fraction of a microsecond
+    /// away, and one `spin_loop` can cost tens of nanoseconds).
+    #[cfg(not(loom))]
+    polls: u32,
     #[cfg(loom)]
     n: u32,
 }
@@ -238,6 +242,8 @@ impl Spin {
         Spin {
             #[cfg(not(loom))]
             start: None,
+            #[cfg(not(loom))]
+            polls: 0,
             #[cfg(loom)]
             n: 0,
         }
@@ -262,7 +268,8 @@ impl Spin {
                 return false;
             }
             if t < SPIN_PURE {
-                for _ in 0..16 {
+                self.polls += 1;
+                for _ in 0..(1u32 << self.polls.min(4)) {
                     spin_loop();
                 }
                 return true;

@@ -20,8 +20,8 @@
 
 use std::time::Duration;
 
-use crate::sync::{fence, spin_loop, Ordering};
-use crate::wait::{wait_on, wake_all, Deadline, Waiter};
+use crate::sync::{fence, Ordering};
+use crate::wait::{wait_on, wake_all, Deadline, Spin, Waiter};
 
 /// Longest nap of a sleeper that could not run the heavy barrier.
 pub(crate) const NAP_WITHOUT_BARRIER: Duration = Duration::from_millis(1);
@@ -117,10 +117,6 @@ fn notify_slow(w: &Waiter) {
     wake_all(&w.seq);
 }
 
-const SPIN_ROUNDS: u32 = 24;
-#[cfg(not(loom))]
-const YIELD_ROUNDS: u32 = 4;
-
 /// Waits until `ready()` returns `Some`, or the deadline passes (`None`). Spins, yields, then
 /// sleeps on the futex word in naps of at most `slice`.
 pub(crate) fn wait_until<T>(
@@ -129,20 +125,16 @@ pub(crate) fn wait_until<T>(
     slice: Duration,
     mut ready: impl FnMut() -> Option<T>,
 ) -> Option<T> {
-    for i in 0..SPIN_ROUNDS {
+    // Poll by time, as the queue does (wait::Spin): a few microseconds of pure spinning, then
+    // yielding between polls (a peer that shares our CPU gets to run), then the futex.
+    let mut spin = Spin::new();
+    loop {
         if let Some(v) = ready() {
             return Some(v);
         }
-        for _ in 0..(1u32 << i.min(6)) {
-            spin_loop();
+        if !spin.step(&deadline) {
+            break;
         }
-    }
-    #[cfg(not(loom))]
-    for _ in 0..YIELD_ROUNDS {
-        if let Some(v) = ready() {
-            return Some(v);
-        }
-        std::thread::yield_now();
     }
     loop {
         if let Some(v) = ready() {

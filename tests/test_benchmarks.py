@@ -390,3 +390,42 @@ def test_misbehaving_system_fails_its_row(tmp_path: Path) -> None:
     assert rows["mp-queue"]["status"] == "ok"
     assert "error ring" in res.stdout
 
+
+
+def _batch(n: int, k: int, size: int) -> list[bytes]:
+    """Messages n .. n+k-1 as the harness's producers stamp them."""
+    from _bench.common import STAMP
+
+    out = []
+    for i in range(n, n + k):
+        m = bytearray(size)
+        STAMP.pack_into(m, 0, i)
+        if size >= 16:
+            m[-1] = i & 0xFF
+        out.append(bytes(m))
+    return out
+
+
+@pytest.mark.parametrize("size", [8, 64, 1000])
+def test_batch_checker_catches_loss_duplication_reordering_and_tearing(size: int) -> None:
+    pytest.importorskip("numpy")
+    from _bench.common import STAMP, STOP, BenchError
+    from _bench.systems import BatchChecker
+
+    p = make_params(size, seconds=0.1, max_count=1000, max_bytes=1 << 20, stall=1.0, batch=64)
+    check = BatchChecker(p).check
+    good = _batch(100, 64, size)
+    assert check(good, 100) == (64, False)
+    stop = bytearray(size)
+    STAMP.pack_into(stop, 0, STOP)
+    assert check(good[:10] + [bytes(stop)], 100) == (10, True)
+    lost = good[:20] + good[21:] + _batch(164, 1, size)  # one missing, count made up at the end
+    dup = good[:20] + [good[19]] + good[21:]
+    swapped = good[:20] + [good[21], good[20]] + good[22:]
+    torn = list(good)
+    # A message whose end (or, without a tail byte, whose stamp) is not what was sent.
+    torn[30] = good[30][:-1] + b"\x00" if size >= 16 else b"\xff" + good[30][1:]
+    late = _batch(101, 64, size)  # the whole batch shifted: message 100 lost
+    for bad in (lost, dup, swapped, torn, late):
+        with pytest.raises(BenchError):
+            check(bad, 100)

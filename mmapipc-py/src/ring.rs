@@ -7,7 +7,6 @@
 //! ([`crate::blocking`]). A handle is meant for one thread at a time: a second thread calling it
 //! while it waits gets pyo3's "already borrowed" error.
 
-use std::borrow::Cow;
 use std::path::PathBuf;
 use std::sync::{Arc, Weak};
 use std::time::Duration;
@@ -20,7 +19,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyMemoryView, PyTuple, PyType};
 
 use crate::blocking::{block_on, timeout_arg};
-use crate::buffer::{with_bytes, Owner, SharedBuffer};
+use crate::buffer::{with_bytes, BorrowedBytes, Owner, SharedBuffer};
 use crate::errors::{closed, open_error, ring_error};
 
 /// A lock-free single-producer single-consumer ring of byte messages in shared memory.
@@ -213,14 +212,11 @@ impl PyRing {
     ) -> PyResult<usize> {
         let mut deadline = LazyDeadline::new(timeout_arg(timeout)?);
         self.no_loan()?;
-        let items: Vec<Bound<'_, PyAny>> = messages.try_iter()?.collect::<PyResult<_>>()?;
-        let mut bufs: Vec<Cow<'_, [u8]>> = Vec::with_capacity(items.len());
-        for it in &items {
-            match it.downcast::<PyBytes>() {
-                Ok(b) => bufs.push(Cow::Borrowed(b.as_bytes())),
-                Err(_) => bufs.push(Cow::Owned(with_bytes(it, |b| b.to_vec())?)),
-            }
-        }
+        // Borrow every message (no copy). Writes run with the GIL held; waiting for room
+        // releases it but touches no message, and an exporter cannot resize a buffer while we
+        // hold its export.
+        let held = BorrowedBytes::new(messages)?;
+        let bufs = held.slices();
         let ring = self.ring()?;
         let mut done = 0;
         loop {
@@ -395,7 +391,7 @@ impl PyRing {
         let mut deadline = LazyDeadline::new(timeout_arg(timeout)?);
         self.release_view(py)?;
         let ring = self.ring()?;
-        let mut out = Vec::new();
+        let mut out = Vec::with_capacity(max_count.min(256));
         loop {
             ring.read_batch(max_count, |m| out.push(PyBytes::new(py, m).unbind())).map_err(ring_error)?;
             if !out.is_empty()

@@ -67,7 +67,12 @@ def make_params(
     """Parameters for one size: bounded by count, by bytes moved and by time."""
     if size < 8:
         raise ValueError(f"message size {size} B is smaller than the 8-byte stamp")
-    capacity = max(MiB, next_pow2(4 * size))
+    if size >= MiB:
+        # Large messages (frames, tensors): room for two plus framing, double buffering, the
+        # usual setting for frames (the producer fills one while the consumer reads the other).
+        capacity = -(-2 * (size + 4096) // 4096) * 4096
+    else:
+        capacity = max(MiB, next_pow2(4 * size))
     count = max(16, min(max_count, max_bytes // size))
     depth = max(2, min(1024, capacity // size))
     b = max(1, min(batch, capacity // (4 * size)))

@@ -112,15 +112,15 @@ STANDIN = textwrap.dedent(
         def read(self, block=False, timeout=None):
             return self._recv(block, timeout)
 
-        def write_batch(self, messages):
+        def write_batch(self, messages, block=False, timeout=None):
             for m in messages:
                 self._send(m)
             return len(messages)
 
-        def read_batch(self, max_count):
+        def read_batch(self, max_count, block=False, timeout=None):
             out = []
             while len(out) < max_count:
-                m = self._recv(False, None)
+                m = self._recv(block and not out, timeout)
                 if m is None:
                     break
                 out.append(m)

@@ -510,8 +510,8 @@ class RingSingle(_MmapBase):
 class RingBatch(RingSingle):
     key = "ring-batch"
     label = "mmapipc ring batch"
-    method = ("write_batch(list) / read_batch(64), stamped and checked per batch with NumPy; "
-              "when full/empty one blocking write/read waits")
+    method = ("write_batch(list_of_64, True, t) / read_batch(64, True, t), stamped and checked "
+              "per batch")
     pingpong = False
     batched = True
     needs = ("write_batch", "read_batch")
@@ -534,14 +534,9 @@ class RingBatch(RingSingle):
             while n < total:
                 k = min(bsz, total - n)
                 batch = stamper.stamp(n, k)
-                done = write_batch(batch)
-                while done < k:
-                    # Full: wait for room with one blocking write, then batch the rest again.
-                    if not write(batch[done], True, tmo):
-                        raise Stalled("ring.write(block=True) timed out: consumer stalled")
-                    done += 1
-                    if done < k:
-                        done += write_batch(batch[done:])
+                # Blocking: writes what fits, waits for room, goes on (one call per batch).
+                if write_batch(batch, True, tmo) != k:
+                    raise Stalled("ring.write_batch(block=True) timed out: consumer stalled")
                 n += k
                 if perf_counter() >= deadline:
                     break
@@ -556,7 +551,7 @@ class RingBatch(RingSingle):
     def consume(self, h: Any, p: Params, sync: Sync) -> Result:
         r = self.cls().open(h)
         try:
-            read, read_batch = r.read, r.read_batch
+            read_batch = r.read_batch
             bsz = p.batch
             check = BatchChecker(p).check
             tmo = p.stall
@@ -567,12 +562,10 @@ class RingBatch(RingSingle):
             n_warm = 0
             stop = False
             while not stop:
-                msgs = read_batch(bsz)
+                # Blocking: everything ready (up to bsz), waiting only while there is nothing.
+                msgs = read_batch(bsz, True, tmo)
                 if not msgs:
-                    m = read(True, tmo)
-                    if m is None:
-                        raise Stalled("ring.read(block=True) timed out: producer stalled")
-                    msgs = [m]
+                    raise Stalled("ring.read_batch(block=True) timed out: producer stalled")
                 k, stop = check(msgs, n)
                 n += k
                 if not n_warm and n >= warm:

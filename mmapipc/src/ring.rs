@@ -628,6 +628,13 @@ impl ProducerState {
         if !self.has_room(mem, rec)? {
             return Ok(None);
         }
+        Ok(Some(self.take_room(mem, len, rec)))
+    }
+
+    /// Takes the `rec` bytes at our position for a `len`-byte message, once `has_room` showed
+    /// them free (and they lie before the end of the buffer); returns their offset.
+    #[inline]
+    fn take_room(&mut self, mem: &RingMemory, len: usize, rec: u64) -> u64 {
         self.full = false;
         if len % RECORD_ALIGN != 0 {
             // Zero the record's last word before the payload covers its start: every byte of
@@ -641,7 +648,18 @@ impl ProducerState {
             // in bounds.
             unsafe { mem.copy_in(self.off + rec - 8, &[0; 8]) };
         }
-        Ok(Some(self.off))
+        self.off
+    }
+
+    /// Copies `data` into the record taken at `off` ([`reserve`](Self::reserve) or
+    /// [`take_room`](Self::take_room)), frames it and publishes it.
+    #[inline]
+    fn write_record(&mut self, mem: &RingMemory, off: u64, data: &[u8]) {
+        // SAFETY: the record at `off` was taken for `data.len()` bytes (off + record <=
+        // capacity), released by the consumer, and nobody else writes it until we publish.
+        unsafe { mem.copy_in(off + RECORD_HEADER as u64, data) };
+        self.push(mem, data.len());
+        self.commit(mem, 1, data.len() as u64);
     }
 
     /// Writes a message header for a record of `len` at our position and advances (unpublished).
@@ -1209,18 +1227,8 @@ impl Ring {
                 if !p.has_room(mem, rec)? {
                     return Ok(false);
                 }
-                p.full = false;
-                let off = p.off;
-                if len % RECORD_ALIGN != 0 {
-                    // As in ProducerState::reserve: zero the record's last word first.
-                    // SAFETY: [off, off + rec) is ours (see below); rec >= 16, so in bounds.
-                    unsafe { mem.copy_in(off + rec - 8, &[0; 8]) };
-                }
-                // SAFETY: off + rec <= capacity and has_room showed those bytes released by the
-                // consumer; nobody else writes them until we publish.
-                unsafe { mem.copy_in(off + RECORD_HEADER as u64, data) };
-                p.push(mem, len);
-                p.commit(mem, 1, len as u64);
+                let off = p.take_room(mem, len, rec);
+                p.write_record(mem, off, data);
                 return Ok(true);
             }
         }
@@ -1238,11 +1246,7 @@ impl Ring {
         match p.reserve(mem, data.len(), true)? {
             None => Ok(false),
             Some(off) => {
-                // SAFETY: reserve returned room for the record at `off` (off + record <= capacity),
-                // which the consumer has released and nobody else writes.
-                unsafe { mem.copy_in(off + RECORD_HEADER as u64, data) };
-                p.push(mem, data.len());
-                p.commit(mem, 1, data.len() as u64);
+                p.write_record(mem, off, data);
                 Ok(true)
             }
         }

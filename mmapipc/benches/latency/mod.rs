@@ -46,18 +46,11 @@ const ROUNDS: u32 = 10;
 /// Criterion's measurement of one round-trip benchmark (`rt`: one round trip, spinning).
 /// Returns whether criterion ran it (the filter selected it).
 pub fn bench(g: &mut BenchmarkGroup<'_, WallTime>, name: &str, rt: &mut impl FnMut()) -> bool {
-    let mut selected = false;
-    g.bench_function(name, |b| {
-        selected = true;
-        b.iter_custom(|iters| {
-            let t = Instant::now();
-            for _ in 0..iters {
-                rt();
-            }
-            t.elapsed()
-        })
-    });
-    selected
+    bench_throughput(g, name, &mut |n| {
+        for _ in 0..n {
+            rt();
+        }
+    })
 }
 
 /// Stops (`SIGSTOP`) or resumes (`SIGCONT`) the peer process `pid`.
@@ -385,9 +378,9 @@ pub fn line_round_trip(ping: &AtomicU64, pong: &AtomicU64, seq: &mut u64) {
     }
 }
 
-/// Criterion's measurement of a throughput benchmark whose `burst(n)` sends `n` messages and
-/// waits until the peer has consumed them. Returns whether criterion ran it.
-#[allow(dead_code)] // only the ring bench compares throughput interleaved
+/// Criterion's measurement of a benchmark whose `burst(n)` does `n` operations (sends `n`
+/// messages and waits until the peer consumed them; or `n` round trips). Returns whether
+/// criterion ran it.
 pub fn bench_throughput(g: &mut BenchmarkGroup<'_, WallTime>, name: &str, burst: &mut impl FnMut(u64)) -> bool {
     let mut selected = false;
     g.bench_function(name, |b| {

@@ -100,6 +100,22 @@ def test_put_batch_borrows_any_buffer_and_copies_what_waits(path):
             q.unlink()
 
 
+def test_put_batch_memoryviews(path):
+    # memoryviews are read in place (no buffer request); released or strided ones are refused
+    # before anything is put.
+    block = numpy.arange(48, dtype=numpy.uint8).reshape(3, 16)
+    with SharedMemoryQueue.create(path, 4096) as q:
+        assert q.put_batch(tuple(memoryview(block[i]) for i in range(3))) == 3
+        assert q.get_batch(10) == [block[i].tobytes() for i in range(3)]
+        gone = memoryview(b"released")
+        gone.release()
+        with pytest.raises(ValueError, match="released"):
+            q.put_batch([b"first", gone])
+        with pytest.raises(TypeError, match="C-contiguous"):
+            q.put_batch([b"first", memoryview(b"strided")[::2]])
+        assert q.empty()
+
+
 def test_prefault_option(path):
     with SharedMemoryQueue.create(path, 1 << 20, prefault=True) as q:
         q.put(b"x" * 1000)

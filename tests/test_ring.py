@@ -154,6 +154,56 @@ def test_batches(path: str) -> None:
         assert ring.read_batch(5) == [b"gen", b"erator"]
 
 
+def test_write_batch_memoryviews(path: str) -> None:
+    # memoryviews are read without a buffer request (bytes-like, in place); released or
+    # non-contiguous ones are refused before anything is written.
+    block = np.arange(48, dtype=np.uint8).reshape(3, 16)
+    views = [memoryview(block[i]) for i in range(3)]
+    f64 = memoryview(np.array([1.5, -2.0]))  # any C-contiguous format: its raw bytes
+    with SharedMemoryRing.create(path, 4096) as ring:
+        assert ring.write_batch([*views, memoryview(b"xmvx")[1:3], f64, memoryview(b"")]) == 6
+        assert ring.read_batch(10) == [block[0].tobytes(), block[1].tobytes(), block[2].tobytes(),
+                                       b"mv", np.array([1.5, -2.0]).tobytes(), b""]
+        gone = memoryview(b"released")
+        gone.release()
+        with pytest.raises(ValueError, match="released"):
+            ring.write_batch([b"first", gone])
+        with pytest.raises(TypeError, match="C-contiguous"):
+            ring.write_batch([b"first", memoryview(b"strided")[::2]])
+        assert ring.available_read() == 0  # a bad item writes nothing
+
+
+def test_write_batch_memoryview_released_while_waiting(path: str) -> None:
+    # A blocking write_batch waits with the GIL released; a memoryview released meanwhile is
+    # an error after the wait, never a read of freed memory.
+    import threading
+
+    with SharedMemoryRing.create(path, 256) as ring, SharedMemoryRing.open(path) as reader:
+        while ring.write(b"f" * 24):
+            pass
+        data = bytearray(b"late" * 4)
+        mv = memoryview(data)
+        errors: list[BaseException] = []
+
+        def writer() -> None:
+            try:
+                ring.write_batch([mv], True, 5.0)
+            except BaseException as e:  # noqa: BLE001 - handed to the main thread
+                errors.append(e)
+
+        t = threading.Thread(target=writer)
+        t.start()
+        time.sleep(0.2)  # the writer is waiting for room
+        mv.release()
+        del data[:]  # the old bytes are gone
+        while reader.read() is not None:
+            pass
+        t.join(10)
+        assert not t.is_alive()
+        assert len(errors) == 1 and isinstance(errors[0], ValueError), errors
+        assert reader.read() is None  # nothing was written from the released view
+
+
 def test_read_view_lifetime(path: str) -> None:
     with SharedMemoryRing.create(path, 256) as ring:
         ring.write_batch([b"first", b"second", b"third"])

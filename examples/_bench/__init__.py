@@ -11,3 +11,11 @@ Layout:
 - ``plot``: matplotlib charts (optional).
 - ``progress``: a small progress bar on stderr.
 """
+
+import os as _os
+
+# NumPy is used only to stamp and check batches, never for linear algebra: keep its BLAS from
+# starting a pool of (briefly spinning) threads in every benchmark process, which on a 2-core
+# machine would compete with the producer and the consumer being measured.
+for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+    _os.environ.setdefault(_var, "1")

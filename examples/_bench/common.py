@@ -51,6 +51,27 @@ class Params:
         return asdict(self)
 
 
+#: From this size on, a producer's message buffer is a NumPy array (a frame or a tensor).
+FRAME_FROM = MiB
+
+
+def message_buffer(size: int) -> Any:
+    """The writable buffer every producer fills and sends, the same for every system.
+
+    A ``bytearray`` for small messages. From ``FRAME_FROM`` on, a NumPy ``uint8`` array when
+    NumPy is installed: what a video or ML producer holds, and the same kind of memory as the
+    memcpy reference's source (NumPy asks for transparent huge pages for large arrays, which
+    makes reading the source faster than reading a ``bytearray``'s 4 KiB pages).
+    """
+    if size >= FRAME_FROM:
+        try:
+            import numpy as np
+        except ImportError:
+            return bytearray(size)
+        return np.zeros(size, dtype=np.uint8)
+    return bytearray(size)
+
+
 def next_pow2(n: int) -> int:
     return 1 << max(0, (n - 1).bit_length())
 

@@ -26,7 +26,7 @@ import sys
 from time import perf_counter, perf_counter_ns
 from typing import Any, Callable, Optional
 
-from .common import STAMP, STOP, BenchError, Params, Stalled, shm_dir, unique_name
+from .common import STAMP, STOP, BenchError, Params, Stalled, message_buffer, shm_dir, unique_name
 
 Sync = Callable[[], None]
 Result = dict[str, Any]
@@ -412,7 +412,7 @@ class RingSingle(_MmapBase):
     def produce(self, h: Any, p: Params, sync: Sync) -> Result:
         r = self.cls().open(h)
         try:
-            buf = bytearray(p.size)
+            buf = message_buffer(p.size)
             pack = STAMP.pack_into
             write = r.write
             tmo = p.stall
@@ -630,7 +630,7 @@ class QueueSingle(_MmapBase):
     def produce(self, h: Any, p: Params, sync: Sync) -> Result:
         q = self.cls().open(h)
         try:
-            buf = bytearray(p.size)
+            buf = message_buffer(p.size)
             pack = STAMP.pack_into
             put = q.put
             tmo = p.stall
@@ -889,7 +889,7 @@ class MpQueue(System):
             q.cancel_join_thread()
 
     def produce(self, h: Any, p: Params, sync: Sync) -> Result:
-        buf = bytearray(p.size)
+        buf = message_buffer(p.size)
         pack = STAMP.pack_into
         put = h.put
         tmo = p.stall
@@ -1023,7 +1023,7 @@ class MpPipe(System):
 
     def produce(self, h: Any, p: Params, sync: Sync) -> Result:
         w = h[1]
-        buf = bytearray(p.size)
+        buf = message_buffer(p.size)
         pack = STAMP.pack_into
         send = w.send_bytes
         last = p.size - 1
@@ -1127,7 +1127,7 @@ class FasterFifo(System):
                 close()
 
     def produce(self, h: Any, p: Params, sync: Sync) -> Result:
-        buf = bytearray(p.size)
+        buf = message_buffer(p.size)
         pack = STAMP.pack_into
         put = h.put
         tmo = p.stall
@@ -1329,7 +1329,7 @@ class Zmq(System):
         ctx, sock = self._socket("PUSH", p)
         try:
             sock.connect(h)
-            buf = bytearray(p.size)
+            buf = message_buffer(p.size)
             pack = STAMP.pack_into
             send = sock.send
             last = p.size - 1
@@ -1519,7 +1519,7 @@ class Iceoryx2(System):
             .backpressure_strategy(iox.BackpressureStrategy.RetryUntilDelivered)
             .create()
         )
-        buf = bytearray(p.size)
+        buf = message_buffer(p.size)
         src = (ctypes.c_char * p.size).from_buffer(buf)
         memmove = ctypes.memmove
         loan = pub.loan_slice_uninit

@@ -152,7 +152,9 @@ impl PyQueue {
     }
 
     /// Puts many messages under one lock acquisition per burst; returns how many were put
-    /// (all of them unless the queue stayed full past the timeout or block=False).
+    /// (all of them unless the queue stayed full past the timeout or block=False). Messages are
+    /// read in place for the first attempt (`bytes`, memoryviews, any C-contiguous buffer);
+    /// what has to wait for room is copied first.
     #[pyo3(signature = (messages, block = true, timeout = None))]
     fn put_batch(
         &self,
@@ -164,7 +166,7 @@ impl PyQueue {
         let q = self.q()?;
         // Borrow every message (no copy): the first attempt runs with the GIL held.
         let held = BorrowedBytes::new(messages)?;
-        let refs = held.slices();
+        let refs = held.slices()?;
         let done = q.try_put_batch(&refs).map_err(queue_error)?;
         if done == refs.len() || !block {
             return Ok(done);

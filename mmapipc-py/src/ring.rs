@@ -202,6 +202,9 @@ impl PyRing {
     /// Writes messages in order with one publication per run of messages that fit; returns how
     /// many were written (fewer than given if the ring filled up and `block` is False or the
     /// timeout passed). Raises ValueError, writing nothing, if any message is too large.
+    /// Messages are read in place (no copy into Python objects): `bytes`, memoryviews (e.g. rows
+    /// of one NumPy block) and any C-contiguous buffer. A memoryview released by another thread
+    /// while this call waits for room raises ValueError after the wait.
     #[pyo3(signature = (messages, block = false, timeout = None))]
     fn write_batch(
         &mut self,
@@ -214,17 +217,19 @@ impl PyRing {
         self.no_loan()?;
         // Borrow every message (no copy). Writes run with the GIL held; waiting for room
         // releases it but touches no message, and an exporter cannot resize a buffer while we
-        // hold its export.
+        // hold its export; memoryviews are read again after each wait.
         let held = BorrowedBytes::new(messages)?;
-        let bufs = held.slices();
         let ring = self.ring()?;
         let mut done = 0;
         loop {
+            // Re-read after every wait (the GIL was released: a memoryview may be gone).
+            let bufs = held.slices()?;
             done += ring.write_batch(&bufs[done..]).map_err(ring_error)?;
             if done == bufs.len() || !block {
                 return Ok(done);
             }
             let n = bufs[done].len();
+            drop(bufs);
             if !wait_for(py, ring, deadline.get(), |r, t| r.wait_writable(n, t))? {
                 return Ok(done);
             }

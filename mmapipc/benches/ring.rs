@@ -6,6 +6,9 @@
 //!   indices, no framing, no waiting) between the same two kinds of process: the physical
 //!   reference for 64 B messages.
 //! * `reference/memcpy_8MiB`: single-core memcpy of 8 MiB, the reference for large messages.
+//! * `ring_vs_minimal/{ring,minimal}_64B`: the two 64 B rows again, then timed interleaved in
+//!   rounds together with the minimal ring moving 72-byte slots (our record size for a 64 B
+//!   message), printing the median per-round throughput ratios.
 //! * `round_trip/ring`: ping-pong through two rings (spinning), vs `round_trip/bare_cache_line`:
 //!   two processes bouncing a counter through two cache lines. After criterion's measurement of
 //!   each, the same ping-pong is timed round trip by round trip and the run ends with a table of
@@ -79,7 +82,18 @@ fn child(spec: &str) {
         }
         "mini-consume" => {
             let shm = SharedMemory::open(rest).unwrap();
-            let mut ring = MiniRing::new(&shm);
+            let mut ring = MiniRing::<MINI_SLOT>::new(&shm);
+            let mut acc = 0u64;
+            loop {
+                if !ring.try_read(|m| acc = acc.wrapping_add(touch(m))) {
+                    std::hint::spin_loop();
+                }
+                black_box(acc);
+            }
+        }
+        "mini72-consume" => {
+            let shm = SharedMemory::open(rest).unwrap();
+            let mut ring = MiniRing::<MINI_SLOT_FRAMED>::new(&shm);
             let mut acc = 0u64;
             loop {
                 if !ring.try_read(|m| acc = acc.wrapping_add(touch(m))) {
@@ -122,10 +136,13 @@ fn tmp(name: &str) -> PathBuf {
 
 const MINI_SLOTS: u64 = 4096; // 64-byte slots: a 256 KiB ring
 const MINI_SLOT: usize = 64;
+/// A slot as large as our ring's record for a 64 B message (8-byte header + 64 bytes): the
+/// minimal ring with it shows what the framing alone costs.
+const MINI_SLOT_FRAMED: usize = 72;
 
-/// head at offset 0, tail at offset 128, slots from offset 256. Fixed 64-byte messages, each
+/// head at offset 0, tail at offset 128, slots from offset 256. Fixed `S`-byte messages, each
 /// side caching the other's index: nothing this ring could drop and still be correct.
-struct MiniRing<'a> {
+struct MiniRing<'a, const S: usize = MINI_SLOT> {
     head: &'a AtomicU64,
     tail: &'a AtomicU64,
     slots: *mut u8,
@@ -133,9 +150,9 @@ struct MiniRing<'a> {
     cached: u64,
 }
 
-impl<'a> MiniRing<'a> {
-    fn new(shm: &'a SharedMemory) -> MiniRing<'a> {
-        assert!(shm.size() >= 256 + (MINI_SLOTS as usize) * MINI_SLOT);
+impl<'a, const S: usize> MiniRing<'a, S> {
+    fn new(shm: &'a SharedMemory) -> MiniRing<'a, S> {
+        assert!(shm.size() >= 256 + (MINI_SLOTS as usize) * S);
         let base = shm.as_ptr();
         // SAFETY: offsets 0 and 128 are 8-aligned (page-aligned user area) and inside the region;
         // both words are only ever accessed atomically.
@@ -146,7 +163,7 @@ impl<'a> MiniRing<'a> {
     }
 
     #[inline]
-    fn try_write(&mut self, m: &[u8; MINI_SLOT]) -> bool {
+    fn try_write(&mut self, m: &[u8; S]) -> bool {
         if self.pos - self.cached == MINI_SLOTS {
             self.cached = self.head.load(Ordering::Acquire);
             if self.pos - self.cached == MINI_SLOTS {
@@ -154,13 +171,7 @@ impl<'a> MiniRing<'a> {
             }
         }
         // SAFETY: the slot is inside the region and released by the consumer (head acquired).
-        unsafe {
-            std::ptr::copy_nonoverlapping(
-                m.as_ptr(),
-                self.slots.add(((self.pos % MINI_SLOTS) as usize) * MINI_SLOT),
-                MINI_SLOT,
-            )
-        };
+        unsafe { std::ptr::copy_nonoverlapping(m.as_ptr(), self.slots.add(((self.pos % MINI_SLOTS) as usize) * S), S) };
         self.pos += 1;
         self.tail.store(self.pos, Ordering::Release);
         true
@@ -175,9 +186,7 @@ impl<'a> MiniRing<'a> {
             }
         }
         // SAFETY: the slot is inside the region and published by the producer (tail acquired).
-        let m = unsafe {
-            std::slice::from_raw_parts(self.slots.add(((self.pos % MINI_SLOTS) as usize) * MINI_SLOT), MINI_SLOT)
-        };
+        let m = unsafe { std::slice::from_raw_parts(self.slots.add(((self.pos % MINI_SLOTS) as usize) * S), S) };
         f(m);
         self.pos += 1;
         self.head.store(self.pos, Ordering::Release);
@@ -251,7 +260,7 @@ fn references(c: &mut Criterion) {
         let shm = SharedMemory::create(&path, 256 + MINI_SLOTS as usize * MINI_SLOT).unwrap();
         let spec = format!("mini-consume:{}", path.display());
         let mut peer: Option<Peer> = None;
-        let mut ring = MiniRing::new(&shm);
+        let mut ring = MiniRing::<MINI_SLOT>::new(&shm);
         let msg = [7u8; MINI_SLOT];
         g.throughput(Throughput::Elements(1));
         g.bench_function("minimal_ring_64B", |b| {
@@ -316,7 +325,7 @@ fn ring_vs_minimal(c: &mut Criterion, report: &latency::Report) {
     let mini_path = tmp("vs-mini");
     let shm = SharedMemory::create(&mini_path, 256 + MINI_SLOTS as usize * MINI_SLOT).unwrap();
     let mini_peer = Peer::spawn(format!("mini-consume:{}", mini_path.display()));
-    let mut mini = MiniRing::new(&shm);
+    let mut mini = MiniRing::<MINI_SLOT>::new(&shm);
     let mut mini_burst = |n: u64| {
         for _ in 0..n {
             while !mini.try_write(&msg) {
@@ -333,10 +342,38 @@ fn ring_vs_minimal(c: &mut Criterion, report: &latency::Report) {
 
     let (enabled, quick) = report.mode();
     if enabled && ring_ran && mini_ran {
+        // A third transport, information only: the minimal ring moving 72-byte slots, the size
+        // of our ring's record for a 64 B message, to separate the cost of framing (a 64 B
+        // message takes more than one cache line) from the cost of the implementation.
+        let framed_path = tmp("vs-mini72");
+        let framed_shm = SharedMemory::create(&framed_path, 256 + MINI_SLOTS as usize * MINI_SLOT_FRAMED).unwrap();
+        let framed_peer = Peer::spawn(format!("mini72-consume:{}", framed_path.display()));
+        let mut framed = MiniRing::<MINI_SLOT_FRAMED>::new(&framed_shm);
+        let framed_msg = [7u8; MINI_SLOT_FRAMED];
+        let mut framed_burst = |n: u64| {
+            for _ in 0..n {
+                while !framed.try_write(&framed_msg) {
+                    std::hint::spin_loop();
+                }
+            }
+            while !framed.drained() {
+                std::hint::spin_loop();
+            }
+        };
+        latency::pause(framed_peer.0.id(), true);
         let n = if quick { 200_000 } else { 1_000_000 };
-        let rounds =
-            latency::interleave(10, n, &mut [(ring_peer.0.id(), &mut ring_burst), (mini_peer.0.id(), &mut mini_burst)]);
-        latency::print_ratio("ring 64 B vs minimal ring 64 B", "ring", &["ring", "minimal"], n, &rounds);
+        let rounds = latency::interleave(
+            10,
+            n,
+            &mut [
+                (ring_peer.0.id(), &mut ring_burst),
+                (framed_peer.0.id(), &mut framed_burst),
+                (mini_peer.0.id(), &mut mini_burst),
+            ],
+        );
+        latency::print_ratio("ring 64 B vs minimal ring 64 B", "ring", &["ring", "minimal_72B", "minimal"], n, &rounds);
+        drop(framed_peer);
+        framed_shm.unlink().unwrap();
     }
     drop((ring_peer, mini_peer));
     ring.unlink().unwrap();

@@ -194,14 +194,24 @@ def test_write_batch_memoryview_released_while_waiting(path: str) -> None:
         t = threading.Thread(target=writer)
         t.start()
         time.sleep(0.2)  # the writer is waiting for room
-        mv.release()
-        del data[:]  # the old bytes are gone
+        try:
+            mv.release()
+        except BufferError:
+            # An interpreter where memoryviews are borrowed through a buffer request (the
+            # in-place path is off): the export pins the view, and the write goes through.
+            pinned = True
+        else:
+            pinned = False
+            del data[:]  # the old bytes are gone
         while reader.read() is not None:
             pass
         t.join(10)
         assert not t.is_alive()
-        assert len(errors) == 1 and isinstance(errors[0], ValueError), errors
-        assert reader.read() is None  # nothing was written from the released view
+        if pinned:
+            assert not errors and reader.read(True, 5.0) == b"late" * 4
+        else:
+            assert len(errors) == 1 and isinstance(errors[0], ValueError), errors
+            assert reader.read() is None  # nothing was written from the released view
 
 
 def test_read_view_lifetime(path: str) -> None:

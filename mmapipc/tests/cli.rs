@@ -1,5 +1,7 @@
 //! The `mmapipc` tool, run as a real process against real files.
 
+#![cfg(not(loom))]
+
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

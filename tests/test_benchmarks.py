@@ -430,3 +430,25 @@ def test_batch_checker_catches_loss_duplication_reordering_and_tearing(size: int
     for bad in (lost, dup, swapped, torn, late):
         with pytest.raises(BenchError):
             check(bad, 100)
+
+
+@pytest.mark.parametrize("size", [8, 64, 1000])
+def test_batch_stamper_stamps_every_message(size: int) -> None:
+    # The stamper keeps blocks with pre-written tail bytes per batch start (n & 0xFF); every
+    # batch, full or partial, cached or not, must carry exactly n, n+1, ... and their tail bytes.
+    pytest.importorskip("numpy")
+    from _bench.common import STAMP
+    from _bench.systems import BatchChecker, BatchStamper
+
+    p = make_params(size, seconds=0.1, max_count=1000, max_bytes=1 << 20, stall=1.0, batch=64)
+    stamper, check = BatchStamper(p), BatchChecker(p).check
+    n = 0
+    for k in [p.batch] * 9 + [5, p.batch, 3]:  # wraps the tail byte twice; partial batches
+        msgs = [bytes(v) for v in stamper.stamp(n, k)]
+        assert len(msgs) == k
+        for i, m in enumerate(msgs):
+            assert len(m) == size and STAMP.unpack_from(m)[0] == n + i
+            if size >= 16:
+                assert m[-1] == (n + i) & 0xFF
+        assert check(msgs, n) == (k, False)
+        n += k

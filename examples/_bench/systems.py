@@ -67,24 +67,57 @@ def _torn(n: int) -> BenchError:
 
 
 class BatchStamper:
-    """Producer side: ``batch`` messages in one NumPy block, stamped with two vector stores."""
+    """Producer side: ``batch`` messages in one NumPy block, stamped with vector stores.
+
+    A message's tail byte is ``(n + i) & 0xFF``: it depends only on ``n & 0xFF`` and the
+    position ``i`` in the batch. Batches start at multiples of the batch size (all but the last
+    are full), so a few blocks, one per value of ``n & 0xFF``, each with its tail bytes written
+    once, leave one vector store (the stamps) per batch. A batch starting elsewhere (the last,
+    partial one, or with more distinct starts than ``_MAX_BLOCKS``) writes its tails as well.
+    """
+
+    #: Blocks with pre-written tail bytes are kept while they total at most this many bytes.
+    _CACHE_BYTES = 1 << 20
+    _MAX_BLOCKS = 256
 
     def __init__(self, p: Params) -> None:
         np = importlib.import_module("numpy")
+        self.np = np
         self.add = np.add
-        self.block = np.zeros((p.batch, p.size), dtype=np.uint8)
-        self.stamps = self.block[:, :8].view("<u8")[:, 0]
-        self.tails = self.block[:, p.size - 1] if p.tail else None
+        self.size = p.size
+        self.batch = p.batch
+        self.tail = p.tail
         self.base = np.arange(p.batch, dtype=np.uint64)
         self.base8 = self.base.astype(np.uint8)  # wraps mod 256, like the tail byte
-        self.views: list[memoryview] = [memoryview(self.block[j]) for j in range(p.batch)]
+        self.cache_ok = p.batch * p.size * 4 <= self._CACHE_BYTES
+        # n & 0xFF -> (block, its stamp column, its tail column, a memoryview per message)
+        self.blocks: dict[int, tuple[Any, Any, Any, list[memoryview]]] = {}
+        self.scratch = self._block()
+
+    def _block(self) -> tuple[Any, Any, Any, list[memoryview]]:
+        np = self.np
+        block = np.zeros((self.batch, self.size), dtype=np.uint8)
+        stamps = block[:, :8].view("<u8")[:, 0]
+        tails = block[:, self.size - 1] if self.tail else None
+        return block, stamps, tails, [memoryview(block[j]) for j in range(self.batch)]
 
     def stamp(self, n: int, k: int) -> list[memoryview]:
         """Stamp messages n .. n+k-1 and return their buffers (valid until the next call)."""
-        self.add(self.base[:k], n, out=self.stamps[:k], casting="unsafe")
-        if self.tails is not None:
-            self.add(self.base8[:k], n & 0xFF, out=self.tails[:k], casting="unsafe")
-        return self.views if k == len(self.views) else self.views[:k]
+        key = n & 0xFF
+        entry = self.blocks.get(key) if k == self.batch else None
+        if entry is None:
+            if k == self.batch and self.cache_ok and len(self.blocks) < self._MAX_BLOCKS:
+                entry = self.blocks[key] = self._block()
+            else:
+                entry = self.scratch
+            if entry[2] is not None:
+                self.add(self.base8[:k], key, out=entry[2][:k], casting="unsafe")
+        _, stamps, _, views = entry
+        if k == self.batch:
+            self.add(self.base, n, out=stamps, casting="unsafe")
+            return views
+        self.add(self.base[:k], n, out=stamps[:k], casting="unsafe")
+        return views[:k]
 
 
 class BatchChecker:
@@ -132,6 +165,8 @@ class BatchChecker:
         if len(joined) != k * size:
             raise BenchError(f"a batch of {k} messages holds {len(joined)} bytes, "
                              f"not {k} x {size}: truncated message")
+        if self.tail:
+            return self._check_tails(joined, k, n)
         if size % 8 == 0 and sys.byteorder == "little":
             # The stamps without NumPy (a few small-array calls cost more than the queue here):
             # every message's stamp as one strided view of the joined batch.
@@ -157,13 +192,31 @@ class BatchChecker:
             if not ok:
                 bad = next(i for i in range(k) if int(stamps[i]) != n + i)
                 raise _bad(n + bad, int(stamps[bad]))
-        if self.tail and k:
-            lo = n & 0xFF
-            want = (self._TAILS[lo : lo + k] if k <= 256
-                    else bytes((n + i) & 0xFF for i in range(k)))
-            got = joined[size - 1 : k * size : size]
-            if got != want:
-                raise _torn(n + next(i for i in range(k) if got[i] != want[i]))
+        return k, stop
+
+    def _check_tails(self, joined: bytes, k: int, n: int) -> tuple[int, bool]:
+        """``check`` for messages with a tail byte (>= 16 B), ``joined`` holding k whole ones.
+
+        The first and the last stamp of the batch, with the count, show nothing lost or
+        duplicated between batches; the tail byte of every message ((n + i) & 0xFF at position
+        i) shows each message whole and in its place inside the batch.
+        """
+        size, unpack = self.size, STAMP.unpack_from
+        last = unpack(joined, (k - 1) * size)[0]
+        stop = last == STOP
+        if stop:
+            k -= 1
+            if not k:
+                return 0, True
+            last = unpack(joined, (k - 1) * size)[0]
+        if unpack(joined, 0)[0] != n or last != n + k - 1:
+            bad = next((i for i in range(k) if unpack(joined, i * size)[0] != n + i), k - 1)
+            raise _bad(n + bad, unpack(joined, bad * size)[0])
+        lo = n & 0xFF
+        want = self._TAILS[lo : lo + k] if k <= 256 else bytes((n + i) & 0xFF for i in range(k))
+        got = joined[size - 1 : k * size : size]
+        if got != want:
+            raise _torn(n + next(i for i in range(k) if got[i] != want[i]))
         return k, stop
 
 

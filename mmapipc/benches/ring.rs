@@ -80,33 +80,27 @@ fn child(spec: &str) {
                 }
             }
         }
-        "mini-consume" => {
-            let shm = SharedMemory::open(rest).unwrap();
-            let mut ring = MiniRing::<MINI_SLOT>::new(&shm);
-            let mut acc = 0u64;
-            loop {
-                if !ring.try_read(|m| acc = acc.wrapping_add(touch(m))) {
-                    std::hint::spin_loop();
-                }
-                black_box(acc);
-            }
-        }
-        "mini72-consume" => {
-            let shm = SharedMemory::open(rest).unwrap();
-            let mut ring = MiniRing::<MINI_SLOT_FRAMED>::new(&shm);
-            let mut acc = 0u64;
-            loop {
-                if !ring.try_read(|m| acc = acc.wrapping_add(touch(m))) {
-                    std::hint::spin_loop();
-                }
-                black_box(acc);
-            }
-        }
+        "mini-consume" => mini_consume::<MINI_SLOT>(rest),
+        "mini72-consume" => mini_consume::<MINI_SLOT_FRAMED>(rest),
         "line-echo" => {
             let shm = SharedMemory::open(rest).unwrap();
             latency::line_echo(&shm);
         }
         other => panic!("unknown child mode {other}"),
+    }
+}
+
+/// The minimal ring's consumer (a child process): reads `S`-byte slots forever, touching every
+/// cache line of each.
+fn mini_consume<const S: usize>(path: &str) {
+    let shm = SharedMemory::open(path).unwrap();
+    let mut ring = MiniRing::<S>::new(&shm);
+    let mut acc = 0u64;
+    loop {
+        if !ring.try_read(|m| acc = acc.wrapping_add(touch(m))) {
+            std::hint::spin_loop();
+        }
+        black_box(acc);
     }
 }
 

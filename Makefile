@@ -8,7 +8,7 @@ PY     := $(VENV)/bin/python
 CARGO  ?= cargo
 SOURCES := $(shell find mmapipc mmapipc-derive mmapipc-py -name '*.rs' -o -name '*.py' -o -name '*.pyi' -o -name Cargo.toml) pyproject.toml Cargo.toml
 
-.PHONY: all venv demo test test-rust test-loom test-python lint bench bench-quick bench-rust torture fuzz miri tsan soak clean
+.PHONY: all venv demo test test-rust test-loom test-python lint bench bench-quick bench-rust torture fuzz miri tsan check-macos soak clean
 
 all: test
 
@@ -107,6 +107,13 @@ TSAN_TARGET ?= x86_64-unknown-linux-gnu
 tsan:
 	RUSTFLAGS="-Zsanitizer=thread" $(CARGO) +nightly test -Zbuild-std -p mmapipc --no-default-features --lib \
 		--target $(TSAN_TARGET) --target-dir target/tsan
+
+## check-macos: type-check and lint the core crates for macOS (x86_64 and aarch64) from Linux,
+## building std from source (nightly with rust-src; nothing is linked or run).
+check-macos:
+	for t in x86_64-apple-darwin aarch64-apple-darwin; do \
+		$(CARGO) +nightly clippy -Zbuild-std=std,panic_abort --target $$t --target-dir target/macos \
+			-p mmapipc -p mmapipc-derive --all-targets -- -D warnings || exit 1; done
 
 ## soak: mixed workload for DURATION seconds (throughput over time, RSS and fds at start and end).
 soak: venv

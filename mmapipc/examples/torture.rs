@@ -193,10 +193,14 @@ fn queue_opts(bound: Duration) -> QueueOptions {
     QueueOptions { recovery_bound: bound, ..QueueOptions::default() }
 }
 
-/// Dies with the parent (so a killed test leaves no orphans behind).
+/// Dies with the parent (so a killed test leaves no orphans behind). Elsewhere than Linux the
+/// parent's cleanup kills its children, and a child whose parent is gone exits here.
 fn die_with_parent(parent: u32) {
+    #[cfg(target_os = "linux")]
     // SAFETY: prctl(PR_SET_PDEATHSIG) takes a signal number and has no memory effects.
-    unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) };
+    unsafe {
+        libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL)
+    };
     if std::os::unix::process::parent_id() != parent {
         std::process::exit(1);
     }

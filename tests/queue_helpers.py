@@ -126,3 +126,13 @@ def hold_lock_and_hang(path: str, file_offset: int) -> None:
     os.write(1, b"held\n")
     while True:
         time.sleep(1)
+
+
+def produce_frames(path: str, count: int, size: int) -> None:
+    """Puts ``count`` frames of ``size`` bytes whose bytes depend on index and position."""
+    import numpy as np
+
+    base = (np.arange(size, dtype=np.uint32) * 7) & 0xFF
+    with SharedMemoryQueue.open(path) as q:
+        for i in range(count):
+            assert q.put(((base + i) & 0xFF).astype(np.uint8), timeout=60)

@@ -40,7 +40,8 @@ from _bench.report import (  # noqa: E402
     check_targets,
 )
 
-MMAPIPC_KEYS = {"ring", "ring-batch", "ring-view", "queue", "queue-batch", "queue-view"}
+MMAPIPC_KEYS = {"ring", "ring-batch", "ring-view", "ring-into", "queue", "queue-batch", "queue-view",
+                "queue-into"}
 
 STANDIN = textwrap.dedent(
     '''
@@ -130,6 +131,13 @@ STANDIN = textwrap.dedent(
             m = self._recv(block, timeout)
             return None if m is None else memoryview(m)
 
+        def read_into(self, buffer, block=False, timeout=None):
+            m = self._recv(block, timeout)
+            if m is None:
+                return None
+            memoryview(buffer).cast("B")[: len(m)] = m
+            return len(m)
+
 
     class SharedMemoryQueue(_Fifo):
         def put(self, data, block=True, timeout=None):
@@ -162,6 +170,13 @@ STANDIN = textwrap.dedent(
         def release(self, views):
             for v in views:
                 v.release()
+
+        def get_into(self, buffer, block=True, timeout=None):
+            m = self._recv(block, timeout)
+            if m is None:
+                return None
+            memoryview(buffer).cast("B")[: len(m)] = m
+            return len(m)
     '''
 )
 

@@ -15,7 +15,7 @@ import uuid
 import pytest
 
 import queue_helpers as h
-from mmapipc import SharedMemoryQueue
+from mmapipc import BufferTooShort, SharedMemoryQueue
 
 numpy = pytest.importorskip("numpy")
 
@@ -286,6 +286,42 @@ def test_clear_with_active_peers(path):
         assert seen == sorted(seen) and len(set(seen)) == len(seen)
         q.put(b"after")
         assert q.get_batch(10) == [b"after"]
+
+
+def test_get_into(q):
+    assert q.get_into(bytearray(8), block=False) is None
+    q.put_batch([b"hello", b"", b"y" * 30, b"tail"])
+    buf = bytearray(b"." * 8)
+    assert q.get_into(buf) == 5 and buf == b"hello..."
+    assert q.get_into(buf) == 0
+    with pytest.raises(BufferTooShort) as e:
+        q.get_into(memoryview(buf)[:4])
+    assert e.value.args[0] == b"y" * 30  # taken from the queue, not lost
+    arr = numpy.zeros(4, dtype=numpy.uint8)
+    assert q.get_into(arr) == 4 and arr.tobytes() == b"tail"
+    q.put(b"keep")
+    for bad in (b"immutable", numpy.zeros(8, dtype=numpy.uint8)[::2], "text"):
+        with pytest.raises(TypeError):
+            q.get_into(bad)
+    assert q.get(block=False) == b"keep"  # a refused buffer took nothing
+    assert q.get_into(buf, timeout=0.05) is None
+
+
+@pytest.mark.parametrize("method", ["fork", "spawn"])
+@pytest.mark.timeout(120)
+def test_get_into_one_buffer_for_8mib_frames(path, method):
+    size, count = 8 << 20, 12
+    ctx = mp.get_context(method)
+    with SharedMemoryQueue.create(path, 2 * (size + 4096)) as q:
+        p = ctx.Process(target=h.produce_frames, args=(path, count, size), daemon=True)
+        p.start()
+        base = (numpy.arange(size, dtype=numpy.uint32) * 7) & 0xFF
+        out = numpy.empty(size, dtype=numpy.uint8)
+        for i in range(count):
+            assert q.get_into(out, timeout=30) == size
+            assert numpy.array_equal(out, ((base + i) & 0xFF).astype(numpy.uint8)), f"frame {i} differs"
+        p.join(60)
+        assert p.exitcode == 0
 
 
 @pytest.mark.parametrize("method", ["fork", "spawn"])

@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 
 import ring_helpers as h
-from mmapipc import AlreadyAttached, Error, SharedMemoryRing
+from mmapipc import AlreadyAttached, BufferTooShort, Error, SharedMemoryRing
 
 START_METHODS = ["fork", "spawn"]
 
@@ -387,6 +387,44 @@ def test_8mib_frames_through_32mib_ring(path: str, method: str) -> None:
             arr = np.frombuffer(v, dtype=np.uint8)
             assert np.array_equal(arr, ((base + i) & 0xFF).astype(np.uint8)), f"frame {i} differs"
             del arr
+        join_ok(p)
+
+
+def test_read_into(path: str) -> None:
+    with SharedMemoryRing.create(path, 4096) as ring:
+        assert ring.read_into(bytearray(8)) is None  # empty
+        ring.write_batch([b"hello", b"", b"x" * 20, b"tail"])
+        buf = bytearray(b"." * 8)
+        assert ring.read_into(buf) == 5 and buf == b"hello..."  # the rest is left as it was
+        assert ring.read_into(buf) == 0
+        with pytest.raises(BufferTooShort) as e:
+            ring.read_into(memoryview(buf)[:4])
+        assert e.value.args[0] == b"x" * 20  # taken from the ring, not lost
+        assert isinstance(e.value, ValueError)
+        arr = np.zeros(4, dtype=np.uint8)
+        assert ring.read_into(arr) == 4 and arr.tobytes() == b"tail"
+        ring.write(b"keep")
+        for bad in (b"immutable", np.zeros(8, dtype=np.uint8)[::2], "text"):
+            with pytest.raises(TypeError):
+                ring.read_into(bad)  # type: ignore[arg-type]
+        assert ring.read() == b"keep"  # a refused buffer consumed nothing
+        t0 = time.monotonic()
+        assert ring.read_into(buf, True, 0.05) is None
+        assert time.monotonic() - t0 >= 0.04
+
+
+@pytest.mark.parametrize("method", START_METHODS)
+@pytest.mark.timeout(120)
+def test_read_into_one_buffer_for_8mib_frames(path: str, method: str) -> None:
+    # The allocation-free copy: every frame lands in the same NumPy array.
+    size, count = 8 << 20, 12
+    with SharedMemoryRing.create(path, 2 * (size + 4096)) as ring:
+        p = start(method, h.produce_frames, path, count, size)
+        base = (np.arange(size, dtype=np.uint32) * 7) & 0xFF
+        out = np.empty(size + 100, dtype=np.uint8)
+        for i in range(count):
+            assert ring.read_into(out, True, 30) == size
+            assert np.array_equal(out[:size], ((base + i) & 0xFF).astype(np.uint8)), f"frame {i} differs"
         join_ok(p)
 
 

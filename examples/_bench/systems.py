@@ -921,6 +921,70 @@ class QueueView(QueueSingle):
             q.close()
 
 
+def _consume_into(recv_into: Callable[..., Optional[int]], p: Params, sync: Sync, name: str) -> Result:
+    """Consumer loop of the ``*-into`` systems: every message copied into one reused buffer
+    (``recv_into(buf, block, timeout)``, the ring's ``read_into`` or the queue's ``get_into``),
+    stamp and tail byte checked there."""
+    buf = message_buffer(p.size)
+    unpack = STAMP.unpack_from
+    tmo = p.stall
+    size = p.size
+    last = size - 1
+    tail = p.tail
+    warm = p.warm
+    sync()
+    n = 0
+    tw = 0.0
+    while True:
+        k = recv_into(buf, False, None)
+        if k is None:
+            k = recv_into(buf, True, tmo)
+            if k is None:
+                raise Stalled(f"{name}(block=True) timed out: producer stalled")
+        s = unpack(buf)[0]
+        if s != n:
+            if s == STOP:
+                break
+            raise _bad(n, s)
+        if k != size or (tail and buf[last] != n & 0xFF):
+            raise _torn(n)
+        n += 1
+        if n == warm:
+            tw = perf_counter()
+    return {"received": n, "t_warm": tw, "t_end": perf_counter()}
+
+
+class RingInto(RingSingle):
+    key = "ring-into"
+    label = "mmapipc ring read_into"
+    method = "write(buf) / read_into(buffer): one reused buffer, no allocation per message"
+    pingpong = False
+    needs = ("read_into",)
+
+    def consume(self, h: Any, p: Params, sync: Sync) -> Result:
+        r = self.cls().open(h)
+        try:
+            return _consume_into(r.read_into, p, sync, "ring.read_into")
+        finally:
+            r.close()
+
+
+class QueueInto(QueueSingle):
+    key = "queue-into"
+    label = "mmapipc queue get_into"
+    mpmc = False
+    method = "put(buf) / get_into(buffer): one reused buffer, no allocation per message"
+    pingpong = False
+    needs = ("get_into",)
+
+    def consume(self, h: Any, p: Params, sync: Sync) -> Result:
+        q = self.cls().open(h)
+        try:
+            return _consume_into(q.get_into, p, sync, "queue.get_into")
+        finally:
+            q.close()
+
+
 # ----------------------------------------------------------------------------------------------
 # Peers
 
@@ -1851,9 +1915,11 @@ ALL_SYSTEMS: list[System] = [
     RingSingle(),
     RingBatch(),
     RingView(),
+    RingInto(),
     QueueSingle(),
     QueueBatch(),
     QueueView(),
+    QueueInto(),
     MpQueue(),
     MpPipe(),
     FasterFifo(),

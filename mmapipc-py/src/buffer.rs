@@ -51,6 +51,69 @@ pub fn with_bytes<R>(obj: &Bound<'_, PyAny>, f: impl FnOnce(&[u8]) -> R) -> PyRe
     Ok(f(bytes))
 }
 
+/// A writable, C-contiguous buffer a caller passed in (`bytearray`, a writable `memoryview`, a
+/// NumPy array, ...), held through a buffer request until this value drops: the exporter cannot
+/// resize or free it meanwhile, so its address stays valid even while the GIL is released (it
+/// is only written with the GIL held). `!Send`: it holds `Bound<'py, _>`.
+pub struct WritableBuffer<'py> {
+    /// Boxed: never moves once filled (an exporter may point fields into the request itself).
+    view: Box<ffi::Py_buffer>,
+    _obj: Bound<'py, PyAny>,
+}
+
+impl<'py> WritableBuffer<'py> {
+    /// Requests a writable byte span of `obj` (TypeError if it has none, e.g. `bytes`).
+    pub fn new(obj: &Bound<'py, PyAny>) -> PyResult<Self> {
+        // SAFETY: an all-zero Py_buffer is plain data; it is released (in Drop) only once
+        // PyObject_GetBuffer has filled it (on failure no WritableBuffer is built).
+        let mut view: Box<ffi::Py_buffer> = Box::new(unsafe { std::mem::zeroed() });
+        // SAFETY: `obj` is a live object and we hold the GIL; `view` is writable storage for
+        // one Py_buffer at a fixed heap address. SIMPLE | WRITABLE asks for a contiguous,
+        // writable byte span.
+        if unsafe { ffi::PyObject_GetBuffer(obj.as_ptr(), &mut *view, ffi::PyBUF_SIMPLE | ffi::PyBUF_WRITABLE) } != 0 {
+            let err = PyErr::take(obj.py());
+            let name = obj.get_type().name().map(|n| n.to_string()).unwrap_or_else(|_| "object".into());
+            return Err(PyTypeError::new_err(format!(
+                "expected a writable, C-contiguous buffer (bytearray, memoryview, NumPy array), got {name}{}",
+                err.map(|e| format!(" ({e})")).unwrap_or_default()
+            )));
+        }
+        Ok(WritableBuffer { view, _obj: obj.clone() })
+    }
+
+    /// The span: its start and its length in bytes. Write to it only with the GIL held; it may
+    /// alias any other memory the caller chose (even a mapping of the same file), so copy into
+    /// it with `std::ptr::copy` (memmove), never through a `&mut [u8]`.
+    pub fn raw(&self) -> (*mut u8, usize) {
+        let len = usize::try_from(self.view.len).unwrap_or(0);
+        if len == 0 || self.view.buf.is_null() {
+            (std::ptr::NonNull::dangling().as_ptr(), 0)
+        } else {
+            (self.view.buf as *mut u8, len)
+        }
+    }
+}
+
+impl Drop for WritableBuffer<'_> {
+    fn drop(&mut self) {
+        // SAFETY: filled by a successful PyObject_GetBuffer, released exactly once, here, with
+        // the GIL held (`Bound<'py, _>` proves it for 'py, and this value is !Send).
+        unsafe { ffi::PyBuffer_Release(&mut *self.view) };
+    }
+}
+
+/// Copies `src` to the start of `dst` (which must have room: `src.len() <= dst.1`).
+///
+/// # Safety
+/// `dst` comes from [`WritableBuffer::raw`] of a buffer still held, the GIL is held, and
+/// `src.len() <= dst.1`.
+pub unsafe fn copy_to_raw(src: &[u8], dst: (*mut u8, usize)) {
+    debug_assert!(src.len() <= dst.1);
+    // SAFETY: per the contract `dst.0` is writable for `dst.1 >= src.len()` bytes; `copy`
+    // (memmove) stays correct even if the caller's buffer overlaps the source.
+    unsafe { std::ptr::copy(src.as_ptr(), dst.0, src.len()) };
+}
+
 /// The TypeError for an object that gave no contiguous buffer (takes the pending error).
 fn not_bytes_like(obj: &Bound<'_, PyAny>) -> PyErr {
     let err = PyErr::take(obj.py());

@@ -17,6 +17,7 @@
 //! | `QueueError::TooLarge` | `ValueError` |
 //! | `QueueError::Corrupt` | `mmapipc.CorruptHeader` |
 //! | `QueueError::WrongSize` | `mmapipc.CorruptMessage` |
+//! | a message larger than a `read_into`/`get_into` buffer | `mmapipc.BufferTooShort` (message in `args[0]`) |
 //!
 //! The library's own exception classes live in `mmapipc/errors.py` so they can use multiple
 //! inheritance (e.g. `mmapipc.Timeout` is also a `TimeoutError`).
@@ -33,6 +34,17 @@ pyo3::import_exception!(mmapipc.errors, IncompatibleLayout);
 pyo3::import_exception!(mmapipc.errors, AlreadyAttached);
 pyo3::import_exception!(mmapipc.errors, Error);
 pyo3::import_exception!(mmapipc.errors, CorruptMessage);
+pyo3::import_exception!(mmapipc.errors, BufferTooShort);
+
+/// `mmapipc.BufferTooShort` carrying the whole message (taken from the channel) as `args[0]`,
+/// as `multiprocessing`'s `recv_bytes_into` does.
+pub fn buffer_too_short(py: pyo3::Python<'_>, message: &[u8], room: usize) -> PyErr {
+    let bytes = pyo3::types::PyBytes::new(py, message).unbind();
+    BufferTooShort::new_err((
+        bytes,
+        format!("a message of {} bytes does not fit a buffer of {room} bytes", message.len()),
+    ))
+}
 
 fn os_error(errno: i32, msg: String, path: &std::path::Path) -> PyErr {
     PyOSError::new_err((errno, msg, path.display().to_string()))

@@ -17,8 +17,8 @@ use pyo3::sync::GILOnceCell;
 use pyo3::types::{PyBytes, PyList, PyMemoryView, PyTuple, PyType};
 
 use crate::blocking::{timeout_arg, SLICE};
-use crate::buffer::{with_bytes, BorrowedBytes, Owner, SharedBuffer};
-use crate::errors::{closed, open_error, queue_error};
+use crate::buffer::{copy_to_raw, with_bytes, BorrowedBytes, Owner, SharedBuffer, WritableBuffer};
+use crate::errors::{buffer_too_short, closed, open_error, queue_error};
 
 /// A bounded, crash-safe queue shared by many producer and consumer processes.
 #[pyclass(module = "mmapipc", name = "SharedMemoryQueue")]
@@ -210,6 +210,43 @@ impl PyQueue {
                             dst.copy_from_slice(b);
                             Ok(())
                         })
+                    })
+                    .map_err(queue_error)?;
+                r.transpose()
+            },
+            |slice| q.wait_available(Some(slice)),
+        )
+    }
+
+    /// Takes one message into `buffer` (a writable, C-contiguous buffer) and returns its length,
+    /// or None on timeout / empty with block=False. No allocation: the copy for large messages
+    /// that `get()` would put into a new `bytes`. A message larger than the buffer raises
+    /// `mmapipc.BufferTooShort` with the message (taken from the queue) as `args[0]`.
+    #[pyo3(signature = (buffer, block = true, timeout = None))]
+    fn get_into(
+        &self,
+        py: Python<'_>,
+        buffer: &Bound<'_, PyAny>,
+        block: bool,
+        timeout: Option<f64>,
+    ) -> PyResult<Option<usize>> {
+        let q = self.q()?;
+        let dst = WritableBuffer::new(buffer)?;
+        let room = dst.raw();
+        retry_loop(
+            py,
+            block,
+            timeout,
+            || {
+                let r = q
+                    .try_get_with(|b| {
+                        if b.len() > room.1 {
+                            return Err(buffer_too_short(py, b, room.1));
+                        }
+                        // SAFETY: `dst` is held (it lives to the end of get_into) and this runs
+                        // with the GIL held; the message fits (checked above).
+                        unsafe { copy_to_raw(b, room) };
+                        Ok(b.len())
                     })
                     .map_err(queue_error)?;
                 r.transpose()

@@ -19,8 +19,8 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyMemoryView, PyTuple, PyType};
 
 use crate::blocking::{block_on, timeout_arg};
-use crate::buffer::{with_bytes, BorrowedBytes, Owner, SharedBuffer};
-use crate::errors::{closed, open_error, ring_error};
+use crate::buffer::{copy_to_raw, with_bytes, BorrowedBytes, Owner, SharedBuffer, WritableBuffer};
+use crate::errors::{buffer_too_short, closed, open_error, ring_error};
 
 /// A lock-free single-producer single-consumer ring of byte messages in shared memory.
 ///
@@ -246,6 +246,39 @@ impl PyRing {
         loop {
             if let Some(g) = ring.try_read().map_err(ring_error)? {
                 return Ok(Some(PyBytes::new(py, &g).unbind()));
+            }
+            if !block || !wait_for(py, ring, deadline.get(), |r, t| r.wait_readable(t))? {
+                return Ok(None);
+            }
+        }
+    }
+
+    /// Reads one message into `buffer` (a writable, C-contiguous buffer: `bytearray`, NumPy
+    /// array, writable memoryview) and returns its length, or None if the ring is empty
+    /// (`block=False`) or the timeout passed. No allocation: the copy for large messages that
+    /// `read()` would put into a new `bytes`. A message larger than the buffer raises
+    /// `mmapipc.BufferTooShort` with the message (taken from the ring) as `args[0]`.
+    #[pyo3(signature = (buffer, block = false, timeout = None))]
+    fn read_into(
+        &mut self,
+        py: Python<'_>,
+        buffer: &Bound<'_, PyAny>,
+        block: bool,
+        timeout: Option<f64>,
+    ) -> PyResult<Option<usize>> {
+        let mut deadline = LazyDeadline::new(timeout_arg(timeout)?);
+        let dst = WritableBuffer::new(buffer)?;
+        self.release_view(py)?;
+        let ring = self.ring()?;
+        loop {
+            if let Some(g) = ring.try_read().map_err(ring_error)? {
+                let room = dst.raw();
+                if g.len() > room.1 {
+                    return Err(buffer_too_short(py, &g, room.1));
+                }
+                // SAFETY: `dst` is held and the GIL too; the message fits (checked above).
+                unsafe { copy_to_raw(&g, room) };
+                return Ok(Some(g.len()));
             }
             if !block || !wait_for(py, ring, deadline.get(), |r, t| r.wait_readable(t))? {
                 return Ok(None);

@@ -11,6 +11,7 @@ from ._mmapipc import LAYOUT_VERSION, SharedBuffer, SharedMemory, SharedMemoryQu
 from ._views import ViewBatch
 from .errors import (
     AlreadyAttached,
+    BufferTooShort,
     CorruptHeader,
     CorruptMessage,
     Error,
@@ -40,4 +41,5 @@ __all__ = [
     "SchemaMismatch",
     "AlreadyAttached",
     "Timeout",
+    "BufferTooShort",
 ]

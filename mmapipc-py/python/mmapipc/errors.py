@@ -16,6 +16,7 @@ __all__ = [
     "AlreadyAttached",
     "CorruptMessage",
     "Timeout",
+    "BufferTooShort",
 ]
 
 
@@ -49,3 +50,11 @@ class AlreadyAttached(Error):
 
 class Timeout(Error, TimeoutError):
     """A blocking call whose contract is to raise on timeout ran out of time."""
+
+
+class BufferTooShort(Error, ValueError):
+    """``read_into``/``get_into``: the message is larger than the buffer given.
+
+    As with :meth:`multiprocessing.connection.Connection.recv_bytes_into`, the message is not
+    lost: it has been taken from the channel and is ``args[0]`` (``bytes``).
+    """

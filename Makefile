@@ -8,7 +8,7 @@ PY     := $(VENV)/bin/python
 CARGO  ?= cargo
 SOURCES := $(shell find mmapipc mmapipc-derive mmapipc-py -name '*.rs' -o -name '*.py' -o -name '*.pyi' -o -name Cargo.toml) pyproject.toml Cargo.toml
 
-.PHONY: all venv demo test test-rust test-loom test-python lint bench bench-quick bench-rust torture fuzz miri tsan check-macos soak clean
+.PHONY: all venv demo test test-rust test-loom test-python lint bench bench-quick bench-rust torture fuzz miri tsan check-macos test-pythons soak clean
 
 all: test
 
@@ -51,6 +51,16 @@ test-loom:
 
 test-python: venv
 	$(PY) -m pytest tests
+
+## test-pythons: the Python suite under other interpreters, each in its own venv under
+## target/py/ (e.g. `make test-pythons PYTHONS="python3.9 python3.13"`; not part of `make test`).
+PYTHONS ?= python3.9 python3.13
+test-pythons:
+	for py in $(PYTHONS); do \
+		v=target/py/$$(basename $$py); \
+		test -x $$v/bin/python || $$py -m venv $$v || exit 1; \
+		$$v/bin/python -m pip install -q -e ".[dev]" && $$v/bin/python -m pytest -q -p no:cacheprovider tests || exit 1; \
+	done
 
 ## bench: the full Python benchmark (about 10 min on 2 cores); fills README's performance section
 bench: venv

@@ -99,6 +99,13 @@ STANDIN = textwrap.dedent(
             (n,) = _LEN.unpack(self._exact(4))
             return self._exact(n)
 
+        def _recv_into(self, buffer, block, timeout):
+            m = self._recv(block, timeout)
+            if m is None:
+                return None
+            memoryview(buffer).cast("B")[: len(m)] = m
+            return len(m)
+
 
     class SharedMemoryRing(_Fifo):
         _drop_every = int(os.environ.get("STANDIN_DROP_EVERY", "0"))  # simulate a lossy ring
@@ -132,11 +139,7 @@ STANDIN = textwrap.dedent(
             return None if m is None else memoryview(m)
 
         def read_into(self, buffer, block=False, timeout=None):
-            m = self._recv(block, timeout)
-            if m is None:
-                return None
-            memoryview(buffer).cast("B")[: len(m)] = m
-            return len(m)
+            return self._recv_into(buffer, block, timeout)
 
 
     class SharedMemoryQueue(_Fifo):
@@ -172,11 +175,7 @@ STANDIN = textwrap.dedent(
                 v.release()
 
         def get_into(self, buffer, block=True, timeout=None):
-            m = self._recv(block, timeout)
-            if m is None:
-                return None
-            memoryview(buffer).cast("B")[: len(m)] = m
-            return len(m)
+            return self._recv_into(buffer, block, timeout)
     '''
 )
 

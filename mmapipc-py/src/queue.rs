@@ -377,7 +377,7 @@ impl PyQueue {
     /// BufferError if something exports the memoryview object itself.
     fn release(&self, views: &Bound<'_, PyAny>) -> PyResult<()> {
         for v in views.try_iter()? {
-            v?.call_method0("release")?;
+            v?.call_method0(pyo3::intern!(views.py(), "release"))?;
         }
         Ok(())
     }

@@ -115,7 +115,7 @@ impl PyRing {
     /// Releases the loan's memoryview; BufferError if something made from it is still alive.
     fn take_loan(&mut self, py: Python<'_>) -> PyResult<Option<DetachedSlot>> {
         let Some((slot, view, token)) = self.loan.take() else { return Ok(None) };
-        if let Err(e) = view.bind(py).call_method0("release") {
+        if let Err(e) = view.bind(py).call_method0(pyo3::intern!(py, "release")) {
             self.loan = Some((slot, view, token));
             return Err(e);
         }
@@ -139,7 +139,7 @@ impl PyRing {
     /// Releases the memoryview of the previous `read_view`, so its slot may be recycled.
     fn release_view(&mut self, py: Python<'_>) -> PyResult<()> {
         if let Some(v) = self.view.take() {
-            if let Err(e) = v.bind(py).call_method0("release") {
+            if let Err(e) = v.bind(py).call_method0(pyo3::intern!(py, "release")) {
                 self.view = Some(v);
                 return Err(e);
             }

@@ -425,7 +425,13 @@ fn queue_live_and_stale() {
     peers.kill();
     let s = stdout(&tool(&["ls", d]));
     let line = s.lines().find(|l| l.contains("orders")).unwrap();
-    assert!(line.contains("stale: no process uses it"), "{line}");
+    // A consumer killed while it held the queue's consumer lock leaves that lock naming it:
+    // then the reason names the dead holder instead. Either way the queue is reported stale.
+    assert!(
+        line.contains("stale: no process uses it")
+            || line.contains("stale: attached processes are dead") && line.contains("(dead)"),
+        "{line}"
+    );
     assert!(tool(&["inspect", p]).status.success());
     assert!(tool(&["tail", p]).status.success());
     assert!(tool(&["stat", "--interval", "0.05", "--count", "1", p]).status.success());

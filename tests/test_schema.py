@@ -97,6 +97,28 @@ def test_fingerprint_and_canonical_text_are_the_rust_crates() -> None:
         assert s.computed_fingerprint() == s.fingerprint
 
 
+def format_md_section(title: str) -> str:
+    text = (ROOT / "FORMAT.md").read_text()
+    start = text.index(f"\n## {title}\n")
+    end = text.find("\n## ", start + 1)
+    return text[start : end if end >= 0 else len(text)]
+
+
+def test_format_md_schema_blob_example_is_true() -> None:
+    section = format_md_section("Schema blob")
+    canonical = next(line for line in section.splitlines() if line.startswith("mmapipc-schema-1;"))
+    fingerprint = section.split("FNV-1a 64 -> ")[1].split()[0]
+    tick = schema("market/tick.v1.json")
+    assert (tick.canonical(), tick.computed_fingerprint()) == (canonical, fingerprint)
+
+
+def test_format_md_typed_payload_example_is_true(messages: Path) -> None:
+    section = format_md_section("Typed payload")
+    dump = section.split("```text\n")[1].split("```")[0]
+    expected = bytes.fromhex("".join(line[6:53] for line in dump.splitlines()))
+    assert load(messages, "test.Labeled", 1) == expected
+
+
 def test_check_reader_compares_schemas_as_given() -> None:
     """A schema built in Python with a stale fingerprint is compared, not rejected as unparsable."""
     schemas, _ = compat_table()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import subprocess
@@ -55,6 +56,78 @@ def test_tampered_schema_is_rejected() -> None:
     d["fields"][2]["offset"] = 12
     with pytest.raises(ValueError, match="does not match its layout"):
         Schema.from_dict(d)
+
+
+COMPAT = ROOT / "mmapipc" / "tests" / "fixtures" / "schema_compat.json"
+
+
+def compat_table() -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    doc = json.loads(COMPAT.read_text())
+    return doc["schemas"], doc["cases"]
+
+
+@pytest.mark.parametrize("case", compat_table()[1], ids=lambda c: str(c["case"]))
+def test_python_verdicts_match_the_table_rust_is_held_to(case: dict[str, Any]) -> None:
+    """The same verdict and message as mmapipc/tests/schema_compat.rs checks for the Rust crate."""
+    schemas, _ = compat_table()
+    channel = Schema.from_dict(schemas[case["channel"]])
+    reader = Schema.from_dict(schemas[case["reader"]])
+    if case["mismatch"] is None:
+        channel.check_reader(reader)
+        return
+    with pytest.raises(mmapipc.SchemaMismatch) as info:
+        channel.check_reader(reader)
+    assert str(info.value) == case["mismatch"]
+
+
+def test_fingerprint_and_canonical_text_are_the_rust_crates() -> None:
+    """Worked example of FORMAT.md ("Schema blob"): the table's t.Tick v1."""
+    schemas, _ = compat_table()
+    tick = Schema.from_dict(schemas["tick_v1"])
+    assert tick.canonical() == (
+        "mmapipc-schema-1;endian=little;palign=8;pw=4;size=16;align=8;ts:u64@0/8;price:f64@8/8;"
+    )
+    assert tick.computed_fingerprint() == tick.fingerprint == "0xfc4f29d708405576"
+    frame = Schema.from_dict(schemas["frame_v1"])
+    assert "pos:t.Point{8,4;x:f32@0/4;y:f32@4/4;}@24/8;" in frame.canonical()
+    assert "pixels:Vec<u8>@8/8;label:String@16/8;" in frame.canonical()
+    assert "symbol:[u8;8]@32/8;" in frame.canonical()
+    for f in sorted(SCHEMAS.rglob("*.json")):  # and every checked-in schema, written by Rust
+        s = Schema.from_file(str(f))
+        assert s.computed_fingerprint() == s.fingerprint
+
+
+def format_md_section(title: str) -> str:
+    text = (ROOT / "FORMAT.md").read_text()
+    start = text.index(f"\n## {title}\n")
+    end = text.find("\n## ", start + 1)
+    return text[start : end if end >= 0 else len(text)]
+
+
+def test_format_md_schema_blob_example_is_true() -> None:
+    section = format_md_section("Schema blob")
+    canonical = next(line for line in section.splitlines() if line.startswith("mmapipc-schema-1;"))
+    fingerprint = section.split("FNV-1a 64 -> ")[1].split()[0]
+    tick = schema("market/tick.v1.json")
+    assert (tick.canonical(), tick.computed_fingerprint()) == (canonical, fingerprint)
+
+
+def test_format_md_typed_payload_example_is_true(messages: Path) -> None:
+    section = format_md_section("Typed payload")
+    dump = section.split("```text\n")[1].split("```")[0]
+    expected = bytes.fromhex("".join(line[6:53] for line in dump.splitlines()))
+    assert load(messages, "test.Labeled", 1) == expected
+
+
+def test_check_reader_compares_schemas_as_given() -> None:
+    """A schema built in Python with a stale fingerprint is compared, not rejected as unparsable."""
+    schemas, _ = compat_table()
+    tick = Schema.from_dict(schemas["tick_v1"])
+    stale = dataclasses.replace(tick, fingerprint="0x0000000000000000")
+    with pytest.raises(mmapipc.SchemaMismatch, match=r"fingerprint: 0x0000000000000000 \(channel\) vs 0xfc4f29d708405576"):
+        stale.check_reader(tick)
+    with pytest.raises(ValueError, match="invalid schema JSON"):
+        dataclasses.replace(tick, format={}).check_reader(tick)
 
 
 def test_dtype_has_exact_offsets_and_itemsize() -> None:

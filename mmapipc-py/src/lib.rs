@@ -9,6 +9,7 @@ mod buffer;
 mod errors;
 mod queue;
 mod ring;
+mod schema;
 mod shm;
 mod typed;
 
@@ -29,6 +30,10 @@ fn _mmapipc(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(typed::create_ring_with_schema, m)?)?;
     m.add_function(wrap_pyfunction!(typed::channel_schema, m)?)?;
     m.add_function(wrap_pyfunction!(typed::create_queue_with_schema, m)?)?;
+    m.add_function(wrap_pyfunction!(schema::schema_canonical, m)?)?;
+    m.add_function(wrap_pyfunction!(schema::schema_fingerprint, m)?)?;
+    m.add_function(wrap_pyfunction!(schema::schema_verify, m)?)?;
+    m.add_function(wrap_pyfunction!(schema::schema_check_reader, m)?)?;
     m.add_class::<ring::PyRing>()?;
     m.add_class::<queue::PyQueue>()?;
     m.add("LAYOUT_VERSION", mmapipc::layout::LAYOUT_VERSION)?;

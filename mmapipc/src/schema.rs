@@ -20,6 +20,13 @@
 //! The fingerprint is FNV-1a (64-bit) over a canonical text of the layout (format flags, root size
 //! and alignment, every field's name, type, offset and size, nested structs included); it does not
 //! cover the name or version, so it identifies a layout.
+//!
+//! These rules, the canonical text and the fingerprint exist only here: the Python package calls
+//! them through `mmapipc._mmapipc` (`schema_check_reader`, `schema_fingerprint`, ...), and
+//! `mmapipc/tests/fixtures/schema_compat.json` holds the verdicts both languages must give.
+//!
+//! Specified in FORMAT.md, "Schema blob" (the JSON, canonical text and fingerprint) and "Typed
+//! payload" (the archived bytes a schema describes).
 
 use std::fmt;
 
@@ -34,6 +41,16 @@ pub struct Format {
     pub primitive_align: u32,
     /// Size of rkyv's archived `usize`/relative pointers in bytes.
     pub pointer_width: u32,
+}
+
+impl fmt::Display for Format {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}-endian, primitive_align {}, pointer_width {}",
+            self.endian, self.primitive_align, self.pointer_width
+        )
+    }
 }
 
 impl Format {
@@ -252,22 +269,44 @@ impl Schema {
 
     /// Parses JSON and checks the fingerprint matches the layout.
     pub fn from_json(text: &str) -> Result<Schema, String> {
-        let s: Schema = serde_json::from_str(text).map_err(|e| format!("invalid schema JSON: {e}"))?;
-        let fp = s.computed_fingerprint();
-        if fp != s.fingerprint {
-            return Err(format!("schema fingerprint {} does not match its layout ({fp})", s.fingerprint));
-        }
+        let s = Schema::from_json_unverified(text)?;
+        s.verify_fingerprint()?;
         Ok(s)
     }
 
+    /// Parses JSON without checking the stored fingerprint against the layout (for comparing
+    /// two schemas as given: [`Schema::check_reader`] reports differing fingerprints itself).
+    pub fn from_json_unverified(text: &str) -> Result<Schema, String> {
+        serde_json::from_str(text).map_err(|e| format!("invalid schema JSON: {e}"))
+    }
+
+    /// Checks that the stored fingerprint is the one computed from the layout.
+    pub fn verify_fingerprint(&self) -> Result<(), String> {
+        let fp = self.computed_fingerprint();
+        if fp == self.fingerprint {
+            Ok(())
+        } else {
+            Err(format!(
+                "schema {} v{}: fingerprint {} does not match its layout ({fp})",
+                self.name, self.version, self.fingerprint
+            ))
+        }
+    }
+
     /// Checks that a reader of `reader` may read a channel carrying `self` (see module docs).
+    ///
+    /// The details, in order: name, archive format, version; then the fields the reader knows
+    /// (missing or different in the channel; inside a nested struct of the same name, the nested
+    /// fields that differ); then, at the same version only, the channel's fields the reader does
+    /// not know. A size/align line appears only when no field differs, and a fingerprint line only
+    /// when nothing else does.
     pub fn check_reader(&self, reader: &Schema) -> Result<(), Mismatch> {
         let mut details = Vec::new();
         if self.name != reader.name {
             details.push(format!("name: {} (channel) vs {} (reader)", self.name, reader.name));
         }
         if self.format != reader.format {
-            details.push(format!("archive format: {:?} (channel) vs {:?} (reader)", self.format, reader.format));
+            details.push(format!("archive format: {} (channel) vs {} (reader)", self.format, reader.format));
         }
         if self.version < reader.version {
             details.push(format!(
@@ -275,21 +314,28 @@ impl Schema {
                 self.version, reader.version
             ));
         }
-        let diffs = field_diffs(&self.fields, &reader.fields);
+        let mut diffs = FieldDiffs::default();
+        diffs.compare("", &self.fields, &reader.fields);
         if self.version == reader.version {
-            details.extend(diffs.iter().cloned());
-            if diffs.is_empty() && (self.size != reader.size || self.align != reader.align) {
+            let fields_differ = !diffs.reader.is_empty() || !diffs.channel_only.is_empty();
+            details.extend(diffs.reader);
+            details.extend(diffs.channel_only);
+            if !fields_differ && (self.size != reader.size || self.align != reader.align) {
                 details.push(format!(
                     "size/align: {}/{} (channel) vs {}/{} (reader)",
                     self.size, self.align, reader.size, reader.align
                 ));
             }
             if details.is_empty() && self.fingerprint != reader.fingerprint {
-                details.push("fingerprints differ with identical fields (format change)".into());
+                details.push(format!(
+                    "fingerprint: {} (channel) vs {} (reader) although every field matches (fields listed in \
+                     another order, or a fingerprint not computed from its layout)",
+                    self.fingerprint, reader.fingerprint
+                ));
             }
         } else if self.version > reader.version {
             // Append-only evolution: the reader's fields must be a prefix of the channel's.
-            details.extend(diffs.into_iter().filter(|d| !d.ends_with("(only in channel)")));
+            details.extend(diffs.reader);
             if self.size < reader.size || self.align < reader.align {
                 details.push(format!(
                     "size/align: {}/{} (channel) is smaller than {}/{} (reader)",
@@ -301,6 +347,62 @@ impl Schema {
             Ok(())
         } else {
             Err(Mismatch { channel: self.label(), reader: reader.label(), details })
+        }
+    }
+}
+
+/// The differences between a channel's fields and a reader's, one sentence each.
+#[derive(Default)]
+struct FieldDiffs {
+    /// Reader fields missing or different in the channel (always refused).
+    reader: Vec<String>,
+    /// Root fields only the channel has (refused at the same version, appended otherwise).
+    channel_only: Vec<String>,
+}
+
+impl FieldDiffs {
+    /// Compares the fields of one struct; `prefix` is the path of a nested struct (`"pos."`).
+    fn compare(&mut self, prefix: &str, channel: &[Field], reader: &[Field]) {
+        for r in reader {
+            let path = format!("{prefix}{}", r.name);
+            match channel.iter().find(|c| c.name == r.name) {
+                None => {
+                    self.reader.push(format!("field {path}: missing in channel (reader: {} at {})", r.ty, r.offset))
+                }
+                Some(c) if c == r => {}
+                Some(c) => {
+                    let before = self.reader.len();
+                    if let (
+                        TypeDesc::Struct { name: cn, size: cs, align: ca, fields: cf },
+                        TypeDesc::Struct { name: rn, size: rs, align: ra, fields: rf },
+                    ) = (&c.ty, &r.ty)
+                    {
+                        if cn == rn && c.offset == r.offset && c.size == r.size {
+                            // The same nested type at the same place: say what changed inside it.
+                            if (cs, ca) != (rs, ra) {
+                                self.reader.push(format!(
+                                    "field {path}: {cn} size/align {cs}/{ca} (channel) vs {rs}/{ra} (reader)"
+                                ));
+                            }
+                            let mut inner = FieldDiffs::default();
+                            inner.compare(&format!("{path}."), cf, rf);
+                            self.reader.extend(inner.reader);
+                            self.reader.extend(inner.channel_only);
+                        }
+                    }
+                    if self.reader.len() == before {
+                        self.reader.push(format!(
+                            "field {path}: {} at {} size {} (channel) vs {} at {} size {} (reader)",
+                            c.ty, c.offset, c.size, r.ty, r.offset, r.size
+                        ));
+                    }
+                }
+            }
+        }
+        for c in channel {
+            if !reader.iter().any(|r| r.name == c.name) {
+                self.channel_only.push(format!("field {prefix}{}: {} at {} (only in channel)", c.name, c.ty, c.offset));
+            }
         }
     }
 }
@@ -342,26 +444,6 @@ fn canon_type(ty: &TypeDesc, out: &mut String) {
             out.push('}');
         }
     }
-}
-
-fn field_diffs(channel: &[Field], reader: &[Field]) -> Vec<String> {
-    let mut out = Vec::new();
-    for r in reader {
-        match channel.iter().find(|c| c.name == r.name) {
-            None => out.push(format!("field {}: missing in channel (reader: {} at {})", r.name, r.ty, r.offset)),
-            Some(c) if c.ty != r.ty || c.offset != r.offset || c.size != r.size => out.push(format!(
-                "field {}: {} at {} size {} (channel) vs {} at {} size {} (reader)",
-                r.name, c.ty, c.offset, c.size, r.ty, r.offset, r.size
-            )),
-            Some(_) => {}
-        }
-    }
-    for c in channel {
-        if !reader.iter().any(|r| r.name == c.name) {
-            out.push(format!("field {}: {} at {} (only in channel)", c.name, c.ty, c.offset));
-        }
-    }
-    out
 }
 
 /// 64-bit FNV-1a.
@@ -458,7 +540,23 @@ mod tests {
         let json = tick(1, false).to_json();
         assert_eq!(Schema::from_json(&json).unwrap(), tick(1, false));
         let tampered = json.replace("\"offset\": 8", "\"offset\": 4");
-        assert!(Schema::from_json(&tampered).unwrap_err().contains("does not match"));
+        assert_eq!(
+            Schema::from_json(&tampered).unwrap_err(),
+            format!(
+                "schema t.Tick v1: fingerprint {} does not match its layout ({})",
+                tick(1, false).fingerprint,
+                Schema::from_json_unverified(&tampered).unwrap().computed_fingerprint()
+            )
+        );
+    }
+
+    #[test]
+    fn a_stale_fingerprint_is_compared_not_trusted() {
+        let v1 = tick(1, false);
+        let stale = Schema::from_json_unverified(&v1.to_json().replace(&v1.fingerprint, "0x0000000000000000")).unwrap();
+        assert_eq!(stale.check_reader(&stale), Ok(()));
+        let err = stale.check_reader(&v1).unwrap_err().to_string();
+        assert!(err.contains("fingerprint: 0x0000000000000000 (channel) vs"), "{err}");
     }
 
     #[test]

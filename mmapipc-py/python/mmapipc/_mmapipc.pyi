@@ -174,3 +174,17 @@ class SharedMemoryQueue:
     ) -> bool: ...
     def __len__(self) -> int: ...
     def __reduce__(self) -> tuple[Callable[..., SharedMemoryQueue], tuple[str]]: ...
+
+# Message schemas: the Rust crate's fingerprint, canonical text and compatibility rules.
+
+def schema_canonical(schema_json: str) -> str:
+    """The canonical text of the layout in `schema_json` (what the fingerprint hashes)."""
+
+def schema_fingerprint(schema_json: str) -> str:
+    """The fingerprint computed from the layout in `schema_json`."""
+
+def schema_verify(schema_json: str) -> None:
+    """Raises ValueError unless the stored fingerprint matches the layout."""
+
+def schema_check_reader(channel_json: str, reader_json: str) -> None:
+    """Raises mmapipc.SchemaMismatch unless a reader of `reader_json` may read a channel of `channel_json`."""

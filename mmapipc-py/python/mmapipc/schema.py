@@ -14,6 +14,9 @@ that appended fields). ``Vec`` fields hold a relative pointer (``int32``, from t
 address) and a length (``uint32``); their elements live earlier in the same message. Every such
 pointer is bounds-checked against the message before an array is made: a corrupt offset raises
 :class:`mmapipc.CorruptMessage`, it never reads outside the message.
+
+The fingerprint, the canonical text and the compatibility rules are the Rust crate's, called
+through ``mmapipc._mmapipc``; this module holds the model (fields, dtypes, encode, decode).
 """
 
 from __future__ import annotations
@@ -23,13 +26,14 @@ import operator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence, Union
 
-from .errors import CorruptMessage, SchemaMismatch
+from ._mmapipc import schema_canonical, schema_check_reader, schema_fingerprint, schema_verify
+from .errors import CorruptMessage
 
 if TYPE_CHECKING:  # pragma: no cover
     import numpy as np
     import numpy.typing as npt
 
-__all__ = ["Field", "Schema", "Record", "fnv1a64", "image_view", "Dim"]
+__all__ = ["Field", "Schema", "Record", "image_view", "Dim"]
 
 _SCALARS: dict[str, tuple[str, int]] = {
     "u8": ("u1", 1),
@@ -52,15 +56,6 @@ Dim = Union[int, str]
 holds it (e.g. ``"height"``)."""
 
 
-def fnv1a64(data: bytes) -> int:
-    """64-bit FNV-1a, the fingerprint hash (same as the Rust crate's)."""
-    h = 0xCBF29CE484222325
-    for b in data:
-        h ^= b
-        h = (h * 0x100000001B3) & 0xFFFFFFFFFFFFFFFF
-    return h
-
-
 def type_name(ty: TypeDesc) -> str:
     """Rust spelling of a type description: ``f64``, ``[u8; 8]``, ``Vec<f32>``, ``String``, a struct name."""
     kind = ty["kind"]
@@ -75,25 +70,6 @@ def type_name(ty: TypeDesc) -> str:
     if kind == "struct":
         return str(ty["name"])
     raise ValueError(f"unknown type kind {kind!r}")
-
-
-def _canon_type(ty: TypeDesc) -> str:
-    kind = ty["kind"]
-    if kind == "scalar":
-        return str(ty["scalar"])
-    if kind == "array":
-        return f"[{_canon_type(ty['elem'])};{ty['len']}]"
-    if kind == "vec":
-        return f"Vec<{_canon_type(ty['elem'])}>"
-    if kind == "string":
-        return "String"
-    if kind == "struct":
-        return f"{ty['name']}{{{ty['size']},{ty['align']};{_canon_fields(ty['fields'])}}}"
-    raise ValueError(f"unknown type kind {kind!r}")
-
-
-def _canon_fields(fields: Sequence[Mapping[str, Any]]) -> str:
-    return "".join(f"{f['name']}:{_canon_type(f['type'])}@{f['offset']}/{f['size']};" for f in fields)
 
 
 @dataclass(frozen=True)
@@ -148,9 +124,7 @@ class Schema:
             )
         except (KeyError, TypeError, ValueError) as e:
             raise ValueError(f"not a valid mmapipc schema: {e!r}") from e
-        computed = schema.computed_fingerprint()
-        if computed != schema.fingerprint:
-            raise ValueError(f"schema {schema.name} v{schema.version}: fingerprint {schema.fingerprint} does not match its layout ({computed})")
+        schema_verify(schema.to_json())
         return schema
 
     @classmethod
@@ -177,18 +151,17 @@ class Schema:
             "fields": [{"name": f.name, "type": f.type, "offset": f.offset, "size": f.size} for f in self.fields],
         }
 
+    def to_json(self) -> str:
+        """The JSON text of :meth:`to_dict` (what a channel header stores)."""
+        return json.dumps(self.to_dict())
+
     def canonical(self) -> str:
-        """The canonical text the fingerprint is computed over."""
-        fm = self.format
-        return (
-            f"mmapipc-schema-1;endian={fm.get('endian')};palign={fm.get('primitive_align')};"
-            f"pw={fm.get('pointer_width')};size={self.size};align={self.align};"
-            + _canon_fields([{"name": f.name, "type": f.type, "offset": f.offset, "size": f.size} for f in self.fields])
-        )
+        """The canonical text the fingerprint is computed over (FORMAT.md, "Schema blob")."""
+        return schema_canonical(self.to_json())
 
     def computed_fingerprint(self) -> str:
         """Recomputes the fingerprint from the layout."""
-        return f"{fnv1a64(self.canonical().encode()):#018x}"
+        return schema_fingerprint(self.to_json())
 
     @property
     def label(self) -> str:
@@ -207,37 +180,11 @@ class Schema:
     def check_reader(self, reader: Schema) -> None:
         """Raises :class:`mmapipc.SchemaMismatch` unless `reader` may read a channel of `self`.
 
-        Same rules as the Rust crate: equal names and format; same version needs the same layout;
-        a newer channel version may be read by an older reader if it only appended fields.
+        The Rust crate's rules and message (``mmapipc::schema::Schema::check_reader``): equal names
+        and format; same version needs the same layout; a newer channel version may be read by an
+        older reader if it only appended fields.
         """
-        details: list[str] = []
-        if self.name != reader.name:
-            details.append(f"name: {self.name} (channel) vs {reader.name} (reader)")
-        if dict(self.format) != dict(reader.format):
-            details.append(f"archive format: {dict(self.format)} (channel) vs {dict(reader.format)} (reader)")
-        if self.version < reader.version:
-            details.append(f"version: channel has v{self.version}, reader needs v{reader.version} or newer")
-        for r in reader.fields:
-            c = next((c for c in self.fields if c.name == r.name), None)
-            if c is None:
-                details.append(f"field {r.name}: missing in channel (reader: {r.type_name} at {r.offset})")
-            elif (c.type, c.offset, c.size) != (r.type, r.offset, r.size):
-                details.append(
-                    f"field {r.name}: {c.type_name} at {c.offset} size {c.size} (channel) vs "
-                    f"{r.type_name} at {r.offset} size {r.size} (reader)"
-                )
-        if self.version == reader.version:
-            for c in self.fields:
-                if all(r.name != c.name for r in reader.fields):
-                    details.append(f"field {c.name}: {c.type_name} at {c.offset} (only in channel)")
-            if not details and self.fingerprint != reader.fingerprint:
-                details.append("fingerprints differ")
-        elif self.version > reader.version and (self.size < reader.size or self.align < reader.align):
-            details.append(f"size/align: {self.size}/{self.align} (channel) smaller than {reader.size}/{reader.align} (reader)")
-        if details:
-            raise SchemaMismatch(
-                f"schema mismatch: channel has {self.label}, reader expects {reader.label}\n  " + "\n  ".join(details)
-            )
+        schema_check_reader(self.to_json(), reader.to_json())
 
     # -- NumPy -------------------------------------------------------------------------------
 
@@ -547,6 +494,7 @@ class Record:
         self._buf = None  # type: ignore[assignment]
 
     def _value(self, f: Field) -> Any:
+        # The byte layout read here (root at the end, relative pointers, String repr): FORMAT.md, "Typed payload".
         np = self._np
         at = self._field_at(f)
         ty = f.type

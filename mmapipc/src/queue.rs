@@ -72,6 +72,7 @@ use std::time::Duration;
 use crate::error::{OpenError, QueueError};
 use crate::layout::{Kind, Plan, PAD};
 use crate::lock::{self, RobustLock};
+use crate::owner;
 use crate::region::{self, CreateOptions, OpenOptions, Region};
 use crate::sync::{AtomicU64, Ordering};
 use crate::wait::{Deadline, Waiter};
@@ -659,7 +660,7 @@ impl Queue {
 
     fn produce(&self, msgs: &mut dyn Source, deadline: Deadline, block: bool) -> Result<usize, QueueError> {
         self.check_sizes(msgs)?;
-        let me = lock::me();
+        let me = owner::me();
         let c = self.ctrl();
         let mut done = 0;
         let mut counted_wait = false;
@@ -724,7 +725,7 @@ impl Queue {
         if split_head(self.head(read % self.cap).load(Ordering::Relaxed)).1 != STATE_PADDING {
             return Ok(false);
         }
-        let me = lock::me();
+        let me = owner::me();
         let Some(got) = c.cons_lock.lock.lock(me, deadline, self.check_interval) else { return Ok(false) };
         if got == lock::Acquired::Recovered {
             c.cons_stats.lock_recoveries.fetch_add(1, Ordering::Relaxed);
@@ -802,7 +803,7 @@ impl Queue {
         // before `tail` are fully written when we read them.
         let tail = c.tail.value.load(Ordering::Acquire);
         self.positions_ok(read, tail, "read, tail")?;
-        let me = if how == Take::View { lock::me() } else { 0 };
+        let me = if how == Take::View { owner::me() } else { 0 };
         let mut pos = read;
         let mut n = 0;
         let mut bytes = 0u64;
@@ -903,7 +904,7 @@ impl Queue {
             return Ok(0);
         }
         let c = self.ctrl();
-        let me = lock::me();
+        let me = owner::me();
         let mut counted_wait = false;
         loop {
             if self.maybe_nonempty() {
@@ -1017,7 +1018,7 @@ impl Queue {
                 if c.cons_lock.lock.holder() == 0 {
                     return Ok(true);
                 }
-                let me = lock::me();
+                let me = owner::me();
                 let Some(got) = c.cons_lock.lock.lock(me, deadline, self.check_interval) else { return Ok(false) };
                 if got == lock::Acquired::Recovered {
                     c.cons_stats.lock_recoveries.fetch_add(1, Ordering::Relaxed);
@@ -1204,7 +1205,7 @@ impl Queue {
             return false;
         }
         // A forked child that inherited a view must not release its parent's slot.
-        if self.owner(idx).load(Ordering::Relaxed) != lock::me() {
+        if self.owner(idx).load(Ordering::Relaxed) != owner::me() {
             return false;
         }
         let head = self.head(idx);
@@ -1253,7 +1254,7 @@ impl Queue {
                     STATE_TAKEN if check_dead && idx + RECORD_HEADER as u64 <= self.cap => {
                         let o = self.owner(idx).load(Ordering::Relaxed);
                         if last_owner.0 != o || o == 0 {
-                            last_owner = (o, o != 0 && lock::owner_alive(o));
+                            last_owner = (o, o != 0 && owner::alive(o));
                         }
                         if !last_owner.1 {
                             recovered += 1;
@@ -1339,7 +1340,7 @@ impl Queue {
     /// out stay valid.
     pub fn clear(&self) -> Result<usize, QueueError> {
         let c = self.ctrl();
-        let me = lock::me();
+        let me = owner::me();
         if c.cons_lock.lock.lock(me, Deadline::after(None), self.check_interval) == Some(lock::Acquired::Recovered) {
             c.cons_stats.lock_recoveries.fetch_add(1, Ordering::Relaxed);
         }
@@ -1391,7 +1392,7 @@ impl Queue {
     /// waiters within the recovery bound). Returns whether anything was recovered.
     pub fn recover(&self) -> bool {
         let c = self.ctrl();
-        let me = lock::me();
+        let me = owner::me();
         let mut any = false;
         for (l, s) in [(&c.prod_lock, &c.prod_stats), (&c.cons_lock, &c.cons_stats)] {
             if l.lock.steal_if_dead(me) {

@@ -425,32 +425,18 @@ fn fork_generation() -> u64 {
     0
 }
 
-/// This process as an attach word: pid in the low 32 bits, low 32 bits of its start time above.
+/// This process as an attach word: its owner word ([`crate::owner::me`], cached).
 fn my_identity() -> u64 {
-    let me = crate::process::current();
-    u64::from(me.pid) | ((me.start_time & 0xFFFF_FFFF) << 32)
+    crate::owner::me()
 }
 
 fn holder_pid(word: u64) -> u32 {
-    word as u32
+    crate::owner::pid(word)
 }
 
-/// Whether the process recorded in an attach word still runs.
+/// Whether the process recorded in an attach word still runs (pid reuse and zombies are dead).
 fn holder_alive(word: u64) -> bool {
-    use crate::process::{liveness, start_time, Liveness, ProcessId};
-    let pid = holder_pid(word);
-    let start_lo = word >> 32;
-    if pid == 0 {
-        return false;
-    }
-    if start_lo != 0 {
-        match start_time(pid) {
-            Some(actual) => return actual & 0xFFFF_FFFF == start_lo,
-            None if cfg!(target_os = "linux") => return false,
-            None => {}
-        }
-    }
-    liveness(ProcessId { pid, start_time: 0 }) == Liveness::Alive
+    crate::owner::alive(word)
 }
 
 /// A role this handle holds.
@@ -1907,7 +1893,7 @@ pub struct RingInspect {
     pub head: u64,
     /// Published position (producer).
     pub tail: u64,
-    /// Producer attach word (pid in bits 0..32, low 32 bits of its start time above; 0 = free).
+    /// Producer attach word (an owner word, [`crate::owner`]; 0 = free).
     pub producer: u64,
     /// Consumer attach word.
     pub consumer: u64,
@@ -1933,7 +1919,8 @@ pub struct Peeked {
     pub missed: bool,
 }
 
-/// Whether the process named by a ring attach word still runs (pid reuse counts as dead).
+/// Whether the process named by a ring attach word still runs (pid reuse and zombies count as
+/// dead): [`crate::owner::alive`], as for every owner word.
 pub fn attach_word_alive(word: u64) -> bool {
     holder_alive(word)
 }

@@ -83,10 +83,10 @@ pub const QUEUE_MAGIC: u64 = u64::from_le_bytes(*b"MMQUEUE1");
 pub const RECORD_HEADER: usize = 16;
 /// Records start on multiples of this.
 pub const RECORD_ALIGN: usize = 8;
-/// Smallest capacity accepted.
-pub const MIN_CAPACITY: usize = 64;
+/// Smallest capacity accepted ([`crate::layout::checked_capacity`]: the ring's rule too).
+pub const MIN_CAPACITY: usize = crate::layout::MIN_CAPACITY;
 /// Largest capacity accepted (lengths are stored as u32).
-pub const MAX_CAPACITY: usize = (1 << 32) - 64;
+pub const MAX_CAPACITY: usize = crate::layout::MAX_CAPACITY;
 
 /// Record state: written by a producer, not yet taken (or copied out, below `read`).
 pub const STATE_COMMITTED: u32 = 0x4D4D_0001;
@@ -138,7 +138,10 @@ pub struct StatsLine {
     pub lock_recoveries: AtomicU64,
     /// Records reclaimed from dead view holders (consumer line only).
     pub view_recoveries: AtomicU64,
-    _pad: [u8; PAD - 40],
+    /// Puts that found the queue full while an unreleased view held the oldest space (producer
+    /// line only; once per call, whether the put then waited, timed out or gave up).
+    pub view_stalls: AtomicU64,
+    _pad: [u8; PAD - 48],
 }
 
 /// Written once at creation, read-only afterwards (openers validate a copy).
@@ -254,6 +257,12 @@ pub struct QueueStats {
     pub lock_recoveries: u64,
     /// Records reclaimed from dead view holders.
     pub view_recoveries: u64,
+    /// Puts that found the queue full while an unreleased view held the oldest space (once per
+    /// call: such a put waits for the view, or returns `false`/fewer at its timeout).
+    pub view_stalls: u64,
+    /// Bytes in use (framing included): messages waiting, and messages taken as views and not
+    /// released yet ([`Queue::used_bytes`]).
+    pub used_bytes: u64,
 }
 
 /// A record's first 8 bytes as one word: `len` in bytes 0..4, `state` in bytes 4..8, each in the
@@ -283,8 +292,9 @@ fn any_record(_idx: u64, _len: u32, _taken: usize) -> bool {
     true
 }
 
+#[cold]
 fn corrupt(what: impl Into<String>) -> QueueError {
-    QueueError::Corrupt(what.into())
+    QueueError::Corrupt { reason: what.into() }
 }
 
 /// A bounded MPMC queue of byte messages in a shared-memory file.
@@ -347,8 +357,9 @@ enum Take {
 }
 
 impl Queue {
-    /// Creates a queue whose ring holds `capacity` bytes (rounded up to a multiple of 8) at
-    /// `path` (a bare name lives in `/dev/shm`). Each message costs `16 + len` bytes rounded up
+    /// Creates a queue whose ring holds `capacity` bytes (64 to 4 GiB - 8, rounded up to a
+    /// multiple of 8: [`crate::layout::checked_capacity`]) at `path` (a bare name lives in
+    /// `/dev/shm`). Each message costs `16 + len` bytes rounded up
     /// to 8; the largest message is `capacity - 16` bytes.
     pub fn create(path: impl AsRef<Path>, capacity: usize) -> Result<Queue, OpenError> {
         Self::create_with(path, capacity, &QueueOptions::default())
@@ -368,15 +379,7 @@ impl Queue {
         schema: &[u8],
     ) -> Result<Queue, OpenError> {
         let path = region::resolve_path(path);
-        let cap = capacity
-            .checked_add(RECORD_ALIGN - 1)
-            .map(|c| c & !(RECORD_ALIGN - 1))
-            .filter(|&c| (MIN_CAPACITY..=MAX_CAPACITY).contains(&c))
-            .ok_or_else(|| {
-                OpenError::InvalidArgument(format!(
-                    "capacity must be between {MIN_CAPACITY} and {MAX_CAPACITY} bytes, got {capacity}"
-                ))
-            })?;
+        let cap = crate::layout::checked_capacity(Kind::Queue, capacity)?;
         let plan = Plan::new(CONTROL_SIZE as u64, schema.len() as u64, cap as u64)
             .ok_or_else(|| OpenError::InvalidArgument(format!("capacity {capacity} is too large")))?;
         let creating = region::create_file(&path, Kind::Queue, plan, &CreateOptions { mode: opts.mode })?;
@@ -386,7 +389,7 @@ impl Queue {
         // SAFETY: the control block lies at control_offset..+CONTROL_SIZE inside the fresh
         // mapping, which nobody else trusts before publish.
         unsafe { init_control(creating.region().as_ptr().add(plan.control_offset as usize), cap as u64) };
-        let region = creating.publish();
+        let region = creating.publish()?;
         Ok(Self::from_region(region, plan.control_offset as usize, plan.data_offset as usize, cap as u64, path, opts))
     }
 
@@ -664,6 +667,7 @@ impl Queue {
         let c = self.ctrl();
         let mut done = 0;
         let mut counted_wait = false;
+        let mut counted_stall = false;
         while done < msgs.count() {
             let got = c.prod_lock.lock.lock(me, deadline, self.check_interval);
             let Some(how) = got else { return Ok(done) };
@@ -681,6 +685,10 @@ impl Queue {
             // Full (or only padding fitted). Reclaim what is finished, then wait.
             if self.advance_reclaim(false) || self.skip_padding(deadline)? {
                 continue;
+            }
+            if !counted_stall && self.space_held_by_view() {
+                counted_stall = true;
+                c.prod_stats.view_stalls.fetch_add(1, Ordering::Relaxed);
             }
             if !block {
                 if self.can_progress(record_size(msgs.len(done))) {
@@ -746,7 +754,9 @@ impl Queue {
         self.produce(&mut Slices(&[msg]), Deadline::after(None), true).map(|_| ())
     }
 
-    /// Puts `msg`, waiting at most `timeout` for room; `Ok(false)` on timeout.
+    /// Puts `msg`, waiting at most `timeout` for room; `Ok(false)` on timeout. Space is freed in
+    /// ring order, so a view held elsewhere can keep the queue full however fast consumers
+    /// take: [`QueueStats::view_stalls`] counts the puts that found it so.
     pub fn put_timeout(&self, msg: &[u8], timeout: Duration) -> Result<bool, QueueError> {
         Ok(self.produce(&mut Slices(&[msg]), Deadline::after(Some(timeout)), true)? == 1)
     }
@@ -1385,6 +1395,8 @@ impl Queue {
             // Wrapping: the counters are peer-writable.
             lock_recoveries: l(&c.prod_stats.lock_recoveries).wrapping_add(l(&c.cons_stats.lock_recoveries)),
             view_recoveries: l(&c.cons_stats.view_recoveries),
+            view_stalls: l(&c.prod_stats.view_stalls),
+            used_bytes: self.used_bytes() as u64,
         }
     }
 
@@ -1754,6 +1766,7 @@ impl Drop for FixedViews {
     }
 }
 
+mod space;
 #[cfg(all(test, not(loom)))]
 mod tests;
 
@@ -1796,7 +1809,7 @@ impl<F: FnOnce(&mut [u8]) -> Result<(), QueueError>> Source for WithFill<F> {
     fn fill(&mut self, _: usize, slot: &mut [u8]) -> Result<(), QueueError> {
         match self.fill.take() {
             Some(f) => f(slot),
-            None => Err(QueueError::Corrupt("a message was written twice".into())),
+            None => Err(corrupt("a message was written twice")),
         }
     }
 }

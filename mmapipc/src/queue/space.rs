@@ -1,0 +1,40 @@
+//! How much room producers have, and what holds it.
+
+use super::{split_head, Queue, STATE_TAKEN};
+use crate::sync::Ordering;
+
+impl Queue {
+    /// Bytes in use (framing included): between `reclaim` and `tail`, that is messages waiting
+    /// and messages taken as views and not released yet. A snapshot when peers are active.
+    pub fn used_bytes(&self) -> usize {
+        let c = self.ctrl();
+        // Acquire, reclaim first: both only grow, so the later tail is at least this reclaim;
+        // `tail - reclaim` can exceed the capacity only in a snapshot, hence the `min`.
+        let reclaim = c.reclaim.value.load(Ordering::Acquire);
+        let tail = c.tail.value.load(Ordering::Acquire);
+        tail.saturating_sub(reclaim).min(self.cap) as usize
+    }
+
+    /// Bytes free for producers now: `capacity - used_bytes()`. Framing is not subtracted (a
+    /// message of `n` bytes takes `16 + n` rounded up to 8, plus the rest of the ring as padding
+    /// when it would wrap), and space behind an unreleased view is not free.
+    pub fn available_write(&self) -> usize {
+        self.capacity() - self.used_bytes()
+    }
+
+    /// True if the oldest space not yet reclaimed is a record handed out as a view and not
+    /// released: a producer that finds the queue full then waits for that view (or for its
+    /// holder's death). A snapshot, for statistics.
+    pub(super) fn space_held_by_view(&self) -> bool {
+        let c = self.ctrl();
+        // SYNC: reclaim-publish / read-publish (Acquire, as in advance_reclaim).
+        let reclaim = c.reclaim.value.load(Ordering::Acquire);
+        let read = c.read.value.load(Ordering::Acquire);
+        if reclaim == read || self.positions_ok(reclaim, read, "").is_err() {
+            return false;
+        }
+        // SYNC: view-done (Acquire, as in advance_reclaim). Below `read`, so a record head.
+        let (_, state) = split_head(self.head(reclaim % self.cap).load(Ordering::Acquire));
+        state == STATE_TAKEN
+    }
+}

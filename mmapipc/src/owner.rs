@@ -52,15 +52,36 @@ extern "C" fn reset_in_child() {
     PID.store(0, StdOrdering::Relaxed);
 }
 
-/// Registers the fork handler, once per process, before anything is cached: a child forked
-/// after a value was cached always runs the handler.
-fn ensure_fork_handler() {
-    static AT_FORK: std::sync::Once = std::sync::Once::new();
-    AT_FORK.call_once(|| {
-        // SAFETY: registers a plain extern "C" fn with no captured state; the handler only does
-        // atomic stores, which are async-signal-safe and valid in a freshly forked child.
-        unsafe { libc::pthread_atfork(None, None, Some(reset_in_child)) };
-    });
+/// 0, or `pid << 1` while process `pid` registers the fork handler, `pid << 1 | 1` once it has.
+static REGISTERED: StdAtomicU64 = StdAtomicU64::new(0);
+
+/// Registers the fork handler (once per process) and says whether it is registered, so that a
+/// value may be cached: a child forked after that resets the cache.
+///
+/// Not a `std::sync::Once`: a child forked while another thread of its parent ran the `Once`
+/// would find it running forever and block at its first `me()`. Here a child that finds the
+/// registration half done by its parent (another pid) registers again (a second registration
+/// only resets the cache twice), and a thread that finds another thread of its own process
+/// registering just does not cache this time.
+fn fork_handler_registered() -> bool {
+    loop {
+        // Acquire pairs with the Release store of the "done" state below.
+        let r = REGISTERED.load(StdOrdering::Acquire);
+        if r & 1 == 1 {
+            return true;
+        }
+        let me = u64::from(std::process::id());
+        if r != 0 && r >> 1 == me {
+            return false;
+        }
+        if REGISTERED.compare_exchange(r, me << 1, StdOrdering::AcqRel, StdOrdering::Acquire).is_ok() {
+            // SAFETY: registers a plain extern "C" fn with no captured state; the handler only
+            // does atomic stores, which are async-signal-safe and valid in a freshly forked child.
+            unsafe { libc::pthread_atfork(None, None, Some(reset_in_child)) };
+            REGISTERED.store((me << 1) | 1, StdOrdering::Release);
+            return true;
+        }
+    }
 }
 
 /// This process (pid and start time), cached; correct in a forked child.
@@ -70,12 +91,13 @@ pub fn current() -> ProcessId {
     if pid != 0 {
         return ProcessId { pid, start_time: START.load(StdOrdering::Relaxed) };
     }
-    ensure_fork_handler();
     let pid = std::process::id();
     let id = ProcessId { pid, start_time: process::start_time(pid).unwrap_or(0) };
-    // Racing threads store the same values. Relaxed for START: published by PID's Release.
-    START.store(id.start_time, StdOrdering::Relaxed);
-    PID.store(id.pid, StdOrdering::Release);
+    if fork_handler_registered() {
+        // Racing threads store the same values. Relaxed for START: published by PID's Release.
+        START.store(id.start_time, StdOrdering::Relaxed);
+        PID.store(id.pid, StdOrdering::Release);
+    }
     id
 }
 
@@ -92,8 +114,12 @@ pub fn me() -> u64 {
 
 #[cold]
 fn me_slow() -> u64 {
-    let w = encode(current());
-    WORD.store(w, StdOrdering::Relaxed);
+    let id = current();
+    let w = encode(id);
+    // Cached only once `current` cached too, i.e. once the fork handler is registered.
+    if PID.load(StdOrdering::Acquire) == id.pid {
+        WORD.store(w, StdOrdering::Relaxed);
+    }
     w
 }
 

@@ -138,10 +138,12 @@ pub struct StatsLine {
     pub lock_recoveries: AtomicU64,
     /// Records reclaimed from dead view holders (consumer line only).
     pub view_recoveries: AtomicU64,
-    /// Puts that found the queue full while an unreleased view held the oldest space (producer
-    /// line only; once per call, whether the put then waited, timed out or gave up).
+    /// Times producers found the queue full because a view not yet released held the oldest
+    /// space, counted once per such view (producer line only).
     pub view_stalls: AtomicU64,
-    _pad: [u8; PAD - 48],
+    /// 1 + the position of the view last counted in `view_stalls` (0: none yet).
+    pub view_stall_at: AtomicU64,
+    _pad: [u8; PAD - 56],
 }
 
 /// Written once at creation, read-only afterwards (openers validate a copy).
@@ -257,8 +259,9 @@ pub struct QueueStats {
     pub lock_recoveries: u64,
     /// Records reclaimed from dead view holders.
     pub view_recoveries: u64,
-    /// Puts that found the queue full while an unreleased view held the oldest space (once per
-    /// call: such a put waits for the view, or returns `false`/fewer at its timeout).
+    /// Times producers found the queue full because a view not yet released held the oldest
+    /// space, counted once per such view however many puts (and wait slices) it stalls. Such a
+    /// put waits for the view (or its holder's death), or returns `false`/fewer at its timeout.
     pub view_stalls: u64,
     /// Bytes in use (framing included): messages waiting, and messages taken as views and not
     /// released yet ([`Queue::used_bytes`]).
@@ -667,7 +670,6 @@ impl Queue {
         let c = self.ctrl();
         let mut done = 0;
         let mut counted_wait = false;
-        let mut counted_stall = false;
         while done < msgs.count() {
             let got = c.prod_lock.lock.lock(me, deadline, self.check_interval);
             let Some(how) = got else { return Ok(done) };
@@ -686,10 +688,7 @@ impl Queue {
             if self.advance_reclaim(false) || self.skip_padding(deadline)? {
                 continue;
             }
-            if !counted_stall && self.space_held_by_view() {
-                counted_stall = true;
-                c.prod_stats.view_stalls.fetch_add(1, Ordering::Relaxed);
-            }
+            self.count_view_stall();
             if !block {
                 if self.can_progress(record_size(msgs.len(done))) {
                     continue;
@@ -756,7 +755,7 @@ impl Queue {
 
     /// Puts `msg`, waiting at most `timeout` for room; `Ok(false)` on timeout. Space is freed in
     /// ring order, so a view held elsewhere can keep the queue full however fast consumers
-    /// take: [`QueueStats::view_stalls`] counts the puts that found it so.
+    /// take: [`QueueStats::view_stalls`] counts the views that stalled producers so.
     pub fn put_timeout(&self, msg: &[u8], timeout: Duration) -> Result<bool, QueueError> {
         Ok(self.produce(&mut Slices(&[msg]), Deadline::after(Some(timeout)), true)? == 1)
     }

@@ -22,19 +22,24 @@ impl Queue {
         self.capacity() - self.used_bytes()
     }
 
-    /// True if the oldest space not yet reclaimed is a record handed out as a view and not
-    /// released: a producer that finds the queue full then waits for that view (or for its
-    /// holder's death). A snapshot, for statistics.
-    pub(super) fn space_held_by_view(&self) -> bool {
+    /// Called by a producer that found the queue full: if the oldest space not yet reclaimed is
+    /// a record handed out as a view and not released, the producer waits for that view (or for
+    /// its holder's death); counts it in `view_stalls`, once per view position.
+    pub(super) fn count_view_stall(&self) {
         let c = self.ctrl();
         // SYNC: reclaim-publish / read-publish (Acquire, as in advance_reclaim).
         let reclaim = c.reclaim.value.load(Ordering::Acquire);
         let read = c.read.value.load(Ordering::Acquire);
         if reclaim == read || self.positions_ok(reclaim, read, "").is_err() {
-            return false;
+            return;
         }
         // SYNC: view-done (Acquire, as in advance_reclaim). Below `read`, so a record head.
         let (_, state) = split_head(self.head(reclaim % self.cap).load(Ordering::Acquire));
-        state == STATE_TAKEN
+        // `reclaim + 1` is never 0 (positions are multiples of 8 far below u64::MAX): the
+        // initial 0 means "none counted yet". Relaxed: statistics.
+        let s = &c.prod_stats;
+        if state == STATE_TAKEN && s.view_stall_at.swap(reclaim + 1, Ordering::Relaxed) != reclaim + 1 {
+            s.view_stalls.fetch_add(1, Ordering::Relaxed);
+        }
     }
 }

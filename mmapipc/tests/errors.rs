@@ -128,7 +128,10 @@ fn create_in_a_missing_directory_names_it() {
                 assert_eq!(path, file);
                 assert_eq!(missing, file.parent().unwrap());
                 let msg = OpenError::DirectoryNotFound { path, dir: missing }.to_string();
-                assert!(msg.contains(&format!("directory {} does not exist", file.parent().unwrap().display())), "{msg}");
+                assert!(
+                    msg.contains(&format!("directory {} does not exist", file.parent().unwrap().display())),
+                    "{msg}"
+                );
             }
             other => panic!("expected DirectoryNotFound, got {other:?}"),
         }

@@ -41,9 +41,11 @@ impl Child {
             let b = [u8::from(!ok)];
             // SAFETY: fds[1] is the pipe's write end; b is one readable byte.
             unsafe { libc::write(fds[1], b.as_ptr().cast(), 1) };
-            while stay {
-                // SAFETY: pause has no preconditions; the child waits here for its SIGKILL.
-                unsafe { libc::pause() };
+            if stay {
+                loop {
+                    // SAFETY: pause has no preconditions; the child waits here for its SIGKILL.
+                    unsafe { libc::pause() };
+                }
             }
             // SAFETY: leaves the forked child at once, running nothing of the parent's.
             unsafe { libc::_exit(0) };

@@ -8,9 +8,9 @@ use std::path::Path;
 use serde_json::{json, Value};
 
 use crate::layout::Kind;
+use crate::owner;
 use crate::queue::{Queue, QueueOptions};
 use crate::region::OpenOptions;
-use crate::owner;
 use crate::ring::Ring;
 use crate::sync::Ordering;
 

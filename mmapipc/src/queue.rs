@@ -1380,25 +1380,6 @@ impl Queue {
         region::unlink(&self.path)
     }
 
-    /// Counters summed over all processes.
-    pub fn stats(&self) -> QueueStats {
-        let c = self.ctrl();
-        let l = |a: &AtomicU64| a.load(Ordering::Relaxed);
-        QueueStats {
-            msgs_in: l(&c.prod_stats.msgs),
-            bytes_in: l(&c.prod_stats.bytes),
-            full_waits: l(&c.prod_stats.waits),
-            msgs_out: l(&c.cons_stats.msgs),
-            bytes_out: l(&c.cons_stats.bytes),
-            empty_waits: l(&c.cons_stats.waits),
-            // Wrapping: the counters are peer-writable.
-            lock_recoveries: l(&c.prod_stats.lock_recoveries).wrapping_add(l(&c.cons_stats.lock_recoveries)),
-            view_recoveries: l(&c.cons_stats.view_recoveries),
-            view_stalls: l(&c.prod_stats.view_stalls),
-            used_bytes: self.used_bytes() as u64,
-        }
-    }
-
     /// Recovers locks and view records held by dead processes right now (normally done by
     /// waiters within the recovery bound). Returns whether anything was recovered.
     pub fn recover(&self) -> bool {

@@ -1,9 +1,28 @@
-//! How much room producers have, and what holds it.
+//! How much room producers have, what holds it, and the counters.
 
-use super::{split_head, Queue, STATE_TAKEN};
-use crate::sync::Ordering;
+use super::{split_head, Queue, QueueStats, STATE_TAKEN};
+use crate::sync::{AtomicU64, Ordering};
 
 impl Queue {
+    /// Counters summed over all processes.
+    pub fn stats(&self) -> QueueStats {
+        let c = self.ctrl();
+        let l = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        QueueStats {
+            msgs_in: l(&c.prod_stats.msgs),
+            bytes_in: l(&c.prod_stats.bytes),
+            full_waits: l(&c.prod_stats.waits),
+            msgs_out: l(&c.cons_stats.msgs),
+            bytes_out: l(&c.cons_stats.bytes),
+            empty_waits: l(&c.cons_stats.waits),
+            // Wrapping: the counters are peer-writable.
+            lock_recoveries: l(&c.prod_stats.lock_recoveries).wrapping_add(l(&c.cons_stats.lock_recoveries)),
+            view_recoveries: l(&c.cons_stats.view_recoveries),
+            view_stalls: l(&c.prod_stats.view_stalls),
+            used_bytes: self.used_bytes() as u64,
+        }
+    }
+
     /// Bytes in use (framing included): between `reclaim` and `tail`, that is messages waiting
     /// and messages taken as views and not released yet. A snapshot when peers are active.
     pub fn used_bytes(&self) -> usize {

@@ -2,25 +2,31 @@
 //!
 //! | Rust | Python |
 //! |------|--------|
-//! | `OpenError::NotFound` | `FileNotFoundError` |
+//! | `OpenError::NotFound`, `DirectoryNotFound` | `FileNotFoundError` |
 //! | `OpenError::AlreadyExists` | `FileExistsError` |
 //! | `OpenError::PermissionDenied`, `ForeignOwner` | `PermissionError` |
 //! | `OpenError::Symlink`, `NotRegularFile`, `NoSpace`, `Io` | `OSError` (with errno) |
 //! | `OpenError::Empty`, `Truncated`, `BadMagic`, `CorruptHeader` | `mmapipc.CorruptHeader` |
 //! | `OpenError::NotReady` | `mmapipc.NotReady` |
 //! | `OpenError::UnsupportedVersion`, `AbiMismatch`, `WrongKind` | `mmapipc.IncompatibleLayout` |
-//! | `OpenError::InvalidArgument` | `ValueError` |
+//! | `OpenError::InvalidArgument` (an empty path too) | `ValueError` |
 //! | `AccessError::OutOfBounds` | `IndexError` |
 //! | `RingError::TooLarge` | `ValueError` |
 //! | `RingError::AlreadyAttached` | `mmapipc.AlreadyAttached` |
-//! | `RingError::Corrupt` | `mmapipc.Error` |
+//! | `RingError::Corrupt` | `mmapipc.CorruptHeader` |
+//! | `RingError::WrongSize` | `mmapipc.CorruptMessage` |
 //! | `QueueError::TooLarge` | `ValueError` |
 //! | `QueueError::Corrupt` | `mmapipc.CorruptHeader` |
 //! | `QueueError::WrongSize` | `mmapipc.CorruptMessage` |
+//!
+//! The same condition maps to the same exception from either primitive: a channel whose shared
+//! state (positions, record framing) is inconsistent is as broken as a bad header
+//! (`CorruptHeader`); one bad message, taken and discarded, is `CorruptMessage`.
 //! | a message larger than a `read_into`/`get_into` buffer | `mmapipc.BufferTooShort` (message in `args[0]`) |
 //!
 //! The library's own exception classes live in `mmapipc/errors.py` so they can use multiple
-//! inheritance (e.g. `mmapipc.Timeout` is also a `TimeoutError`).
+//! inheritance (e.g. `mmapipc.BufferTooShort` is also a `ValueError`). A timeout is no exception:
+//! blocking calls return `False`, `None` or a short count when their time runs out.
 
 use mmapipc::{AccessError, OpenError, QueueError, RingError};
 use pyo3::exceptions::{
@@ -54,7 +60,9 @@ fn os_error(errno: i32, msg: String, path: &std::path::Path) -> PyErr {
 pub fn open_error(e: OpenError) -> PyErr {
     let msg = e.to_string();
     match e {
-        OpenError::NotFound { path } => PyFileNotFoundError::new_err((libc::ENOENT, msg, path.display().to_string())),
+        OpenError::NotFound { path } | OpenError::DirectoryNotFound { path, .. } => {
+            PyFileNotFoundError::new_err((libc::ENOENT, msg, path.display().to_string()))
+        }
         OpenError::AlreadyExists { path } => {
             PyFileExistsError::new_err((libc::EEXIST, msg, path.display().to_string()))
         }
@@ -92,6 +100,8 @@ pub fn ring_error(e: RingError) -> PyErr {
     match e {
         RingError::TooLarge { .. } => PyValueError::new_err(msg),
         RingError::AlreadyAttached { .. } => AlreadyAttached::new_err(msg),
+        RingError::Corrupt { .. } => CorruptHeader::new_err(msg),
+        RingError::WrongSize { .. } => CorruptMessage::new_err(msg),
         _ => Error::new_err(msg),
     }
 }
@@ -100,7 +110,7 @@ pub fn ring_error(e: RingError) -> PyErr {
 pub fn queue_error(e: QueueError) -> PyErr {
     match e {
         QueueError::TooLarge { .. } => PyValueError::new_err(e.to_string()),
-        QueueError::Corrupt(_) => CorruptHeader::new_err(e.to_string()),
+        QueueError::Corrupt { .. } => CorruptHeader::new_err(e.to_string()),
         QueueError::WrongSize { .. } => CorruptMessage::new_err(e.to_string()),
         _ => PyValueError::new_err(e.to_string()),
     }

@@ -392,6 +392,12 @@ impl PyQueue {
         Ok(self.q()?.is_empty())
     }
 
+    /// Bytes free for producers now (framing not subtracted: a message of n bytes takes 16 + n
+    /// rounded up to 8). Space behind a view not yet released is not free.
+    fn available_write(&self) -> PyResult<usize> {
+        Ok(self.q()?.available_write())
+    }
+
     /// Discards every waiting message (safe with active peers; views stay valid).
     fn clear(&self, py: Python<'_>) -> PyResult<()> {
         let q = self.q()?;
@@ -423,7 +429,10 @@ impl PyQueue {
         self.inner.is_none()
     }
 
-    /// Counters of all processes together (dict).
+    /// Counters of all processes together (dict), and `used_bytes`: bytes in use (waiting
+    /// messages and unreleased views). `view_stalls` counts the times producers found the queue
+    /// full because a view not yet released held the oldest space (once per such view): such a
+    /// put waits for the view, or returns False at its timeout.
     fn stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, pyo3::types::PyDict>> {
         let s = self.q()?.stats();
         let d = pyo3::types::PyDict::new(py);
@@ -435,6 +444,8 @@ impl PyQueue {
         d.set_item("empty_waits", s.empty_waits)?;
         d.set_item("lock_recoveries", s.lock_recoveries)?;
         d.set_item("view_recoveries", s.view_recoveries)?;
+        d.set_item("view_stalls", s.view_stalls)?;
+        d.set_item("used_bytes", s.used_bytes)?;
         Ok(d)
     }
 

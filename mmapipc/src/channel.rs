@@ -496,7 +496,7 @@ where
         let put = self.queue.put_with(len, timeout, |slot| {
             typed::serialize_into(value, slot).map(|_| ()).map_err(|e| {
                 failed = Some(e);
-                QueueError::Corrupt("serialization failed".into())
+                QueueError::Corrupt { reason: "serialization failed".into() }
             })
         });
         match (put, failed) {

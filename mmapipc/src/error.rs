@@ -5,6 +5,9 @@
 //! * [`RingError`]: an operation on a [`Ring`](crate::Ring) (too large, role taken, corrupt ring).
 //! * [`QueueError`]: putting to or taking from a [`Queue`](crate::Queue).
 //!
+//! The ring's and the queue's errors have the same variants for the same conditions
+//! (`TooLarge`, `Corrupt { reason }`, `WrongSize`), with messages of the same shape.
+//!
 //! Every variant is a condition a caller can act on; `Display` is a human sentence naming the
 //! file. Library code never panics on bad input: bad input is one of these.
 
@@ -22,6 +25,14 @@ pub enum OpenError {
     NotFound {
         /// The resolved path.
         path: PathBuf,
+    },
+    /// `create` was given a path in a directory that does not exist.
+    #[error("{}: cannot create it: directory {} does not exist", path.display(), dir.display())]
+    DirectoryNotFound {
+        /// The resolved path.
+        path: PathBuf,
+        /// Its directory, the one missing (or one of its parents).
+        dir: PathBuf,
     },
     /// `create` found the path already taken (files are created with `O_EXCL`).
     #[error("{}: file already exists (create never reuses a path; unlink it first or use open)", path.display())]
@@ -211,6 +222,16 @@ pub enum RingError {
         /// Which check failed.
         reason: String,
     },
+    /// A run of fixed-size records ([`Ring::read_fixed_batch_detached`](crate::Ring::read_fixed_batch_detached))
+    /// met a first message of another length: a producer wrote something that is not a record of
+    /// the channel's type. That message was consumed (so it cannot block the ring) and discarded.
+    #[error("message of {len} bytes in a ring of {expected}-byte records (taken and discarded)")]
+    WrongSize {
+        /// The message's length.
+        len: usize,
+        /// The record length asked for.
+        expected: usize,
+    },
 }
 
 /// Why a queue operation failed. Timeouts and full/empty queues are not errors (they are the
@@ -220,16 +241,20 @@ pub enum RingError {
 pub enum QueueError {
     /// The message can never fit: it is longer than the queue's maximum message size. Nothing
     /// was put (for a batch: none of its messages).
-    #[error("message of {len} bytes exceeds the queue's maximum message size of {max} bytes")]
+    #[error("message of {len} bytes is larger than the queue's maximum message size of {max} bytes")]
     TooLarge {
         /// The message's length.
         len: usize,
         /// [`Queue::max_message_size`](crate::Queue::max_message_size).
         max: usize,
     },
-    /// The queue's shared state is inconsistent (a corrupt file or a misbehaving peer).
-    #[error("queue is corrupt: {0}")]
-    Corrupt(String),
+    /// The queue's shared positions or a record header are inconsistent (a corrupt file or a
+    /// misbehaving peer). Nothing was read or written out of bounds.
+    #[error("queue is corrupt: {reason}")]
+    Corrupt {
+        /// Which check failed.
+        reason: String,
+    },
     /// A run of fixed-size records ([`Queue::get_fixed_views`](crate::Queue::get_fixed_views))
     /// met a first message of another length: a producer wrote something that is not a record of
     /// the channel's type. That message was taken (so it cannot block the queue) and discarded.

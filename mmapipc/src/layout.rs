@@ -44,7 +44,7 @@ use std::mem::{offset_of, size_of};
 /// The first eight bytes of every mmapipc file.
 pub const MAGIC: [u8; 8] = *b"MMAPIPC\0";
 /// The layout version this library writes and reads.
-pub const LAYOUT_VERSION: u32 = 1;
+pub const LAYOUT_VERSION: u32 = 2;
 /// `state` while the creator is initialising the file. Zero never means ready.
 pub const STATE_INIT: u32 = 0;
 /// `state` once the file is fully initialised ("REDY").
@@ -58,6 +58,29 @@ pub const DATA_ALIGN: usize = 4096;
 pub const PAD: usize = 128;
 /// Largest file this library creates (1 TiB): keeps every offset computation far from overflow.
 pub const MAX_FILE_SIZE: u64 = 1 << 40;
+/// Smallest capacity (data-area bytes) of a ring or a queue.
+pub const MIN_CAPACITY: usize = 64;
+/// Largest capacity of a ring or a queue: 4 GiB - 8 (record lengths are 32-bit).
+pub const MAX_CAPACITY: usize = (u32::MAX as usize) & !7;
+
+/// The one capacity rule of rings and queues: the requested capacity must lie between
+/// [`MIN_CAPACITY`] and [`MAX_CAPACITY`] bytes, and is rounded up to a multiple of 8.
+///
+/// ```
+/// use mmapipc::layout::{checked_capacity, Kind};
+/// assert_eq!(checked_capacity(Kind::Queue, 65).unwrap(), 72);
+/// assert!(checked_capacity(Kind::Ring, 60).is_err());
+/// ```
+pub fn checked_capacity(kind: Kind, requested: usize) -> Result<usize, crate::OpenError> {
+    if !(MIN_CAPACITY..=MAX_CAPACITY).contains(&requested) {
+        return Err(crate::OpenError::InvalidArgument(format!(
+            "{kind} capacity must be between {MIN_CAPACITY} and {MAX_CAPACITY} bytes \
+             (rounded up to a multiple of 8), got {requested}"
+        )));
+    }
+    // No overflow: requested <= MAX_CAPACITY, a multiple of 8.
+    Ok((requested + 7) & !7)
+}
 
 /// What a file holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -382,6 +405,26 @@ mod tests {
         let p = Plan::new(4000, 0, 1).unwrap();
         assert_eq!(p.data_offset, 8192);
         assert!(Plan::new(0, 0, MAX_FILE_SIZE).is_none());
+    }
+
+    #[test]
+    fn capacity_rule_at_its_boundaries() {
+        for kind in [Kind::Ring, Kind::Queue] {
+            for bad in [0, 1, 60, 63, MAX_CAPACITY + 1, usize::MAX] {
+                let e = checked_capacity(kind, bad).unwrap_err().to_string();
+                assert_eq!(
+                    e,
+                    format!(
+                        "invalid argument: {kind} capacity must be between 64 and 4294967288 bytes \
+                         (rounded up to a multiple of 8), got {bad}"
+                    )
+                );
+            }
+            assert_eq!(checked_capacity(kind, 64).unwrap(), 64);
+            assert_eq!(checked_capacity(kind, 65).unwrap(), 72);
+            assert_eq!(checked_capacity(kind, MAX_CAPACITY - 1).unwrap(), MAX_CAPACITY);
+            assert_eq!(checked_capacity(kind, MAX_CAPACITY).unwrap(), MAX_CAPACITY);
+        }
     }
 
     #[test]

@@ -28,6 +28,7 @@ pub mod error;
 pub mod example_types;
 pub mod layout;
 pub mod lock;
+pub mod owner;
 pub mod process;
 pub mod queue;
 pub mod region;

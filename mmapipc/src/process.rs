@@ -2,7 +2,8 @@
 //! for the process that used to own it.
 //!
 //! On Linux the start time is field 22 of `/proc/<pid>/stat` (clock ticks since boot). Where
-//! that is unavailable the start time is 0 and liveness falls back to `kill(pid, 0)`.
+//! that is unavailable the start time is 0 and liveness falls back to `kill(pid, 0)`. The one
+//! liveness rule (start time, zombies) and the cached identity live in [`crate::owner`].
 
 /// A process, identified so that pid reuse is detected.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -22,10 +23,9 @@ pub enum Liveness {
     Dead,
 }
 
-/// This process. Not cached: a forked child must not inherit its parent's identity.
+/// This process (cached by [`crate::owner::current`], reset in a forked child).
 pub fn current() -> ProcessId {
-    let pid = std::process::id();
-    ProcessId { pid, start_time: start_time(pid).unwrap_or(0) }
+    crate::owner::current()
 }
 
 /// Start time of `pid`, or `None` if there is no such process (or it cannot be read).
@@ -50,22 +50,10 @@ pub fn parse_start_time(stat: &[u8]) -> Option<u64> {
     rest.split_ascii_whitespace().nth(19)?.parse().ok()
 }
 
-/// Whether `who` still runs. A pid of 0 is never alive.
+/// Whether `who` still runs (same pid and start time, not a zombie); see
+/// [`crate::owner::process_alive`]. A pid of 0 is never alive.
 pub fn liveness(who: ProcessId) -> Liveness {
-    if who.pid == 0 || who.pid > i32::MAX as u32 {
-        return Liveness::Dead;
-    }
-    if who.start_time != 0 {
-        if let Some(actual) = start_time(who.pid) {
-            return if actual == who.start_time { Liveness::Alive } else { Liveness::Dead };
-        }
-        if cfg!(target_os = "linux") {
-            return Liveness::Dead;
-        }
-    }
-    // SAFETY: kill with signal 0 only checks for existence and permission; pid is positive.
-    let rc = unsafe { libc::kill(who.pid as libc::pid_t, 0) };
-    if rc == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM) {
+    if crate::owner::process_alive(who) {
         Liveness::Alive
     } else {
         Liveness::Dead

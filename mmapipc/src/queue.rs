@@ -72,6 +72,7 @@ use std::time::Duration;
 use crate::error::{OpenError, QueueError};
 use crate::layout::{Kind, Plan, PAD};
 use crate::lock::{self, RobustLock};
+use crate::owner;
 use crate::region::{self, CreateOptions, OpenOptions, Region};
 use crate::sync::{AtomicU64, Ordering};
 use crate::wait::{Deadline, Waiter};
@@ -82,10 +83,10 @@ pub const QUEUE_MAGIC: u64 = u64::from_le_bytes(*b"MMQUEUE1");
 pub const RECORD_HEADER: usize = 16;
 /// Records start on multiples of this.
 pub const RECORD_ALIGN: usize = 8;
-/// Smallest capacity accepted.
-pub const MIN_CAPACITY: usize = 64;
+/// Smallest capacity accepted ([`crate::layout::checked_capacity`]: the ring's rule too).
+pub const MIN_CAPACITY: usize = crate::layout::MIN_CAPACITY;
 /// Largest capacity accepted (lengths are stored as u32).
-pub const MAX_CAPACITY: usize = (1 << 32) - 64;
+pub const MAX_CAPACITY: usize = crate::layout::MAX_CAPACITY;
 
 /// Record state: written by a producer, not yet taken (or copied out, below `read`).
 pub const STATE_COMMITTED: u32 = 0x4D4D_0001;
@@ -137,7 +138,12 @@ pub struct StatsLine {
     pub lock_recoveries: AtomicU64,
     /// Records reclaimed from dead view holders (consumer line only).
     pub view_recoveries: AtomicU64,
-    _pad: [u8; PAD - 40],
+    /// Times producers found the queue full because a view not yet released held the oldest
+    /// space, counted once per such view (producer line only).
+    pub view_stalls: AtomicU64,
+    /// 1 + the position of the view last counted in `view_stalls` (0: none yet).
+    pub view_stall_at: AtomicU64,
+    _pad: [u8; PAD - 56],
 }
 
 /// Written once at creation, read-only afterwards (openers validate a copy).
@@ -253,6 +259,13 @@ pub struct QueueStats {
     pub lock_recoveries: u64,
     /// Records reclaimed from dead view holders.
     pub view_recoveries: u64,
+    /// Times producers found the queue full because a view not yet released held the oldest
+    /// space, counted once per such view however many puts (and wait slices) it stalls. Such a
+    /// put waits for the view (or its holder's death), or returns `false`/fewer at its timeout.
+    pub view_stalls: u64,
+    /// Bytes in use (framing included): messages waiting, and messages taken as views and not
+    /// released yet ([`Queue::used_bytes`]).
+    pub used_bytes: u64,
 }
 
 /// A record's first 8 bytes as one word: `len` in bytes 0..4, `state` in bytes 4..8, each in the
@@ -282,8 +295,9 @@ fn any_record(_idx: u64, _len: u32, _taken: usize) -> bool {
     true
 }
 
+#[cold]
 fn corrupt(what: impl Into<String>) -> QueueError {
-    QueueError::Corrupt(what.into())
+    QueueError::Corrupt { reason: what.into() }
 }
 
 /// A bounded MPMC queue of byte messages in a shared-memory file.
@@ -346,8 +360,9 @@ enum Take {
 }
 
 impl Queue {
-    /// Creates a queue whose ring holds `capacity` bytes (rounded up to a multiple of 8) at
-    /// `path` (a bare name lives in `/dev/shm`). Each message costs `16 + len` bytes rounded up
+    /// Creates a queue whose ring holds `capacity` bytes (64 to 4 GiB - 8, rounded up to a
+    /// multiple of 8: [`crate::layout::checked_capacity`]) at `path` (a bare name lives in
+    /// `/dev/shm`). Each message costs `16 + len` bytes rounded up
     /// to 8; the largest message is `capacity - 16` bytes.
     pub fn create(path: impl AsRef<Path>, capacity: usize) -> Result<Queue, OpenError> {
         Self::create_with(path, capacity, &QueueOptions::default())
@@ -367,15 +382,7 @@ impl Queue {
         schema: &[u8],
     ) -> Result<Queue, OpenError> {
         let path = region::resolve_path(path);
-        let cap = capacity
-            .checked_add(RECORD_ALIGN - 1)
-            .map(|c| c & !(RECORD_ALIGN - 1))
-            .filter(|&c| (MIN_CAPACITY..=MAX_CAPACITY).contains(&c))
-            .ok_or_else(|| {
-                OpenError::InvalidArgument(format!(
-                    "capacity must be between {MIN_CAPACITY} and {MAX_CAPACITY} bytes, got {capacity}"
-                ))
-            })?;
+        let cap = crate::layout::checked_capacity(Kind::Queue, capacity)?;
         let plan = Plan::new(CONTROL_SIZE as u64, schema.len() as u64, cap as u64)
             .ok_or_else(|| OpenError::InvalidArgument(format!("capacity {capacity} is too large")))?;
         let creating = region::create_file(&path, Kind::Queue, plan, &CreateOptions { mode: opts.mode })?;
@@ -385,7 +392,7 @@ impl Queue {
         // SAFETY: the control block lies at control_offset..+CONTROL_SIZE inside the fresh
         // mapping, which nobody else trusts before publish.
         unsafe { init_control(creating.region().as_ptr().add(plan.control_offset as usize), cap as u64) };
-        let region = creating.publish();
+        let region = creating.publish()?;
         Ok(Self::from_region(region, plan.control_offset as usize, plan.data_offset as usize, cap as u64, path, opts))
     }
 
@@ -659,7 +666,7 @@ impl Queue {
 
     fn produce(&self, msgs: &mut dyn Source, deadline: Deadline, block: bool) -> Result<usize, QueueError> {
         self.check_sizes(msgs)?;
-        let me = lock::me();
+        let me = owner::me();
         let c = self.ctrl();
         let mut done = 0;
         let mut counted_wait = false;
@@ -681,6 +688,7 @@ impl Queue {
             if self.advance_reclaim(false) || self.skip_padding(deadline)? {
                 continue;
             }
+            self.count_view_stall();
             if !block {
                 if self.can_progress(record_size(msgs.len(done))) {
                     continue;
@@ -724,7 +732,7 @@ impl Queue {
         if split_head(self.head(read % self.cap).load(Ordering::Relaxed)).1 != STATE_PADDING {
             return Ok(false);
         }
-        let me = lock::me();
+        let me = owner::me();
         let Some(got) = c.cons_lock.lock.lock(me, deadline, self.check_interval) else { return Ok(false) };
         if got == lock::Acquired::Recovered {
             c.cons_stats.lock_recoveries.fetch_add(1, Ordering::Relaxed);
@@ -745,7 +753,9 @@ impl Queue {
         self.produce(&mut Slices(&[msg]), Deadline::after(None), true).map(|_| ())
     }
 
-    /// Puts `msg`, waiting at most `timeout` for room; `Ok(false)` on timeout.
+    /// Puts `msg`, waiting at most `timeout` for room; `Ok(false)` on timeout. Space is freed in
+    /// ring order, so a view held elsewhere can keep the queue full however fast consumers
+    /// take: [`QueueStats::view_stalls`] counts the views that stalled producers so.
     pub fn put_timeout(&self, msg: &[u8], timeout: Duration) -> Result<bool, QueueError> {
         Ok(self.produce(&mut Slices(&[msg]), Deadline::after(Some(timeout)), true)? == 1)
     }
@@ -802,7 +812,7 @@ impl Queue {
         // before `tail` are fully written when we read them.
         let tail = c.tail.value.load(Ordering::Acquire);
         self.positions_ok(read, tail, "read, tail")?;
-        let me = if how == Take::View { lock::me() } else { 0 };
+        let me = if how == Take::View { owner::me() } else { 0 };
         let mut pos = read;
         let mut n = 0;
         let mut bytes = 0u64;
@@ -903,7 +913,7 @@ impl Queue {
             return Ok(0);
         }
         let c = self.ctrl();
-        let me = lock::me();
+        let me = owner::me();
         let mut counted_wait = false;
         loop {
             if self.maybe_nonempty() {
@@ -1017,7 +1027,7 @@ impl Queue {
                 if c.cons_lock.lock.holder() == 0 {
                     return Ok(true);
                 }
-                let me = lock::me();
+                let me = owner::me();
                 let Some(got) = c.cons_lock.lock.lock(me, deadline, self.check_interval) else { return Ok(false) };
                 if got == lock::Acquired::Recovered {
                     c.cons_stats.lock_recoveries.fetch_add(1, Ordering::Relaxed);
@@ -1204,7 +1214,7 @@ impl Queue {
             return false;
         }
         // A forked child that inherited a view must not release its parent's slot.
-        if self.owner(idx).load(Ordering::Relaxed) != lock::me() {
+        if self.owner(idx).load(Ordering::Relaxed) != owner::me() {
             return false;
         }
         let head = self.head(idx);
@@ -1253,7 +1263,7 @@ impl Queue {
                     STATE_TAKEN if check_dead && idx + RECORD_HEADER as u64 <= self.cap => {
                         let o = self.owner(idx).load(Ordering::Relaxed);
                         if last_owner.0 != o || o == 0 {
-                            last_owner = (o, o != 0 && lock::owner_alive(o));
+                            last_owner = (o, o != 0 && owner::alive(o));
                         }
                         if !last_owner.1 {
                             recovered += 1;
@@ -1339,7 +1349,7 @@ impl Queue {
     /// out stay valid.
     pub fn clear(&self) -> Result<usize, QueueError> {
         let c = self.ctrl();
-        let me = lock::me();
+        let me = owner::me();
         if c.cons_lock.lock.lock(me, Deadline::after(None), self.check_interval) == Some(lock::Acquired::Recovered) {
             c.cons_stats.lock_recoveries.fetch_add(1, Ordering::Relaxed);
         }
@@ -1370,28 +1380,11 @@ impl Queue {
         region::unlink(&self.path)
     }
 
-    /// Counters summed over all processes.
-    pub fn stats(&self) -> QueueStats {
-        let c = self.ctrl();
-        let l = |a: &AtomicU64| a.load(Ordering::Relaxed);
-        QueueStats {
-            msgs_in: l(&c.prod_stats.msgs),
-            bytes_in: l(&c.prod_stats.bytes),
-            full_waits: l(&c.prod_stats.waits),
-            msgs_out: l(&c.cons_stats.msgs),
-            bytes_out: l(&c.cons_stats.bytes),
-            empty_waits: l(&c.cons_stats.waits),
-            // Wrapping: the counters are peer-writable.
-            lock_recoveries: l(&c.prod_stats.lock_recoveries).wrapping_add(l(&c.cons_stats.lock_recoveries)),
-            view_recoveries: l(&c.cons_stats.view_recoveries),
-        }
-    }
-
     /// Recovers locks and view records held by dead processes right now (normally done by
     /// waiters within the recovery bound). Returns whether anything was recovered.
     pub fn recover(&self) -> bool {
         let c = self.ctrl();
-        let me = lock::me();
+        let me = owner::me();
         let mut any = false;
         for (l, s) in [(&c.prod_lock, &c.prod_stats), (&c.cons_lock, &c.cons_stats)] {
             if l.lock.steal_if_dead(me) {
@@ -1753,6 +1746,7 @@ impl Drop for FixedViews {
     }
 }
 
+mod space;
 #[cfg(all(test, not(loom)))]
 mod tests;
 
@@ -1795,7 +1789,7 @@ impl<F: FnOnce(&mut [u8]) -> Result<(), QueueError>> Source for WithFill<F> {
     fn fill(&mut self, _: usize, slot: &mut [u8]) -> Result<(), QueueError> {
         match self.fill.take() {
             Some(f) => f(slot),
-            None => Err(QueueError::Corrupt("a message was written twice".into())),
+            None => Err(corrupt("a message was written twice")),
         }
     }
 }

@@ -10,13 +10,20 @@
 //! `posix_fallocate`, header written and then published with a Release store of
 //! [`STATE_READY`](crate::layout::STATE_READY); `open` validates the whole header before
 //! anything else looks at the file.
+//!
+//! A file is created under a temporary name in the same directory ([`creating_name`]:
+//! `.<name>.<pid>-<start time>.mmapipc-creating`) and linked to its final path only once it is
+//! published, so a half-created file never stands at the final path: a creator killed during
+//! `create` (reserving pages takes about 0.25 s per GiB) leaves only its temporary name behind,
+//! which tools recognise with [`parse_creating_name`] and remove once its creator is dead. The
+//! link fails if the final path appeared meanwhile, which keeps `O_EXCL`'s promise.
 
 use std::alloc::Layout;
-use std::ffi::CString;
+use std::ffi::{CString, OsStr, OsString};
 use std::fs::File;
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd};
-use std::os::unix::ffi::OsStrExt;
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::ptr::NonNull;
@@ -25,7 +32,8 @@ use memmap2::MmapRaw;
 
 use crate::error::OpenError;
 use crate::layout::{self, FileHeader, HeaderProblem, Kind, Plan, HEADER_SIZE, STATE_READY};
-use crate::process;
+use crate::owner;
+use crate::process::ProcessId;
 use crate::sync::{AtomicU32, Ordering};
 
 /// Options for creating a shared-memory file.
@@ -50,21 +58,92 @@ pub struct OpenOptions {
 }
 
 /// Maps a user-supplied name to a path: a bare name (no `/`) lives in `/dev/shm`, anything
-/// else is used as given.
+/// else is used as given. The empty name stays empty (create and open refuse it).
 ///
 /// ```
 /// use std::path::Path;
 /// assert_eq!(mmapipc::resolve_path("frames"), Path::new("/dev/shm/frames"));
 /// assert_eq!(mmapipc::resolve_path("/tmp/ring"), Path::new("/tmp/ring"));
 /// assert_eq!(mmapipc::resolve_path("./ring"), Path::new("./ring"));
+/// assert_eq!(mmapipc::resolve_path(""), Path::new(""));
 /// ```
 pub fn resolve_path(name: impl AsRef<Path>) -> PathBuf {
     let p = name.as_ref();
-    if p.as_os_str().as_bytes().contains(&b'/') {
+    let b = p.as_os_str().as_bytes();
+    if b.is_empty() || b.contains(&b'/') {
         p.to_path_buf()
     } else {
         Path::new("/dev/shm").join(p)
     }
+}
+
+/// Ends every temporary name of a file being created ([`creating_name`]).
+pub const CREATING_SUFFIX: &str = ".mmapipc-creating";
+
+/// The name under which `who` creates the file `final_name`, in the same directory, until it is
+/// published and linked into place: `.<final_name>.<pid>-<start_time>.mmapipc-creating`, pid and
+/// start time (field 22 of `/proc/<pid>/stat`, 0 if unknown) in decimal.
+///
+/// ```
+/// use mmapipc::process::ProcessId;
+/// use mmapipc::region::{creating_name, parse_creating_name};
+/// let who = ProcessId { pid: 42, start_time: 7 };
+/// let tmp = creating_name("frames.q", who);
+/// assert_eq!(tmp, ".frames.q.42-7.mmapipc-creating");
+/// assert_eq!(parse_creating_name(&tmp), Some(("frames.q".into(), who)));
+/// assert_eq!(parse_creating_name("frames.q"), None);
+/// ```
+pub fn creating_name(final_name: impl AsRef<OsStr>, who: ProcessId) -> OsString {
+    let mut s = OsString::from(".");
+    s.push(final_name.as_ref());
+    s.push(format!(".{}-{}{CREATING_SUFFIX}", who.pid, who.start_time));
+    s
+}
+
+/// The final name and the creator encoded in a temporary name made by [`creating_name`];
+/// `None` for any other name.
+pub fn parse_creating_name(name: impl AsRef<OsStr>) -> Option<(OsString, ProcessId)> {
+    fn decimal(b: &[u8]) -> Option<u64> {
+        if b.is_empty() || b.len() > 20 || !b.iter().all(u8::is_ascii_digit) {
+            return None;
+        }
+        std::str::from_utf8(b).ok()?.parse().ok()
+    }
+    let inner = name.as_ref().as_bytes().strip_prefix(b".")?.strip_suffix(CREATING_SUFFIX.as_bytes())?;
+    let dot = inner.iter().rposition(|&c| c == b'.')?;
+    let (final_name, who) = (&inner[..dot], &inner[dot + 1..]);
+    if final_name.is_empty() || final_name.contains(&b'/') {
+        return None;
+    }
+    let dash = who.iter().position(|&c| c == b'-')?;
+    let pid = u32::try_from(decimal(&who[..dash])?).ok()?;
+    let start_time = decimal(&who[dash + 1..])?;
+    Some((OsString::from_vec(final_name.to_vec()), ProcessId { pid, start_time }))
+}
+
+/// Splits a final path into its directory and file name, refusing paths that name no file.
+fn split_final(path: &Path) -> Result<(PathBuf, &OsStr), OpenError> {
+    let b = path.as_os_str().as_bytes();
+    if b.is_empty() {
+        return Err(empty_path());
+    }
+    let (dir, name) = match b.iter().rposition(|&c| c == b'/') {
+        Some(0) => (Path::new("/"), &b[1..]),
+        Some(i) => (Path::new(OsStr::from_bytes(&b[..i])), &b[i + 1..]),
+        None => (Path::new("."), b),
+    };
+    if name.is_empty() {
+        let source = io::Error::from_raw_os_error(libc::EISDIR);
+        return Err(OpenError::Io { path: path.to_path_buf(), op: "create", source });
+    }
+    if name == b"." || name == b".." {
+        return Err(OpenError::InvalidArgument(format!("path {} does not name a file", path.display())));
+    }
+    Ok((dir.to_path_buf(), OsStr::from_bytes(name)))
+}
+
+fn empty_path() -> OpenError {
+    OpenError::InvalidArgument("the path is empty: name a file (a bare name lives in /dev/shm)".into())
 }
 
 enum Backing {
@@ -161,13 +240,17 @@ fn c_path(path: &Path) -> Result<CString, OpenError> {
         .map_err(|_| OpenError::InvalidArgument(format!("path {} contains a NUL byte", path.display())))
 }
 
-/// A freshly created file, mapped, with its header written but not yet published.
+/// A freshly created file, mapped, with its header written but not yet published, under its
+/// temporary name ([`creating_name`]).
 ///
 /// Initialise the control block through [`region`](Self::region), then call
 /// [`publish`](Self::publish). Dropping it unpublished removes the file again.
 pub struct Creating {
     region: Option<Region>,
     path: PathBuf,
+    final_c: CString,
+    temp: PathBuf,
+    temp_c: CString,
     plan: Plan,
     published: bool,
 }
@@ -206,14 +289,29 @@ impl Creating {
         Ok(())
     }
 
-    /// Publishes the file (Release store of READY) and returns its region.
-    pub fn publish(mut self) -> Region {
-        let region = self.region.take().expect("publish called once");
-        self.published = true;
+    /// Publishes the file (Release store of READY), links it to its final path and removes the
+    /// temporary name; returns its region. Fails with [`OpenError::AlreadyExists`] (removing
+    /// the new file) if the final path was taken meanwhile.
+    pub fn publish(mut self) -> Result<Region, OpenError> {
         // SYNC: header-publish. Release: every header and control-block write made by this
-        // process happens-before any opener's Acquire load of READY in `open_file`.
-        region.state().store(STATE_READY, Ordering::Release);
-        region
+        // process happens-before any opener's Acquire load of READY in `open_file`. Nobody
+        // opens the temporary name, so the file is complete before any opener can reach it.
+        self.region().state().store(STATE_READY, Ordering::Release);
+        // SAFETY: both are valid NUL-terminated paths. link(2) never replaces an existing path
+        // (EEXIST) and, without AT_SYMLINK_FOLLOW, does not follow a symlink at the source.
+        if unsafe { libc::link(self.temp_c.as_ptr(), self.final_c.as_ptr()) } != 0 {
+            let e = io::Error::last_os_error();
+            // Dropping `self` unpublished removes the temporary name.
+            return Err(match e.raw_os_error() {
+                Some(libc::EEXIST) => OpenError::AlreadyExists { path: self.path.clone() },
+                _ => OpenError::Io { path: self.path.clone(), op: "link", source: e },
+            });
+        }
+        self.published = true;
+        // The file stands at its final path now; the temporary name is only a second name. If
+        // removing it fails, tools find it (its creator alive or not) and may remove it later.
+        let _ = std::fs::remove_file(&self.temp);
+        Ok(self.region.take().expect("region present until publish"))
     }
 }
 
@@ -221,36 +319,55 @@ impl Drop for Creating {
     fn drop(&mut self) {
         if !self.published {
             // Creation failed (or was abandoned) before publish: leave no half-made file.
-            // Drop the mapping first, then the name.
+            // Drop the mapping first, then the temporary name (the final path was never used).
             self.region = None;
-            let _ = std::fs::remove_file(&self.path);
+            let _ = std::fs::remove_file(&self.temp);
         }
     }
 }
 
 /// Creates `path` (already resolved) for `kind` laid out by `plan`, maps it, and writes its
-/// header with state INIT. Fails with [`OpenError::AlreadyExists`] if the path is taken
-/// (including by a symlink, which is never followed).
+/// header with state INIT, under the temporary name [`creating_name`] in the same directory
+/// ([`Creating::publish`] links it into place). Fails with [`OpenError::AlreadyExists`] if the
+/// path is taken (including by a symlink, which is never followed), and with
+/// [`OpenError::DirectoryNotFound`] if its directory does not exist.
 pub fn create_file(path: &Path, kind: Kind, plan: Plan, opts: &CreateOptions) -> Result<Creating, OpenError> {
     if opts.mode & !0o7777 != 0 {
         return Err(OpenError::InvalidArgument(format!("mode {:#o} is not a permission mode", opts.mode)));
     }
-    let cpath = c_path(path)?;
-    // SAFETY: cpath is a valid NUL-terminated string; the flags and mode are plain integers.
+    let (dir, name) = split_final(path)?;
+    let final_c = c_path(path)?;
+    // Refuse a taken path before reserving any pages; the link in `publish` is what guarantees
+    // it (the path may appear meanwhile).
+    if std::fs::symlink_metadata(path).is_ok() {
+        return Err(OpenError::AlreadyExists { path: path.to_path_buf() });
+    }
+    let me = owner::current();
+    let temp = dir.join(creating_name(name, me));
+    let temp_c = c_path(&temp)?;
+    // SAFETY: temp_c is a valid NUL-terminated string; the flags and mode are plain integers.
     let fd = unsafe {
         libc::open(
-            cpath.as_ptr(),
+            temp_c.as_ptr(),
             libc::O_RDWR | libc::O_CREAT | libc::O_EXCL | libc::O_NOFOLLOW | libc::O_CLOEXEC,
             opts.mode as libc::c_uint,
         )
     };
     if fd < 0 {
-        return Err(OpenError::from_io(path, "open", io::Error::last_os_error()));
+        let e = io::Error::last_os_error();
+        return Err(match e.raw_os_error() {
+            // O_CREAT in an existing directory cannot give ENOENT: a directory is missing.
+            Some(libc::ENOENT) => OpenError::DirectoryNotFound { path: path.to_path_buf(), dir },
+            // Our own temporary name: another thread of this process is creating this path.
+            Some(libc::EEXIST) => OpenError::AlreadyExists { path: path.to_path_buf() },
+            _ => OpenError::from_io(path, "open", e),
+        });
     }
     // SAFETY: fd is a freshly opened descriptor that nothing else owns.
     let file = unsafe { File::from_raw_fd(fd) };
     // From here on, a failure must remove the file: dropping `creating` unpublished does that.
-    let mut creating = Creating { region: None, path: path.to_path_buf(), plan, published: false };
+    let mut creating =
+        Creating { region: None, path: path.to_path_buf(), final_c, temp, temp_c, plan, published: false };
     // The umask may have cleared bits the caller asked for (e.g. group bits); set them exactly.
     // SAFETY: fd is valid; fchmod takes plain integers.
     if unsafe { libc::fchmod(fd, opts.mode as libc::mode_t) } != 0 {
@@ -262,7 +379,6 @@ pub fn create_file(path: &Path, kind: Kind, plan: Plan, opts: &CreateOptions) ->
         _ => OpenError::Io { path: path.to_path_buf(), op: "posix_fallocate", source: e },
     })?;
     let map = MmapRaw::map_raw(&file).map_err(|e| OpenError::Io { path: path.to_path_buf(), op: "mmap", source: e })?;
-    let me = process::current();
     let header = plan.header(kind, me.pid, me.start_time);
     let ptr = map.as_mut_ptr();
     // SAFETY: the mapping is `len >= HEADER_SIZE` bytes, page aligned and writable; this process
@@ -278,13 +394,23 @@ fn reserve(file: &File, len: u64) -> io::Result<()> {
     let len_off = libc::off_t::try_from(len).map_err(|_| io::Error::from_raw_os_error(libc::EFBIG))?;
     #[cfg(target_os = "linux")]
     {
-        // SAFETY: valid fd, plain integers.
-        let rc = unsafe { libc::posix_fallocate(file.as_raw_fd(), 0, len_off) };
-        match rc {
-            0 => return Ok(()),
-            // Some file systems cannot preallocate; fall back to a sparse file.
-            libc::EOPNOTSUPP | libc::EINVAL => {}
-            err => return Err(io::Error::from_raw_os_error(err)),
+        // In steps: tmpfs gives up a whole call (undoing it) with EINTR when a signal arrives,
+        // so a step interrupted by a signal handler is redone alone, not the whole file.
+        const STEP: libc::off_t = 64 << 20;
+        let mut off: libc::off_t = 0;
+        while off < len_off {
+            let n = STEP.min(len_off - off);
+            // SAFETY: valid fd, plain integers.
+            match unsafe { libc::posix_fallocate(file.as_raw_fd(), off, n) } {
+                0 => off += n,
+                libc::EINTR => {}
+                // Some file systems cannot preallocate; fall back to a sparse file.
+                libc::EOPNOTSUPP | libc::EINVAL if off == 0 => break,
+                err => return Err(io::Error::from_raw_os_error(err)),
+            }
+        }
+        if off >= len_off {
+            return Ok(());
         }
     }
     // SAFETY: valid fd, plain integers.
@@ -307,6 +433,9 @@ pub fn open_any(path: &Path, opts: &OpenOptions) -> Result<(Region, FileHeader),
 }
 
 fn open_checked(path: &Path, kind: Option<Kind>, opts: &OpenOptions) -> Result<(Region, FileHeader), OpenError> {
+    if path.as_os_str().is_empty() {
+        return Err(empty_path());
+    }
     let cpath = c_path(path)?;
     // SAFETY: cpath is a valid NUL-terminated string; the flags are plain integers.
     let fd = unsafe { libc::open(cpath.as_ptr(), libc::O_RDWR | libc::O_NOFOLLOW | libc::O_CLOEXEC) };

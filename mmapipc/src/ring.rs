@@ -81,10 +81,10 @@ mod notify;
 pub const RECORD_HEADER: usize = 8;
 /// Records start on multiples of this.
 pub const RECORD_ALIGN: usize = 8;
-/// Smallest capacity accepted.
-pub const MIN_CAPACITY: usize = 64;
+/// Smallest capacity accepted ([`crate::layout::checked_capacity`]: the queue's rule too).
+pub const MIN_CAPACITY: usize = crate::layout::MIN_CAPACITY;
 /// Largest capacity accepted (lengths are 32-bit in the record header).
-pub const MAX_CAPACITY: usize = (u32::MAX as usize) & !(RECORD_ALIGN - 1);
+pub const MAX_CAPACITY: usize = crate::layout::MAX_CAPACITY;
 /// Size of the control block.
 pub const CONTROL_SIZE: usize = 4 * PAD;
 
@@ -232,14 +232,10 @@ pub const fn record_size(len: usize) -> usize {
     align8((RECORD_HEADER + len) as u64) as usize
 }
 
-/// Validates a requested capacity: rounded up to a multiple of 8, within the limits.
+/// Validates a requested capacity: within the limits, rounded up to a multiple of 8 (the rule of
+/// rings and queues alike, [`crate::layout::checked_capacity`]).
 pub fn checked_capacity(capacity: usize) -> Result<usize, OpenError> {
-    if !(MIN_CAPACITY..=MAX_CAPACITY).contains(&capacity) {
-        return Err(OpenError::InvalidArgument(format!(
-            "ring capacity must be between {MIN_CAPACITY} and {MAX_CAPACITY} bytes, got {capacity}"
-        )));
-    }
-    Ok(align8(capacity as u64) as usize)
+    crate::layout::checked_capacity(Kind::Ring, capacity)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -425,32 +421,18 @@ fn fork_generation() -> u64 {
     0
 }
 
-/// This process as an attach word: pid in the low 32 bits, low 32 bits of its start time above.
+/// This process as an attach word: its owner word ([`crate::owner::me`], cached).
 fn my_identity() -> u64 {
-    let me = crate::process::current();
-    u64::from(me.pid) | ((me.start_time & 0xFFFF_FFFF) << 32)
+    crate::owner::me()
 }
 
 fn holder_pid(word: u64) -> u32 {
-    word as u32
+    crate::owner::pid(word)
 }
 
-/// Whether the process recorded in an attach word still runs.
+/// Whether the process recorded in an attach word still runs (pid reuse and zombies are dead).
 fn holder_alive(word: u64) -> bool {
-    use crate::process::{liveness, start_time, Liveness, ProcessId};
-    let pid = holder_pid(word);
-    let start_lo = word >> 32;
-    if pid == 0 {
-        return false;
-    }
-    if start_lo != 0 {
-        match start_time(pid) {
-            Some(actual) => return actual & 0xFFFF_FFFF == start_lo,
-            None if cfg!(target_os = "linux") => return false,
-            None => {}
-        }
-    }
-    liveness(ProcessId { pid, start_time: 0 }) == Liveness::Alive
+    crate::owner::alive(word)
 }
 
 /// A role this handle holds.
@@ -894,7 +876,7 @@ impl Ring {
         let attach = unsafe { &(*ctrl).attach };
         // Relaxed: published by the Release store of READY in `publish` (SYNC: header-publish).
         attach.capacity.store(capacity as u64, Ordering::Relaxed);
-        let region = creating.publish();
+        let region = creating.publish()?;
         Ok(Self::from_region(region, plan.control_offset, plan.data_offset, capacity as u64, Some(path)))
     }
 
@@ -1842,7 +1824,7 @@ impl Ring {
     /// batch of ticks as one structured array).
     ///
     /// `Ok(None)`: nothing to read. A first message of another length is consumed and reported
-    /// as [`RingError::Corrupt`] (a typed channel of fixed-size records never holds one).
+    /// as [`RingError::WrongSize`] (a typed channel of fixed-size records never holds one).
     pub fn read_fixed_batch_detached(&mut self, max: usize, len: usize) -> Result<Option<FixedBatch>, RingError> {
         let mem = self.mem.clone();
         let c = self.consumer()?;
@@ -1857,7 +1839,7 @@ impl Ring {
                     if l != len {
                         if count == 0 {
                             c.advance(&mem, rec, l);
-                            result = Err(corrupt(format!("message of {l} bytes in a run of {len}-byte records")));
+                            result = Err(RingError::WrongSize { len: l, expected: len });
                         }
                         break;
                     }
@@ -1907,7 +1889,7 @@ pub struct RingInspect {
     pub head: u64,
     /// Published position (producer).
     pub tail: u64,
-    /// Producer attach word (pid in bits 0..32, low 32 bits of its start time above; 0 = free).
+    /// Producer attach word (an owner word, [`crate::owner`]; 0 = free).
     pub producer: u64,
     /// Consumer attach word.
     pub consumer: u64,
@@ -1933,7 +1915,8 @@ pub struct Peeked {
     pub missed: bool,
 }
 
-/// Whether the process named by a ring attach word still runs (pid reuse counts as dead).
+/// Whether the process named by a ring attach word still runs (pid reuse and zombies count as
+/// dead): [`crate::owner::alive`], as for every owner word.
 pub fn attach_word_alive(word: u64) -> bool {
     holder_alive(word)
 }

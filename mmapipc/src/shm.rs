@@ -59,7 +59,7 @@ impl SharedMemory {
         let plan = Plan::new(0, 0, size as u64)
             .ok_or_else(|| OpenError::InvalidArgument(format!("size {size} is too large")))?;
         let creating = region::create_file(&path, Kind::SharedMemory, plan, opts)?;
-        let region = creating.publish();
+        let region = creating.publish()?;
         Ok(Self::from_region(region, plan.data_offset as usize, size, path))
     }
 

@@ -55,7 +55,7 @@ fn run_stops_at_the_wrap_and_at_another_size() {
     assert!(ring.try_write(&msg(20)).unwrap());
     assert!(ring.try_write(b"short").unwrap());
     assert_eq!(rx.read_fixed_batch_detached(100, 24).unwrap().unwrap().count(), 1, "stops before a shorter record");
-    assert!(matches!(rx.read_fixed_batch_detached(100, 24), Err(RingError::Corrupt { .. })));
+    assert!(matches!(rx.read_fixed_batch_detached(100, 24), Err(RingError::WrongSize { len: 5, expected: 24 })));
     assert!(rx.read_fixed_batch_detached(100, 24).unwrap().is_none(), "the odd record was consumed");
 }
 

@@ -18,7 +18,6 @@ from .errors import (
     IncompatibleLayout,
     NotReady,
     SchemaMismatch,
-    Timeout,
 )
 
 try:
@@ -40,6 +39,5 @@ __all__ = [
     "IncompatibleLayout",
     "SchemaMismatch",
     "AlreadyAttached",
-    "Timeout",
     "BufferTooShort",
 ]

@@ -3,6 +3,7 @@
 Standard conditions use the standard exceptions: a missing file is ``FileNotFoundError``, a
 taken path on ``create`` is ``FileExistsError``, bad arguments are ``ValueError``/``TypeError``,
 out-of-range offsets ``IndexError``. Everything specific to mmapipc derives from :class:`Error`.
+A timeout is not an exception: blocking calls return ``False``, ``None`` or a short count.
 """
 
 from __future__ import annotations
@@ -15,7 +16,6 @@ __all__ = [
     "SchemaMismatch",
     "AlreadyAttached",
     "CorruptMessage",
-    "Timeout",
     "BufferTooShort",
 ]
 
@@ -25,7 +25,8 @@ class Error(Exception):
 
 
 class CorruptHeader(Error):
-    """The file is not a valid mmapipc file: empty, truncated, bad magic or inconsistent header."""
+    """The file is not a valid mmapipc file: empty, truncated, bad magic or inconsistent header,
+    or a ring's or queue's shared state (positions, record framing) is inconsistent."""
 
 
 class NotReady(Error):
@@ -41,15 +42,12 @@ class SchemaMismatch(IncompatibleLayout):
 
 
 class CorruptMessage(Error):
-    """A message in shared memory failed validation (bad lengths, offsets or bytes)."""
+    """A message in shared memory failed validation (bad lengths, offsets or bytes), or a
+    fixed-size batch met a message of another size (taken and discarded)."""
 
 
 class AlreadyAttached(Error):
     """A single-producer/single-consumer side is already held by another live process."""
-
-
-class Timeout(Error, TimeoutError):
-    """A blocking call whose contract is to raise on timeout ran out of time."""
 
 
 class BufferTooShort(Error, ValueError):

@@ -8,9 +8,10 @@ use std::path::Path;
 use serde_json::{json, Value};
 
 use crate::layout::Kind;
+use crate::owner;
 use crate::queue::{Queue, QueueOptions};
 use crate::region::OpenOptions;
-use crate::ring::{self, Ring};
+use crate::ring::Ring;
 use crate::sync::Ordering;
 
 /// A process recorded in a channel's control block.
@@ -93,8 +94,7 @@ pub fn ring_live(r: &Ring) -> Live {
     let mut holders = Vec::new();
     for (role, w) in [("producer", i.producer), ("consumer", i.consumer)] {
         if w != 0 {
-            let pid = w as u32;
-            holders.push(Holder { role, pid, alive: ring::attach_word_alive(w) && !zombie(pid) });
+            holders.push(Holder { role, pid: owner::pid(w), alive: owner::alive(w) });
         }
     }
     let used = i.tail.saturating_sub(i.head).min(r.capacity() as u64);
@@ -133,11 +133,11 @@ pub fn queue_live(q: &Queue) -> Live {
     for (role, l) in [("producer lock", &c.prod_lock), ("consumer lock", &c.cons_lock)] {
         let w = l.lock.word.load(Ordering::Relaxed);
         if w != 0 {
-            holders.push(Holder { role, pid: (w >> 32) as u32, alive: crate::lock::owner_alive(w) });
+            holders.push(Holder { role, pid: owner::pid(w), alive: owner::alive(w) });
         }
     }
     for w in q.view_holders(16) {
-        holders.push(Holder { role: "view", pid: (w >> 32) as u32, alive: crate::lock::owner_alive(w) });
+        holders.push(Holder { role: "view", pid: owner::pid(w), alive: owner::alive(w) });
     }
     Live {
         capacity: q.capacity() as u64,
@@ -160,13 +160,6 @@ pub fn queue_live(q: &Queue) -> Live {
         },
         holders,
     }
-}
-
-/// True if `pid` is a zombie (killed, not yet reaped): it holds nothing any more.
-fn zombie(pid: u32) -> bool {
-    let Ok(stat) = std::fs::read(format!("/proc/{pid}/stat")) else { return false };
-    let Some(close) = stat.iter().rposition(|&b| b == b')') else { return false };
-    matches!(stat.get(close + 2), Some(b'Z') | Some(b'X') | Some(b'x'))
 }
 
 impl Counters {

@@ -164,7 +164,7 @@ fn views_of_a_dead_consumer_are_reclaimed() {
     }
     let views = q.try_get_views(4).unwrap();
     // Pretend a dead process took them: stamp a dead owner word and forget the guards.
-    let dead = lock::owner_word(crate::process::exited_process());
+    let dead = crate::owner::encode(crate::process::exited_process());
     for v in &views {
         q.owner(v.raw.pos % q.cap).store(dead, Ordering::Relaxed);
     }
@@ -180,7 +180,7 @@ fn views_of_a_dead_consumer_are_reclaimed() {
 #[test]
 fn dead_lock_holder_is_replaced() {
     let q = Queue::in_heap(256);
-    let dead = lock::owner_word(crate::process::exited_process());
+    let dead = crate::owner::encode(crate::process::exited_process());
     q.ctrl().prod_lock.lock.word.store(dead, Ordering::Relaxed);
     q.ctrl().cons_lock.lock.word.store(dead, Ordering::Relaxed);
     assert!(q.put_timeout(b"x", Duration::from_secs(5)).unwrap());
@@ -402,7 +402,7 @@ fn fixed_views_of_a_dead_consumer_are_reclaimed() {
     }
     let b = q.get_fixed_views(4, 40, Some(Duration::ZERO)).unwrap().unwrap();
     assert_eq!(b.count(), 4);
-    let dead = lock::owner_word(crate::process::exited_process());
+    let dead = crate::owner::encode(crate::process::exited_process());
     for i in 0..4u64 {
         q.owner((b.pos + i * b.stride as u64) % q.cap).store(dead, Ordering::Relaxed);
     }

@@ -2,6 +2,8 @@
 
 #![cfg(not(loom))]
 
+mod common;
+
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -10,17 +12,14 @@ use mmapipc::channel::TypedRing;
 use mmapipc::example_types::Tick;
 use mmapipc::{Queue, SharedMemory};
 
-/// Re-executed as a child process: `MMAPIPC_CLI_ROLE=<role> MMAPIPC_CLI_PATH=<file>` makes this
-/// test act as a producer or consumer of that channel until it is killed.
-#[test]
-fn child_role() {
-    let (Ok(role), Ok(path)) = (std::env::var("MMAPIPC_CLI_ROLE"), std::env::var("MMAPIPC_CLI_PATH")) else {
-        return;
-    };
+/// The child roles, each given the channel's path: `ring-producer`, `ring-consumer`,
+/// `queue-producer`, `queue-consumer` run until killed; `*-create` create the file and exit.
+fn roles(role: &str, args: &[String]) {
+    let path = &args[0];
     let pause = std::time::Duration::from_millis(2);
-    match role.as_str() {
+    match role {
         "ring-producer" => {
-            let mut tx = TypedRing::<Tick>::open(&path).unwrap();
+            let mut tx = TypedRing::<Tick>::open(path).unwrap();
             tx.ring().claim_producer().unwrap();
             for i in 0u64.. {
                 let t = Tick { timestamp_ns: i, symbol: *b"AAPL\0\0\0\0", price: 100.0 + i as f64, size: 1, side: 0 };
@@ -30,28 +29,28 @@ fn child_role() {
         }
         "ring-consumer" => {
             // Slower than the producer: a backlog builds up for `tail` and `stat` to see.
-            let mut rx = TypedRing::<Tick>::open(&path).unwrap();
+            let mut rx = TypedRing::<Tick>::open(path).unwrap();
             rx.ring().claim_consumer().unwrap();
             loop {
                 drop(rx.recv_timeout(Some(std::time::Duration::from_millis(50))));
                 std::thread::sleep(pause * 3);
             }
         }
-        "ring-create" => drop(TypedRing::<Tick>::create(&path, 1 << 16).unwrap()),
+        "ring-create" => drop(TypedRing::<Tick>::create(path, 1 << 16).unwrap()),
         "queue-create" => {
             // Creates the queue and exits: its creator is then dead, as in production where a
             // launcher creates channels.
-            drop(Queue::create(&path, 1 << 16).unwrap());
+            drop(Queue::create(path, 1 << 16).unwrap());
         }
         "queue-producer" => {
-            let q = Queue::open(&path).unwrap();
+            let q = Queue::open(path).unwrap();
             for i in 0u64.. {
                 let _ = q.put_timeout(format!("order {i}").as_bytes(), std::time::Duration::from_millis(50));
                 std::thread::sleep(pause);
             }
         }
         "queue-consumer" => {
-            let q = Queue::open(&path).unwrap();
+            let q = Queue::open(path).unwrap();
             loop {
                 let _ = q.get_timeout(std::time::Duration::from_millis(50));
                 std::thread::sleep(pause * 3);
@@ -61,16 +60,15 @@ fn child_role() {
     }
 }
 
+common::child_roles!(roles);
+
 /// A producer and a consumer process attached to `path` (killed on drop).
 struct Peers(Vec<std::process::Child>);
 
 impl Peers {
     fn start(path: &Path, kind: &str) -> Peers {
         let spawn = |role: String| {
-            Command::new(std::env::current_exe().unwrap())
-                .args(["--exact", "child_role", "--nocapture", "--test-threads=1"])
-                .env("MMAPIPC_CLI_ROLE", role)
-                .env("MMAPIPC_CLI_PATH", path)
+            common::child(&role, &[path])
                 .stdout(std::process::Stdio::null())
                 .stderr(std::process::Stdio::null())
                 .spawn()
@@ -126,13 +124,7 @@ fn typed_ring(path: &Path) {
 
 /// A queue created by a child process that has exited.
 fn queue(path: &Path) {
-    let st = Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", "child_role", "--nocapture", "--test-threads=1"])
-        .env("MMAPIPC_CLI_ROLE", "queue-create")
-        .env("MMAPIPC_CLI_PATH", path)
-        .stdout(std::process::Stdio::null())
-        .status()
-        .unwrap();
+    let st = common::child("queue-create", &[path]).stdout(std::process::Stdio::null()).status().unwrap();
     assert!(st.success());
 }
 

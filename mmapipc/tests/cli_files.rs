@@ -238,7 +238,13 @@ fn creation_leftovers_are_removed_and_running_creations_left_alone() {
     let o = tool(&["doctor", d]);
     assert_eq!(o.status.code(), Some(1), "{}", stdout(&o));
     let s = stdout(&o);
-    assert!(s.contains(&format!("{}: left over from an interrupted creation of ticks (creator pid {dead} is dead; ticks was never linked) (--fix removes it)", leftover.display())), "{s}");
+    assert!(
+        s.contains(&format!(
+            "{}: left over from an interrupted creation of ticks (creator pid {dead} is dead) (--fix removes it)",
+            leftover.display()
+        )),
+        "{s}"
+    );
     assert!(
         s.contains(&format!("{}: being created: orders (by pid {}), left alone", running.display(), me.pid)),
         "{s}"

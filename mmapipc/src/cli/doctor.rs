@@ -44,8 +44,8 @@ pub(super) fn doctor(
             )),
             Status::CreationLeftover(c) => found.push((
                 format!(
-                    "left over from an interrupted creation of {} (creator pid {} is dead; {} was never linked)",
-                    c.target, c.creator.pid, c.target
+                    "left over from an interrupted creation of {} (creator pid {} is dead)",
+                    c.target, c.creator.pid
                 ),
                 rm(&path),
                 "--fix removes it",

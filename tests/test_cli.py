@@ -23,9 +23,31 @@ def test_python_m_mmapipc_inspects_a_live_region(tmp_path: Path) -> None:
         out = run("inspect", "--json", str(tmp_path / "r"))
         assert out.returncode == 0, out.stderr
         info = json.loads(out.stdout)
-        assert info["kind"] == "shm" and info["data_size"] == 4242 and info["creator_alive"] is True
+        assert info["kind"] == "region" and info["data_size"] == 4242 and info["creator_alive"] is True
         listing = run("ls", str(tmp_path))
-        assert "shm" in listing.stdout and listing.stdout.rstrip().endswith("live")
+        assert " region " in listing.stdout and listing.stdout.rstrip().endswith("live")
+
+
+_README_WRITER = """
+import sys
+from mmapipc import SharedMemory
+with SharedMemory.create(sys.argv[1], size=1024) as shm:
+    shm.write(0, b"Hello")
+    shm.write_uint(100, 42)
+"""
+
+
+def test_the_original_readme_region_survives_doctor_between_writer_and_reader(tmp_path: Path) -> None:
+    # The original README's SharedMemory example: process 1 writes and exits, process 2 reads.
+    # A region has no owner, so its exited creator does not make it stale.
+    path = str(tmp_path / "shm")
+    subprocess.run([sys.executable, "-c", _README_WRITER, path], check=True, timeout=60)
+    info = json.loads(run("inspect", "--json", path).stdout)
+    assert info["kind"] == "region" and info["status"] == "idle" and info["creator_alive"] is False, info
+    doctor = run("doctor", "--fix", "--remove-stale", str(tmp_path))
+    assert doctor.returncode == 0 and "no problems" in doctor.stdout, doctor.stdout
+    with SharedMemory.open(path) as shm:
+        assert shm.read(0, 5) == b"Hello" and shm.read_uint(100) == 42
 
 
 def test_console_script_is_installed() -> None:

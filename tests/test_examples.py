@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import importlib.util
+import random
 import subprocess
 import sys
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 
@@ -64,3 +67,65 @@ def test_soak_short_run_loses_nothing_and_leaks_nothing() -> None:
     ring, queue = line.split("ring ")[1].split(" received")[0], line.split("queue ")[1].split(";")[0]
     assert ring.split("/")[0] == ring.split("/")[1], line
     assert queue.split("/")[0] == queue.split("/")[1], line
+    assert "leak check: fds: no leak" in out and "leak check: RSS: no leak" in out, out
+
+
+def test_soak_fails_on_an_injected_leak() -> None:
+    args = [sys.executable, str(EXAMPLES / "soak.py"), "--duration", "6", "--interval", "2", "--inject-leak"]
+    out = subprocess.run(args, cwd=ROOT, capture_output=True, text=True, timeout=600)
+    text = out.stdout + out.stderr
+    assert out.returncode == 1, text
+    assert "LEAK: fds grew by" in text and "LEAK: RSS grew by" in text, text
+    assert "soak done" in text, "every message still arrived; only the leak fails the run"
+
+
+def _soak() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("soak", EXAMPLES / "soak.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _ops(n: int, seed: int = 0) -> list[float]:
+    """Operations done at each of n samples: growing, unevenly (a loaded machine)."""
+    rng = random.Random(seed)
+    ops, total = [], 0.0
+    for _ in range(n):
+        total += rng.choice([0, 500, 2000, 3000, 10_000])
+        ops.append(total)
+    return ops
+
+
+def test_leak_check_passes_noise_and_one_time_steps() -> None:
+    leak = _soak().leak
+    rng = random.Random(1)
+    ops = _ops(60)
+    noise = [(x, 97.0 + rng.choice([0, 0, 0, 1])) for x in ops]
+    assert leak(noise, 4) is None
+    flapping = [(x, 97.0 + i % 2) for i, x in enumerate(ops)]
+    assert leak(flapping, 4) is None
+    for at in (5, 30, 55):  # a step of 10 (over the allowance) anywhere in the run
+        step = [(x, 97.0 + (10 if i >= at else 0)) for i, x in enumerate(ops)]
+        assert leak(step, 4) is None, at
+    # RSS (KiB): shared pages touched for the first time, then flat with jitter.
+    warm = [(x, 160_000.0 + min(i, 10) * 600 + rng.uniform(-100, 100)) for i, x in enumerate(ops)]
+    assert leak(warm, 16 * 1024) is None
+    assert leak([(x, float(i * 100)) for i, x in enumerate(ops[:5])], 4) is None, "too few samples"
+
+
+def test_leak_check_flags_growth_with_the_operations() -> None:
+    leak = _soak().leak
+    rng = random.Random(2)
+    ops = _ops(60)
+    span = ops[-1] - ops[0]
+    steady = [(x, 100.0 + x / 1000) for x in ops]  # one fd per 1000 operations
+    assert leak(steady, 4) == pytest.approx(span / 1000)
+    noisy = [(x, 100.0 + x / 1000 + rng.choice([0, 1])) for x in ops]
+    grew = leak(noisy, 4)
+    assert grew is not None and abs(grew - span / 1000) < 2
+    # A slow leak, a few descriptors over the whole run, still counts once over the allowance.
+    slow = [(x, 100.0 + int(6 * x / span)) for x in ops]
+    grew = leak(slow, 4)
+    assert grew is not None and grew > 4
+    assert leak([(x, 100.0 + int(3 * x / span)) for x in ops], 4) is None, "within the allowance"

@@ -1875,7 +1875,7 @@ class TypedRingBatch(TypedRing):
             tw = 0.0
             n_warm = 0
             while True:
-                arr = recv_batch(bsz)
+                arr = recv_batch(bsz, False)
                 if len(arr) == 0:
                     r = recv(True, tmo)
                     if r is None:

@@ -38,7 +38,7 @@ def main() -> None:
         start = time.perf_counter()
         n, total = 0, 0.0
         while n < args.ticks:
-            batch = ring.recv_batch(args.batch)
+            batch = ring.recv_batch(args.batch, block=False)
             if batch.size == 0:
                 raise SystemExit(f"only {n} of {args.ticks} ticks arrived")
             total += float((batch["price"] * batch["size"]).sum())

@@ -8,36 +8,48 @@
 //! file is not a usable channel (`inspect`, `tail`, `stat`), or a channel turned out corrupt;
 //! 2 usage error, missing file, or I/O error.
 
-use std::fmt::Write as _;
 use std::io::{IsTerminal, Write};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use clap::{Parser, Subcommand};
-use serde_json::{json, Value};
 
-use crate::layout::{FileHeader, Kind, STATE_READY};
+use crate::layout::{FileHeader, Kind};
 use crate::process::{liveness, Liveness, ProcessId};
-use crate::queue::{Queue, QueueOptions};
 use crate::region::{self, OpenOptions};
-use crate::ring::Ring;
 use crate::{OpenError, Schema};
 
+pub mod creating;
 pub mod decode;
+mod doctor;
 pub mod probe;
+mod show;
+mod watch;
 
 use probe::Live;
 
-/// Inspect and repair mmapipc shared-memory channels (rings, queues, raw regions).
-///
-/// A bare NAME means /dev/shm/NAME; any path with a '/' is used as given. The tool never claims a
-/// ring role or takes a queue lock: it reads the mapping while producers and consumers run.
-///
-/// Exit codes: 0 ok; 1 problems found (doctor) or file not a usable channel; 2 usage error,
-/// missing file or I/O error. Colour is used only on a terminal, and never with NO_COLOR set.
+/// What the tool is, the same for `mmapipc`, `mmapipc -h` and `mmapipc --help`.
+const ABOUT: &str = "Inspect and repair mmapipc shared-memory files: rings, queues and regions.";
+
+/// Shown after the command list by every form of the top-level help.
+const AFTER_HELP: &str = "\
+A bare NAME means /dev/shm/NAME; any path with a '/' is used as given. The tool never claims a
+ring role or takes a queue lock: it reads the mapping while producers and consumers run.
+
+Exit codes: 0 ok; 1 problems found (doctor) or file not a usable channel; 2 usage error,
+missing file or I/O error. Colour is used only on a terminal, and never with NO_COLOR set.";
+
+/// The command line. Without a command the tool prints its help (to stderr, exit code 2).
 #[derive(Debug, Parser)]
-#[command(name = "mmapipc", version, about, long_about)]
+#[command(
+    name = "mmapipc",
+    version,
+    about = ABOUT,
+    long_about = None,
+    after_help = AFTER_HELP,
+    arg_required_else_help = true
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -152,15 +164,15 @@ where
     let color = tty && std::env::var_os("NO_COLOR").is_none();
     let mut out = std::io::stdout().lock();
     let result = match cli.command {
-        Command::Ls { dir, json } => ls(&mut out, &dir, json, color),
-        Command::Inspect { path, json } => inspect(&mut out, &region::resolve_path(path), json),
+        Command::Ls { dir, json } => show::ls(&mut out, &dir, json, color),
+        Command::Inspect { path, json } => show::inspect(&mut out, &region::resolve_path(path), json),
         Command::Tail { path, lines, follow, interval, max } => {
-            secs(interval).and_then(|iv| tail(&mut out, &region::resolve_path(path), lines, follow, iv, max))
+            secs(interval).and_then(|iv| watch::tail(&mut out, &region::resolve_path(path), lines, follow, iv, max))
         }
         Command::Stat { path, interval, count, json } => {
-            secs(interval).and_then(|iv| stat(&mut out, &region::resolve_path(path), iv, count, json, tty))
+            secs(interval).and_then(|iv| watch::stat(&mut out, &region::resolve_path(path), iv, count, json, tty))
         }
-        Command::Doctor { dir, fix, remove_stale } => doctor(&mut out, &dir, fix, remove_stale, color),
+        Command::Doctor { dir, fix, remove_stale } => doctor::doctor(&mut out, &dir, fix, remove_stale, color),
         Command::Schema { command: SchemaCommand::Export { target } } => schema_export(&mut out, &target),
     };
     match result {
@@ -181,21 +193,27 @@ fn secs(s: f64) -> Result<Duration, String> {
     }
 }
 
-/// Whether a channel is in use.
+/// Whether a file is in use.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Status {
     /// A live process maps it or holds a role in it.
     Live,
-    /// Nothing uses it right now, but its creator still runs and nobody recorded in it died
-    /// (e.g. created ahead of its producer and consumer). Listed, not reported by `doctor`.
+    /// Nothing uses it right now, and nothing says nobody will: a ring or queue whose creator
+    /// still runs and in which no recorded process died (e.g. created ahead of its producer and
+    /// consumer), or a region, whatever became of its creator (a region has no owner: its bytes
+    /// wait for whoever opens it next). Listed, not reported by `doctor`.
     Idle,
-    /// Nothing maps it and every process recorded in it (roles, locks, views, or the creator if
-    /// nothing else is recorded) is dead.
+    /// A ring or queue that nothing maps and in which every process recorded (roles, locks,
+    /// views, or the creator if nothing else is recorded) is dead.
     Stale(String),
     /// Half-created by a process that is gone.
     HalfCreated,
     /// Being created right now.
     BeingCreated,
+    /// A temporary creation file ([`creating`]) whose creator is dead: left over.
+    CreationLeftover(creating::Creation),
+    /// A temporary creation file whose creator still runs.
+    CreationRunning(creating::Creation),
     /// Not a usable mmapipc file.
     Unusable(String),
 }
@@ -208,7 +226,34 @@ impl std::fmt::Display for Status {
             Status::Stale(why) => write!(f, "stale: {why}"),
             Status::HalfCreated => f.write_str("stale: half-created by a dead process"),
             Status::BeingCreated => f.write_str("being created"),
+            Status::CreationLeftover(c) => write!(
+                f,
+                "stale: left over from an interrupted creation of {} (creator {} is dead)",
+                c.target, c.creator.pid
+            ),
+            Status::CreationRunning(c) => write!(f, "being created: {} (by pid {})", c.target, c.creator.pid),
             Status::Unusable(why) => write!(f, "unusable: {why}"),
+        }
+    }
+}
+
+impl Status {
+    /// The one-word status of `--json` output.
+    pub fn word(&self) -> &'static str {
+        match self {
+            Status::Live => "live",
+            Status::Idle => "idle",
+            Status::Stale(_) | Status::HalfCreated | Status::CreationLeftover(_) => "stale",
+            Status::BeingCreated | Status::CreationRunning(_) => "being created",
+            Status::Unusable(_) => "unusable",
+        }
+    }
+
+    /// The creation this temporary file belongs to, if it is one.
+    pub fn creation(&self) -> Option<&creating::Creation> {
+        match self {
+            Status::CreationLeftover(c) | Status::CreationRunning(c) => Some(c),
+            _ => None,
         }
     }
 }
@@ -228,6 +273,13 @@ pub struct Probe {
 
 /// Examines `path` fully. `maps` is a [`probe::mappers`] table (scan `/proc` once per command).
 pub fn probe_file(path: &Path, maps: Option<&std::collections::HashMap<(u64, u64), Vec<u32>>>) -> Probe {
+    if let Some(c) = creating::of_path(path) {
+        // Not a channel yet (or never): whatever its bytes hold, only its creator counts.
+        let mut report = examine(path);
+        report.creator_alive = Some(c.creator_alive());
+        let status = if c.creator_alive() { Status::CreationRunning(c) } else { Status::CreationLeftover(c) };
+        return Probe { report, live: None, mapped_by: None, status };
+    }
     let report = examine(path);
     let mut live = None;
     let mut status = match &report.header {
@@ -238,7 +290,8 @@ pub fn probe_file(path: &Path, maps: Option<&std::collections::HashMap<(u64, u64
     };
     let mapped_by = maps.map(|m| probe::mapped_by(m, path));
     if let Ok(h) = &report.header {
-        match probe::live(path, Kind::from_code(h.kind)) {
+        let kind = Kind::from_code(h.kind);
+        match probe::live(path, kind) {
             Ok(l) => live = l,
             Err(e) => status = Status::Unusable(e),
         }
@@ -258,7 +311,7 @@ pub fn probe_file(path: &Path, maps: Option<&std::collections::HashMap<(u64, u64
                     holders.iter().filter(|h| !h.alive).map(|h| format!("{} {}", h.role, h.pid)).collect();
                 status = if !dead.is_empty() {
                     Status::Stale(format!("attached processes are dead ({})", dead.join(", ")))
-                } else if !creator {
+                } else if !creator && kind != Kind::SharedMemory {
                     Status::Stale(format!("no process uses it, creator {} exited", h.creator_pid))
                 } else {
                     Status::Idle
@@ -311,7 +364,9 @@ fn creator_liveness(h: &FileHeader) -> bool {
 
 /// The creator fields of a file whose header did not validate (e.g. not ready), if readable.
 fn raw_creator(path: &Path) -> Option<(u32, u64)> {
-    let bytes = std::fs::read(path).ok()?;
+    use std::io::Read;
+    let mut bytes = Vec::with_capacity(96);
+    std::fs::File::open(path).ok()?.take(96).read_to_end(&mut bytes).ok()?;
     let pid = u32::from_le_bytes(bytes.get(80..84)?.try_into().ok()?);
     let start = u64::from_le_bytes(bytes.get(88..96)?.try_into().ok()?);
     (pid != 0).then_some((pid, start))
@@ -326,9 +381,11 @@ pub fn read_schema(region: &region::Region, h: &FileHeader) -> Option<Result<Sch
     Some(text.and_then(|t| Schema::from_json(&t)))
 }
 
+/// The user-facing name of a file's kind, the same in every command, in `--json` and in the
+/// documentation: `region` (a [`crate::SharedMemory`]), `ring`, `queue`.
 fn kind_name(h: &FileHeader) -> &'static str {
     match Kind::from_code(h.kind) {
-        Kind::SharedMemory => "shm",
+        Kind::SharedMemory => "region",
         Kind::Ring => "ring",
         Kind::Queue => "queue",
         Kind::Unknown(_) => "?",
@@ -362,15 +419,16 @@ fn candidates(dir: &Path) -> Result<Vec<PathBuf>, String> {
     Ok(files)
 }
 
-/// True if the file starts with the mmapipc magic, or is an all-zero/empty file of ours in the
-/// making (a half-created file has a zero header).
+/// True if the file starts with the mmapipc magic, or is a temporary creation file (named by
+/// [`creating`], whatever it holds: a creator may die before writing a byte). Nothing else is
+/// listed, reported or ever changed by the tool.
 fn is_ours(path: &Path) -> bool {
     use std::io::Read;
-    let mut buf = [0u8; 8];
-    match std::fs::File::open(path).and_then(|mut f| f.read(&mut buf)) {
-        Ok(8) => buf == crate::layout::MAGIC || buf == [0; 8] && raw_creator(path).is_some(),
-        _ => false,
+    if creating::of_path(path).is_some() {
+        return true;
     }
+    let mut buf = [0u8; 8];
+    matches!(std::fs::File::open(path).and_then(|mut f| f.read_exact(&mut buf)), Ok(()) if buf == crate::layout::MAGIC)
 }
 
 fn short_error(e: &OpenError) -> String {
@@ -387,518 +445,6 @@ fn paint(color: bool, code: &str, s: &str) -> String {
         format!("\x1b[{code}m{s}\x1b[0m")
     } else {
         s.to_string()
-    }
-}
-
-fn type_label(r: &FileReport) -> String {
-    match &r.schema {
-        Some(Ok(s)) => format!("{} v{}", s.name, s.version),
-        Some(Err(_)) => "(bad schema)".into(),
-        None => "-".into(),
-    }
-}
-
-fn fill_label(p: &Probe) -> String {
-    match (&p.live, &p.report.header) {
-        (Some(l), _) => format!(
-            "{}/{} {:.0}%",
-            human(l.used),
-            human(l.capacity),
-            if l.capacity == 0 { 0.0 } else { 100.0 * l.used as f64 / l.capacity as f64 }
-        ),
-        (None, Ok(h)) => human(h.data_size),
-        (None, Err(_)) => human(p.report.len),
-    }
-}
-
-fn holders_label(p: &Probe) -> String {
-    let mut parts: Vec<String> = Vec::new();
-    if let Some(l) = &p.live {
-        for h in &l.holders {
-            let tag = match h.role {
-                "producer" => "P",
-                "consumer" => "C",
-                "producer lock" => "PL",
-                "consumer lock" => "CL",
-                _ => "V",
-            };
-            parts.push(format!("{tag}:{}{}", h.pid, if h.alive { "" } else { "(dead)" }));
-        }
-    }
-    if let Some(m) = &p.mapped_by {
-        // Processes that map the file without a recorded role (queue users between operations,
-        // users of a raw region, a ring handle that has not read or written yet).
-        let recorded: Vec<u32> = p.live.as_ref().map(|l| l.holders.iter().map(|h| h.pid).collect()).unwrap_or_default();
-        let others: Vec<String> = m.iter().filter(|pid| !recorded.contains(pid)).map(u32::to_string).collect();
-        match others.len() {
-            0 => {}
-            1..=3 => parts.push(format!("M:{}", others.join(","))),
-            n => parts.push(format!("M:{},+{}", others[..2].join(","), n - 2)),
-        }
-    }
-    if parts.is_empty() {
-        "-".into()
-    } else {
-        parts.join(" ")
-    }
-}
-
-fn probe_json(p: &Probe) -> Value {
-    let r = &p.report;
-    let mut v = json!({
-        "path": r.path.display().to_string(),
-        "kind": r.header.as_ref().map(kind_name).unwrap_or("-"),
-        "status": match &p.status { Status::Live => "live", Status::Idle => "idle", Status::Stale(_) | Status::HalfCreated => "stale", Status::BeingCreated => "being created", Status::Unusable(_) => "unusable" },
-        "status_detail": p.status.to_string(),
-        "data_size": r.header.as_ref().map(|h| h.data_size).unwrap_or(0),
-        "type": match &r.schema { Some(Ok(s)) => json!({"name": s.name, "version": s.version}), _ => Value::Null },
-        "creator_pid": r.header.as_ref().map(|h| h.creator_pid).ok(),
-        "creator_alive": r.creator_alive.unwrap_or(false),
-        "mapped_by": p.mapped_by,
-    });
-    if let Some(l) = &p.live {
-        v["live"] = l.to_json();
-    }
-    v
-}
-
-fn ls(out: &mut impl Write, dir: &Path, json: bool, color: bool) -> Result<i32, String> {
-    let files = candidates(dir)?;
-    let maps = probe::mappers();
-    if !json {
-        writeln!(
-            out,
-            "{:<32} {:<5} {:>22} {:>7} {:<16} {:<28} STATUS",
-            "PATH", "KIND", "FILL", "PENDING", "MESSAGE TYPE", "ATTACHED"
-        )
-        .map_err(io)?;
-    }
-    for path in files {
-        let p = probe_file(&path, maps.as_ref());
-        if !path.exists() {
-            continue; // removed while we looked at it
-        }
-        if json {
-            writeln!(out, "{}", probe_json(&p)).map_err(io)?;
-            continue;
-        }
-        let kind = p.report.header.as_ref().map(kind_name).unwrap_or("-");
-        let pending = p.live.as_ref().map_or("-".to_string(), |l| l.pending.to_string());
-        let status = p.status.to_string();
-        let status = match &p.status {
-            Status::Live => paint(color, "32", &status),
-            Status::Idle | Status::BeingCreated => status,
-            _ => paint(color, "33", &status),
-        };
-        // Names relative to DIR, like ls(1); --json gives full paths.
-        let name = path.file_name().map_or_else(|| path.display().to_string(), |n| n.to_string_lossy().into_owned());
-        writeln!(
-            out,
-            "{:<32} {:<5} {:>22} {:>7} {:<16} {:<28} {}",
-            name,
-            kind,
-            fill_label(&p),
-            pending,
-            type_label(&p.report),
-            holders_label(&p),
-            status
-        )
-        .map_err(io)?;
-    }
-    Ok(0)
-}
-
-fn short_opt<T: std::fmt::Display>(v: Option<T>) -> String {
-    v.map_or_else(|| "not kept".into(), |x| x.to_string())
-}
-
-fn inspect(out: &mut impl Write, path: &Path, json: bool) -> Result<i32, String> {
-    if !path.exists() {
-        return Err(format!("{}: no such file", path.display()));
-    }
-    let maps = probe::mappers();
-    let p = probe_file(path, maps.as_ref());
-    let r = &p.report;
-    let h = match &r.header {
-        Ok(h) => *h,
-        Err(e) => {
-            if json {
-                let v =
-                    json!({"path": path.display().to_string(), "error": e.to_string(), "status": p.status.to_string()});
-                writeln!(out, "{v}").map_err(io)?;
-            } else {
-                writeln!(out, "{}: not usable: {e} ({})", path.display(), p.status).map_err(io)?;
-            }
-            return Ok(1);
-        }
-    };
-    if json {
-        let mut v = probe_json(&p);
-        v["layout_version"] = json!(h.layout_version);
-        v["abi_flags"] = json!(h.abi_flags);
-        v["total_size"] = json!(h.total_size);
-        v["data_offset"] = json!(h.data_offset);
-        v["creator_start_time"] = json!(h.creator_start_time);
-        v["created_unix_ns"] = json!(h.created_unix_ns);
-        v["mode"] = json!(format!("{:o}", r.mode));
-        v["uid"] = json!(r.uid);
-        v["schema"] = match &r.schema {
-            Some(Ok(s)) => serde_json::to_value(s).unwrap_or(Value::Null),
-            Some(Err(e)) => json!(format!("invalid schema: {e}")),
-            None => Value::Null,
-        };
-        writeln!(out, "{v}").map_err(io)?;
-        return Ok(if matches!(p.status, Status::Unusable(_)) { 1 } else { 0 });
-    }
-    let mut s = String::new();
-    let _ = writeln!(s, "path            {}", path.display());
-    let _ = writeln!(s, "kind            {}", Kind::from_code(h.kind));
-    let _ = writeln!(s, "status          {}", p.status);
-    let _ = writeln!(s, "layout version  {}", h.layout_version);
-    let _ = writeln!(s, "state           {}", if h.state == STATE_READY { "ready" } else { "not ready" });
-    let _ = writeln!(s, "abi flags       {:#x}", h.abi_flags);
-    let _ = writeln!(s, "file size       {} ({})", h.total_size, human(h.total_size));
-    let _ = writeln!(s, "data area       {} bytes at offset {}", h.data_size, h.data_offset);
-    let _ = writeln!(
-        s,
-        "creator         pid {} ({})",
-        h.creator_pid,
-        if r.creator_alive == Some(true) { "alive" } else { "exited" }
-    );
-    let _ = writeln!(s, "mode / owner    {:o} / uid {}", r.mode, r.uid);
-    match &p.mapped_by {
-        Some(m) if m.is_empty() => {
-            let _ = writeln!(s, "mapped by       no other process");
-        }
-        Some(m) => {
-            let pids: Vec<String> = m.iter().map(u32::to_string).collect();
-            let _ = writeln!(s, "mapped by       pids {}", pids.join(", "));
-        }
-        None => {
-            let _ = writeln!(s, "mapped by       unknown (no /proc)");
-        }
-    }
-    if let Some(l) = &p.live {
-        let c = &l.counters;
-        let _ = writeln!(s, "attached");
-        if l.holders.is_empty() {
-            let _ = writeln!(s, "  (no role or lock held right now)");
-        }
-        for hd in &l.holders {
-            let _ = writeln!(s, "  {:<14} pid {} ({})", hd.role, hd.pid, if hd.alive { "alive" } else { "dead" });
-        }
-        let _ = writeln!(s, "fill");
-        let _ = writeln!(s, "  used          {} of {} bytes ({})", l.used, l.capacity, human(l.capacity));
-        let _ = writeln!(s, "  pending       {} messages, {} bytes (lag)", l.pending, l.lag_bytes);
-        let _ = writeln!(s, "counters");
-        let _ = writeln!(s, "  messages in   {:<14} bytes in   {}", c.msgs_in, c.bytes_in);
-        let _ = writeln!(s, "  messages out  {:<14} bytes out  {}", c.msgs_out, c.bytes_out);
-        let _ = writeln!(s, "  full events   {:<14} empty events {}", c.full_events, c.empty_events);
-        let _ = writeln!(
-            s,
-            "  wakes         {} to consumers, {} to producers (32-bit, wraps); sleeps: not counted",
-            c.consumer_wakes, c.producer_wakes
-        );
-        let _ = writeln!(s, "  sleeping now  {} consumers, {} producers", c.consumers_sleeping, c.producers_sleeping);
-        let _ = writeln!(
-            s,
-            "  recoveries    locks {}, views {}",
-            short_opt(c.lock_recoveries),
-            short_opt(c.view_recoveries)
-        );
-    }
-    match &r.schema {
-        None => {
-            let _ = writeln!(s, "schema          none (untyped bytes)");
-        }
-        Some(Err(e)) => {
-            let _ = writeln!(s, "schema          invalid: {e}");
-        }
-        Some(Ok(sc)) => {
-            let _ = writeln!(s, "schema          {}", sc.label());
-            let _ = writeln!(s, "  root          {} bytes, align {}, fixed size: {}", sc.size, sc.align, sc.fixed_size);
-            let _ = writeln!(s, "  {:<20} {:<16} {:>6} {:>6}", "FIELD", "TYPE", "OFFSET", "SIZE");
-            for f in &sc.fields {
-                let _ = writeln!(s, "  {:<20} {:<16} {:>6} {:>6}", f.name, f.ty.to_string(), f.offset, f.size);
-            }
-        }
-    }
-    out.write_all(s.as_bytes()).map_err(io)?;
-    Ok(if matches!(p.status, Status::Unusable(_)) { 1 } else { 0 })
-}
-
-/// A ring or queue opened for peeking.
-enum Chan {
-    Ring(Ring),
-    Queue(Queue),
-}
-
-impl Chan {
-    fn open(path: &Path) -> Result<(Chan, Option<Schema>), (i32, String)> {
-        if !path.exists() {
-            return Err((2, format!("{}: no such file", path.display())));
-        }
-        let r = examine(path);
-        let h = r.header.map_err(|e| (1, e.to_string()))?;
-        let schema = match r.schema {
-            Some(Ok(s)) => Some(s),
-            Some(Err(e)) => return Err((1, format!("{}: bad schema: {e}", path.display()))),
-            None => None,
-        };
-        let chan = match Kind::from_code(h.kind) {
-            Kind::Ring => Chan::Ring(
-                Ring::open_with(path, &OpenOptions { allow_foreign_owner: true }).map_err(|e| (1, e.to_string()))?,
-            ),
-            Kind::Queue => Chan::Queue(
-                Queue::open_with(path, &QueueOptions { allow_foreign_owner: true, ..QueueOptions::default() })
-                    .map_err(|e| (1, e.to_string()))?,
-            ),
-            k => return Err((1, format!("{}: a {k} has no messages", path.display()))),
-        };
-        Ok((chan, schema))
-    }
-
-    fn live(&self) -> Live {
-        match self {
-            Chan::Ring(r) => probe::ring_live(r),
-            Chan::Queue(q) => probe::queue_live(q),
-        }
-    }
-
-    fn peek(&self, from: Option<u64>, keep: usize) -> Result<crate::ring::Peeked, String> {
-        match self {
-            Chan::Ring(r) => r.peek_published(from, keep).map_err(|e| e.to_string()),
-            Chan::Queue(q) => q
-                .peek_committed(from, keep)
-                .map(|p| crate::ring::Peeked { records: p.records, next: p.next, missed: p.missed })
-                .map_err(|e| e.to_string()),
-        }
-    }
-}
-
-fn tail(
-    out: &mut impl Write,
-    path: &Path,
-    lines: usize,
-    follow: bool,
-    interval: Duration,
-    max: Option<u64>,
-) -> Result<i32, String> {
-    let (chan, schema) = match Chan::open(path) {
-        Ok(c) => c,
-        Err((2, msg)) => return Err(msg),
-        Err((code, msg)) => {
-            eprintln!("mmapipc: {msg}");
-            return Ok(code);
-        }
-    };
-    let mut printed = 0u64;
-    let mut from = None;
-    let mut keep = lines;
-    loop {
-        let crate::ring::Peeked { records, next, missed } = match chan.peek(from, keep) {
-            Ok(x) => x,
-            Err(e) => {
-                out.flush().map_err(io)?;
-                eprintln!("mmapipc: {}: {e}", path.display());
-                return Ok(1);
-            }
-        };
-        if missed && from.is_some() {
-            writeln!(out, "{}", json!({"missed": true})).map_err(io)?;
-        }
-        for (pos, msg) in records {
-            let line = match &schema {
-                Some(s) => match decode::decode(s, &msg) {
-                    Ok(v) => decode::to_ordered_string(s, &v),
-                    Err(e) => json!({"position": pos, "len": msg.len(), "error": e}).to_string(),
-                },
-                None => {
-                    let mut v = decode::preview(&msg);
-                    v["position"] = json!(pos);
-                    v.to_string()
-                }
-            };
-            writeln!(out, "{line}").map_err(io)?;
-            printed += 1;
-            if max.is_some_and(|m| printed >= m) {
-                out.flush().map_err(io)?;
-                return Ok(0);
-            }
-        }
-        out.flush().map_err(io)?;
-        if !follow {
-            return Ok(0);
-        }
-        from = Some(next);
-        keep = usize::MAX;
-        std::thread::sleep(interval);
-    }
-}
-
-fn rate(now: u64, before: u64, dt: f64) -> f64 {
-    now.saturating_sub(before) as f64 / dt
-}
-
-fn stat(
-    out: &mut impl Write,
-    path: &Path,
-    interval: Duration,
-    count: Option<u64>,
-    json: bool,
-    tty: bool,
-) -> Result<i32, String> {
-    let (chan, schema) = match Chan::open(path) {
-        Ok(c) => c,
-        Err((2, msg)) => return Err(msg),
-        Err((code, msg)) => {
-            eprintln!("mmapipc: {msg}");
-            return Ok(code);
-        }
-    };
-    let kind = match chan {
-        Chan::Ring(_) => "ring",
-        Chan::Queue(_) => "queue",
-    };
-    let label = schema.as_ref().map_or("untyped".to_string(), |s| format!("{} v{}", s.name, s.version));
-    let in_place = tty && !json;
-    if !in_place && !json {
-        writeln!(
-            out,
-            "{:<8} {:>10} {:>10} {:>9} {:>9} {:>6} {:>10} {:>10} {:>6} {:>6}",
-            "TIME", "MSG/S IN", "MSG/S OUT", "MB/S IN", "MB/S OUT", "FILL%", "LAG MSGS", "LAG BYTES", "FULL", "EMPTY"
-        )
-        .map_err(io)?;
-    }
-    let mut prev = chan.live();
-    let mut t_prev = Instant::now();
-    let mut n = 0u64;
-    while count.is_none_or(|c| n < c) {
-        std::thread::sleep(interval);
-        let cur = chan.live();
-        let now = Instant::now();
-        let dt = now.duration_since(t_prev).as_secs_f64().max(1e-9);
-        let (a, b) = (&cur.counters, &prev.counters);
-        let mi = rate(a.msgs_in, b.msgs_in, dt);
-        let mo = rate(a.msgs_out, b.msgs_out, dt);
-        let bi = rate(a.bytes_in, b.bytes_in, dt) / 1e6;
-        let bo = rate(a.bytes_out, b.bytes_out, dt) / 1e6;
-        let fill = if cur.capacity == 0 { 0.0 } else { 100.0 * cur.used as f64 / cur.capacity as f64 };
-        let clock = wall_clock();
-        if json {
-            let v = json!({
-                "time": clock, "msgs_per_s_in": mi, "msgs_per_s_out": mo, "mb_per_s_in": bi, "mb_per_s_out": bo,
-                "fill_percent": fill, "used_bytes": cur.used, "capacity": cur.capacity,
-                "lag_messages": cur.pending, "lag_bytes": cur.lag_bytes,
-                "full_events": a.full_events, "empty_events": a.empty_events,
-                "attached": cur.holders.iter().map(|h| json!({"role": h.role, "pid": h.pid, "alive": h.alive})).collect::<Vec<_>>(),
-            });
-            writeln!(out, "{v}").map_err(io)?;
-        } else if in_place {
-            let holders: Vec<String> = cur
-                .holders
-                .iter()
-                .map(|h| format!("{} {} ({})", h.role, h.pid, if h.alive { "alive" } else { "dead" }))
-                .collect();
-            let mut s = String::new();
-            let _ = write!(s, "\x1b[H\x1b[2J");
-            let _ = writeln!(s, "mmapipc stat {}  ({kind}, {label})  {clock}", path.display());
-            let _ = writeln!(s);
-            let _ = writeln!(s, "             {:>12} {:>12}", "IN", "OUT");
-            let _ = writeln!(s, "  msg/s      {mi:>12.0} {mo:>12.0}");
-            let _ = writeln!(s, "  MB/s       {bi:>12.2} {bo:>12.2}");
-            let _ = writeln!(s, "  total msgs {:>12} {:>12}", a.msgs_in, a.msgs_out);
-            let _ = writeln!(s);
-            let _ = writeln!(s, "  fill       {fill:.1}% ({} of {})", human(cur.used), human(cur.capacity));
-            let _ = writeln!(s, "  lag        {} messages, {}", cur.pending, human(cur.lag_bytes));
-            let _ = writeln!(s, "  full/empty {} / {}", a.full_events, a.empty_events);
-            let _ = writeln!(s, "  attached   {}", if holders.is_empty() { "-".into() } else { holders.join(", ") });
-            let _ = writeln!(s, "\n(refresh every {:.1}s, Ctrl-C to quit)", interval.as_secs_f64());
-            out.write_all(s.as_bytes()).map_err(io)?;
-        } else {
-            writeln!(
-                out,
-                "{:<8} {:>10.0} {:>10.0} {:>9.2} {:>9.2} {:>6.1} {:>10} {:>10} {:>6} {:>6}",
-                clock, mi, mo, bi, bo, fill, cur.pending, cur.lag_bytes, a.full_events, a.empty_events
-            )
-            .map_err(io)?;
-        }
-        out.flush().map_err(io)?;
-        prev = cur;
-        t_prev = now;
-        n += 1;
-    }
-    Ok(0)
-}
-
-/// HH:MM:SS (UTC).
-fn wall_clock() -> String {
-    let s = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
-    format!("{:02}:{:02}:{:02}", (s / 3600) % 24, (s / 60) % 60, s % 60)
-}
-
-/// A repair `doctor --fix` can apply.
-type Repair = Box<dyn Fn() -> std::io::Result<()>>;
-
-fn doctor(out: &mut impl Write, dir: &Path, fix: bool, remove_stale: bool, color: bool) -> Result<i32, String> {
-    let mut problems = 0;
-    let maps = probe::mappers();
-    for path in candidates(dir)? {
-        let p = probe_file(&path, maps.as_ref());
-        if !path.exists() {
-            continue; // removed while we looked at it
-        }
-        let r = &p.report;
-        let mut found: Vec<(String, Option<Repair>, &'static str)> = Vec::new();
-        let rm = |path: &Path| -> Option<Repair> {
-            let path = path.to_path_buf();
-            Some(Box::new(move || std::fs::remove_file(&path)))
-        };
-        match &p.status {
-            Status::HalfCreated => found.push((
-                "half-created by a process that is gone (never became ready)".into(),
-                rm(&path),
-                "--fix removes it",
-            )),
-            Status::Stale(why) => found.push((
-                format!("stale channel: {why}"),
-                if remove_stale { rm(&path) } else { None },
-                "--fix --remove-stale removes it",
-            )),
-            Status::Unusable(why) => found.push((format!("not usable: {why}"), None, "")),
-            Status::Live | Status::Idle | Status::BeingCreated => {}
-        }
-        if r.mode & 0o022 != 0 {
-            let path2 = path.clone();
-            found.push((
-                format!("mode {:o} lets other users write it", r.mode),
-                Some(Box::new(move || std::fs::set_permissions(&path2, std::fs::Permissions::from_mode(0o600)))),
-                "--fix sets mode 600",
-            ));
-        }
-        // SAFETY: geteuid has no preconditions.
-        let me = unsafe { libc::geteuid() };
-        if r.uid != me {
-            found.push((format!("owned by uid {} (not you): mmapipc refuses to open it by default", r.uid), None, ""));
-        }
-        for (what, repair, hint) in found {
-            problems += 1;
-            let action = match (fix, repair) {
-                (true, Some(f)) => match f() {
-                    Ok(()) => " -> fixed".to_string(),
-                    Err(e) => format!(" -> fix failed: {e}"),
-                },
-                (_, _) if !hint.is_empty() => format!(" ({hint})"),
-                _ => String::new(),
-            };
-            writeln!(out, "{}: {}{}", path.display(), paint(color, "33", &what), action).map_err(io)?;
-        }
-    }
-    if problems == 0 {
-        writeln!(out, "no problems found in {}", dir.display()).map_err(io)?;
-        Ok(0)
-    } else {
-        Ok(if fix { 0 } else { 1 })
     }
 }
 

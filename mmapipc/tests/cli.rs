@@ -1,26 +1,26 @@
-//! The `mmapipc` tool, run as a real process against real files.
+//! The `mmapipc` tool against live channels, run as a real process next to real producer and
+//! consumer processes (the file-level commands on files of every state: `cli_files.rs`).
 
 #![cfg(not(loom))]
 
-use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+mod common;
+
+use std::path::Path;
+
+use common::tool::{json_of, lines, scratch, stdout, tool};
 
 use mmapipc::channel::TypedRing;
 use mmapipc::example_types::Tick;
 use mmapipc::{Queue, SharedMemory};
 
-/// Re-executed as a child process: `MMAPIPC_CLI_ROLE=<role> MMAPIPC_CLI_PATH=<file>` makes this
-/// test act as a producer or consumer of that channel until it is killed.
-#[test]
-fn child_role() {
-    let (Ok(role), Ok(path)) = (std::env::var("MMAPIPC_CLI_ROLE"), std::env::var("MMAPIPC_CLI_PATH")) else {
-        return;
-    };
+/// The child roles, each given the channel's path: `ring-producer`, `ring-consumer`,
+/// `queue-producer`, `queue-consumer` run until killed; `*-create` create the file and exit.
+fn roles(role: &str, args: &[String]) {
+    let path = &args[0];
     let pause = std::time::Duration::from_millis(2);
-    match role.as_str() {
+    match role {
         "ring-producer" => {
-            let mut tx = TypedRing::<Tick>::open(&path).unwrap();
+            let mut tx = TypedRing::<Tick>::open(path).unwrap();
             tx.ring().claim_producer().unwrap();
             for i in 0u64.. {
                 let t = Tick { timestamp_ns: i, symbol: *b"AAPL\0\0\0\0", price: 100.0 + i as f64, size: 1, side: 0 };
@@ -30,28 +30,28 @@ fn child_role() {
         }
         "ring-consumer" => {
             // Slower than the producer: a backlog builds up for `tail` and `stat` to see.
-            let mut rx = TypedRing::<Tick>::open(&path).unwrap();
+            let mut rx = TypedRing::<Tick>::open(path).unwrap();
             rx.ring().claim_consumer().unwrap();
             loop {
                 drop(rx.recv_timeout(Some(std::time::Duration::from_millis(50))));
                 std::thread::sleep(pause * 3);
             }
         }
-        "ring-create" => drop(TypedRing::<Tick>::create(&path, 1 << 16).unwrap()),
+        "ring-create" => drop(TypedRing::<Tick>::create(path, 1 << 16).unwrap()),
         "queue-create" => {
             // Creates the queue and exits: its creator is then dead, as in production where a
             // launcher creates channels.
-            drop(Queue::create(&path, 1 << 16).unwrap());
+            drop(Queue::create(path, 1 << 16).unwrap());
         }
         "queue-producer" => {
-            let q = Queue::open(&path).unwrap();
+            let q = Queue::open(path).unwrap();
             for i in 0u64.. {
                 let _ = q.put_timeout(format!("order {i}").as_bytes(), std::time::Duration::from_millis(50));
                 std::thread::sleep(pause);
             }
         }
         "queue-consumer" => {
-            let q = Queue::open(&path).unwrap();
+            let q = Queue::open(path).unwrap();
             loop {
                 let _ = q.get_timeout(std::time::Duration::from_millis(50));
                 std::thread::sleep(pause * 3);
@@ -61,16 +61,15 @@ fn child_role() {
     }
 }
 
+common::child_roles!(roles);
+
 /// A producer and a consumer process attached to `path` (killed on drop).
 struct Peers(Vec<std::process::Child>);
 
 impl Peers {
     fn start(path: &Path, kind: &str) -> Peers {
         let spawn = |role: String| {
-            Command::new(std::env::current_exe().unwrap())
-                .args(["--exact", "child_role", "--nocapture", "--test-threads=1"])
-                .env("MMAPIPC_CLI_ROLE", role)
-                .env("MMAPIPC_CLI_PATH", path)
+            common::child(&role, &[path])
                 .stdout(std::process::Stdio::null())
                 .stderr(std::process::Stdio::null())
                 .spawn()
@@ -116,175 +115,14 @@ impl Drop for Peers {
     }
 }
 
-fn json_of(o: &Output) -> serde_json::Value {
-    serde_json::from_slice(&o.stdout).unwrap_or(serde_json::Value::Null)
-}
-
 fn typed_ring(path: &Path) {
     drop(TypedRing::<Tick>::create(path, 1 << 16).unwrap());
 }
 
 /// A queue created by a child process that has exited.
 fn queue(path: &Path) {
-    let st = Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", "child_role", "--nocapture", "--test-threads=1"])
-        .env("MMAPIPC_CLI_ROLE", "queue-create")
-        .env("MMAPIPC_CLI_PATH", path)
-        .stdout(std::process::Stdio::null())
-        .status()
-        .unwrap();
+    let st = common::child("queue-create", &[path]).stdout(std::process::Stdio::null()).status().unwrap();
     assert!(st.success());
-}
-
-fn tool(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_mmapipc")).args(args).env("NO_COLOR", "1").output().expect("run mmapipc")
-}
-
-fn stdout(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-fn scratch(tag: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("mmapipc-cli-{tag}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
-
-/// A file that looks like a creator died before publishing: zero header except the creator pid
-/// (of a process that has exited).
-fn plant_half_created(path: &Path) {
-    let mut child = Command::new("true").spawn().unwrap();
-    let pid = child.id();
-    child.wait().unwrap();
-    let mut bytes = vec![0u8; 4096];
-    bytes[80..84].copy_from_slice(&pid.to_le_bytes());
-    std::fs::write(path, bytes).unwrap();
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).unwrap();
-}
-
-#[test]
-fn ls_lists_live_and_stale_files() {
-    let dir = scratch("ls");
-    let live = SharedMemory::create(dir.join("live"), 1000).unwrap();
-    plant_half_created(&dir.join("stale"));
-    std::fs::write(dir.join("not-ours"), b"hello world, not an mmapipc file").unwrap();
-    let o = tool(&["ls", dir.to_str().unwrap()]);
-    assert!(o.status.success());
-    let s = stdout(&o);
-    let live_line = s.lines().find(|l| l.starts_with("live ")).expect("live listed");
-    assert!(live_line.contains("shm") && live_line.ends_with("live"), "{live_line}");
-    let stale_line = s.lines().find(|l| l.starts_with("stale ")).expect("stale listed");
-    assert!(stale_line.contains("stale: half-created by a dead process"), "{stale_line}");
-    assert!(!s.contains("not-ours"));
-    let j = tool(&["ls", "--json", dir.to_str().unwrap()]);
-    for line in stdout(&j).lines() {
-        let v: serde_json::Value = serde_json::from_str(line).unwrap();
-        assert!(v["path"].is_string());
-    }
-    drop(live);
-}
-
-#[test]
-fn inspect_text_json_and_unusable_file() {
-    let dir = scratch("inspect");
-    let p = dir.join("region");
-    let _shm = SharedMemory::create(&p, 12345).unwrap();
-    let o = tool(&["inspect", p.to_str().unwrap()]);
-    assert!(o.status.success());
-    let s = stdout(&o);
-    assert!(
-        s.contains("shared memory region") && s.contains("12345 bytes at offset 4096") && s.contains("alive"),
-        "{s}"
-    );
-    let j: serde_json::Value =
-        serde_json::from_slice(&tool(&["inspect", "--json", p.to_str().unwrap()]).stdout).unwrap();
-    assert_eq!(j["data_size"], 12345);
-    assert_eq!(j["mode"], "600");
-    let stale = dir.join("stale");
-    plant_half_created(&stale);
-    let o = tool(&["inspect", stale.to_str().unwrap()]);
-    assert_eq!(o.status.code(), Some(1));
-    assert!(stdout(&o).contains("not ready"));
-    let o = tool(&["inspect", dir.join("missing").to_str().unwrap()]);
-    assert_eq!(o.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&o.stderr).contains("no such file"));
-}
-
-#[test]
-fn doctor_finds_and_fixes() {
-    let dir = scratch("doctor");
-    let _ok = SharedMemory::create(dir.join("ok"), 10).unwrap();
-    let open = SharedMemory::create(dir.join("open"), 10).unwrap();
-    std::fs::set_permissions(open.path(), std::fs::Permissions::from_mode(0o666)).unwrap();
-    plant_half_created(&dir.join("stale"));
-    let d = dir.to_str().unwrap();
-    let o = tool(&["doctor", d]);
-    assert_eq!(o.status.code(), Some(1), "problems found -> exit 1");
-    let s = stdout(&o);
-    assert!(s.contains("stale: half-created") || s.contains("half-created by a process that is gone"), "{s}");
-    assert!(s.contains("mode 666"), "{s}");
-    assert!(!s.contains("/ok:"), "{s}");
-    let o = tool(&["doctor", "--fix", d]);
-    assert!(o.status.success());
-    assert!(!dir.join("stale").exists());
-    assert_eq!(std::fs::metadata(open.path()).unwrap().permissions().mode() & 0o777, 0o600);
-    let o = tool(&["doctor", d]);
-    assert!(o.status.success());
-    assert!(stdout(&o).contains("no problems"));
-}
-
-#[test]
-fn schema_export_of_example_types() {
-    let o = tool(&["schema", "export", "market.Tick@1"]);
-    assert!(o.status.success());
-    let s = mmapipc::Schema::from_json(&stdout(&o)).unwrap();
-    assert_eq!((s.name.as_str(), s.version), ("market.Tick", 1));
-    let latest = mmapipc::Schema::from_json(&stdout(&tool(&["schema", "export", "market.Tick"]))).unwrap();
-    assert_eq!(latest.version, 2);
-    let o = tool(&["schema", "export", "no.Such"]);
-    assert_eq!(o.status.code(), Some(2));
-    let dir = scratch("schema");
-    let _shm = SharedMemory::create(dir.join("untyped"), 8).unwrap();
-    let o = tool(&["schema", "export", dir.join("untyped").to_str().unwrap()]);
-    assert_eq!(o.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&o.stderr).contains("untyped"));
-}
-
-#[test]
-fn help_and_usage_errors() {
-    for cmd in [
-        &["--help"][..],
-        &["ls", "--help"],
-        &["inspect", "--help"],
-        &["doctor", "--help"],
-        &["tail", "--help"],
-        &["stat", "--help"],
-        &["schema", "export", "--help"],
-    ] {
-        let o = tool(cmd);
-        assert!(o.status.success(), "{cmd:?}");
-        assert!(stdout(&o).contains("Usage"), "{cmd:?}");
-    }
-    let tail_help = stdout(&tool(&["tail", "--help"]));
-    assert!(tail_help.contains("without consuming") && tail_help.contains("races"), "{tail_help}");
-    // No colour when stdout is not a terminal, even without NO_COLOR.
-    let dir = scratch("colour");
-    let _shm = SharedMemory::create(dir.join("r"), 8).unwrap();
-    let o = Command::new(env!("CARGO_BIN_EXE_mmapipc"))
-        .args(["ls", dir.to_str().unwrap()])
-        .env_remove("NO_COLOR")
-        .output()
-        .unwrap();
-    assert!(o.status.success() && !o.stdout.contains(&0x1b), "{}", stdout(&o));
-    assert_eq!(tool(&["frobnicate"]).status.code(), Some(2));
-    assert_eq!(tool(&["doctor", "--remove-stale"]).status.code(), Some(2), "--remove-stale needs --fix");
-    assert_eq!(tool(&["stat", "--interval", "0", "x"]).status.code(), Some(2));
-    assert_eq!(tool(&[]).status.code(), Some(2));
-}
-
-fn lines(o: &Output) -> Vec<String> {
-    stdout(o).lines().map(str::to_string).collect()
 }
 
 /// Every subcommand against a typed ring with a live producer and consumer, then against the same
@@ -454,6 +292,12 @@ fn tail_does_not_consume() {
     let got: Vec<serde_json::Value> = lines(&o).iter().map(|l| serde_json::from_str(l).unwrap()).collect();
     assert_eq!(got.iter().map(|v| v["timestamp_ns"].as_u64().unwrap()).collect::<Vec<_>>(), vec![3, 4]);
     assert_eq!(got[0]["price"], 1.5);
+    // inspect puts each human size next to the number it belongs to.
+    let j = json_of(&tool(&["inspect", "--json", rp.to_str().unwrap()]));
+    let (used, cap) = (j["live"]["used_bytes"].as_u64().unwrap(), j["live"]["capacity"].as_u64().unwrap());
+    assert_eq!((used, cap), (5 * 40, 4096), "{j}");
+    let text = stdout(&tool(&["inspect", rp.to_str().unwrap()]));
+    assert!(text.contains("\n  used          200 bytes (200 B) of 4096 bytes (4.0 KiB)\n"), "{text}");
     let mut rx = TypedRing::<Tick>::open(&rp).unwrap();
     for i in 0..5u64 {
         assert_eq!(rx.try_recv().unwrap().expect("still there").timestamp_ns, i);
@@ -496,7 +340,9 @@ fn tail_does_not_consume() {
 
     // Not a channel with messages: exit 1.
     let _shm = SharedMemory::create(dir.join("shm"), 64).unwrap();
-    assert_eq!(tool(&["tail", dir.join("shm").to_str().unwrap()]).status.code(), Some(1));
+    let o = tool(&["tail", dir.join("shm").to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("a region has no messages"), "{o:?}");
     assert_eq!(tool(&["stat", dir.join("shm").to_str().unwrap()]).status.code(), Some(1));
     assert_eq!(tool(&["tail", dir.join("missing").to_str().unwrap()]).status.code(), Some(2));
 }

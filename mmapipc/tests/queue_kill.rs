@@ -1,37 +1,37 @@
 //! Cross-process crash recovery: a process SIGKILLed while holding a queue lock, or while
 //! holding views, is recovered from within the recovery bound. The peer is this test binary,
-//! re-executed with `MMAPIPC_KILL_PEER` set (running only `peer_entry`).
+//! re-executed as a child role (`common`).
+
+#![cfg(not(loom))]
+
+mod common;
 
 use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use mmapipc::lock::RobustLock;
 use mmapipc::{Queue, QueueOptions};
 
-const ENV: &str = "MMAPIPC_KILL_PEER";
-
 fn path(tag: &str) -> String {
     format!("/dev/shm/mmapipc-test-qkill-{}-{tag}", std::process::id())
 }
 
-/// The peer's body: `lock <path> <which>` takes a lock and hangs; `views <path>` takes views
-/// and hangs. It prints "held" once in position. Without the variable it does nothing.
-#[test]
-fn peer_entry() {
-    let Ok(spec) = std::env::var(ENV) else { return };
-    let parts: Vec<&str> = spec.split(' ').collect();
-    let q = Queue::open(parts[1]).unwrap();
+/// The peer's roles: `lock PATH producer|consumer` takes that lock and hangs; `views PATH`
+/// takes views and hangs. It prints "held" once in position.
+fn roles(role: &str, args: &[String]) {
+    let q = Queue::open(&args[0]).unwrap();
     let _views;
-    match parts[0] {
+    match role {
         "lock" => {
-            let off = if parts[2] == "producer" { 128 } else { 4 * 128 };
+            let off = if args[1] == "producer" { 128 } else { 4 * 128 };
             // SAFETY: the control block holds a RobustLock at this offset (FORMAT.md, ## Queue),
             // 128-aligned inside the mapping, accessed only atomically.
             let l = unsafe { &*(q.control_ptr().add(off) as *const RobustLock) };
             assert!(l.try_lock(mmapipc::lock::me()));
         }
-        _ => _views = q.try_get_views(usize::MAX).unwrap(),
+        "views" => _views = q.try_get_views(usize::MAX).unwrap(),
+        other => panic!("unknown role {other}"),
     }
     println!("held");
     loop {
@@ -39,13 +39,10 @@ fn peer_entry() {
     }
 }
 
-fn spawn_peer(spec: String) -> std::process::Child {
-    let mut child = Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", "peer_entry", "--nocapture", "--test-threads=1"])
-        .env(ENV, spec)
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
+common::child_roles!(roles);
+
+fn spawn_peer(role: &str, args: &[&str]) -> std::process::Child {
+    let mut child = common::child(role, args).stdout(Stdio::piped()).spawn().unwrap();
     let mut out = BufReader::new(child.stdout.take().unwrap());
     let mut line = String::new();
     while !line.contains("held") {
@@ -66,7 +63,7 @@ fn lock_holders_killed_are_replaced_within_the_bound() {
         let _ = std::fs::remove_file(&p);
         let q = Queue::create_with(&p, 4096, &opts()).unwrap();
         q.try_put(b"before").unwrap();
-        let mut child = spawn_peer(format!("lock {p} {which}"));
+        let mut child = spawn_peer("lock", &[&p, which]);
         child.kill().unwrap(); // SIGKILL
         child.wait().unwrap();
         let t0 = Instant::now();
@@ -91,7 +88,7 @@ fn views_of_a_killed_consumer_are_reclaimed() {
     while q.try_put(&[n as u8; 80]).unwrap() {
         n += 1;
     }
-    let mut child = spawn_peer(format!("views {p}"));
+    let mut child = spawn_peer("views", &[&p]);
     assert!(q.is_empty());
     assert!(!q.try_put(&[0; 80]).unwrap(), "the dead peer's views still pin the ring");
     child.kill().unwrap();

@@ -1,14 +1,15 @@
 //! The ring between two real processes: this test binary re-executes itself as the producer
-//! (selected by an environment variable), and the producer is SIGKILLed mid-stream.
+//! (a child role, `common`), and the producer is SIGKILLed mid-stream.
 
 #![cfg(not(loom))]
 
-use std::process::{Command, Stdio};
+mod common;
+
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use mmapipc::Ring;
 
-const CHILD_ENV: &str = "MMAPIPC_RING_TEST_CHILD";
 const MSG: usize = 100_000;
 
 /// Message `seq`: its sequence number, a pattern, and a checksum of both.
@@ -32,29 +33,28 @@ fn verify(m: &[u8]) -> u64 {
     u64::from_le_bytes(body[..8].try_into().unwrap())
 }
 
-/// The child side: produces until killed. Does nothing in a normal test run.
-#[test]
-fn child_producer() {
-    let Ok(path) = std::env::var(CHILD_ENV) else { return };
-    let mut ring = Ring::open(&path).unwrap();
-    let mut buf = Vec::new();
-    for seq in 0.. {
-        message(seq, &mut buf);
-        ring.write(&buf).unwrap();
+/// The child roles: `producer PATH` produces into the ring at PATH until killed.
+fn roles(role: &str, args: &[String]) {
+    match role {
+        "producer" => {
+            let mut ring = Ring::open(&args[0]).unwrap();
+            let mut buf = Vec::new();
+            for seq in 0.. {
+                message(seq, &mut buf);
+                ring.write(&buf).unwrap();
+            }
+        }
+        other => panic!("unknown role {other}"),
     }
 }
+common::child_roles!(roles);
 
 #[test]
 fn producer_killed_mid_stream_leaves_only_whole_messages() {
     let path = std::env::temp_dir().join(format!("mmapipc-ring-kill-{}", std::process::id()));
     let _ = std::fs::remove_file(&path);
     let mut ring = Ring::create(&path, 1 << 20).unwrap();
-    let mut child = Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", "child_producer", "--nocapture", "--test-threads=1"])
-        .env(CHILD_ENV, &path)
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = common::child("producer", &[&path]).stdout(Stdio::null()).spawn().unwrap();
     let watchdog = Instant::now() + Duration::from_secs(60);
     let mut next = 0u64;
     while next < 50 {

@@ -2,14 +2,15 @@
 
 #![cfg(not(loom))]
 
+mod common;
+
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::Duration;
 
 use mmapipc::channel::{TypedOpenError, TypedQueue, TypedRecvError, TypedSendError};
 use mmapipc::example_types::{Tensor, Tick, TickV2, VideoFrame};
 
-const CHILD_ENV: &str = "MMAPIPC_TYPED_QUEUE_CHILD";
 const N: u64 = 2_000;
 
 fn path(tag: &str) -> PathBuf {
@@ -44,10 +45,10 @@ fn tensor(i: u64) -> Tensor {
     }
 }
 
-#[test]
-fn child_producer() {
-    let Ok(spec) = std::env::var(CHILD_ENV) else { return };
-    let (kind, path) = spec.split_once(':').unwrap();
+/// The child roles: `tick PATH`, `frame PATH`, `tensor PATH` produce N messages of that kind
+/// into the queue at PATH.
+fn roles(kind: &str, args: &[String]) {
+    let path = &args[0];
     match kind {
         "tick" => {
             let q = TypedQueue::<Tick>::open(path).unwrap();
@@ -65,13 +66,10 @@ fn child_producer() {
     }
 }
 
+common::child_roles!(roles);
+
 fn spawn_child(kind: &str, path: &std::path::Path) -> std::process::Child {
-    Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", "child_producer", "--nocapture", "--test-threads=1"])
-        .env(CHILD_ENV, format!("{kind}:{}", path.display()))
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap()
+    common::child(kind, &[path]).stdout(Stdio::null()).spawn().unwrap()
 }
 
 #[test]

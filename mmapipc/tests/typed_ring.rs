@@ -3,8 +3,10 @@
 
 #![cfg(not(loom))]
 
+mod common;
+
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::Duration;
 
 use mmapipc::channel::{TypedOpenError, TypedRecvError, TypedRing, TypedSendError};
@@ -13,7 +15,6 @@ use mmapipc::rkyv::{Archive, Serialize};
 use mmapipc::IpcMessage;
 use proptest::prelude::*;
 
-const CHILD_ENV: &str = "MMAPIPC_TYPED_CHILD";
 const N: u64 = 2_000;
 
 fn path(tag: &str) -> PathBuf {
@@ -44,11 +45,10 @@ fn tensor(i: u64) -> Tensor {
     Tensor { dtype: 1, ndim: 2, shape: [2, 3, 0, 0], strides: [12, 4, 0, 0], data }
 }
 
-/// Child side: produce N messages of the kind named in the env var into the ring at argv path.
-#[test]
-fn child_producer() {
-    let Ok(spec) = std::env::var(CHILD_ENV) else { return };
-    let (kind, path) = spec.split_once(':').unwrap();
+/// The child roles: `tick PATH`, `frame PATH`, `tensor PATH` produce N messages of that kind
+/// into the ring at PATH.
+fn roles(kind: &str, args: &[String]) {
+    let path = &args[0];
     match kind {
         "tick" => {
             let mut tx = TypedRing::<Tick>::open(path).unwrap();
@@ -66,13 +66,10 @@ fn child_producer() {
     }
 }
 
+common::child_roles!(roles);
+
 fn spawn_child(kind: &str, path: &std::path::Path) -> std::process::Child {
-    Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", "child_producer", "--nocapture", "--test-threads=1"])
-        .env(CHILD_ENV, format!("{kind}:{}", path.display()))
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap()
+    common::child(kind, &[path]).stdout(Stdio::null()).spawn().unwrap()
 }
 
 #[test]

@@ -11,6 +11,9 @@ Rust ``TypedRing<T>`` or by :meth:`TypedRing.create`). Opening one needs no gene
         if rec is not None:
             print(rec.price, rec["size"])
 
+Every receive (``recv``, ``recv_batch``) and send of a typed channel blocks by default (up to
+``timeout``; ``block=False`` returns at once), for rings and queues alike.
+
 Records returned by :meth:`TypedRing.recv` point into the ring's slot: they stay valid until the
 next ``recv``/``recv_batch`` on the same handle (or ``close``); after that the record raises
 ``ValueError``, and an array taken from it that is still alive makes the next receive raise
@@ -180,13 +183,16 @@ class TypedRing:
             self._last.release()
             self._last = None
 
-    def recv_batch(self, max_count: int, block: bool = False, timeout: float | None = None) -> npt.NDArray[Any]:
+    def recv_batch(self, max_count: int, block: bool = True, timeout: float | None = None) -> npt.NDArray[Any]:
         """Up to `max_count` fixed-size records as **one structured array over the ring's slots**
-        (no copy): ``batch["price"].mean()`` reads the shared memory directly. The array is
-        read-only and holds its slots until it is gone: drop it (``del batch``) before the next
-        receive on this handle, or that receive raises ``BufferError``; copy (``batch.copy()``)
-        what you keep. A batch stops at the ring's wrap, so it may hold fewer records than are
-        available. An empty array means nothing arrived."""
+        (no copy): ``batch["price"].mean()`` reads the shared memory directly. Waits (with
+        ``block``, the default of every typed receive, up to `timeout`) for the first record;
+        ``block=False`` returns at once. An empty array means nothing arrived.
+
+        The array is read-only and holds its slots until it is gone: drop it (``del batch``)
+        before the next receive on this handle, or that receive raises ``BufferError``; copy
+        (``batch.copy()``) what you keep. A batch stops at the ring's wrap, so it may hold fewer
+        records than are available."""
         import numpy as np
 
         self._release_last()
@@ -289,8 +295,8 @@ class TypedQueue:
     def recv_batch(self, max_count: int, block: bool = True, timeout: float | None = None) -> npt.NDArray[Any]:
         """Up to `max_count` fixed-size records as **one structured array over the queue's
         slots** (no copy): ``batch["price"].mean()`` reads the shared memory directly. Waits
-        (with ``block``, up to `timeout`) for the first record; an empty array means nothing
-        arrived.
+        (with ``block``, the default of every typed receive, up to `timeout`) for the first
+        record; ``block=False`` returns at once. An empty array means nothing arrived.
 
         The array is read-only and **holds its slots** until it and every array made from it
         (``batch["price"]``, slices, views) are gone: producers do not reuse them before, and

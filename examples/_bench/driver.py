@@ -8,9 +8,10 @@ from typing import Any, Sequence
 from .common import BenchError, fmt_size, make_params
 from .progress import Progress
 from .report import MEMCPY, MEMCPY_FROM, MEMCPY_RING, LatRow, TputRow
-from .runner import START_METHOD, run_memcpy, run_mpmc, run_pingpong, run_throughput
+from .runner import START_METHOD, run_mpmc, run_pingpong, run_throughput
 from .stats import latency_percentiles
 from .systems import System
+from .systems.memcpy import run_memcpy
 
 
 @dataclass(frozen=True)

@@ -99,10 +99,15 @@ class Sender(End):
         super().__init__(name, stalls=stalls, close=close, start=start)
         self.call, self.arg, self.wait, self.buf = call, arg, wait, buf
 
+    def block(self, m: Buf) -> None:
+        """After ``call`` found the channel full: the blocking send, or ``Stalled``."""
+        if not self.call(m, *self.wait):
+            raise self.stalled()
+
     def send(self, m: Buf) -> None:
         """One message, outside the timed loops (the end-of-stream message)."""
-        if self.call(m, self.arg) is False and not self.call(m, *self.wait):
-            raise self.stalled()
+        if self.call(m, self.arg) is False:
+            self.block(m)
 
     def loop(self, p: Params, sync: Sync) -> Result:
         return loops.stream_producer(self, p, sync)
@@ -122,6 +127,13 @@ class Receiver(End):
         super().__init__(name, stalls=stalls, close=close, start=start)
         self.call, self.arg, self.wait = call, arg, wait
 
+    def block(self) -> Buf:
+        """After ``call`` found the channel empty: the blocking receive, or ``Stalled``."""
+        m = self.call(*self.wait)
+        if m is None:
+            raise self.stalled()
+        return m
+
     def loop(self, p: Params, sync: Sync) -> Result:
         return loops.stream_consumer(self, p, sync)
 
@@ -138,6 +150,13 @@ class IntoReceiver(End):
                  close: Callable[[], None] = _nothing) -> None:
         super().__init__(name, stalls=stalls, close=close)
         self.call, self.arg, self.wait, self.buf = call, arg, wait, buf
+
+    def block(self, buf: Any) -> int:
+        """After ``call`` found the channel empty: the blocking receive, or ``Stalled``."""
+        k = self.call(buf, *self.wait)
+        if k is None:
+            raise self.stalled()
+        return k
 
     def loop(self, p: Params, sync: Sync) -> Result:
         return loops.into_consumer(self, p, sync)
@@ -267,9 +286,14 @@ class System:
     batched: bool = False
     typed: bool = False
     mpmc: bool = False  # many producers, many consumers on one channel
+    #: The module the system needs and the distribution that installs it.
+    requires: tuple[str, str] = ("", "")
 
     def unavailable(self) -> Optional[str]:
         """None when the system can run here, else why not."""
+        module, dist = self.requires
+        if module and optional(module) is None:
+            return f"{dist} is not installed (pip install {dist})"
         return None
 
     # --- in the parent, around a run

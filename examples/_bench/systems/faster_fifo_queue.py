@@ -7,7 +7,7 @@ import queue as queue_mod
 from typing import Any, Optional
 
 from ..common import Params
-from .base import BatchReceiver, BatchSender, End, Receiver, Sender, System, numpy_missing, optional
+from .base import BatchReceiver, BatchSender, End, Receiver, Sender, System, numpy_missing
 from .batch import BatchChecker, BatchStamper
 
 
@@ -17,11 +17,7 @@ class FasterFifo(System):
     method = "put(buf) / get(True, t), raw bytes (dumps=bytes, loads=bytes: no pickle)"
     pingpong = True
     mpmc = True
-
-    def unavailable(self) -> Optional[str]:
-        if optional("faster_fifo") is None:
-            return "faster-fifo is not installed (pip install faster-fifo)"
-        return None
+    requires = ("faster_fifo", "faster-fifo")
 
     def setup(self, p: Params) -> Any:
         ff = importlib.import_module("faster_fifo")

@@ -10,10 +10,10 @@ from __future__ import annotations
 import ctypes
 import importlib
 from time import perf_counter
-from typing import Any, Optional
+from typing import Any
 
 from ..common import Params, Stalled, message_buffer, unique_name
-from .base import Buf, Receiver, Sender, System, optional
+from .base import Buf, Receiver, Sender, System
 
 
 class Iceoryx2(System):
@@ -24,11 +24,7 @@ class Iceoryx2(System):
         "resend when send() reached no subscriber (full buffer)"
     )
     pingpong = True
-
-    def unavailable(self) -> Optional[str]:
-        if optional("iceoryx2") is None:
-            return "iceoryx2 is not installed (pip install iceoryx2)"
-        return None
+    requires = ("iceoryx2", "iceoryx2")
 
     def setup(self, p: Params) -> Any:
         return "mmapipc-bench/" + unique_name("iox")

@@ -94,7 +94,7 @@ def _received(n: int, tw: float, **extra: Any) -> Result:
 def stream_producer(tx: Sender, p: Params, sync: Sync) -> Result:
     buf = message_buffer(p.size) if tx.buf is None else tx.buf
     pack = STAMP.pack_into
-    call, a, wait = tx.call, tx.arg, tx.wait
+    call, a, block = tx.call, tx.arg, tx.block
     last = p.size - 1
     tail = p.tail
     clock = Clock(p, sync, tx, p.warm + p.count)
@@ -103,16 +103,15 @@ def stream_producer(tx: Sender, p: Params, sync: Sync) -> Result:
             pack(buf, 0, n)
             if tail:
                 buf[last] = n & 0xFF
-            if call(buf, a) is False and not call(buf, *wait):
-                raise tx.stalled()
+            if call(buf, a) is False:
+                block(buf)
             n += 1
-    pack(buf, 0, STOP)
-    tx.send(buf)
+    tx.send(stop_message(p.size))
     return clock.result()
 
 
 def stream_consumer(rx: Receiver, p: Params, sync: Sync) -> Result:
-    call, a, wait = rx.call, rx.arg, rx.wait
+    call, a, block = rx.call, rx.arg, rx.block
     unpack = STAMP.unpack_from
     last = p.size - 1
     tail = p.tail
@@ -124,9 +123,7 @@ def stream_consumer(rx: Receiver, p: Params, sync: Sync) -> Result:
     while True:
         m = call(a)
         if m is None:
-            m = call(*wait)
-            if m is None:
-                raise rx.stalled()
+            m = block()
         s = unpack(m)[0]
         if s != n:
             if s == STOP:
@@ -143,7 +140,7 @@ def stream_consumer(rx: Receiver, p: Params, sync: Sync) -> Result:
 def into_consumer(rx: IntoReceiver, p: Params, sync: Sync) -> Result:
     """Every message copied into one reused buffer, stamp, length and tail byte checked there."""
     buf = message_buffer(p.size) if rx.buf is None else rx.buf
-    call, a, wait = rx.call, rx.arg, rx.wait
+    call, a, block = rx.call, rx.arg, rx.block
     unpack = STAMP.unpack_from
     size = p.size
     last = size - 1
@@ -156,9 +153,7 @@ def into_consumer(rx: IntoReceiver, p: Params, sync: Sync) -> Result:
     while True:
         k = call(buf, a)
         if k is None:
-            k = call(buf, *wait)
-            if k is None:
-                raise rx.stalled()
+            k = block(buf)
         s = unpack(buf)[0]
         if s != n:
             if s == STOP:
@@ -238,8 +233,8 @@ def batch_consumer(rx: BatchReceiver, p: Params, sync: Sync) -> Result:
 
 def pingpong_client(tx: Sender, rx: Receiver, p: Params, sync: Sync) -> Result:
     buf = bytearray(p.size) if tx.buf is None else tx.buf
-    send, sa, swait = tx.call, tx.arg, tx.wait
-    recv, ra, rwait = rx.call, rx.arg, rx.wait
+    send, sa, sblock = tx.call, tx.arg, tx.block
+    recv, ra, rblock = rx.call, rx.arg, rx.block
     pack = STAMP.pack_into
     unpack = STAMP.unpack_from
     rtts: list[int] = []
@@ -258,13 +253,11 @@ def pingpong_client(tx: Sender, rx: Receiver, p: Params, sync: Sync) -> Result:
     while i < total:
         pack(buf, 0, i)
         t = perf_counter_ns()
-        if send(buf, sa) is False and not send(buf, *swait):
-            raise tx.stalled()
+        if send(buf, sa) is False:
+            sblock(buf)
         m = recv(ra)
         if m is None:
-            m = recv(*rwait)
-            if m is None:
-                raise rx.stalled()
+            m = rblock()
         dt = perf_counter_ns() - t
         if unpack(m)[0] != i:
             raise bad(i, unpack(m)[0])
@@ -282,8 +275,8 @@ def pingpong_client(tx: Sender, rx: Receiver, p: Params, sync: Sync) -> Result:
 
 
 def pingpong_server(tx: Sender, rx: Receiver, p: Params, sync: Sync) -> Result:
-    send, sa, swait = tx.call, tx.arg, tx.wait
-    recv, ra, rwait = rx.call, rx.arg, rx.wait
+    send, sa, sblock = tx.call, tx.arg, tx.block
+    recv, ra, rblock = rx.call, rx.arg, rx.block
     unpack = STAMP.unpack_from
     sync()
     tx.start()
@@ -292,13 +285,11 @@ def pingpong_server(tx: Sender, rx: Receiver, p: Params, sync: Sync) -> Result:
     while True:
         m = recv(ra)
         if m is None:
-            m = recv(*rwait)
-            if m is None:
-                raise rx.stalled()
+            m = rblock()
         if unpack(m)[0] == STOP:
             break
-        if send(m, sa) is False and not send(m, *swait):
-            raise tx.stalled()
+        if send(m, sa) is False:
+            sblock(m)
         n += 1
     return {"echoed": n}
 
@@ -315,22 +306,21 @@ SEQ_MASK = (1 << PRODUCER_SHIFT) - 1
 def mpmc_producer(tx: Sender, p: Params, sync: Sync, producer: int) -> Result:
     buf = bytearray(p.size)
     pack = STAMP.pack_into
-    call, a, wait = tx.call, tx.arg, tx.wait
+    call, a, block = tx.call, tx.arg, tx.block
     tag = producer << PRODUCER_SHIFT
     clock = Clock(p, sync, tx, p.count)
     for n, end in clock.chunks(clock_chunk(p.size)):
         while n < end:
             pack(buf, 0, tag | n)
-            if call(buf, a) is False and not call(buf, *wait):
-                raise tx.stalled()
+            if call(buf, a) is False:
+                block(buf)
             n += 1
-    pack(buf, 0, STOP)
-    tx.send(buf)
+    tx.send(stop_message(p.size))
     return clock.result()
 
 
 def mpmc_consumer(rx: Receiver, p: Params, sync: Sync) -> Result:
-    call, a, wait = rx.call, rx.arg, rx.wait
+    call, a, block = rx.call, rx.arg, rx.block
     unpack = STAMP.unpack_from
     last: dict[int, int] = {}
     sync()
@@ -339,9 +329,7 @@ def mpmc_consumer(rx: Receiver, p: Params, sync: Sync) -> Result:
     while True:
         m = call(a)
         if m is None:
-            m = call(*wait)
-            if m is None:
-                raise rx.stalled()
+            m = block()
         s = unpack(m)[0]
         if s == STOP:
             break

@@ -5,54 +5,29 @@ Measured with one producer and one consumer, and (``queue`` only) with N of each
 from __future__ import annotations
 
 from functools import partial
-from typing import Any, Optional
+from typing import Any
 
 from ..common import Params
-from .base import BatchReceiver, BatchSender, End, IntoReceiver, Receiver, Sender, numpy_missing
-from .batch import BatchChecker, BatchStamper, check_each
-from .mmapipc_base import MmapipcSystem
+from .base import BatchReceiver, End
+from .batch import check_each
+from .mmapipc_base import Batched, Into, MmapipcSystem
 
 
 class Queue(MmapipcSystem):
     key = "queue"
     label = "mmapipc queue"
-    cls_name = "SharedMemoryQueue"
     method = "put(buf, False) / get(False); on full/empty put(buf, True, t) / get(True, t)"
+    cls_name, noun, calls = "SharedMemoryQueue", "queue", ("put", "get")
     pingpong = True
     mpmc = True
 
-    def sender(self, h: Any, p: Params) -> Sender:
-        q = self.open(h)
-        return Sender("queue.put", q.put, False, wait=(True, p.stall), close=q.close)
 
-    def receiver(self, h: Any, p: Params) -> Receiver:
-        q = self.open(h)
-        return Receiver("queue.get", q.get, False, wait=(True, p.stall), close=q.close)
-
-
-class QueueBatch(Queue):
+class QueueBatch(Batched, Queue):
     key = "queue-batch"
     label = "mmapipc queue batch"
     method = ("put_batch(list_of_64, True, t) / get_batch(64, True, t), stamped and checked "
               "per batch with NumPy")
-    pingpong = False
-    mpmc = False
-    batched = True
-    needs = ("put_batch", "get_batch")
-
-    def unavailable(self) -> Optional[str]:
-        return super().unavailable() or numpy_missing()
-
-    def producer(self, h: Any, p: Params) -> End:
-        q = self.open(h)
-        block = (True, p.stall)
-        return BatchSender("queue.put_batch", q.put_batch, block, BatchStamper(p), wait=block,
-                           close=q.close)
-
-    def consumer(self, h: Any, p: Params) -> End:
-        q = self.open(h)
-        return BatchReceiver("queue.get_batch", q.get_batch, (p.batch, True, p.stall),
-                             check=BatchChecker(p).check, close=q.close)
+    needs = batch_calls = ("put_batch", "get_batch")
 
 
 class QueueView(Queue):
@@ -71,15 +46,9 @@ class QueueView(Queue):
                              release=q.release, close=q.close)
 
 
-class QueueInto(Queue):
+class QueueInto(Into, Queue):
     key = "queue-into"
     label = "mmapipc queue get_into"
     method = "put(buf) / get_into(buffer): one reused buffer, no allocation per message"
-    pingpong = False
-    mpmc = False
-    needs = ("get_into",)
-
-    def consumer(self, h: Any, p: Params) -> End:
-        q = self.open(h)
-        return IntoReceiver("queue.get_into", q.get_into, False, wait=(True, p.stall),
-                            close=q.close)
+    into_call = "get_into"
+    needs = (into_call,)

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import importlib
 import os
-from typing import Any, Optional
+from typing import Any
 
 from ..common import Params, unique_name
-from .base import Receiver, Sender, System, optional
+from .base import Receiver, Sender, System
 
 
 class Zmq(System):
@@ -15,11 +15,7 @@ class Zmq(System):
     label = "pyzmq ipc PUSH/PULL"
     method = "PUSH send(buf) / PULL recv(); recv(copy=False) from 64 KiB up; HWM = depth"
     pingpong = True
-
-    def unavailable(self) -> Optional[str]:
-        if optional("zmq") is None:
-            return "pyzmq is not installed (pip install pyzmq)"
-        return None
+    requires = ("zmq", "pyzmq")
 
     def setup(self, p: Params) -> Any:
         path = os.path.join("/tmp", unique_name("zmq") + ".sock")

@@ -7,6 +7,11 @@ and writes valid JSON, Markdown and a chart. They never assert a speed.
 ``test_advanced_mmapipc_code_paths`` shadows ``mmapipc`` with a tiny pure-Python stand-in (a
 named FIFO, written out below into a temporary directory) so the harness's ring/queue loops run
 before the real classes exist. Its numbers are thrown away: it only proves the loops work.
+
+The shared run loops (``_bench/systems/loops.py``) are also driven in one process through fake
+ends over lists of messages: every kind of consumer must reject a lost, duplicated, reordered
+or torn message, a timed-out call must fail as a stall of the peer, and the producers must send
+exactly the stamped sequence and one end-of-stream message.
 """
 
 from __future__ import annotations
@@ -31,7 +36,7 @@ ADVANCED = EXAMPLES / "benchmark_advanced.py"
 
 sys.path.insert(0, str(EXAMPLES))
 
-from _bench.common import MiB, make_params, parse_size  # noqa: E402
+from _bench.common import STAMP, STOP, BenchError, MiB, Stalled, make_params, parse_size  # noqa: E402
 from _bench.report import (  # noqa: E402
     README_BEGIN,
     README_END,
@@ -466,3 +471,128 @@ def test_batch_stamper_stamps_every_message(size: int) -> None:
                 assert m[-1] == (n + i) & 0xFF
         assert check(msgs, n) == (k, False)
         n += k
+
+
+# ----------------------------------------------------------------------------------------------
+# The shared run loops, in one process: fake ends over lists of messages.
+
+
+def _consumer_end(kind: str, msgs: list[bytes], size: int) -> Any:
+    """An end of ``kind`` that receives ``msgs`` in order (then nothing)."""
+    from functools import partial
+
+    from _bench.systems import base
+    from _bench.systems.batch import check_each
+
+    it = iter(msgs)
+    if kind == "stream":
+        return base.Receiver("fake.recv", lambda _arg: next(it, None), False, wait=(True,))
+    if kind == "into":
+        def into(buf: Any, _arg: Any) -> Any:
+            m = next(it, None)
+            if m is None:
+                return None
+            buf[: len(m)] = m
+            return len(m)
+
+        return base.IntoReceiver("fake.recv_into", into, False, wait=(True,),
+                                 buf=bytearray(size))
+    if kind == "views":  # batches of 3, checked one by one in place (queue-view)
+        def views(*_args: Any) -> list[memoryview]:
+            return [memoryview(m) for m in (next(it, None) for _ in range(3)) if m is not None]
+
+        return base.BatchReceiver("fake.get_view", views, (True, 1.0),
+                                  check=partial(check_each, size=size, tail=size >= 16))
+    assert kind == "numbered"  # the stamp only (typed records)
+    return base.NumberedReceiver("fake.recv", lambda: STAMP.unpack_from(next(it))[0])
+
+
+
+@pytest.mark.parametrize("kind", ["stream", "into", "views", "numbered"])
+@pytest.mark.parametrize("size", [8, 64])
+def test_consumer_loops_catch_loss_duplication_reordering_and_tearing(kind: str,
+                                                                       size: int) -> None:
+    p = make_params(size, seconds=1.0, max_count=100, max_bytes=1 << 20, stall=1.0)
+    stop = bytes(bytearray(STAMP.pack(STOP)) + bytes(size - 8))
+    good = _batch(0, 40, size)
+    res = _consumer_end(kind, good + [stop], size).run(p, lambda: None)
+    assert res["received"] == 40 and res["t_end"] >= res["t_warm"] > 0
+    cases = {"lost": good[:20] + good[21:], "duplicated": good[:21] + good[20:],
+             "reordered": good[:20] + [good[21], good[20]] + good[22:]}
+    if size >= 16 and kind != "numbered":  # a tail byte to check
+        cases["torn"] = good[:30] + [good[30][:-1] + b"\xee"] + good[31:]
+    for what, msgs in cases.items():
+        with pytest.raises(BenchError, match="message #"):
+            _consumer_end(kind, msgs + [stop], size).run(p, lambda: None)
+            pytest.fail(f"{kind} consumer accepted a {what} message")
+
+
+def test_mpmc_consumer_catches_a_producer_out_of_order() -> None:
+    from _bench.systems import base, loops
+
+    p = make_params(64, seconds=1.0, max_count=100, max_bytes=1 << 20, stall=1.0)
+
+    def stamped(*stamps: int) -> base.Receiver:
+        it = iter([STAMP.pack(s) + bytes(56) for s in stamps])
+        return base.Receiver("fake.get", lambda _arg: next(it), False)
+
+    two = 2 << loops.PRODUCER_SHIFT
+    ok = loops.mpmc_consumer(stamped(0, two, 1, two + 1, STOP), p, lambda: None)
+    assert ok["received"] == 4  # interleaved producers, each in its own order
+    with pytest.raises(BenchError, match="producer 2: message #0 after #1"):
+        loops.mpmc_consumer(stamped(0, two + 1, two, STOP), p, lambda: None)
+
+
+def test_timeouts_are_stalls_naming_the_peer() -> None:
+    import queue
+
+    from _bench.systems import base
+
+    p = make_params(64, seconds=1.0, max_count=100, max_bytes=1 << 20, stall=1.0)
+    empty = base.Receiver("ring.read", lambda *_: None, False, wait=(True, 0.01))
+    with pytest.raises(Stalled, match="ring.read timed out: producer stalled"):
+        empty.run(p, lambda: None)
+
+    def raises(*_: Any) -> None:
+        raise queue.Empty
+
+    mpq = base.Receiver("mp.get", raises, True, stalls=(queue.Empty,))
+    with pytest.raises(Stalled, match="mp.get timed out: producer stalled"):
+        mpq.run(p, lambda: None)
+    full = base.Sender("ring.write", lambda *_: False, False, wait=(True, 0.01))
+    with pytest.raises(Stalled, match="ring.write timed out: consumer stalled"):
+        full.run(p, lambda: None)
+
+
+@pytest.mark.parametrize("size", [8, 64])
+def test_producer_loops_send_every_stamp_then_stop(size: int) -> None:
+    pytest.importorskip("numpy")
+    from _bench.systems import base, batch
+
+    p = make_params(size, seconds=60.0, max_count=300, max_bytes=1 << 20, stall=1.0, batch=64)
+    sent: list[bytes] = []
+    full = [True]
+
+    def write(m: Any, block: bool) -> bool:  # full every other call: the blocking retry sends
+        full[0] = not full[0]
+        if full[0] and not block:
+            return False
+        sent.append(bytes(m))
+        return True
+
+    res = base.Sender("fake.write", write, False, wait=(True,)).run(p, lambda: None)
+
+    def write_batch(msgs: list[Any], *_: Any) -> int:  # takes at most 5 per call
+        sent.extend(bytes(m) for m in msgs[:5])
+        return min(5, len(msgs))
+
+    stamper = batch.BatchStamper(p)
+    res_b = base.BatchSender("fake.write_batch", write_batch, (True, 1.0), stamper,
+                             wait=(True, 1.0)).run(p, lambda: None)
+    total = p.warm + p.count
+    assert res["sent"] == res_b["sent"] == total
+    want = _batch(0, total, size)
+    stop = STAMP.pack(STOP)
+    assert sent[:total] == want and sent[total].startswith(stop)
+    assert sent[total + 1:total * 2 + 1] == want and sent[-1].startswith(stop)
+    assert len(sent) == 2 * total + 2

@@ -37,13 +37,8 @@ ADVANCED = EXAMPLES / "benchmark_advanced.py"
 sys.path.insert(0, str(EXAMPLES))
 
 from _bench.common import STAMP, STOP, BenchError, MiB, Stalled, make_params, parse_size  # noqa: E402
-from _bench.report import (  # noqa: E402
-    README_BEGIN,
-    README_END,
-    TARGETS,
-    TputRow,
-    check_targets,
-)
+from _bench.report import TARGETS, TputRow, check_targets  # noqa: E402
+from _bench.summary import DOCS_BEGIN, DOCS_END, README_BEGIN, README_END  # noqa: E402
 
 MMAPIPC_KEYS = {"ring", "ring-batch", "ring-view", "ring-into", "queue", "queue-batch", "queue-view",
                 "queue-into"}
@@ -287,10 +282,13 @@ def test_quick_benchmark_smoke(tmp_path: Path) -> None:
 
 def test_advanced_benchmark_smoke(tmp_path: Path) -> None:
     out, md, png = tmp_path / "adv.json", tmp_path / "perf.md", tmp_path / "out" / "perf.png"
-    readme = tmp_path / "README.md"
-    readme.write_text(f"# x\n\nbefore\n{README_BEGIN}\nold numbers\n{README_END}\nafter\n")
+    readme, docs = tmp_path / "README.md", tmp_path / "docs" / "benchmarks.md"
+    readme.write_text(f"# x\n\nbefore\n{README_BEGIN}\nold summary\n{README_END}\nafter\n")
+    docs.parent.mkdir()
+    docs.write_text(f"# B\n\n## Results\n\n{DOCS_BEGIN}\nold numbers\n{DOCS_END}\nend\n")
     res = _run([str(ADVANCED), "--smoke", "--sizes", "64,64K", "--json", str(out),
-                "--markdown", str(md), "--plot", str(png), "--readme", str(readme)])
+                "--markdown", str(md), "--plot", str(png), "--docs", str(docs),
+                "--readme", str(readme)])
     assert res.returncode == 0, res.stdout + res.stderr
     doc = json.loads(out.read_text())
     every = set(doc["systems"])
@@ -315,11 +313,20 @@ def test_advanced_benchmark_smoke(tmp_path: Path) -> None:
     assert mpmc[("mp-queue", 4)]["status"] == "ok"
     assert doc["machine"]["cpu"] and doc["machine"]["python"]
     text = md.read_text()
-    assert "## Performance" in text and "| size | system |" in text
-    spliced = readme.read_text()
-    assert spliced.startswith("# x\n\nbefore\n") and spliced.endswith(f"{README_END}\nafter\n")
+    assert "## Benchmark results" in text and "| size | system |" in text
+    spliced = docs.read_text()
+    assert spliced.startswith("# B\n\n## Results\n\n") and spliced.endswith(f"{DOCS_END}\nend\n")
     assert "old numbers" not in spliced and "### Throughput" in spliced
-    assert "## Performance" not in spliced  # the README's own heading stays the only one
+    assert "## Benchmark results" not in spliced  # the page's own heading stays the only one
+    assert "benchmarks.md#methodology)" in spliced  # the real page, relative to this one
+    summary = readme.read_text()
+    assert summary.startswith("# x\n\nbefore\n") and summary.endswith(f"{README_END}\nafter\n")
+    assert "old summary" not in summary and "### Throughput" not in summary
+    assert "| mmapipc from Python | size |" in summary and "--readme" in summary
+    assert "(docs/benchmarks.md#results)" in summary
+    for what, unit in (("ring, batches of 64", " msg/s |"), ("ring round trip, p50", " us |")):
+        line = next(x for x in summary.splitlines() if x.startswith(f"| {what}"))
+        assert unit in line and line.count("|") == 7, line
     assert "Targets" in res.stdout and "Throughput" in res.stdout
     try:
         import matplotlib  # noqa: F401
@@ -327,6 +334,15 @@ def test_advanced_benchmark_smoke(tmp_path: Path) -> None:
         assert "matplotlib is not installed" in res.stdout
     else:
         assert png.stat().st_size > 10_000
+
+
+def test_missing_markers_stop_before_the_run(tmp_path: Path) -> None:
+    readme = tmp_path / "README.md"
+    readme.write_text(f"# x\n{DOCS_BEGIN}\n{DOCS_END}\n")  # the other file's markers
+    res = _run([str(ADVANCED), "--smoke", "--sizes", "64", "--systems", "mp-queue",
+                "--readme", str(readme)], timeout=20)
+    assert res.returncode != 0 and "no benchmark markers" in res.stderr
+    assert README_BEGIN in res.stderr and "Throughput" not in res.stdout
 
 
 def test_advanced_mmapipc_code_paths(tmp_path: Path) -> None:

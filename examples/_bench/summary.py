@@ -105,26 +105,34 @@ def readme_summary(*, tput: Sequence[TputRow], lat: Sequence[LatRow], info: dict
     ])
 
 
+def _find_markers(lines: list[str], begin: str, end: str) -> Optional[tuple[int, int]]:
+    """The indexes of the lines that are exactly ``begin`` and (after it) ``end``: a page may
+    quote a marker inside other text (this project's docs do)."""
+    try:
+        b = lines.index(begin)
+        return b, lines.index(end, b + 1)
+    except ValueError:
+        return None
+
+
 def check_markers(path: str, begin: str, end: str) -> Optional[str]:
-    """None when ``path`` has both markers in order, else what is wrong."""
+    """None when ``path`` has both marker lines in order, else what is wrong."""
     with open(path, encoding="utf-8") as f:
-        text = f.read()
-    b = text.find(begin)
-    if b < 0 or text.find(end, b) < 0:
+        lines = f.read().split("\n")
+    if _find_markers(lines, begin, end) is None:
         return (f"{path} has no benchmark markers; put these two lines where the section goes:"
                 f"\n{begin}\n{end}")
     return None
 
 
 def splice(path: str, section: str, begin: str, end: str) -> None:
-    """Replace the text between the markers ``begin`` and ``end`` of ``path`` with ``section``."""
-    why = check_markers(path, begin, end)
-    if why:
-        raise SystemExit(why)
+    """Replace the lines between the marker lines ``begin`` and ``end`` of ``path``."""
     with open(path, encoding="utf-8") as f:
-        text = f.read()
-    b = text.find(begin)
-    e = text.find(end, b)
-    new = text[: b + len(begin)] + "\n" + section.strip("\n") + "\n" + text[e:]
+        lines = f.read().split("\n")
+    found = _find_markers(lines, begin, end)
+    if found is None:
+        raise SystemExit(check_markers(path, begin, end))
+    b, e = found
+    new = lines[: b + 1] + section.strip("\n").split("\n") + lines[e:]
     with open(path, "w", encoding="utf-8") as f:
-        f.write(new)
+        f.write("\n".join(new))

@@ -39,6 +39,7 @@ sys.path.insert(0, str(EXAMPLES))
 from _bench.common import STAMP, STOP, BenchError, MiB, Stalled, make_params, parse_size  # noqa: E402
 from _bench.report import TARGETS, TputRow, check_targets  # noqa: E402
 from _bench.summary import DOCS_BEGIN, DOCS_END, README_BEGIN, README_END  # noqa: E402
+from _bench.systems import base, batch, loops  # noqa: E402
 
 MMAPIPC_KEYS = {"ring", "ring-batch", "ring-view", "ring-into", "queue", "queue-batch", "queue-view",
                 "queue-into"}
@@ -497,19 +498,12 @@ def test_batch_stamper_stamps_every_message(size: int) -> None:
 
 def _consumer_end(kind: str, msgs: list[bytes], size: int) -> Any:
     """An end of ``kind`` that receives ``msgs`` in order (then nothing)."""
-    from functools import partial
-
-    from _bench.systems import base
-    from _bench.systems.batch import check_each
-
     it = iter(msgs)
     if kind == "stream":
         return base.Receiver("fake.recv", lambda _arg: next(it, None), False, wait=(True,))
     if kind == "into":
         def into(buf: Any, _arg: Any) -> Any:
-            m = next(it, None)
-            if m is None:
-                return None
+            m = next(it)
             buf[: len(m)] = m
             return len(m)
 
@@ -520,10 +514,9 @@ def _consumer_end(kind: str, msgs: list[bytes], size: int) -> Any:
             return [memoryview(m) for m in (next(it, None) for _ in range(3)) if m is not None]
 
         return base.BatchReceiver("fake.get_view", views, (True, 1.0),
-                                  check=partial(check_each, size=size, tail=size >= 16))
+                                  check=lambda m, n: batch.check_each(m, n, size, size >= 16))
     assert kind == "numbered"  # the stamp only (typed records)
     return base.NumberedReceiver("fake.recv", lambda: STAMP.unpack_from(next(it))[0])
-
 
 
 @pytest.mark.parametrize("kind", ["stream", "into", "views", "numbered"])
@@ -546,8 +539,6 @@ def test_consumer_loops_catch_loss_duplication_reordering_and_tearing(kind: str,
 
 
 def test_mpmc_consumer_catches_a_producer_out_of_order() -> None:
-    from _bench.systems import base, loops
-
     p = make_params(64, seconds=1.0, max_count=100, max_bytes=1 << 20, stall=1.0)
 
     def stamped(*stamps: int) -> base.Receiver:
@@ -564,29 +555,22 @@ def test_mpmc_consumer_catches_a_producer_out_of_order() -> None:
 def test_timeouts_are_stalls_naming_the_peer() -> None:
     import queue
 
-    from _bench.systems import base
-
-    p = make_params(64, seconds=1.0, max_count=100, max_bytes=1 << 20, stall=1.0)
-    empty = base.Receiver("ring.read", lambda *_: None, False, wait=(True, 0.01))
-    with pytest.raises(Stalled, match="ring.read timed out: producer stalled"):
-        empty.run(p, lambda: None)
-
     def raises(*_: Any) -> None:
         raise queue.Empty
 
-    mpq = base.Receiver("mp.get", raises, True, stalls=(queue.Empty,))
-    with pytest.raises(Stalled, match="mp.get timed out: producer stalled"):
-        mpq.run(p, lambda: None)
-    full = base.Sender("ring.write", lambda *_: False, False, wait=(True, 0.01))
-    with pytest.raises(Stalled, match="ring.write timed out: consumer stalled"):
-        full.run(p, lambda: None)
+    p = make_params(64, seconds=1.0, max_count=100, max_bytes=1 << 20, stall=1.0)
+    for end, want in (
+        (base.Receiver("ring.read", lambda *_: None, False, wait=(True, 0.01)), "producer"),
+        (base.Receiver("mp.get", raises, True, stalls=(queue.Empty,)), "producer"),
+        (base.Sender("ring.write", lambda *_: False, False, wait=(True, 0.01)), "consumer"),
+    ):
+        with pytest.raises(Stalled, match=f"{end.name} timed out: {want} stalled"):
+            end.run(p, lambda: None)
 
 
 @pytest.mark.parametrize("size", [8, 64])
 def test_producer_loops_send_every_stamp_then_stop(size: int) -> None:
     pytest.importorskip("numpy")
-    from _bench.systems import base, batch
-
     p = make_params(size, seconds=60.0, max_count=300, max_bytes=1 << 20, stall=1.0, batch=64)
     sent: list[bytes] = []
     full = [True]

@@ -4,7 +4,7 @@ A system module supplies only what is specific to it:
 
 - ``setup``/``teardown`` (in the parent, around each run): create and remove the channel;
 - ``sender``/``receiver`` (in a child): open the channel and return an end that names the
-  system's own calls, e.g. ``Sender("ring.write", ring.write, (False, None), wait=(True, t))``;
+  system's own calls, e.g. ``Sender("ring.write", ring.write, False, wait=(True, t))``;
 - for other kinds of loop, ``producer``/``consumer`` returning a ``BatchSender``,
   ``BatchReceiver``, ``IntoReceiver``, ``NumberedSender`` or ``NumberedReceiver``;
 - where its ping-pong channel is not two one-way channels, ``pp_setup`` and ``pp_ends``.
@@ -48,7 +48,6 @@ def numpy_missing() -> Optional[str]:
     if optional("numpy") is None:
         return "batched loops need NumPy (pip install numpy)"
     return None
-
 
 
 def _nothing() -> None:
@@ -202,6 +201,10 @@ class BatchSender(End):
 Check = Callable[[Any, int], tuple[int, bool]]
 
 
+def _unchecked(msgs: Any, n: int) -> tuple[int, bool]:
+    raise AssertionError("a BatchReceiver with its own take has no check")
+
+
 class BatchReceiver(End):
     """Receives a batch per call: ``call(*args)`` returns the messages (empty: a stall), which
     ``check(msgs, n)`` verifies as messages n, n+1, ... (returning how many data messages and
@@ -216,7 +219,10 @@ class BatchReceiver(End):
                  take: Optional[Callable[[int], tuple[int, bool]]] = None, stalls: Errors = (),
                  close: Callable[[], None] = _nothing) -> None:
         super().__init__(name, stalls=stalls, close=close)
-        self.call, self.args, self.check, self.release = call, args, check, release
+        if check is None and take is None:
+            raise TypeError("a BatchReceiver needs a check (or its own take)")
+        self.call, self.args, self.release = call, args, release
+        self.check: Check = check or _unchecked
         self.take: Callable[[int], tuple[int, bool]] = take or self._take
 
     def _take(self, n: int) -> tuple[int, bool]:
@@ -224,7 +230,6 @@ class BatchReceiver(End):
         if not msgs:
             raise self.stalled()
         try:
-            assert self.check is not None
             return self.check(msgs, n)
         finally:
             if self.release is not None:

@@ -62,10 +62,11 @@ test-pythons:
 		$$v/bin/python -m pip install -q -e ".[dev]" && $$v/bin/python -m pytest -q -p no:cacheprovider tests || exit 1; \
 	done
 
-## bench: the full Python benchmark (about 10 min on 2 cores); fills README's performance section
+## bench: the full Python benchmark (about 10 min on 2 cores); rewrites the results in
+## docs/benchmarks.md and the summary in README.md's performance section
 bench: venv
 	$(PY) -m pip install -q -e ".[dev,bench]"
-	$(PY) examples/benchmark_advanced.py --json bench-results/results.json --plot docs/img/benchmark.png --markdown bench-results/README-section.md --readme README.md
+	$(PY) examples/benchmark_advanced.py --json bench-results/results.json --plot docs/img/benchmark.png --markdown bench-results/results.md --docs docs/benchmarks.md --readme README.md
 
 ## bench-quick: the one-minute comparison and the quick advanced run (under 3 minutes)
 bench-quick: venv

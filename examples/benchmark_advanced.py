@@ -28,8 +28,6 @@ from _bench.common import MiB, fmt_size, parse_size  # noqa: E402
 from _bench.driver import SuiteConfig, run_mpmc_suite, run_suite, steps  # noqa: E402
 from _bench.progress import Progress  # noqa: E402
 from _bench.report import (  # noqa: E402
-    README_BEGIN,
-    README_END,
     check_targets,
     command_line,
     ensure_parent,
@@ -40,15 +38,26 @@ from _bench.report import (  # noqa: E402
     markdown_report,
     ratio_matrix,
     rows_json,
-    splice_readme,
     throughput_table,
     to_json,
 )
 from _bench.runner import START_METHOD, install_sigterm_handler, kill_all_children  # noqa: E402
 from _bench.report import TputRow  # noqa: E402
+from _bench.summary import (  # noqa: E402
+    DOCS_BEGIN,
+    DOCS_END,
+    README_BEGIN,
+    README_END,
+    check_markers,
+    readme_summary,
+    splice,
+)
 from _bench.systems import ALL_SYSTEMS, BY_KEY, TICK_SIZE, TYPED_SYSTEMS, System  # noqa: E402
 
 DEFAULT_SIZES = "8,64,1K,64K,1M,8M"
+#: The page with the methodology, which the generated results link to.
+DOCS_PAGE = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "docs",
+                         "benchmarks.md")
 
 PRESETS = {
     # repeat, seconds, max_count, max_bytes, lat_seconds, lat_count, stall
@@ -85,10 +94,14 @@ def parse_args(argv: Optional[Sequence[str]]) -> argparse.Namespace:
     ap.add_argument("--json", metavar="PATH", help="write every result and the machine info")
     ap.add_argument("--plot", metavar="PATH", help="write a PNG chart (needs matplotlib)")
     ap.add_argument("--markdown", metavar="PATH",
-                    help="write the README performance section (tables, ratios, machine)")
+                    help="write the full results (tables, ratios, targets, machine) to PATH")
+    ap.add_argument("--docs", metavar="PATH",
+                    help="put the full results into PATH (docs/benchmarks.md) between its "
+                         "markers <!-- benchmark:begin ... --> and <!-- benchmark:end -->")
     ap.add_argument("--readme", metavar="PATH",
-                    help="also put the --markdown section into PATH between its benchmark "
-                         "markers (<!-- benchmark:begin ... --> and <!-- benchmark:end -->)")
+                    help="put the summary table (headline rows, the command, a link to the "
+                         "--docs page) into PATH between <!-- benchmark-summary:begin ... --> "
+                         "and <!-- benchmark-summary:end -->")
     ap.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
     ap.add_argument("--list", action="store_true",
                     help="list the systems, what their loops call, and whether they can run here")
@@ -153,10 +166,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         typed_systems = [s for s in systems if s.typed]
         typed_systems += [s for s in systems if s.key in TYPED_VERSUS]
 
-    if args.readme:
-        with open(args.readme, encoding="utf-8") as f:
-            if README_BEGIN not in f.read():
-                raise SystemExit(f"{args.readme} has no line {README_BEGIN!r} (and {README_END!r})")
+    for path, begin, end in ((args.docs, DOCS_BEGIN, DOCS_END),
+                             (args.readme, README_BEGIN, README_END)):
+        if path:  # before the run, not after it
+            why = check_markers(path, begin, end)
+            if why:
+                raise SystemExit(why)
     install_sigterm_handler()
     info = machine_info()
     command = command_line()
@@ -239,25 +254,35 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             "targets": targets,
         })
         print(f"results written to {args.json}")
-    for target in (args.markdown, args.readme):
+    for target in (args.markdown, args.docs):
         if not target:
             continue
+        where = os.path.dirname(os.path.abspath(target))
         rel_plot = None
         if args.plot and plot_note is None:
-            rel_plot = os.path.relpath(args.plot, os.path.dirname(os.path.abspath(target)))
+            rel_plot = os.path.relpath(args.plot, where)
+        methods = os.path.relpath(DOCS_PAGE, where) + "#methodology"
+        if os.path.abspath(target) == DOCS_PAGE:
+            methods = "#methodology"
         md = markdown_report(tput=tput, lat=lat, mpmc=mpmc, typed=typed, targets=targets,
-                             info=info,
-                             command=command, elapsed_s=elapsed, plot_path=rel_plot,
-                             config=cfg.as_dict(),
-                             heading=target != args.readme)  # a README has its own heading
-        if target == args.readme:
-            splice_readme(target, md)
-            print(f"performance section replaced in {target}")
+                             info=info, command=command, elapsed_s=elapsed, plot_path=rel_plot,
+                             config=cfg.as_dict(), methods_link=methods,
+                             heading=target != args.docs)  # the page has its own heading
+        if target == args.docs:
+            splice(target, md, DOCS_BEGIN, DOCS_END)
+            print(f"results replaced in {target}")
         else:
             ensure_parent(target)
             with open(target, "w", encoding="utf-8") as f:
                 f.write(md + "\n")
-            print(f"performance section written to {target}")
+            print(f"results written to {target}")
+    if args.readme:
+        docs = args.docs or DOCS_PAGE
+        link = os.path.relpath(docs, os.path.dirname(os.path.abspath(args.readme)))
+        splice(args.readme, readme_summary(tput=tput, lat=lat, info=info, command=command,
+                                           config=cfg.as_dict(), docs_link=link),
+               README_BEGIN, README_END)
+        print(f"summary replaced in {args.readme}")
     # An mmapipc row that failed is a bug to look at; a peer that failed is reported above.
     errors = [r for r in list(tput) + list(lat) + list(mpmc) + list(typed)
               if r.status == "error" and r.family == "mmapipc"]

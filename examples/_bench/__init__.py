@@ -3,11 +3,17 @@
 Layout:
 
 - ``common``: parameters, message stamping, size parsing, errors.
-- ``systems``: every system under test (mmapipc and its peers), each with its own tight
-  producer/consumer and ping-pong loops, so no system pays for a generic abstraction per message.
-- ``runner``: process orchestration (fork, barrier, watchdog, cleanup), repetitions, memcpy reference.
+- ``systems/``: every system under test, one module each (``mmapipc_ring``, ``mmapipc_queue``,
+  ``mmapipc_typed``, ``mp_queue``, ``mp_pipe``, ``faster_fifo_queue``, ``pyzmq``,
+  ``iceoryx2_pubsub``, and ``memcpy`` for the raw copy references). Each names its own calls;
+  ``systems/base`` (the ``System`` and the ends a process holds) and ``systems/loops`` (one
+  producer, consumer, ping-pong and many-to-many loop each, with the checks of every message)
+  hold everything they share, ``systems/batch`` the NumPy stamping and checking of batches.
+- ``runner``: process orchestration (fork, barrier, watchdog, cleanup), one run of a system.
+- ``driver``: a suite: every row, its repetitions, in rounds.
 - ``stats``: medians, spreads, percentiles.
 - ``report``: terminal tables, target checks (PASS/MISS), JSON, Markdown, machine info.
+- ``summary``: the README's summary table and the marked sections of README and docs.
 - ``plot``: matplotlib charts (optional).
 - ``progress``: a small progress bar on stderr.
 """

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 from .common import BenchError, fmt_size, make_params
 from .progress import Progress
 from .report import MEMCPY, MEMCPY_FROM, MEMCPY_RING, LatRow, TputRow
-from .runner import START_METHOD, run_memcpy, run_mpmc, run_pingpong, run_throughput
+from .runner import START_METHOD, run_mpmc, run_pingpong, run_throughput
 from .stats import latency_percentiles
 from .systems import System
+from .systems.memcpy import run_memcpy
 
 
 @dataclass(frozen=True)
@@ -30,6 +31,26 @@ class SuiteConfig:
         d["max_bytes_mib"] = self.max_bytes // (1 << 20)
         d["start_method"] = START_METHOD
         return d
+
+
+def _repeat(row: TputRow | LatRow, reps: list[Any], run: Callable[[], Any], what: str, repeat: int,
+            progress: Progress) -> None:
+    """``repeat`` runs of one row, their results into ``reps``; the first failed run fails the
+    row (status ``error``, its reason, no results)."""
+    for rep in range(repeat):
+        label = f"{what} run {rep + 1}/{repeat}"
+        progress.start(label)
+        try:
+            reps.append(run())
+        except BenchError as e:
+            row.status, row.note = "error", str(e)
+            progress.note(f"error {what}: {e}")
+            reps.clear()
+            progress.done += repeat - rep - 1
+            progress.step(label)
+            break
+        progress.step(label)
+    row.finish()
 
 
 def run_suite(
@@ -105,20 +126,8 @@ def run_suite(
                 lrow.status, lrow.note = "skipped", why
                 progress.step(f"ping-pong {s.key} skipped")
                 continue
-            for rep in range(cfg.repeat):
-                label = f"ping-pong {s.key} run {rep + 1}/{cfg.repeat}"
-                progress.start(label)
-                try:
-                    lrow.reps.append(latency_percentiles(run_pingpong(s, p)))
-                except BenchError as e:
-                    lrow.status, lrow.note = "error", str(e)
-                    progress.note(f"error ping-pong {s.key}: {e}")
-                    lrow.reps.clear()
-                    progress.done += cfg.repeat - rep - 1
-                    progress.step(label)
-                    break
-                progress.step(label)
-            lrow.finish()
+            _repeat(lrow, lrow.reps, lambda: latency_percentiles(run_pingpong(s, p)),
+                    f"ping-pong {s.key}", cfg.repeat, progress)
     return tput, lat
 
 
@@ -140,20 +149,8 @@ def run_mpmc_suite(
                 row.status, row.note = "skipped", why
                 progress.step(f"{s.key} {n}P/{n}C skipped")
                 continue
-            for rep in range(cfg.repeat):
-                label = f"{s.key} {n}P/{n}C run {rep + 1}/{cfg.repeat}"
-                progress.start(label)
-                try:
-                    row.reps_msg_s.append(run_mpmc(s, p, n, n)["msg_s"])
-                except BenchError as e:
-                    row.status, row.note = "error", str(e)
-                    progress.note(f"error {s.key} {n}P/{n}C: {e}")
-                    row.reps_msg_s.clear()
-                    progress.done += cfg.repeat - rep - 1
-                    progress.step(label)
-                    break
-                progress.step(label)
-            row.finish()
+            _repeat(row, row.reps_msg_s, lambda: run_mpmc(s, p, n, n)["msg_s"],
+                    f"{s.key} {n}P/{n}C", cfg.repeat, progress)
     return rows
 
 

@@ -1,0 +1,44 @@
+"""Every system under test: mmapipc's ring, queue and typed ring, and the peers users compare
+them with, one module each, all on the shared ends and loops of ``base`` and ``loops``.
+
+A system whose library is missing reports why from ``unavailable()`` and the harness skips it.
+"""
+
+from __future__ import annotations
+
+from .base import Result, Sync, System
+from .batch import BatchChecker, BatchStamper
+from .faster_fifo_queue import FasterFifo, FasterFifoBatch
+from .iceoryx2_pubsub import Iceoryx2
+from .mmapipc_queue import Queue, QueueBatch, QueueInto, QueueView
+from .mmapipc_ring import Ring, RingBatch, RingInto, RingView
+from .mmapipc_typed import TICK_SCHEMA, TICK_SIZE, TypedRing, TypedRingBatch
+from .mp_pipe import MpPipe
+from .mp_queue import MpQueue
+from .pyzmq import Zmq
+
+#: The throughput systems, in the order of the tables.
+ALL_SYSTEMS: list[System] = [
+    Ring(),
+    RingBatch(),
+    RingView(),
+    RingInto(),
+    Queue(),
+    QueueBatch(),
+    QueueView(),
+    QueueInto(),
+    MpQueue(),
+    MpPipe(),
+    FasterFifo(),
+    FasterFifoBatch(),
+    Zmq(),
+    Iceoryx2(),
+]
+
+#: Typed rings, measured in their own section at the record's size.
+TYPED_SYSTEMS: list[System] = [TypedRing(), TypedRingBatch()]
+
+BY_KEY: dict[str, System] = {s.key: s for s in ALL_SYSTEMS + TYPED_SYSTEMS}
+
+__all__ = ["ALL_SYSTEMS", "BY_KEY", "TICK_SCHEMA", "TICK_SIZE", "TYPED_SYSTEMS", "BatchChecker",
+           "BatchStamper", "Result", "Sync", "System"]

@@ -91,3 +91,16 @@ def hold_producer_then_exit(path: str, held: object, done: object, clean: bool) 
 def read_one_and_report(path: str, q: object) -> None:
     with SharedMemoryRing.open(path) as ring:
         q.put(ring.read(block=True, timeout=30))  # type: ignore[attr-defined]
+
+
+def write_messages(path: str, messages: list[bytes]) -> None:
+    """Opens the ring and writes `messages`, waiting for room."""
+    with SharedMemoryRing.open(path) as ring:
+        for m in messages:
+            assert ring.write(m, block=True, timeout=60)
+
+
+def blocking_write_and_report(path: str, q: object, timeout: float) -> None:
+    """Opens the ring, makes one blocking write of 8 bytes and reports its result."""
+    with SharedMemoryRing.open(path) as ring:
+        q.put(ring.write(b"from kid", block=True, timeout=timeout))  # type: ignore[attr-defined]

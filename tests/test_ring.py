@@ -511,6 +511,49 @@ def test_second_producer_refused_dead_one_taken_over(path: str, method: str) -> 
 
 @pytest.mark.parametrize("method", START_METHODS)
 @pytest.mark.timeout(60)
+def test_producers_take_turns_across_processes(path: str, method: str) -> None:
+    with SharedMemoryRing.create(path, 4096) as ring:
+        assert ring.write_batch([b"parent 0", b"parent 1"]) == 2
+        assert ring.write(b"parent 2")
+        p = start(method, h.write_messages, path, [b"child 0", b"child 1"])
+        join_ok(p)  # the parent's handle is idle: the child is the producer for its calls
+        assert ring.write(b"parent 3")
+        got = ring.read_batch(10)
+        assert got == [b"parent 0", b"parent 1", b"parent 2", b"child 0", b"child 1", b"parent 3"]
+
+
+@pytest.mark.parametrize("method", START_METHODS)
+@pytest.mark.timeout(60)
+def test_child_blocking_write_into_a_ring_the_parent_filled(path: str, method: str) -> None:
+    ctx = mp.get_context(method)
+    q = ctx.Queue()
+    with SharedMemoryRing.create(path, 64) as ring:
+        while ring.write(b"parent!!"):
+            pass
+        p = ctx.Process(target=h.blocking_write_and_report, args=(path, q, 0.2), daemon=True)
+        p.start()
+        assert q.get(timeout=30) is False  # timed out: the ring stayed full
+        join_ok(p)
+        p = ctx.Process(target=h.blocking_write_and_report, args=(path, q, 30), daemon=True)
+        p.start()
+        space_sleepers = 128 + 264 + 4  # FORMAT.md: producers asleep waiting for space
+        deadline = time.monotonic() + 30
+        while _word32(path, space_sleepers) == 0 and p.is_alive() and time.monotonic() < deadline:
+            time.sleep(0.001)
+        assert ring.read() == b"parent!!"  # makes room: the child's write completes
+        assert q.get(timeout=30) is True
+        join_ok(p)
+        assert ring.read_batch(10)[-1] == b"from kid"
+
+
+def _word32(path: str, offset: int) -> int:
+    with open(path, "rb") as f:
+        f.seek(offset)
+        return int.from_bytes(f.read(4), "little")
+
+
+@pytest.mark.parametrize("method", START_METHODS)
+@pytest.mark.timeout(60)
 def test_pickled_ring_crosses_processes(path: str, method: str) -> None:
     ctx = mp.get_context(method)
     q = ctx.Queue()

@@ -339,7 +339,10 @@ impl PyQueue {
     /// it, so producers wait once they wrap around to it.
     ///
     /// The list is a `ViewBatch` (a `list` subclass): `with` releases every view on exit.
-    #[pyo3(signature = (block = true, timeout = None, *, max_count = Some(1)))]
+    #[pyo3(
+        signature = (block = true, timeout = None, *, max_count = Some(1)),
+        text_signature = "(self, /, block=True, timeout=None, *, max_count=1)"
+    )]
     fn get_view<'py>(
         &self,
         py: Python<'py>,

@@ -39,7 +39,7 @@ use pyo3::types::{PyBytes, PyMemoryView, PyTuple, PyType};
 use crate::blocking::{block_on, timeout_arg};
 use crate::buffer::{copy_to_raw, with_bytes, BorrowedBytes, Owner, SharedBuffer, WritableBuffer};
 use crate::errors::{buffer_too_short, closed, open_error, ring_error};
-use crate::sync::{Shared, SideGuard, SideLock};
+use crate::sync::{Shared, SideLock};
 
 const NAME: &str = "SharedMemoryRing";
 
@@ -282,12 +282,26 @@ impl PyRing {
             Ok(()) => f(p, deadline),
             Err(e) => Err(e),
         };
+        let mut r = r;
         if p.loan.is_none() {
             if let Some(ring) = p.ring.as_mut() {
                 ring.release_producer();
             }
         }
-        self.finish(side, |p| p.ring = None);
+        // SeqCst: pairs with close()'s store (see wait_for).
+        if self.stop.load(Ordering::SeqCst) {
+            // close() ran while this call let the GIL go: end as close() would. A loan made by
+            // this call is taken back first (its memoryview released), so nobody writes into a
+            // slot the ring no longer reserves; if an array already exports it, everything is
+            // kept until the handle is garbage-collected.
+            let had_loan = p.loan.is_some();
+            if p.take_loan(py).is_ok() {
+                p.ring = None;
+                if had_loan {
+                    r = Err(closed(NAME));
+                }
+            }
+        }
         r
     }
 
@@ -306,22 +320,27 @@ impl PyRing {
             side_ring(&mut c.ring)?.claim_consumer().map_err(ring_error)?;
             f(c, deadline)
         });
+        let mut r = r;
         if c.view_token.is_none() {
             if let Some(ring) = c.ring.as_mut() {
                 ring.release_consumer();
             }
         }
-        self.finish(side, |c| c.ring = None);
-        r
-    }
-
-    /// Ends a call on a side: if `close()` ran meanwhile, drops the side's ring handle (with
-    /// the GIL held, as close() does: the two cannot interleave).
-    fn finish<T: Send>(&self, mut side: SideGuard<'_, T>, drop_ring: impl FnOnce(&mut T)) {
-        // SeqCst: as in wait_for.
+        // SeqCst: pairs with close()'s store (see wait_for).
         if self.stop.load(Ordering::SeqCst) {
-            drop_ring(&mut side);
+            // close() ran while this call let the GIL go: end as close() would. A view this
+            // call made is released first (its record is then delivered again to the next
+            // consumer: dropping the ring leaves it unread); if an array already exports it,
+            // everything is kept until the handle is garbage-collected.
+            let had_view = c.view_token.is_some();
+            if c.release_view(py).is_ok() {
+                c.ring = None;
+                if had_view {
+                    r = Err(closed(NAME));
+                }
+            }
         }
+        r
     }
 }
 

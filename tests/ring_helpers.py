@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import random
 import struct
-import time
 import zlib
 
 from mmapipc import SharedMemoryRing
@@ -76,11 +75,13 @@ def produce_forever(path: str, size: int) -> None:
         seq += 1
 
 
-def hold_producer_then_exit(path: str, hold_s: float, clean: bool) -> None:
-    """Claims the producer role, sleeps, then exits (cleanly, or without any cleanup)."""
+def hold_producer_then_exit(path: str, held: object, done: object, clean: bool) -> None:
+    """Holds the producer role (a loan keeps it), sets `held`, waits for `done`, then exits
+    (cleanly, or without any cleanup)."""
     ring = SharedMemoryRing.open(path)
-    assert ring.write(b"from child")
-    time.sleep(hold_s)
+    assert ring.loan(8) is not None
+    held.set()  # type: ignore[attr-defined]
+    assert done.wait(60)  # type: ignore[attr-defined]
     if clean:
         ring.close()
     else:
@@ -90,3 +91,16 @@ def hold_producer_then_exit(path: str, hold_s: float, clean: bool) -> None:
 def read_one_and_report(path: str, q: object) -> None:
     with SharedMemoryRing.open(path) as ring:
         q.put(ring.read(block=True, timeout=30))  # type: ignore[attr-defined]
+
+
+def write_messages(path: str, messages: list[bytes]) -> None:
+    """Opens the ring and writes `messages`, waiting for room."""
+    with SharedMemoryRing.open(path) as ring:
+        for m in messages:
+            assert ring.write(m, block=True, timeout=60)
+
+
+def blocking_write_and_report(path: str, q: object, timeout: float) -> None:
+    """Opens the ring, makes one blocking write of 8 bytes and reports its result."""
+    with SharedMemoryRing.open(path) as ring:
+        q.put(ring.write(b"from kid", block=True, timeout=timeout))  # type: ignore[attr-defined]

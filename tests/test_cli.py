@@ -77,7 +77,7 @@ import sys, time
 from mmapipc import SharedMemoryRing
 ring = SharedMemoryRing.open(sys.argv[1])
 while True:
-    ring.read(block=True, timeout=0.05)
+    view = ring.read_view(block=True, timeout=0.05)  # held (with the consumer role) until the next
     time.sleep(0.006)
 """
 _QUEUE_PRODUCER = """
@@ -160,7 +160,9 @@ def _check_live_and_stale(path: str, producer: str, consumer: str, prefix: str, 
 def test_console_script_on_a_live_ring(tmp_path: Path) -> None:
     path = str(tmp_path / "ring")
     SharedMemoryRing.create(path, 1 << 16).close()
-    # Killed peers leave their pids in the ring's attach words: stale.
+    # Roles are held per call: the killed consumer dies holding a read_view (which keeps the
+    # consumer role; the ring always has messages waiting), so its pid stays in the attach word.
+    # Stale.
     _check_live_and_stale(path, _RING_PRODUCER, _RING_CONSUMER, "tick ", "stale")
     assert not os.path.exists(path), "the stale ring was removed by doctor --fix --remove-stale"
 

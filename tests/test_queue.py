@@ -163,8 +163,19 @@ def test_closed_handle_and_context_manager(path):
     with q:
         q.put(b"a")
     assert q.closed
-    for call in (lambda: q.put(b"x"), q.get, q.qsize, q.empty, q.clear, lambda: q.get_batch(1), q.get_view):
-        with pytest.raises(ValueError, match="closed"):
+    for call in (
+        lambda: q.put(b"x"),
+        q.get,
+        q.qsize,
+        q.empty,
+        q.clear,
+        lambda: q.get_batch(1),
+        q.get_view,
+        lambda: q.get_into(bytearray(8)),
+        lambda: q.put_batch([b"x"]),
+        lambda: pickle.dumps(q),  # not silently an open handle on the other side
+    ):
+        with pytest.raises(ValueError, match="SharedMemoryQueue handle is closed"):
             call()
     assert "closed" in repr(q)
     q.close()  # twice is fine
@@ -190,7 +201,7 @@ def test_views_hold_slots_until_released(path):
     with SharedMemoryQueue.create(path, 1024) as q:
         for i in range(4):
             q.put(bytes([i]) * 200)  # 216 bytes each
-        views = q.get_view()
+        views = q.get_view(max_count=4)
         assert [bytes(v[:1]) for v in views] == [b"\0", b"\1", b"\2", b"\3"]
         assert views[0].readonly
         arr = numpy.frombuffer(views[1], dtype=numpy.uint8)
@@ -222,14 +233,29 @@ def test_view_kept_alive_by_numpy_array(path):
         assert q.put(b"x" * 400, timeout=1)
 
 
+def test_get_view_takes_one_message_like_get(q):
+    q.put_batch([b"first", b"second", b"third"])
+    # The original API's zero-copy twin of get(): exactly one message per call.
+    assert b"".join(q.get_view()) == b"first"
+    views = q.get_view(block=False)
+    assert views is not None and len(views) == 1 and bytes(views[0]) == b"second"
+    q.release(views)
+    assert q.get() == b"third"
+    assert q.get_view(timeout=0.01) is None
+
+
 def test_view_context_manager_and_max_count(q):
-    q.put_batch([b"a", b"b", b"c"])
+    q.put_batch([b"a", b"b", b"c", b"d", b"e"])
     with q.get_view(max_count=2) as views:
         assert [bytes(v) for v in views] == [b"a", b"b"]
     with pytest.raises(ValueError):
         bytes(views[0])
-    with q.get_view() as views:
-        assert [bytes(v) for v in views] == [b"c"]
+    views = q.get_view(timeout=1.0)
+    if views is not None:  # the README's pattern: None on timeout
+        with views:
+            assert [bytes(v) for v in views] == [b"c"]
+    with q.get_view(max_count=None) as views:  # everything available
+        assert [bytes(v) for v in views] == [b"d", b"e"]
     with pytest.raises(ValueError):
         q.get_view(max_count=0)
 

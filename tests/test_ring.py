@@ -259,8 +259,11 @@ def test_closed_handle_raises(path: str) -> None:
         lambda: ring.clear(),
         lambda: len(ring),
         lambda: ring.capacity,
+        lambda: ring.loan(8),
+        lambda: ring.read_into(bytearray(8)),
+        lambda: pickle.dumps(ring),  # not silently an open handle on the other side
     ]:
-        with pytest.raises(ValueError, match="closed"):
+        with pytest.raises(ValueError, match="SharedMemoryRing handle is closed"):
             call()
     ring.unlink()  # still possible: it only needs the path
 
@@ -272,10 +275,13 @@ def test_clear(path: str) -> None:
         assert len(producer) == 0 and producer.available_read() == 0
         producer.write(b"d")
         assert other.read() == b"d"  # the role was given back: another handle can consume
+        producer.write_batch([b"e", b"f"])
+        view = other.read_view()  # a view keeps the consumer role until released
+        assert view is not None and bytes(view) == b"e"
         with pytest.raises(AlreadyAttached):
-            producer.clear()  # now someone else is the consumer
-        producer.write(b"e")
-        other.clear()
+            producer.clear()
+        view.release()
+        producer.clear()
         assert other.read() is None
 
 
@@ -288,13 +294,43 @@ def test_pickle_reopens_by_path(path: str) -> None:
         clone.close()
 
 
-def test_same_process_second_producer_refused(path: str) -> None:
+def test_handles_in_one_process_take_turns(path: str) -> None:
     with SharedMemoryRing.create(path, 256) as a, SharedMemoryRing.open(path) as b:
-        a.write(b"x")
+        assert a.write(b"1 from a")
+        assert b.read() == b"1 from a"
+        assert b.write(b"2 from b")
+        assert a.read() == b"2 from b"
+        assert a.write_batch([b"3", b"4"]) == 2
+        assert b.write(b"5")
+        assert b.read_batch(10) == [b"3", b"4", b"5"]
+        assert a.read() is None and b.read() is None
+
+
+def test_same_process_second_producer_at_the_same_time_refused(path: str) -> None:
+    with SharedMemoryRing.create(path, 256) as a, SharedMemoryRing.open(path) as b:
+        slot = a.loan(8)  # a loan keeps the producer role until commit/abort
+        assert slot is not None
         with pytest.raises(AlreadyAttached, match="producer"):
             b.write(b"y")
-        a.close()  # gives the role back
+        with pytest.raises(AlreadyAttached, match="producer"):
+            b.write_batch([b"y"])
+        slot[:] = b"loaned!!"
+        a.commit()  # gives the role back
         assert b.write(b"y")
+        assert b.read_batch(2) == [b"loaned!!", b"y"]
+        view = a.read_view()
+        assert view is None
+        b.write(b"z")
+        view = a.read_view()  # a view keeps the consumer role until released
+        assert view is not None
+        with pytest.raises(AlreadyAttached, match="consumer"):
+            b.read()
+        view.release()  # releasing the view releases the record and the role
+        assert b.read() is None
+        b.write(b"w")
+        with a.read_view() as view:  # type: ignore[union-attr]
+            assert bytes(view) == b"w"
+        assert b.write(b"v") and b.read() == b"v"
 
 
 def test_wrong_kind_and_garbage_files(path: str, tmp_path: Path) -> None:
@@ -462,13 +498,58 @@ def test_writer_sigkilled_mid_stream(path: str, method: str) -> None:
 @pytest.mark.timeout(60)
 def test_second_producer_refused_dead_one_taken_over(path: str, method: str) -> None:
     with SharedMemoryRing.create(path, 4096) as ring:
-        p = start(method, h.hold_producer_then_exit, path, 1.5, False)
-        assert ring.read(block=True, timeout=30) == b"from child"
+        held, done = mp.get_context(method).Event(), mp.get_context(method).Event()
+        p = start(method, h.hold_producer_then_exit, path, held, done, False)
+        assert held.wait(30)
         with pytest.raises(AlreadyAttached, match="producer"):
-            ring.write(b"second producer")
+            ring.write(b"second producer")  # the child holds a loan: it is producing now
+        done.set()
         join_ok(p)  # exits without releasing: the file still names it
         assert ring.write(b"taken over") is True
         assert ring.read() == b"taken over"
+
+
+@pytest.mark.parametrize("method", START_METHODS)
+@pytest.mark.timeout(60)
+def test_producers_take_turns_across_processes(path: str, method: str) -> None:
+    with SharedMemoryRing.create(path, 4096) as ring:
+        assert ring.write_batch([b"parent 0", b"parent 1"]) == 2
+        assert ring.write(b"parent 2")
+        p = start(method, h.write_messages, path, [b"child 0", b"child 1"])
+        join_ok(p)  # the parent's handle is idle: the child is the producer for its calls
+        assert ring.write(b"parent 3")
+        got = ring.read_batch(10)
+        assert got == [b"parent 0", b"parent 1", b"parent 2", b"child 0", b"child 1", b"parent 3"]
+
+
+@pytest.mark.parametrize("method", START_METHODS)
+@pytest.mark.timeout(60)
+def test_child_blocking_write_into_a_ring_the_parent_filled(path: str, method: str) -> None:
+    ctx = mp.get_context(method)
+    q = ctx.Queue()
+    with SharedMemoryRing.create(path, 64) as ring:
+        while ring.write(b"parent!!"):
+            pass
+        p = ctx.Process(target=h.blocking_write_and_report, args=(path, q, 0.2), daemon=True)
+        p.start()
+        assert q.get(timeout=30) is False  # timed out: the ring stayed full
+        join_ok(p)
+        p = ctx.Process(target=h.blocking_write_and_report, args=(path, q, 30), daemon=True)
+        p.start()
+        space_sleepers = 128 + 264 + 4  # FORMAT.md: producers asleep waiting for space
+        deadline = time.monotonic() + 30
+        while _word32(path, space_sleepers) == 0 and p.is_alive() and time.monotonic() < deadline:
+            time.sleep(0.001)
+        assert ring.read() == b"parent!!"  # makes room: the child's write completes
+        assert q.get(timeout=30) is True
+        join_ok(p)
+        assert ring.read_batch(10)[-1] == b"from kid"
+
+
+def _word32(path: str, offset: int) -> int:
+    with open(path, "rb") as f:
+        f.seek(offset)
+        return int.from_bytes(f.read(4), "little")
 
 
 @pytest.mark.parametrize("method", START_METHODS)

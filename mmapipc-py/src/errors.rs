@@ -116,7 +116,8 @@ pub fn queue_error(e: QueueError) -> PyErr {
     }
 }
 
-/// The `ValueError` every method raises on a closed handle.
+/// The `ValueError` every method raises on a closed handle ("handle is closed", as
+/// `multiprocessing` says).
 pub fn closed(what: &str) -> PyErr {
-    PyValueError::new_err(format!("operation on a closed {what}"))
+    PyValueError::new_err(format!("{what} handle is closed"))
 }

@@ -2,7 +2,8 @@
 //!
 //! A thin binding over the `mmapipc` crate: it converts arguments, maps errors (all in
 //! [`errors`]), releases the GIL around blocking waits, and exports shared memory through the
-//! buffer protocol ([`buffer`]). It holds no algorithm of its own.
+//! buffer protocol ([`buffer`]). It holds no algorithm of its own. Every class is `frozen` and
+//! safe to share between threads ([`sync`]).
 
 mod blocking;
 mod buffer;
@@ -11,6 +12,7 @@ mod queue;
 mod ring;
 mod schema;
 mod shm;
+mod sync;
 mod typed;
 
 use pyo3::prelude::*;
@@ -24,6 +26,7 @@ fn cli_main(py: Python<'_>, argv: Vec<String>) -> i32 {
 /// The native module. Import the public names from `mmapipc`, not from here.
 #[pymodule]
 fn _mmapipc(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    sync::install_fork_handler();
     m.add_class::<shm::PySharedMemory>()?;
     m.add_class::<buffer::SharedBuffer>()?;
     m.add_function(wrap_pyfunction!(cli_main, m)?)?;

@@ -1,9 +1,16 @@
 //! `mmapipc.SharedMemoryQueue`: the crash-safe MPMC queue, as in the original API.
 //!
 //! Non-blocking attempts run with the GIL held; blocking ones wait with the GIL released in
-//! slices of [`SLICE`] (Ctrl-C is checked between slices). `get` copies each message once,
-//! straight into a new `bytes`. `get_view` returns memoryviews over [`SharedBuffer`]s whose owner
-//! is the view's slot guard: the slot is released when the last memoryview/array on it goes.
+//! slices of [`SLICE`] (Ctrl-C and `close()` are checked between slices). `get` copies each
+//! message once, straight into a new `bytes`. `get_view` returns memoryviews over
+//! [`SharedBuffer`]s whose owner is the view's slot guard: the slot is released when the last
+//! memoryview/array on it goes.
+//!
+//! Threads: the class is `frozen` and its queue is a [`Shared`] value: any number of threads
+//! call one handle at once (the queue itself is many-producer many-consumer, its locks live in
+//! the mapping), and `close()` works at any time: a call blocked in another thread stops
+//! waiting at its next slice and raises `ValueError`; the mapping goes when the last call ends.
+//! After `fork`, the child's copy works whatever the parent's threads were doing.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -19,18 +26,40 @@ use pyo3::types::{PyBytes, PyList, PyMemoryView, PyTuple, PyType};
 use crate::blocking::{timeout_arg, SLICE};
 use crate::buffer::{copy_to_raw, with_bytes, BorrowedBytes, Owner, SharedBuffer, WritableBuffer};
 use crate::errors::{buffer_too_short, closed, open_error, queue_error};
+use crate::sync::{Shared, Using};
 
-/// A bounded, crash-safe queue shared by many producer and consumer processes.
-#[pyclass(module = "mmapipc", name = "SharedMemoryQueue")]
+const NAME: &str = "SharedMemoryQueue";
+
+/// A bounded, crash-safe queue shared by many producer and consumer processes (and threads:
+/// one handle may be used by several at once). `close()` from another thread makes calls
+/// blocked on this handle raise `ValueError` ("handle is closed") within one wait slice (50 ms).
+#[pyclass(module = "mmapipc", name = "SharedMemoryQueue", frozen)]
 pub struct PyQueue {
-    inner: Option<Arc<Queue>>,
+    inner: Shared<Queue>,
     path: PathBuf,
 }
 
 impl PyQueue {
-    fn q(&self) -> PyResult<&Arc<Queue>> {
-        self.inner.as_ref().ok_or_else(|| closed("SharedMemoryQueue"))
+    fn new(q: Queue) -> PyQueue {
+        let path = q.path().to_path_buf();
+        PyQueue { inner: Shared::new(q, NAME), path }
     }
+
+    /// The queue for the duration of one call (derefs to [`Queue`]); `ValueError` if closed.
+    fn q(&self) -> PyResult<Using<'_, Queue>> {
+        // SAFETY: only called from #[pymethods], which pyo3 runs with the GIL held; the token
+        // does not outlive `self`'s borrow, i.e. the method call.
+        let py = unsafe { Python::assume_gil_acquired() };
+        self.inner.enter(py)
+    }
+}
+
+/// `ValueError` if `close()` ran while the call waited.
+fn check_open(q: &Using<'_, Queue>) -> PyResult<()> {
+    if q.closing() {
+        return Err(closed(NAME));
+    }
+    Ok(())
 }
 
 fn options(mode: u32, allow_foreign_owner: bool, recovery_bound: f64, prefault: bool) -> PyResult<QueueOptions> {
@@ -40,9 +69,10 @@ fn options(mode: u32, allow_foreign_owner: bool, recovery_bound: f64, prefault: 
 
 /// Runs `attempt` with the GIL; while it yields nothing and `block`, waits with the GIL released
 /// via `wait(slice)` (which takes nothing and returns `Ok(true)` when another attempt is worth
-/// making) and checks signals between slices.
+/// making) and checks signals and `q.closing()` between slices.
 fn retry_loop<T>(
     py: Python<'_>,
+    q: &Using<'_, Queue>,
     block: bool,
     timeout: Option<f64>,
     mut attempt: impl FnMut() -> PyResult<Option<T>>,
@@ -59,6 +89,7 @@ fn retry_loop<T>(
     loop {
         let slice = deadline.remaining().map_or(SLICE, |r| r.min(SLICE));
         let ready = py.allow_threads(|| wait(slice)).map_err(queue_error)?;
+        check_open(q)?;
         if ready {
             if let Some(v) = attempt()? {
                 return Ok(Some(v));
@@ -103,8 +134,7 @@ impl PyQueue {
         let cap = usize::try_from(capacity)
             .map_err(|_| PyValueError::new_err(format!("capacity must be positive, got {capacity}")))?;
         let q = Queue::create_with(&path, cap, &options(mode, false, recovery_bound, prefault)?).map_err(open_error)?;
-        let path = q.path().to_path_buf();
-        Ok(PyQueue { inner: Some(Arc::new(q)), path })
+        Ok(PyQueue::new(q))
     }
 
     /// Opens an existing queue (`prefault` as for `create`).
@@ -119,16 +149,15 @@ impl PyQueue {
     ) -> PyResult<Self> {
         let opts = options(0o600, allow_foreign_owner, recovery_bound, prefault)?;
         let q = Queue::open_with(&path, &opts).map_err(open_error)?;
-        let path = q.path().to_path_buf();
-        Ok(PyQueue { inner: Some(Arc::new(q)), path })
+        Ok(PyQueue::new(q))
     }
 
     /// Puts one message. Returns False if it did not fit in time (never with block=True and no
     /// timeout). Raises ValueError if it can never fit.
     #[pyo3(signature = (data, block = true, timeout = None))]
     fn put(&self, py: Python<'_>, data: &Bound<'_, PyAny>, block: bool, timeout: Option<f64>) -> PyResult<bool> {
-        let q = self.q()?;
         let timeout = timeout_arg(timeout)?;
+        let q = self.q()?;
         with_bytes(data, |b| {
             if q.try_put(b).map_err(queue_error)? {
                 return Ok(true);
@@ -140,9 +169,11 @@ impl PyQueue {
             loop {
                 let slice = deadline.remaining().map_or(SLICE, |r| r.min(SLICE));
                 // The wait itself puts: a `true` here means the message is in.
-                if py.allow_threads(|| q.put_timeout(b, slice)).map_err(queue_error)? {
+                let queue: &Queue = &q;
+                if py.allow_threads(|| queue.put_timeout(b, slice)).map_err(queue_error)? {
                     return Ok(true);
                 }
+                check_open(&q)?;
                 py.check_signals()?;
                 if deadline.expired() {
                     return Ok(false);
@@ -163,9 +194,9 @@ impl PyQueue {
         block: bool,
         timeout: Option<f64>,
     ) -> PyResult<usize> {
-        let q = self.q()?;
         // Borrow every message (no copy): the first attempt runs with the GIL held.
         let held = BorrowedBytes::new(messages)?;
+        let q = self.q()?;
         let refs = held.slices()?;
         let done = q.try_put_batch(&refs).map_err(queue_error)?;
         if done == refs.len() || !block {
@@ -189,7 +220,11 @@ impl PyQueue {
         while put < rest.len() && !deadline.expired() {
             let slice = deadline.remaining().map_or(SLICE, |r| r.min(SLICE));
             let left = &rest[put..];
-            put += py.allow_threads(|| q.put_batch_timeout(left, slice)).map_err(queue_error)?;
+            let queue: &Queue = &q;
+            put += py.allow_threads(|| queue.put_batch_timeout(left, slice)).map_err(queue_error)?;
+            if put < rest.len() {
+                check_open(&q)?;
+            }
             py.check_signals()?;
         }
         Ok(done + put)
@@ -199,8 +234,10 @@ impl PyQueue {
     #[pyo3(signature = (block = true, timeout = None))]
     fn get<'py>(&self, py: Python<'py>, block: bool, timeout: Option<f64>) -> PyResult<Option<Bound<'py, PyBytes>>> {
         let q = self.q()?;
+        let queue: &Queue = &q;
         retry_loop(
             py,
+            &q,
             block,
             timeout,
             || {
@@ -214,7 +251,7 @@ impl PyQueue {
                     .map_err(queue_error)?;
                 r.transpose()
             },
-            |slice| q.wait_available(Some(slice)),
+            |slice| queue.wait_available(Some(slice)),
         )
     }
 
@@ -230,11 +267,13 @@ impl PyQueue {
         block: bool,
         timeout: Option<f64>,
     ) -> PyResult<Option<usize>> {
-        let q = self.q()?;
         let dst = WritableBuffer::new(buffer)?;
+        let q = self.q()?;
+        let queue: &Queue = &q;
         let room = dst.raw();
         retry_loop(
             py,
+            &q,
             block,
             timeout,
             || {
@@ -251,7 +290,7 @@ impl PyQueue {
                     .map_err(queue_error)?;
                 r.transpose()
             },
-            |slice| q.wait_available(Some(slice)),
+            |slice| queue.wait_available(Some(slice)),
         )
     }
 
@@ -266,6 +305,7 @@ impl PyQueue {
         timeout: Option<f64>,
     ) -> PyResult<Bound<'py, PyList>> {
         let q = self.q()?;
+        let queue: &Queue = &q;
         let max = usize::try_from(max_count)
             .map_err(|_| PyValueError::new_err(format!("max_count must be non-negative, got {max_count}")))?;
         if max == 0 {
@@ -273,6 +313,7 @@ impl PyQueue {
         }
         let r = retry_loop(
             py,
+            &q,
             block,
             timeout,
             || {
@@ -284,20 +325,24 @@ impl PyQueue {
                 }
                 PyList::new(py, got).map(Some)
             },
-            |slice| q.wait_available(Some(slice)),
+            |slice| queue.wait_available(Some(slice)),
         )?;
         Ok(r.unwrap_or_else(|| PyList::empty(py)))
     }
 
-    /// Zero-copy take: a list of read-only memoryviews straight into the slots, or None on
-    /// timeout / empty. Returns every message available at that moment, up to `max_count`
-    /// (None: no limit), and at least one. The slots are not reused until each view, and every
-    /// array made from it, is released (`q.release(views)`, `with q.get_view() as views:`, or
-    /// garbage collection). Space is reclaimed in ring order: a view held for long also holds
-    /// back the space after it, so producers wait once they wrap around to it.
+    /// Zero-copy take, the twin of `get`: one message, as a list holding one read-only
+    /// memoryview straight into its slot, or None on timeout / empty (block=False). With
+    /// `max_count=N`, every message available at that moment up to N (at least one); with
+    /// `max_count=None`, all of them. The slots are not reused until each view, and every array
+    /// made from it, is released (`q.release(views)`, `with views:`, or garbage collection).
+    /// Space is reclaimed in ring order: a view held for long also holds back the space after
+    /// it, so producers wait once they wrap around to it.
     ///
     /// The list is a `ViewBatch` (a `list` subclass): `with` releases every view on exit.
-    #[pyo3(signature = (block = true, timeout = None, *, max_count = None))]
+    #[pyo3(
+        signature = (block = true, timeout = None, *, max_count = Some(1)),
+        text_signature = "(self, /, block=True, timeout=None, *, max_count=1)"
+    )]
     fn get_view<'py>(
         &self,
         py: Python<'py>,
@@ -306,6 +351,9 @@ impl PyQueue {
         max_count: Option<i64>,
     ) -> PyResult<Option<Bound<'py, PyAny>>> {
         let q = self.q()?;
+        let queue: &Queue = &q;
+        // The views own an Arc of the queue (their slots outlive this handle's close()).
+        let arc = self.inner.arc(py)?;
         let max = match max_count {
             None => usize::MAX,
             Some(m) if m > 0 => m as usize,
@@ -313,13 +361,14 @@ impl PyQueue {
         };
         let taken: Option<Vec<OwnedView>> = retry_loop(
             py,
+            &q,
             block,
             timeout,
             || {
-                let v = q.get_owned_views(max, Some(Duration::ZERO)).map_err(queue_error)?;
+                let v = arc.get_owned_views(max, Some(Duration::ZERO)).map_err(queue_error)?;
                 Ok((!v.is_empty()).then_some(v))
             },
-            |slice| q.wait_available(Some(slice)),
+            |slice| queue.wait_available(Some(slice)),
         )?;
         let Some(v) = taken else { return Ok(None) };
         let list = views_to_list(py, v)?;
@@ -349,6 +398,9 @@ impl PyQueue {
         timeout: Option<f64>,
     ) -> PyResult<Option<(Bound<'py, PyMemoryView>, usize, usize)>> {
         let q = self.q()?;
+        let queue: &Queue = &q;
+        // The batch owns an Arc of the queue (its slots outlive this handle's close()).
+        let arc = self.inner.arc(py)?;
         let max = usize::try_from(max_count)
             .map_err(|_| PyValueError::new_err(format!("max_count must be non-negative, got {max_count}")))?;
         if max == 0 {
@@ -356,10 +408,11 @@ impl PyQueue {
         }
         let taken: Option<FixedViews> = retry_loop(
             py,
+            &q,
             block,
             timeout,
-            || q.get_fixed_views(max, size, Some(Duration::ZERO)).map_err(queue_error),
-            |slice| q.wait_available(Some(slice)),
+            || arc.get_fixed_views(max, size, Some(Duration::ZERO)).map_err(queue_error),
+            |slice| queue.wait_available(Some(slice)),
         )?;
         let Some(batch) = taken else { return Ok(None) };
         let (ptr, span, count, stride) = (batch.as_ptr() as *mut u8, batch.span(), batch.count(), batch.stride());
@@ -401,7 +454,8 @@ impl PyQueue {
     /// Discards every waiting message (safe with active peers; views stay valid).
     fn clear(&self, py: Python<'_>) -> PyResult<()> {
         let q = self.q()?;
-        py.allow_threads(|| q.clear()).map_err(queue_error)?;
+        let queue: &Queue = &q;
+        py.allow_threads(|| queue.clear()).map_err(queue_error)?;
         Ok(())
     }
 
@@ -425,8 +479,8 @@ impl PyQueue {
 
     /// True after `close()`.
     #[getter]
-    fn closed(&self) -> bool {
-        self.inner.is_none()
+    fn closed(&self, py: Python<'_>) -> bool {
+        self.inner.is_closed(py)
     }
 
     /// Counters of all processes together (dict), and `used_bytes`: bytes in use (waiting
@@ -449,9 +503,10 @@ impl PyQueue {
         Ok(d)
     }
 
-    /// Releases this handle. Views already taken stay valid. Calling it twice is harmless.
-    fn close(&mut self) {
-        self.inner = None;
+    /// Releases this handle. Views already taken stay valid. Calls blocked on this handle in
+    /// other threads raise ValueError within one wait slice. Calling it twice is harmless.
+    fn close(&self, py: Python<'_>) {
+        self.inner.close(py);
     }
 
     /// Removes the file. Open handles stay usable until closed.
@@ -464,8 +519,8 @@ impl PyQueue {
     }
 
     #[pyo3(signature = (*_args))]
-    fn __exit__(&mut self, _args: &Bound<'_, PyTuple>) -> bool {
-        self.close();
+    fn __exit__(&self, py: Python<'_>, _args: &Bound<'_, PyTuple>) -> bool {
+        self.close(py);
         false
     }
 
@@ -474,20 +529,24 @@ impl PyQueue {
     }
 
     fn __repr__(&self) -> String {
-        match &self.inner {
-            Some(q) => format!(
+        match self.q() {
+            Ok(q) => format!(
                 "SharedMemoryQueue(path={:?}, capacity={}, qsize={})",
                 self.path.display().to_string(),
                 q.capacity(),
                 q.len()
             ),
-            None => format!("SharedMemoryQueue(path={:?}, closed)", self.path.display().to_string()),
+            Err(_) => format!("SharedMemoryQueue(path={:?}, closed)", self.path.display().to_string()),
         }
     }
 
     /// Pickles by path: unpickling opens the same file (for `multiprocessing` under spawn).
+    /// A closed handle raises ValueError.
     fn __reduce__<'py>(slf: &Bound<'py, Self>) -> PyResult<(Bound<'py, PyAny>, (String,))> {
+        if slf.get().inner.is_closed(slf.py()) {
+            return Err(closed(NAME));
+        }
         let open = slf.get_type().getattr("open")?;
-        Ok((open, (slf.borrow().path(),)))
+        Ok((open, (slf.get().path(),)))
     }
 }

@@ -1,4 +1,8 @@
 //! `mmapipc.SharedMemory`: the raw region, as in the original API.
+//!
+//! The class is `frozen` and its mapping a [`Shared`] value: threads may call one handle at
+//! once, and `close()` from any thread drops the mapping when no call uses it any more (views
+//! keep it alive on their own).
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -9,14 +13,17 @@ use pyo3::types::{PyBytes, PyMemoryView, PyTuple};
 
 use crate::buffer::{with_bytes, SharedBuffer};
 use crate::errors::{access_error, closed, open_error};
+use crate::sync::{Shared, Using};
+
+const NAME: &str = "SharedMemory";
 
 /// A raw shared-memory region backed by a file.
 ///
 /// `close()` while views from `get_view` are alive is allowed: the mapping stays valid until
 /// the last view (and every array made from one) is gone, so no view ever dangles.
-#[pyclass(module = "mmapipc", name = "SharedMemory")]
+#[pyclass(module = "mmapipc", name = "SharedMemory", frozen)]
 pub struct PySharedMemory {
-    inner: Option<Arc<mmapipc::SharedMemory>>,
+    inner: Shared<mmapipc::SharedMemory>,
     path: PathBuf,
 }
 
@@ -25,8 +32,17 @@ fn offset_arg(offset: i64) -> PyResult<usize> {
 }
 
 impl PySharedMemory {
-    fn get(&self) -> PyResult<&Arc<mmapipc::SharedMemory>> {
-        self.inner.as_ref().ok_or_else(|| closed("SharedMemory"))
+    fn new(shm: mmapipc::SharedMemory) -> Self {
+        let path = shm.path().to_path_buf();
+        PySharedMemory { inner: Shared::new(shm, NAME), path }
+    }
+
+    /// The region for the duration of one call; `ValueError` if closed.
+    fn get(&self) -> PyResult<Using<'_, mmapipc::SharedMemory>> {
+        // SAFETY: only called from #[pymethods], which pyo3 runs with the GIL held; the token
+        // does not outlive `self`'s borrow, i.e. the method call.
+        let py = unsafe { Python::assume_gil_acquired() };
+        self.inner.enter(py)
     }
 }
 
@@ -42,8 +58,7 @@ impl PySharedMemory {
             .ok_or_else(|| pyo3::exceptions::PyValueError::new_err(format!("size must be positive, got {size}")))?;
         let shm =
             mmapipc::SharedMemory::create_with(&path, size, &mmapipc::CreateOptions { mode }).map_err(open_error)?;
-        let path = shm.path().to_path_buf();
-        Ok(PySharedMemory { inner: Some(Arc::new(shm)), path })
+        Ok(PySharedMemory::new(shm))
     }
 
     /// Opens an existing region.
@@ -52,8 +67,7 @@ impl PySharedMemory {
     fn open(_cls: &Bound<'_, pyo3::types::PyType>, path: PathBuf, allow_foreign_owner: bool) -> PyResult<Self> {
         let shm = mmapipc::SharedMemory::open_with(&path, &mmapipc::OpenOptions { allow_foreign_owner })
             .map_err(open_error)?;
-        let path = shm.path().to_path_buf();
-        Ok(PySharedMemory { inner: Some(Arc::new(shm)), path })
+        Ok(PySharedMemory::new(shm))
     }
 
     /// Size of the region in bytes.
@@ -70,8 +84,8 @@ impl PySharedMemory {
 
     /// True after `close()`.
     #[getter]
-    fn closed(&self) -> bool {
-        self.inner.is_none()
+    fn closed(&self, py: Python<'_>) -> bool {
+        self.inner.is_closed(py)
     }
 
     /// Copies `data` (any bytes-like object) to `offset`.
@@ -113,7 +127,7 @@ impl PySharedMemory {
 
     /// A writable, zero-copy memoryview of `size` bytes at `offset`.
     fn get_view<'py>(&self, py: Python<'py>, offset: i64, size: i64) -> PyResult<Bound<'py, PyMemoryView>> {
-        let shm = self.get()?;
+        let shm: Arc<mmapipc::SharedMemory> = self.inner.arc(py)?;
         let offset = offset_arg(offset)?;
         let size = usize::try_from(size).map_err(|_| PyIndexError::new_err(format!("size {size} is negative")))?;
         shm.check_range(offset, size).map_err(access_error)?;
@@ -126,8 +140,8 @@ impl PySharedMemory {
 
     /// Releases this handle's reference to the mapping. Views already taken stay valid.
     /// Calling it twice is harmless.
-    fn close(&mut self) {
-        self.inner = None;
+    fn close(&self, py: Python<'_>) {
+        self.inner.close(py);
     }
 
     /// Removes the file. Handles (here and elsewhere) stay usable until closed.
@@ -140,8 +154,8 @@ impl PySharedMemory {
     }
 
     #[pyo3(signature = (*_args))]
-    fn __exit__(&mut self, _args: &Bound<'_, PyTuple>) -> bool {
-        self.close();
+    fn __exit__(&self, py: Python<'_>, _args: &Bound<'_, PyTuple>) -> bool {
+        self.close(py);
         false
     }
 
@@ -150,15 +164,19 @@ impl PySharedMemory {
     }
 
     fn __repr__(&self) -> String {
-        match &self.inner {
-            Some(s) => format!("SharedMemory(path={:?}, size={})", self.path.display().to_string(), s.size()),
-            None => format!("SharedMemory(path={:?}, closed)", self.path.display().to_string()),
+        match self.get() {
+            Ok(s) => format!("SharedMemory(path={:?}, size={})", self.path.display().to_string(), s.size()),
+            Err(_) => format!("SharedMemory(path={:?}, closed)", self.path.display().to_string()),
         }
     }
 
     /// Pickles by path: unpickling opens the same file (for `multiprocessing` under spawn).
+    /// A closed handle raises ValueError.
     fn __reduce__<'py>(slf: &Bound<'py, Self>) -> PyResult<(Bound<'py, PyAny>, (String,))> {
+        if slf.get().inner.is_closed(slf.py()) {
+            return Err(closed(NAME));
+        }
         let open = slf.get_type().getattr("open")?;
-        Ok((open, (slf.borrow().path(),)))
+        Ok((open, (slf.get().path(),)))
     }
 }

@@ -43,7 +43,8 @@ use std::mem::{offset_of, size_of};
 
 /// The first eight bytes of every mmapipc file.
 pub const MAGIC: [u8; 8] = *b"MMAPIPC\0";
-/// The layout version this library writes and reads.
+/// The layout version this library writes and reads (2: owner words; the ring's attach words on
+/// its producer and consumer lines).
 pub const LAYOUT_VERSION: u32 = 2;
 /// `state` while the creator is initialising the file. Zero never means ready.
 pub const STATE_INIT: u32 = 0;

@@ -19,10 +19,10 @@
 //!
 //! ```text
 //! control (file offset 128)
-//! +0    producer line   tail u64 | messages_in u64 | bytes_in u64 | full_events u64 | pad
-//! +128  consumer line   head u64 | messages_out u64 | bytes_out u64 | empty_events u64 | pad
+//! +0    producer line   tail u64 | messages_in u64 | bytes_in u64 | full_events u64 | producer u64 | pad
+//! +128  consumer line   head u64 | messages_out u64 | bytes_out u64 | empty_events u64 | consumer u64 | pad
 //! +256  wait line       data_available Waiter (seq u32, sleepers u32) | space_available Waiter | pad
-//! +384  attach line     producer u64 | consumer u64 | capacity u64 | pad
+//! +384  config line     capacity u64 | pad
 //!
 //! data (file offset data_offset, capacity bytes, capacity % 8 == 0)
 //! | hdr | payload | pad | hdr | payload | ... | PADDING hdr | (skipped to the end) |
@@ -32,7 +32,8 @@
 //! `tail` and `head` only grow; a position's offset in the data area is `position % capacity`,
 //! and `tail - head` (bytes published and not yet released, framing included) is at most
 //! `capacity`. Only the producer writes its line, only the consumer writes its line, so each
-//! side's counters cost no extra cache-line traffic. See `FORMAT.md` for the offset table.
+//! side's counters, and its role's attach word (`producer`, `consumer`: who holds the role),
+//! cost no extra cache-line traffic. See `FORMAT.md` for the offset table.
 //!
 //! # Synchronisation (the tags name each Release/Acquire pair)
 //!
@@ -45,17 +46,27 @@
 //!   sleeps, with no fence on the publishing side: the sleeper runs a system-wide barrier
 //!   (`membarrier`) before its final re-check instead. See `ring/notify.rs`; where that is not
 //!   available it falls back to the symmetric fences of [`Waiter`].
-//! * `attach`: roles are claimed and released with AcqRel CAS on the attach words.
+//! * `attach`: roles are claimed with an AcqRel CAS on the attach words and released with a
+//!   Release store (or CAS), so a new holder sees every index store of the previous one.
 //!
 //! # Roles
 //!
-//! A role is claimed lazily: the first write (or [`Ring::loan`], or [`Ring::claim_producer`])
-//! claims the producer role, the first read claims the consumer role. A handle may hold both. The
-//! claim records the process (pid and the low 32 bits of its start time) in the attach word with
-//! a CAS; a second live claimant gets [`RingError::AlreadyAttached`], a dead holder (exited, or
-//! pid reused) is taken over. Dropping the handle releases its roles. After `fork`, a child's
-//! inherited handle holds nothing: its next operation claims anew (and fails if the parent still
-//! holds the role).
+//! The ring has one producer and one consumer *at a time*. A role is claimed lazily: the first
+//! write (or [`Ring::loan`], or [`Ring::claim_producer`]) claims the producer role, the first read
+//! claims the consumer role, and the handle keeps it until [`Ring::release_producer`] /
+//! [`Ring::release_consumer`] or until it is dropped. A handle may hold both. The claim records
+//! the process (pid and the low 32 bits of its start time) in the role's attach word with a CAS;
+//! a second live claimant (another process, or another handle of this process) gets
+//! [`RingError::AlreadyAttached`], a dead holder (exited, or pid reused) is taken over.
+//!
+//! Each role's attach word lies on that side's own line (next to `tail` or `head`), so claiming
+//! and releasing touch no line the side does not write anyway: a binding can hold a role only for
+//! the duration of each call (Python does) at the cost of one CAS and one store. A released
+//! handle keeps its cached state; claiming again reloads only its own side's index from that
+//! line, and keeps the cache if nobody else moved the index meanwhile.
+//!
+//! After `fork`, a child's inherited handle holds nothing: its next operation claims anew (and
+//! fails if the parent still holds the role).
 //!
 //! # A hostile peer
 //!
@@ -103,6 +114,8 @@ pub mod offsets {
     pub const BYTES_IN: usize = 16;
     /// Times the producer found the ring full.
     pub const FULL_EVENTS: usize = 24;
+    /// Producer identity word (0 = free), on the producer's line.
+    pub const PRODUCER: usize = 32;
     /// `head`, the consumer's released position.
     pub const HEAD: usize = 128;
     /// Messages consumed (consumer counter).
@@ -111,16 +124,14 @@ pub mod offsets {
     pub const BYTES_OUT: usize = 144;
     /// Times the consumer found the ring empty.
     pub const EMPTY_EVENTS: usize = 152;
+    /// Consumer identity word (0 = free), on the consumer's line.
+    pub const CONSUMER: usize = 160;
     /// The consumer's "data available" waiter (futex word, then sleeper count).
     pub const DATA_WAITER: usize = 256;
     /// The producer's "space available" waiter.
     pub const SPACE_WAITER: usize = 264;
-    /// Producer identity word (0 = free).
-    pub const PRODUCER: usize = 384;
-    /// Consumer identity word (0 = free).
-    pub const CONSUMER: usize = 392;
     /// Capacity of the data area.
-    pub const CAPACITY: usize = 400;
+    pub const CAPACITY: usize = 384;
 }
 
 #[repr(C)]
@@ -129,7 +140,8 @@ struct ProducerLine {
     messages: AtomicU64,
     bytes: AtomicU64,
     full_events: AtomicU64,
-    _pad: [u8; PAD - 32],
+    owner: AtomicU64,
+    _pad: [u8; PAD - 40],
 }
 
 #[repr(C)]
@@ -138,7 +150,8 @@ struct ConsumerLine {
     messages: AtomicU64,
     bytes: AtomicU64,
     empty_events: AtomicU64,
-    _pad: [u8; PAD - 32],
+    owner: AtomicU64,
+    _pad: [u8; PAD - 40],
 }
 
 #[repr(C)]
@@ -149,11 +162,9 @@ struct WaitLine {
 }
 
 #[repr(C)]
-struct AttachLine {
-    producer: AtomicU64,
-    consumer: AtomicU64,
+struct ConfigLine {
     capacity: AtomicU64,
-    _pad: [u8; PAD - 24],
+    _pad: [u8; PAD - 8],
 }
 
 /// The ring's control block, as laid out in the file (see the module docs).
@@ -162,7 +173,7 @@ struct RingControl {
     producer: ProducerLine,
     consumer: ConsumerLine,
     wait: WaitLine,
-    attach: AttachLine,
+    config: ConfigLine,
 }
 
 #[cfg(not(loom))]
@@ -171,7 +182,7 @@ const _: () = {
     assert!(size_of::<ProducerLine>() == PAD);
     assert!(size_of::<ConsumerLine>() == PAD);
     assert!(size_of::<WaitLine>() == PAD);
-    assert!(size_of::<AttachLine>() == PAD);
+    assert!(size_of::<ConfigLine>() == PAD);
     assert!(size_of::<Waiter>() == 8);
     assert!(size_of::<RingControl>() == CONTROL_SIZE);
     assert!(offset_of!(RingControl, producer) + offset_of!(ProducerLine, tail) == offsets::TAIL);
@@ -180,9 +191,9 @@ const _: () = {
     assert!(offset_of!(RingControl, consumer) + offset_of!(ConsumerLine, empty_events) == offsets::EMPTY_EVENTS);
     assert!(offset_of!(RingControl, wait) + offset_of!(WaitLine, data) == offsets::DATA_WAITER);
     assert!(offset_of!(RingControl, wait) + offset_of!(WaitLine, space) == offsets::SPACE_WAITER);
-    assert!(offset_of!(RingControl, attach) + offset_of!(AttachLine, producer) == offsets::PRODUCER);
-    assert!(offset_of!(RingControl, attach) + offset_of!(AttachLine, consumer) == offsets::CONSUMER);
-    assert!(offset_of!(RingControl, attach) + offset_of!(AttachLine, capacity) == offsets::CAPACITY);
+    assert!(offset_of!(RingControl, producer) + offset_of!(ProducerLine, owner) == offsets::PRODUCER);
+    assert!(offset_of!(RingControl, consumer) + offset_of!(ConsumerLine, owner) == offsets::CONSUMER);
+    assert!(offset_of!(RingControl, config) + offset_of!(ConfigLine, capacity) == offsets::CAPACITY);
 };
 
 #[cfg(loom)]
@@ -191,15 +202,24 @@ impl RingControl {
         let w = || Waiter { seq: AtomicU32::new(0), sleepers: AtomicU32::new(0) };
         let z = || AtomicU64::new(0);
         RingControl {
-            producer: ProducerLine { tail: z(), messages: z(), bytes: z(), full_events: z(), _pad: [0; PAD - 32] },
-            consumer: ConsumerLine { head: z(), messages: z(), bytes: z(), empty_events: z(), _pad: [0; PAD - 32] },
-            wait: WaitLine { data: w(), space: w(), _pad: [0; PAD - 16] },
-            attach: AttachLine {
-                producer: z(),
-                consumer: z(),
-                capacity: AtomicU64::new(capacity),
-                _pad: [0; PAD - 24],
+            producer: ProducerLine {
+                tail: z(),
+                messages: z(),
+                bytes: z(),
+                full_events: z(),
+                owner: z(),
+                _pad: [0; PAD - 40],
             },
+            consumer: ConsumerLine {
+                head: z(),
+                messages: z(),
+                bytes: z(),
+                empty_events: z(),
+                owner: z(),
+                _pad: [0; PAD - 40],
+            },
+            wait: WaitLine { data: w(), space: w(), _pad: [0; PAD - 16] },
+            config: ConfigLine { capacity: AtomicU64::new(capacity), _pad: [0; PAD - 8] },
         }
     }
 }
@@ -390,7 +410,7 @@ static FORK_GENERATION: std::sync::atomic::AtomicU64 = std::sync::atomic::Atomic
 
 #[cfg(not(loom))]
 extern "C" fn after_fork_in_child() {
-    // Async-signal-safe: one atomic add.
+    // Async-signal-safe: atomic stores only.
     FORK_GENERATION.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     notify::forget();
 }
@@ -435,17 +455,21 @@ fn holder_alive(word: u64) -> bool {
     crate::owner::alive(word)
 }
 
-/// A role this handle holds.
+/// A role this handle holds, or held.
 #[derive(Debug)]
 struct Claim {
-    word: u64,
+    /// The fork generation the claim was made in, or [`RELEASED`]. The fast paths compare it
+    /// with the current generation only: a released or inherited role fails that one test.
     generation: u64,
 }
 
+/// [`Claim::generation`] of a role given back: never equal to a fork generation.
+const RELEASED: u64 = u64::MAX;
+
 fn attach_word(mem: &RingMemory, role: Role) -> &AtomicU64 {
     match role {
-        Role::Producer => &mem.ctrl().attach.producer,
-        Role::Consumer => &mem.ctrl().attach.consumer,
+        Role::Producer => &mem.ctrl().producer.owner,
+        Role::Consumer => &mem.ctrl().consumer.owner,
     }
 }
 
@@ -460,7 +484,7 @@ fn claim(mem: &RingMemory, role: Role) -> Result<(Claim, bool), RingError> {
         // or its own claim), so its last index store is visible to us; Release publishes ours.
         match word.compare_exchange(current, me, Ordering::AcqRel, Ordering::Acquire) {
             Ok(_) => {
-                return Ok((Claim { word: me, generation: fork_generation() }, current != 0));
+                return Ok((Claim { generation: fork_generation() }, current != 0));
             }
             Err(found) => {
                 // Held by this very process (another handle, or a thread) counts as taken:
@@ -474,12 +498,16 @@ fn claim(mem: &RingMemory, role: Role) -> Result<(Claim, bool), RingError> {
     }
 }
 
-fn release(mem: &RingMemory, role: Role, claim: &Claim) {
-    if claim.generation != fork_generation() {
-        return; // inherited across fork: the parent holds it, not us
+/// Gives the role back (if this process holds it through `claim`) and marks the claim released.
+fn release(mem: &RingMemory, role: Role, claim: &mut Claim) {
+    if claim.generation == fork_generation() {
+        // SYNC: attach. Release: our last index store happens-before the next holder's claim.
+        // A plain store: while we live nobody else claims the word (a claimant sees us alive),
+        // so it still holds our identity (unless a hostile peer wrote it, which it can anyway).
+        attach_word(mem, role).store(0, Ordering::Release);
     }
-    // SYNC: attach. Release: our last index store happens-before the next holder's claim.
-    let _ = attach_word(mem, role).compare_exchange(claim.word, 0, Ordering::Release, Ordering::Relaxed);
+    // Otherwise released already, or inherited across fork: the parent holds it, not us.
+    claim.generation = RELEASED;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -873,9 +901,9 @@ impl Ring {
         let ctrl = creating.region().as_ptr().wrapping_add(plan.control_offset as usize) as *const RingControl;
         // SAFETY: the control block lies inside the new mapping (plan), is 8-aligned (offset 128
         // of a page-aligned mapping) and holds only atomics.
-        let attach = unsafe { &(*ctrl).attach };
+        let config = unsafe { &(*ctrl).config };
         // Relaxed: published by the Release store of READY in `publish` (SYNC: header-publish).
-        attach.capacity.store(capacity as u64, Ordering::Relaxed);
+        config.capacity.store(capacity as u64, Ordering::Relaxed);
         let region = creating.publish()?;
         Ok(Self::from_region(region, plan.control_offset, plan.data_offset, capacity as u64, Some(path)))
     }
@@ -899,7 +927,7 @@ impl Ring {
         }
         let ring = Self::from_region(region, header.control_offset, header.data_offset, capacity, Some(path.clone()));
         // Relaxed: the header-publish Acquire in open_file already ordered this after READY.
-        let stored = ring.mem.ctrl().attach.capacity.load(Ordering::Relaxed);
+        let stored = ring.mem.ctrl().config.capacity.load(Ordering::Relaxed);
         if stored != capacity {
             return Err(bad(format!("control block says capacity {stored}, header says {capacity}")));
         }
@@ -932,7 +960,7 @@ impl Ring {
             let region = Region::heap(plan.total_size as usize);
             let ring = Self::from_region(region, plan.control_offset, plan.data_offset, capacity as u64, None);
             // Relaxed: the region is not shared yet; handles made later see it through Arc.
-            ring.mem.ctrl().attach.capacity.store(capacity as u64, Ordering::Relaxed);
+            ring.mem.ctrl().config.capacity.store(capacity as u64, Ordering::Relaxed);
             Ok(ring)
         }
         #[cfg(loom)]
@@ -1020,28 +1048,33 @@ impl Ring {
         }
     }
 
-    /// Claims the producer role now (writes claim it lazily otherwise).
+    /// Claims the producer role now (writes claim it lazily otherwise). Cheap when this handle
+    /// held the role before and nobody produced since: one CAS and one load, both on the
+    /// producer's own line.
     pub fn claim_producer(&mut self) -> Result<(), RingError> {
         self.producer().map(|_| ())
     }
 
-    /// Claims the consumer role now (reads claim it lazily otherwise).
+    /// Claims the consumer role now (reads claim it lazily otherwise); cheap as for
+    /// [`claim_producer`](Self::claim_producer). Releases a detached record still held.
     pub fn claim_consumer(&mut self) -> Result<(), RingError> {
         self.consumer().map(|_| ())
     }
 
-    /// Gives up the producer role (if held), so another process may produce.
+    /// Gives up the producer role (if held), so another handle or process may produce. The
+    /// handle keeps its cached state for a later claim; its next write claims the role again.
+    /// Do not release while a [`DetachedSlot`] is out: its commit would then be refused.
     pub fn release_producer(&mut self) {
-        if let Some(p) = self.prod.take() {
-            release(&self.mem, Role::Producer, &p.claim);
+        if let Some(p) = self.prod.as_mut() {
+            release(&self.mem, Role::Producer, &mut p.claim);
         }
     }
 
-    /// Gives up the consumer role (if held). A detached record not yet released is left unread:
-    /// the next consumer receives it again.
+    /// Gives up the consumer role (if held); the next read claims it again. A detached record
+    /// not yet released is left unread: the next consumer receives it again.
     pub fn release_consumer(&mut self) {
-        if let Some(c) = self.cons.take() {
-            release(&self.mem, Role::Consumer, &c.claim);
+        if let Some(c) = self.cons.as_mut() {
+            release(&self.mem, Role::Consumer, &mut c.claim);
         }
     }
 
@@ -1054,38 +1087,44 @@ impl Ring {
         Ok(self.prod.as_mut().expect("claimed"))
     }
 
+    /// Claims the producer role: the handle never held it, released it, or inherited it across
+    /// `fork` (then the claim is the parent's: forgotten without releasing).
     #[cold]
+    #[inline(never)]
     fn producer_slow(&mut self) -> Result<&mut ProducerState, RingError> {
-        let fresh = match &self.prod {
-            Some(p) => p.claim.generation != fork_generation(),
-            None => true,
-        };
-        if fresh {
-            self.prod = None; // inherited across fork: forget without releasing
-            let (claim, took_over) = claim(&self.mem, Role::Producer)?;
-            notify::register();
-            let ctrl = self.mem.ctrl();
-            if took_over {
-                // The dead producer may have died asleep; its sleeper count would make every
-                // consumer release pay for a wake. Only producers sleep on `space`.
-                ctrl.wait.space.sleepers.store(0, Ordering::Relaxed);
-            }
-            // SYNC: tail-publish / head-release. Acquire on both: we continue from the last
-            // published tail and must not overwrite bytes the consumer has not released.
-            let tail = ctrl.producer.tail.load(Ordering::Acquire);
-            let head = ctrl.consumer.head.load(Ordering::Acquire);
-            let cap = self.mem.capacity;
-            if let Err(e) = check_indices(head, tail, cap) {
-                release(&self.mem, Role::Producer, &claim);
-                return Err(e);
-            }
-            // Relaxed: counters only the producer writes; a previous holder is dead or released
-            // the role (with a Release CAS that our claim's Acquire CAS read from).
-            let (messages, bytes) =
-                (ctrl.producer.messages.load(Ordering::Relaxed), ctrl.producer.bytes.load(Ordering::Relaxed));
-            self.prod =
-                Some(ProducerState { claim, tail, off: tail % cap, cached_head: head, full: false, messages, bytes });
+        let (claim, took_over) = claim(&self.mem, Role::Producer)?;
+        notify::register();
+        let ctrl = self.mem.ctrl();
+        if took_over {
+            // The dead producer may have died asleep; its sleeper count would make every
+            // consumer release pay for a wake. Only producers sleep on `space`.
+            ctrl.wait.space.sleepers.store(0, Ordering::Relaxed);
         }
+        // SYNC: tail-publish. Acquire: we continue from the last published tail (the previous
+        // holder's tail store happens-before its release, which our claim CAS read from).
+        let tail = ctrl.producer.tail.load(Ordering::Acquire);
+        if self.prod.as_ref().is_some_and(|p| p.claim.generation == RELEASED && p.tail == tail) {
+            // Released by us at an operation's end and nobody produced since (tail only grows):
+            // offset, counters and the cached head (a lower bound: head only grows) are still
+            // right.
+            let p = self.prod.as_mut().expect("checked above");
+            p.claim = claim;
+            return Ok(p);
+        }
+        // SYNC: head-release. Acquire: we must not overwrite bytes the consumer has not released.
+        let head = ctrl.consumer.head.load(Ordering::Acquire);
+        let cap = self.mem.capacity;
+        if let Err(e) = check_indices(head, tail, cap) {
+            let mut claim = claim;
+            release(&self.mem, Role::Producer, &mut claim);
+            return Err(e);
+        }
+        // Relaxed: counters only the producer writes; a previous holder is dead or released
+        // the role (with a Release store that our claim's Acquire CAS read from).
+        let (messages, bytes) =
+            (ctrl.producer.messages.load(Ordering::Relaxed), ctrl.producer.bytes.load(Ordering::Relaxed));
+        self.prod =
+            Some(ProducerState { claim, tail, off: tail % cap, cached_head: head, full: false, messages, bytes });
         Ok(self.prod.as_mut().expect("claimed above"))
     }
 
@@ -1098,14 +1137,12 @@ impl Ring {
         Ok(self.cons.as_mut().expect("claimed"))
     }
 
+    /// Claims the consumer role if this handle does not hold it (as [`Self::producer_slow`]),
+    /// then releases a detached record still held.
     #[cold]
+    #[inline(never)]
     fn consumer_slow(&mut self) -> Result<&mut ConsumerState, RingError> {
-        let fresh = match &self.cons {
-            Some(c) => c.claim.generation != fork_generation(),
-            None => true,
-        };
-        if fresh {
-            self.cons = None;
+        if !self.holds(Role::Consumer) {
             let (claim, took_over) = claim(&self.mem, Role::Consumer)?;
             notify::register();
             let ctrl = self.mem.ctrl();
@@ -1113,27 +1150,37 @@ impl Ring {
                 // Only consumers sleep on `data`: a dead one's sleeper count is stale.
                 ctrl.wait.data.sleepers.store(0, Ordering::Relaxed);
             }
-            // SYNC: head-release / tail-publish. Acquire: continue from the last released head.
+            // SYNC: head-release. Acquire: continue from the last released head.
             let head = ctrl.consumer.head.load(Ordering::Acquire);
-            let tail = ctrl.producer.tail.load(Ordering::Acquire);
-            let cap = self.mem.capacity;
-            if let Err(e) = check_indices(head, tail, cap) {
-                release(&self.mem, Role::Consumer, &claim);
-                return Err(e);
+            let keep =
+                self.cons.as_ref().is_some_and(|c| c.claim.generation == RELEASED && c.held == 0 && c.head == head);
+            if keep {
+                // Released by us at an operation's end (everything published) and nobody consumed
+                // since: offset, counters and the cached tail (a lower bound) are still right.
+                self.cons.as_mut().expect("checked above").claim = claim;
+            } else {
+                // SYNC: tail-publish. Acquire: the records below tail are visible.
+                let tail = ctrl.producer.tail.load(Ordering::Acquire);
+                let cap = self.mem.capacity;
+                if let Err(e) = check_indices(head, tail, cap) {
+                    let mut claim = claim;
+                    release(&self.mem, Role::Consumer, &mut claim);
+                    return Err(e);
+                }
+                self.cons = Some(ConsumerState {
+                    claim,
+                    head,
+                    off: head % cap,
+                    cached_tail: tail,
+                    held: 0,
+                    pending_msgs: 0,
+                    pending_bytes: 0,
+                    // Relaxed: as for the producer's counters.
+                    messages: ctrl.consumer.messages.load(Ordering::Relaxed),
+                    bytes: ctrl.consumer.bytes.load(Ordering::Relaxed),
+                    empty: false,
+                });
             }
-            self.cons = Some(ConsumerState {
-                claim,
-                head,
-                off: head % cap,
-                cached_tail: tail,
-                held: 0,
-                pending_msgs: 0,
-                pending_bytes: 0,
-                // Relaxed: as for the producer's counters.
-                messages: ctrl.consumer.messages.load(Ordering::Relaxed),
-                bytes: ctrl.consumer.bytes.load(Ordering::Relaxed),
-                empty: false,
-            });
         }
         let mem = &self.mem;
         let c = self.cons.as_mut().expect("claimed above");
@@ -1184,7 +1231,7 @@ impl Ring {
             if let Some(off) = self.producer()?.reserve(&mem, len, true)? {
                 return Ok(Some(SlotMut::new(self, off, len)));
             }
-            if !self.wait_writable_until(len, deadline)? {
+            if !self.wait_writable_until(len, deadline, None)? {
                 return Ok(None);
             }
         }
@@ -1246,7 +1293,7 @@ impl Ring {
             if self.try_write(data)? {
                 return Ok(true);
             }
-            if !self.wait_writable_until(data.len(), deadline)? {
+            if !self.wait_writable_until(data.len(), deadline, None)? {
                 return Ok(false);
             }
         }
@@ -1304,10 +1351,27 @@ impl Ring {
     /// record that precedes it at the wrap), at most `timeout`. `Ok(false)`: timed out.
     /// Returns at once with `Ok(true)` if there is room already.
     pub fn wait_writable(&mut self, len: usize, timeout: Option<Duration>) -> Result<bool, RingError> {
-        self.wait_writable_until(len, Deadline::after(timeout))
+        self.wait_writable_until(len, Deadline::after(timeout), None)
     }
 
-    fn wait_writable_until(&mut self, len: usize, deadline: Deadline) -> Result<bool, RingError> {
+    /// [`wait_writable`](Self::wait_writable) that also returns `Ok(true)` once `stop` is set
+    /// (checked whenever the wait wakes; [`wake_waiters`](Self::wake_waiters) wakes it): for a
+    /// binding whose handle may be closed by another thread while it waits.
+    pub fn wait_writable_or_stop(
+        &mut self,
+        len: usize,
+        timeout: Option<Duration>,
+        stop: &std::sync::atomic::AtomicBool,
+    ) -> Result<bool, RingError> {
+        self.wait_writable_until(len, Deadline::after(timeout), Some(stop))
+    }
+
+    fn wait_writable_until(
+        &mut self,
+        len: usize,
+        deadline: Deadline,
+        stop: Option<&std::sync::atomic::AtomicBool>,
+    ) -> Result<bool, RingError> {
         let rec = self.check_len(len)?;
         let mem = self.mem.clone();
         let p = self.producer()?;
@@ -1318,6 +1382,10 @@ impl Ring {
         let ctrl = mem.ctrl();
         let slice = deadline.remaining().map_or(RUST_SLICE, |r| r.min(RUST_SLICE));
         let ready = || {
+            // SeqCst: pairs with the stopper's store before its wake (see `wake_waiters`).
+            if stop.is_some_and(|s| s.load(std::sync::atomic::Ordering::SeqCst)) {
+                return Some(Ok(()));
+            }
             // SYNC: head-release (Acquire, as in has_room).
             let head = ctrl.consumer.head.load(Ordering::Acquire);
             match tail.checked_sub(head) {
@@ -1408,7 +1476,7 @@ impl Ring {
             if c.head - c.held != mem.ctrl().consumer.head.load(Ordering::Relaxed) {
                 c.publish(&mem);
             }
-            if !self.wait_readable_until(deadline)? {
+            if !self.wait_readable_until(deadline, None)? {
                 return Ok(None);
             }
         }
@@ -1458,18 +1526,49 @@ impl Ring {
     /// Waits until a message may be ready (at most `timeout`). `Ok(false)`: timed out.
     /// Returns at once with `Ok(true)` if data is published already.
     pub fn wait_readable(&mut self, timeout: Option<Duration>) -> Result<bool, RingError> {
-        self.wait_readable_until(Deadline::after(timeout))
+        self.wait_readable_until(Deadline::after(timeout), None)
     }
 
-    fn wait_readable_until(&mut self, deadline: Deadline) -> Result<bool, RingError> {
+    /// [`wait_readable`](Self::wait_readable) that also returns `Ok(true)` once `stop` is set
+    /// (see [`wait_writable_or_stop`](Self::wait_writable_or_stop)).
+    pub fn wait_readable_or_stop(
+        &mut self,
+        timeout: Option<Duration>,
+        stop: &std::sync::atomic::AtomicBool,
+    ) -> Result<bool, RingError> {
+        self.wait_readable_until(Deadline::after(timeout), Some(stop))
+    }
+
+    /// Wakes every waiter sleeping on this ring's two futex words, in every process (each
+    /// re-checks its condition and sleeps again if nothing changed). Set a waiter's `stop` flag
+    /// first: a waiter then either sees the flag or is woken (or never sleeps).
+    pub fn wake_waiters(&self) {
+        let ctrl = self.mem.ctrl();
+        for w in [&ctrl.wait.data, &ctrl.wait.space] {
+            // Release: a sleeper that reads the bumped seq (Acquire) sees the stop flag stored
+            // before it; one that read the old seq has FUTEX_WAIT fail or is woken here.
+            w.seq.fetch_add(1, Ordering::Release);
+            crate::wait::wake_all(&w.seq);
+        }
+    }
+
+    fn wait_readable_until(
+        &mut self,
+        deadline: Deadline,
+        stop: Option<&std::sync::atomic::AtomicBool>,
+    ) -> Result<bool, RingError> {
         let mem = self.mem.clone();
         let c = self.consumer()?;
         let head = c.head;
         let ctrl = mem.ctrl();
         let slice = deadline.remaining().map_or(RUST_SLICE, |r| r.min(RUST_SLICE));
         loop {
-            // SYNC: tail-publish (Acquire; the actual read reloads it anyway).
-            let ready = || (ctrl.producer.tail.load(Ordering::Acquire) != head).then_some(());
+            let ready = || {
+                // SeqCst: pairs with the stopper's store before its wake (see `wake_waiters`).
+                let stopped = stop.is_some_and(|s| s.load(std::sync::atomic::Ordering::SeqCst));
+                // SYNC: tail-publish (Acquire; the actual read reloads it anyway).
+                (stopped || ctrl.producer.tail.load(Ordering::Acquire) != head).then_some(())
+            };
             match notify::wait_until(&ctrl.wait.data, deadline, slice, ready) {
                 Some(()) => return Ok(true),
                 None => {
@@ -1931,8 +2030,8 @@ impl Ring {
         RingInspect {
             head,
             tail,
-            producer: c.attach.producer.load(Ordering::Relaxed),
-            consumer: c.attach.consumer.load(Ordering::Relaxed),
+            producer: c.producer.owner.load(Ordering::Relaxed),
+            consumer: c.consumer.owner.load(Ordering::Relaxed),
             data_wakes: c.wait.data.seq.load(Ordering::Relaxed),
             data_sleepers: c.wait.data.sleepers.load(Ordering::Relaxed),
             space_wakes: c.wait.space.seq.load(Ordering::Relaxed),
@@ -2111,7 +2210,7 @@ impl Ring {
                 let ptr = std::ptr::null_mut();
                 return Ok(Some(DetachedSlot { mem, ptr, off, tail, len }));
             }
-            if timeout == Some(Duration::ZERO) || !self.wait_writable_until(len, deadline)? {
+            if timeout == Some(Duration::ZERO) || !self.wait_writable_until(len, deadline, None)? {
                 return Ok(None);
             }
         }

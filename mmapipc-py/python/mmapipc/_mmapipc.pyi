@@ -36,7 +36,8 @@ class SharedBuffer:
 
 @final
 class SharedMemory:
-    """A raw shared-memory region backed by a file."""
+    """A raw shared-memory region backed by a file. Safe to share between threads; ``close()``
+    from any thread drops the mapping once no call uses it (views keep it alive)."""
 
     @classmethod
     def create(cls, path: _Path, size: int, *, mode: int = 0o600) -> SharedMemory: ...
@@ -71,10 +72,18 @@ class SharedMemory:
 class SharedMemoryRing:
     """A lock-free single-producer single-consumer ring of byte messages in shared memory.
 
-    The first write claims the producer role and the first read the consumer role
-    (``AlreadyAttached`` if another live process holds it; a dead holder is taken over).
-    A ``read_view`` memoryview stays valid until the next read/read_view/read_batch/clear/close
-    on this handle, which releases it (``BufferError`` if an array still exports it).
+    One producer and one consumer at a time: each write claims the producer role and each read
+    (or ``clear``) the consumer role for the duration of the call, so handles, threads and
+    processes take turns; a call while another handle or process is in a call as that role
+    raises ``AlreadyAttached`` (a dead holder is taken over). A ``loan`` keeps the producer role
+    until ``commit``/``abort``; a ``read_view`` memoryview keeps the consumer role and its slot
+    until it is released or the next read/read_view/read_batch/clear/close on this handle, which
+    releases it (``BufferError`` if an array still exports it).
+
+    Threads may share a handle: producer and consumer calls run concurrently, two calls on one
+    side take turns (a blocking call waits for its turn within its timeout, a non-blocking one
+    returns False/None/[] at once if the side is busy). ``close()`` from another thread wakes
+    blocked calls, which raise ``ValueError``.
     """
 
     @classmethod
@@ -118,7 +127,9 @@ class SharedMemoryRing:
 
 @final
 class SharedMemoryQueue:
-    """A bounded, crash-safe multi-producer multi-consumer queue of byte messages."""
+    """A bounded, crash-safe multi-producer multi-consumer queue of byte messages. Safe to share
+    between threads; ``close()`` from another thread makes blocked calls raise ``ValueError``
+    within one wait slice (50 ms)."""
 
     @classmethod
     def create(
@@ -145,8 +156,10 @@ class SharedMemoryQueue:
     def get_into(self, buffer: Buffer, block: bool = True, timeout: float | None = None) -> int | None: ...
     def get_batch(self, max_count: int, block: bool = True, timeout: float | None = None) -> list[bytes]: ...
     def get_view(
-        self, block: bool = True, timeout: float | None = None, *, max_count: int | None = None
-    ) -> ViewBatch | None: ...
+        self, block: bool = True, timeout: float | None = None, *, max_count: int | None = 1
+    ) -> ViewBatch | None:
+        """One message (``max_count`` up to N, ``None``: all available) as a ``ViewBatch`` of
+        read-only memoryviews into the slots, or None on timeout / empty (block=False)."""
     def get_fixed_batch(
         self, max_count: int, size: int, block: bool = True, timeout: float | None = None
     ) -> tuple[memoryview, int, int] | None: ...

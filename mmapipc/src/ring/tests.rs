@@ -180,15 +180,103 @@ fn second_handle_in_same_process_is_refused_a_held_role() {
 }
 
 #[test]
+fn roles_are_taken_in_turns_by_handles_that_release_them() {
+    let mut a = ring(128);
+    let mut b = a.new_handle();
+    assert!(a.try_write(b"a1").unwrap());
+    a.release_producer();
+    assert!(!a.holds(Role::Producer));
+    assert!(b.try_write(b"b1").unwrap()); // b continues after a's message
+    assert_eq!(read_vec(&mut b).unwrap().unwrap(), b"a1");
+    b.release_producer();
+    b.release_consumer();
+    assert!(a.try_write(b"a2").unwrap()); // a's cached tail is stale: reloaded
+    assert_eq!(read_vec(&mut a).unwrap().unwrap(), b"b1");
+    a.release_consumer();
+    assert_eq!(read_vec(&mut b).unwrap().unwrap(), b"a2"); // b's cached head is stale: reloaded
+    assert!(read_vec(&mut b).unwrap().is_none());
+    let s = a.stats();
+    assert_eq!((s.messages_in, s.messages_out), (3, 3), "counters continue across holders");
+}
+
+#[test]
+fn reclaiming_after_nobody_else_used_the_role_keeps_the_cache() {
+    let mut p = ring(128);
+    let mut c = p.new_handle();
+    assert!(p.try_write(&[1; 8]).unwrap());
+    assert!(p.try_write(&[2; 8]).unwrap());
+    assert_eq!(read_vec(&mut c).unwrap().unwrap(), [1; 8]);
+    p.release_producer();
+    c.release_consumer();
+    p.claim_producer().unwrap();
+    c.claim_consumer().unwrap();
+    // Kept, not reloaded: the producer's cached head still predates the read.
+    assert_eq!(p.prod.as_ref().unwrap().cached_head, 0);
+    assert_eq!(c.cons.as_ref().unwrap().head, 16);
+    assert!(p.try_write(&[3; 8]).unwrap());
+    assert_eq!(read_vec(&mut c).unwrap().unwrap(), [2; 8]);
+    assert_eq!(read_vec(&mut c).unwrap().unwrap(), [3; 8]);
+    // The attach word is on the side's own line, so a claim touches nothing else.
+    assert_eq!(offsets::PRODUCER / PAD, offsets::TAIL / PAD);
+    assert_eq!(offsets::CONSUMER / PAD, offsets::HEAD / PAD);
+    assert_eq!(p.mem.ctrl().producer.owner.load(Ordering::Relaxed), my_identity());
+    p.release_producer();
+    assert_eq!(p.mem.ctrl().producer.owner.load(Ordering::Relaxed), 0);
+}
+
+#[test]
+fn released_consumer_with_a_detached_record_hands_it_to_the_next() {
+    let mut a = ring(128);
+    let mut b = a.new_handle();
+    assert!(a.try_write(b"held").unwrap());
+    let _d = a.try_read().unwrap().unwrap().detach();
+    a.release_consumer();
+    assert_eq!(read_vec(&mut b).unwrap().unwrap(), b"held", "delivered again");
+    b.release_consumer();
+    assert!(read_vec(&mut a).unwrap().is_none());
+}
+
+#[test]
+fn a_stop_flag_ends_waits_early() {
+    let empty = ring(64);
+    let mut full = ring(64);
+    for _ in 0..4 {
+        assert!(full.try_write(&[0; 8]).unwrap());
+    }
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let wakers = (empty.new_handle(), full.new_handle());
+    let (s1, s2) = (stop.clone(), stop.clone());
+    let long = Some(Duration::from_secs(120));
+    let reader = std::thread::spawn(move || {
+        let mut c = empty;
+        let t0 = std::time::Instant::now();
+        (c.wait_readable_or_stop(long, &s1).unwrap(), t0.elapsed())
+    });
+    let writer = std::thread::spawn(move || {
+        let t0 = std::time::Instant::now();
+        (full.wait_writable_or_stop(8, long, &s2).unwrap(), t0.elapsed())
+    });
+    std::thread::sleep(Duration::from_millis(20)); // let both fall asleep (not needed to pass)
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    wakers.0.wake_waiters();
+    wakers.1.wake_waiters();
+    for (ready, waited) in [reader.join().unwrap(), writer.join().unwrap()] {
+        assert!(ready, "a stopped wait reports progress to re-check");
+        assert!(waited < Duration::from_secs(60), "the wait returned on the flag, not its timeout");
+    }
+    assert_eq!(wakers.0.available_read(), 0, "nothing was written: the flag ended the wait");
+}
+
+#[test]
 fn dead_holder_is_taken_over() {
     let mut r = ring(128);
     // A pid that cannot be alive.
     let dead = u64::from(i32::MAX as u32 - 1) | (12345 << 32);
-    r.mem.ctrl().attach.producer.store(dead, Ordering::Relaxed);
+    r.mem.ctrl().producer.owner.store(dead, Ordering::Relaxed);
     r.mem.ctrl().wait.space.sleepers.store(3, Ordering::Relaxed);
     assert!(r.try_write(b"x").unwrap());
     assert_eq!(r.mem.ctrl().wait.space.sleepers.load(Ordering::Relaxed), 0);
-    assert_eq!(r.mem.ctrl().attach.producer.load(Ordering::Relaxed), my_identity());
+    assert_eq!(r.mem.ctrl().producer.owner.load(Ordering::Relaxed), my_identity());
 }
 
 #[test]

@@ -422,3 +422,25 @@ fn peek_under_a_hot_producer_and_consumer_never_returns_torn_records() {
         assert!(ring_seen > 0 && queue_seen > 0, "peeked nothing ({ring_seen}, {queue_seen})");
     });
 }
+
+/// A producer stalled by views a consumer has not released shows in `inspect` and `stat`.
+#[test]
+fn view_stalls_are_shown() {
+    let dir = scratch("stalls");
+    let path = dir.join("held");
+    let p = path.to_str().unwrap();
+    let q = Queue::create(&path, 4096).unwrap();
+    let msg = [7u8; 200];
+    while q.try_put(&msg).unwrap() {}
+    let views = q.try_get_views(usize::MAX).unwrap();
+    assert!(!views.is_empty());
+    assert!(!q.put_timeout(&msg, std::time::Duration::from_millis(20)).unwrap());
+    let j = json_of(&tool(&["inspect", "--json", p]));
+    assert_eq!(j["live"]["counters"]["view_stalls"], 1, "{j}");
+    let s = stdout(&tool(&["inspect", p]));
+    assert!(s.contains("view stalls   1 (producers waited for space held by unreleased views)"), "{s}");
+    let o = tool(&["stat", "--json", "--interval", "0.05", "--count", "1", p]);
+    let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(v["view_stalls"], 1, "{v}");
+    drop(views);
+}

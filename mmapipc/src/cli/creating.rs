@@ -7,9 +7,7 @@
 use std::path::Path;
 
 use crate::process::{liveness, Liveness, ProcessId};
-
-/// The suffix of every temporary creation file.
-pub const SUFFIX: &str = ".mmapipc-creating";
+use crate::region::parse_creating_name;
 
 /// A temporary creation file, from its name.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -27,19 +25,11 @@ impl Creation {
     }
 }
 
-/// Parses a file name of the form `.<final>.<pid>-<start time>.mmapipc-creating`. `None` for
-/// any other name, including a pid of 0 or numbers that are not plain decimal digits.
+/// The creation named by a file name of the form `.<final>.<pid>-<start time>.mmapipc-creating`
+/// ([`parse_creating_name`]). `None` for any other name, including a pid of 0.
 pub fn parse_name(name: &str) -> Option<Creation> {
-    let inner = name.strip_prefix('.')?.strip_suffix(SUFFIX)?;
-    let (target, id) = inner.rsplit_once('.')?;
-    let (pid, start) = id.split_once('-')?;
-    let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
-    if target.is_empty() || !digits(pid) || !digits(start) {
-        return None;
-    }
-    let pid: u32 = pid.parse().ok()?;
-    let start_time: u64 = start.parse().ok()?;
-    (pid != 0).then(|| Creation { target: target.to_string(), creator: ProcessId { pid, start_time } })
+    let (target, creator) = parse_creating_name(name)?;
+    (creator.pid != 0).then(|| Creation { target: target.to_string_lossy().into_owned(), creator })
 }
 
 /// [`parse_name`] of `path`'s file name.

@@ -52,6 +52,8 @@ pub struct Counters {
     pub lock_recoveries: Option<u64>,
     /// Views reclaimed from dead consumers (queue only).
     pub view_recoveries: Option<u64>,
+    /// Times producers waited for space held by views not yet released (queue only).
+    pub view_stalls: Option<u64>,
 }
 
 /// A ring's or queue's live state.
@@ -116,6 +118,7 @@ pub fn ring_live(r: &Ring) -> Live {
             producers_sleeping: i.space_sleepers,
             lock_recoveries: None,
             view_recoveries: None,
+            view_stalls: None,
         },
         holders,
     }
@@ -157,6 +160,7 @@ pub fn queue_live(q: &Queue) -> Live {
             producers_sleeping: c.not_full.waiter.sleepers.load(Ordering::Relaxed),
             lock_recoveries: Some(s.lock_recoveries),
             view_recoveries: Some(s.view_recoveries),
+            view_stalls: Some(s.view_stalls),
         },
         holders,
     }
@@ -179,6 +183,7 @@ impl Counters {
             "sleeps": Value::Null,
             "lock_recoveries": self.lock_recoveries,
             "view_recoveries": self.view_recoveries,
+            "view_stalls": self.view_stalls,
         })
     }
 }

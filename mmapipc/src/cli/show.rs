@@ -262,6 +262,9 @@ pub(super) fn inspect(out: &mut impl Write, path: &Path, json: bool) -> Result<i
             short_opt(c.lock_recoveries),
             short_opt(c.view_recoveries)
         );
+        if let Some(stalls) = c.view_stalls {
+            let _ = writeln!(s, "  view stalls   {stalls} (producers waited for space held by unreleased views)");
+        }
     }
     match &r.schema {
         None => {

@@ -180,6 +180,7 @@ pub(super) fn stat(
                 "fill_percent": fill, "used_bytes": cur.used, "capacity": cur.capacity,
                 "lag_messages": cur.pending, "lag_bytes": cur.lag_bytes,
                 "full_events": a.full_events, "empty_events": a.empty_events,
+                "view_stalls": a.view_stalls,
                 "attached": cur.holders.iter().map(|h| json!({"role": h.role, "pid": h.pid, "alive": h.alive})).collect::<Vec<_>>(),
             });
             writeln!(out, "{v}").map_err(io)?;
@@ -201,6 +202,9 @@ pub(super) fn stat(
             let _ = writeln!(s, "  fill       {fill:.1}% ({} of {})", human(cur.used), human(cur.capacity));
             let _ = writeln!(s, "  lag        {} messages, {}", cur.pending, human(cur.lag_bytes));
             let _ = writeln!(s, "  full/empty {} / {}", a.full_events, a.empty_events);
+            if let Some(stalls) = a.view_stalls {
+                let _ = writeln!(s, "  view stalls {stalls} (waits for space held by unreleased views)");
+            }
             let _ = writeln!(s, "  attached   {}", if holders.is_empty() { "-".into() } else { holders.join(", ") });
             let _ = writeln!(s, "\n(refresh every {:.1}s, Ctrl-C to quit)", interval.as_secs_f64());
             out.write_all(s.as_bytes()).map_err(io)?;

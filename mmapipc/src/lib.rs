@@ -41,9 +41,9 @@ mod sync;
 pub mod typed;
 pub mod wait;
 
-pub use error::{AccessError, OpenError, QueueError, RingError};
+pub use error::{AccessError, OpenError, RingError};
 pub use layout::Kind;
-pub use queue::{FixedViews, OwnedView, Queue, QueueOptions, QueueStats, View};
+pub use queue::{FixedViews, OwnedView, Queue, QueueError, QueueOptions, QueueStats, QueueView, View};
 pub use region::{resolve_path, CreateOptions, OpenOptions, Region};
 pub use ring::{RecvGuard, Ring, SlotMut};
 pub use schema::{IpcMessage, Schema};

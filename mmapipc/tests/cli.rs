@@ -46,14 +46,14 @@ fn child_role() {
         "queue-producer" => {
             let q = Queue::open(&path).unwrap();
             for i in 0u64.. {
-                let _ = q.put_timeout(format!("order {i}").as_bytes(), std::time::Duration::from_millis(50));
+                let _ = q.put_timeout(format!("order {i}").as_bytes(), Some(std::time::Duration::from_millis(50)));
                 std::thread::sleep(pause);
             }
         }
         "queue-consumer" => {
             let q = Queue::open(&path).unwrap();
             loop {
-                let _ = q.get_timeout(std::time::Duration::from_millis(50));
+                let _ = q.get_timeout(Some(std::time::Duration::from_millis(50)));
                 std::thread::sleep(pause * 3);
             }
         }
@@ -568,7 +568,7 @@ fn peek_under_a_hot_producer_and_consumer_never_returns_torn_records() {
                 queue_seen += 1;
             }
             qfrom = Some(p.next);
-            if q.stats().msgs_out == n && peeker.stats().messages_out == n {
+            if q.stats().messages_out == n && peeker.stats().messages_out == n {
                 break;
             }
         }

@@ -8,9 +8,9 @@ use std::path::Path;
 use serde_json::{json, Value};
 
 use crate::layout::Kind;
+use crate::owner;
 use crate::queue::{Queue, QueueOptions};
 use crate::region::OpenOptions;
-use crate::owner;
 use crate::ring::Ring;
 use crate::sync::Ordering;
 
@@ -143,11 +143,11 @@ pub fn queue_live(q: &Queue) -> Live {
         capacity: q.capacity() as u64,
         used: tail.saturating_sub(reclaim).min(q.capacity() as u64),
         lag_bytes: tail.saturating_sub(read).min(q.capacity() as u64),
-        pending: s.msgs_in.saturating_sub(s.msgs_out),
+        pending: s.messages_in.saturating_sub(s.messages_out),
         counters: Counters {
-            msgs_in: s.msgs_in,
+            msgs_in: s.messages_in,
             bytes_in: s.bytes_in,
-            msgs_out: s.msgs_out,
+            msgs_out: s.messages_out,
             bytes_out: s.bytes_out,
             full_events: s.full_waits,
             empty_events: s.empty_waits,

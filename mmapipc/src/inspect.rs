@@ -14,10 +14,18 @@
 //! 2. Walk the records from `start` (or from where the previous call stopped) to `end`,
 //!    validating each header as a consumer would ([`Walk::record`]), and copy the payloads of
 //!    the last `keep` messages with racy word loads ([`Walk::copy`]).
-//! 3. Fence, then re-read the *reuse bound* ([`Walk::reuse_bound`]: the ring's head, the
-//!    queue's reclaim position). A byte is only overwritten after the reuse bound has passed it,
-//!    so everything at or above the bound read now was intact while we copied it: records below
-//!    it are dropped (reported as `missed`).
+//! 3. Fence (Acquire), then re-read the *reuse bound* ([`Walk::reuse_bound`]: the ring's head,
+//!    the queue's reclaim position). A byte is only overwritten after the reuse bound has passed
+//!    it, so everything at or above the bound read now was intact while we copied it: records
+//!    below it are dropped (reported as `missed`).
+//!
+//! Step 3 needs one thing of the writers: a producer issues a Release fence after it learned
+//! how far the bound moved and before it writes into the space freed (the queue's
+//! `reuse-fence`). If the walk's racy loads read anything such a write stored, the two fences
+//! synchronise and the re-read bound is at least the one the producer saw, so the copy is
+//! dropped; without the writer's fence the language model lets the re-read return an older
+//! bound (the loom model `peek_while_producing_and_consuming` finds that interleaving). On
+//! x86-64 a Release fence compiles to nothing.
 //!
 //! An overwritten header could have sent the walk to a wrong record boundary, so the walk is
 //! trusted only from a position it is known to have reached correctly: it started at or above
@@ -134,8 +142,9 @@ pub(crate) fn peek<W: Walk>(w: &W, from: Option<u64>, keep: usize) -> Result<Pee
             w.copy(off, &mut buf);
             records.push((p, buf));
         }
-        // Acquire fence: the copies above (Relaxed loads) are ordered before the re-read of the
-        // bound, as a seqlock reader orders its data reads before the second sequence read.
+        // SYNC: the writers' reuse fence (see the module docs). Acquire fence: the copies above
+        // (Relaxed loads) are ordered before the re-read of the bound, as a seqlock reader
+        // orders its data reads before the second sequence read.
         fence(Ordering::Acquire);
         let bound = w.reuse_bound();
         let synced = start >= bound || chain.binary_search(&bound).is_ok() || bound >= pos;

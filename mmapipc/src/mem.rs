@@ -37,18 +37,18 @@
 //! `loom::cell::UnsafeCell` beside it that records every access. Loom then reports a plain read
 //! not ordered after the write of that byte (a consumer reading unpublished bytes), and a write
 //! not ordered after earlier reads, or made while a [`Bytes`] holds the byte (a producer
-//! overwriting bytes a consumer or a view still uses). Words and bytes are separate storage in
-//! the twin: the protocols never read as a word what they wrote as bytes in the same lap (except
-//! [`snapshot`](DataArea::snapshot), whose readers validate and discard what they copied), so
-//! the twin checks the orderings, and the aliasing of the real mapping is Miri's to check. Loom
+//! overwriting bytes a consumer or a view still uses). A plain write also stores the words it
+//! covers (Relaxed), so word readers ([`snapshot`](DataArea::snapshot), an advancer reading a
+//! head in reused space) see plain writes as they would in a mapping; atomic stores are not
+//! copied back into the plain bytes (no protocol reads a word's bytes plainly in the lap it
+//! was a word). What the twin cannot show is a plain access racing an atomic one on the same
+//! bytes (the known, discarded reads in docs/hardening.md); Miri checks those in-process. Loom
 //! runs one model thread at a time and switches only at its own operations, so the plain values
 //! themselves are never accessed concurrently.
 
 #[cfg(not(loom))]
 use crate::region::Region;
-use crate::sync::AtomicU64;
-#[cfg(not(loom))]
-use crate::sync::Ordering;
+use crate::sync::{AtomicU64, Ordering};
 
 /// The data area of a ring or queue: `len` bytes, 8-aligned, in a mapping or on the heap.
 pub(crate) struct DataArea {
@@ -71,6 +71,21 @@ struct Twin {
     bytes: Box<[std::cell::Cell<u8>]>,
     /// Loom's record of the accesses to each plain byte.
     access: Box<[loom::cell::UnsafeCell<()>]>,
+}
+
+#[cfg(loom)]
+impl Twin {
+    /// Stores the words over `[off, off + len)` from the plain bytes (Relaxed, as the plain
+    /// writes they mirror), so that word readers see what plain writers wrote, as in a mapping.
+    fn mirror(&self, off: usize, len: usize) {
+        for w in off / 8..(off + len).div_ceil(8) {
+            let mut b = [0u8; 8];
+            for (i, v) in b.iter_mut().enumerate() {
+                *v = self.bytes[8 * w + i].get();
+            }
+            self.words[w].store(u64::from_le_bytes(b), Ordering::Relaxed);
+        }
+    }
 }
 
 // SAFETY: a data area is memory that other processes (and threads) reach concurrently anyway;
@@ -177,10 +192,13 @@ impl DataArea {
             std::ptr::copy_nonoverlapping(src.as_ptr(), self.ptr.add(off as usize), src.len())
         };
         #[cfg(loom)]
-        for (i, &b) in src.iter().enumerate() {
-            let at = off as usize + i;
-            // Loom checks that this write is ordered after every earlier access to the byte.
-            self.twin.access[at].with_mut(|_| self.twin.bytes[at].set(b));
+        {
+            for (i, &b) in src.iter().enumerate() {
+                let at = off as usize + i;
+                // Loom checks that this write is ordered after every earlier access to the byte.
+                self.twin.access[at].with_mut(|_| self.twin.bytes[at].set(b));
+            }
+            self.twin.mirror(off as usize, src.len());
         }
     }
 
@@ -254,25 +272,19 @@ impl DataArea {
     }
 
     /// Copies `dst.len()` bytes at `off` while writers may be overwriting them: word by word,
-    /// each word an atomic load, so the copy may be torn but is never a data race on a word.
-    /// For seqlock readers, which re-read a position afterwards and drop what may have changed.
-    /// The loom twin reads the bytes' values without recording an access.
+    /// each word an atomic load, so the copy may be torn. For seqlock readers, which re-read a
+    /// position afterwards and drop what may have changed (see `inspect`).
     ///
     /// # Safety
     /// `off % 8 == 0` and `off + dst.len()` rounded up to 8 is at most `len()`.
     pub(crate) unsafe fn snapshot(&self, off: u64, dst: &mut [u8]) {
         debug_assert!(off % 8 == 0 && self.in_bounds(off, dst.len().next_multiple_of(8)));
-        #[cfg(not(loom))]
         for (i, chunk) in dst.chunks_mut(8).enumerate() {
             // SAFETY: per the contract each word lies in the area, 8-aligned.
             let w = unsafe { self.word(off + 8 * i as u64) };
             // Relaxed: the reader orders its re-read after these loads with an Acquire fence.
             let bytes = w.load(Ordering::Relaxed).to_le_bytes();
             chunk.copy_from_slice(&bytes[..chunk.len()]);
-        }
-        #[cfg(loom)]
-        for (i, b) in dst.iter_mut().enumerate() {
-            *b = self.twin.bytes[off as usize + i].get();
         }
     }
 

@@ -78,6 +78,10 @@
 //! * `reclaim-publish`: the advancers' AcqRel CAS of `reclaim` (`reclaim.rs`) pairs with the
 //!   producers' Acquire load before overwriting space (`producer.rs`, `load_reclaim`), with other
 //!   advancers, and with a tool's re-read of the reuse bound (`inspect.rs`).
+//! * `reuse-fence`: a producer's Release fence between learning how far `reclaim` moved and
+//!   writing into the space it freed (`producer.rs`) pairs with the Acquire fence of a tool's
+//!   seqlock walk before it re-reads `reclaim` ([`crate::inspect`]): a tool that copied bytes a
+//!   producer then rewrote sees the `reclaim` that let it, and drops the copy.
 //! * `lock`: the robust locks' Acquire CAS and Release unlock ([`crate::lock`]).
 //! * `sleep-handshake`: waiters and wakers ([`crate::wait::Waiter`]).
 //!

@@ -8,7 +8,7 @@ use super::handle::{bump, Queue};
 use super::records::{head_word, record_size, RECORD_ALIGN, RECORD_HEADER, STATE_COMMITTED, STATE_PADDING};
 use crate::mem::DataArea;
 use crate::owner;
-use crate::sync::Ordering;
+use crate::sync::{fence, Ordering};
 use crate::wait::Deadline;
 
 /// Messages for the producer path: their lengths, and a way to write each into its slot.
@@ -62,6 +62,20 @@ impl<F: FnOnce(&mut [u8]) -> Result<(), QueueError>> Source for WithFill<F> {
     }
 }
 
+/// Issued after learning how far `reclaim` has moved and before writing into the space it
+/// freed.
+///
+/// SYNC: reuse-fence. Release fence, paired with the Acquire fence a tool's seqlock walk issues
+/// before re-reading `reclaim` (`crate::inspect`): a tool whose racy copy read any byte this
+/// producer then writes (a head or a payload word) also sees the `reclaim` that freed it, and
+/// so drops the copy. The `reclaim` value came from an Acquire load (here or, through the
+/// producer lock, in an earlier critical section), so the CAS that moved it happens-before this
+/// fence. Consumers need no fence: they read only below `tail` (tail-publish).
+#[inline]
+fn reuse_fence() {
+    fence(Ordering::Release);
+}
+
 impl Queue {
     /// Writes as many of `msgs` as fit now (the producer lock is held); one `tail` store.
     fn write_locked(&self, msgs: &mut dyn Source, from: usize) -> Result<usize, QueueError> {
@@ -81,6 +95,7 @@ impl Queue {
             reclaim = self.load_reclaim(tail)?;
             fresh = true;
         }
+        reuse_fence();
         let mut limit = reclaim + self.cap;
         let mut pos = tail;
         let mut n = 0;
@@ -95,6 +110,7 @@ impl Queue {
                 reclaim = self.load_reclaim(tail)?;
                 fresh = true;
                 limit = reclaim + self.cap;
+                reuse_fence();
             }
             if need > room {
                 if pos + room > limit {

@@ -417,6 +417,36 @@ fn fixed_views_of_a_dead_consumer_are_reclaimed() {
     assert_eq!(q.stats().view_recoveries, 4);
 }
 
+#[test]
+fn heap_queues_follow_the_capacity_rule() {
+    assert!(matches!(Queue::heap(MIN_CAPACITY - 1), Err(crate::OpenError::InvalidArgument(_))));
+    assert_eq!(Queue::heap(MIN_CAPACITY + 1).unwrap().capacity(), MIN_CAPACITY + 8);
+    assert!(Queue::heap(MAX_CAPACITY + 1).is_err());
+}
+
+#[test]
+fn peek_shows_waiting_messages_without_taking_them() {
+    let q = Queue::heap(256).unwrap();
+    for i in 0..4 {
+        assert!(q.try_put(&msg(i, 10)).unwrap()); // 32 bytes each
+    }
+    let p = q.peek_committed(None, 2).unwrap();
+    assert_eq!(p.records, vec![(64, msg(2, 10)), (96, msg(3, 10))], "the last two, oldest first");
+    assert_eq!((p.next, p.missed), (128, false));
+    assert_eq!(q.len(), 4, "nothing was taken");
+    // A consumer takes two, then a tool continues from where it stopped and from before.
+    q.try_get_batch(2).unwrap();
+    assert!(q.try_put(&msg(4, 10)).unwrap());
+    let p = q.peek_committed(Some(128), 8).unwrap();
+    assert_eq!((p.records, p.next, p.missed), (vec![(128, msg(4, 10))], 160, false));
+    let p = q.peek_committed(Some(0), 8).unwrap();
+    assert_eq!(p.records.len(), 3);
+    assert!(p.missed, "records from 0 on were taken");
+    // A corrupt record that nobody may reuse yet is an error.
+    q.head(128 % q.cap).store(head_word(10, 0x1234), Ordering::Relaxed);
+    assert!(matches!(q.peek_committed(None, 8), Err(QueueError::Corrupt { .. })));
+}
+
 fn corrupt_run(q: &Arc<Queue>) {
     // Every operation must return (Ok or Err), never panic or hang.
     let _ = q.len();

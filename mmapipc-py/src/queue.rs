@@ -170,7 +170,7 @@ impl PyQueue {
                 let slice = deadline.remaining().map_or(SLICE, |r| r.min(SLICE));
                 // The wait itself puts: a `true` here means the message is in.
                 let queue: &Queue = &q;
-                if py.allow_threads(|| queue.put_timeout(b, slice)).map_err(queue_error)? {
+                if py.allow_threads(|| queue.put_timeout(b, Some(slice))).map_err(queue_error)? {
                     return Ok(true);
                 }
                 check_open(&q)?;
@@ -221,7 +221,7 @@ impl PyQueue {
             let slice = deadline.remaining().map_or(SLICE, |r| r.min(SLICE));
             let left = &rest[put..];
             let queue: &Queue = &q;
-            put += py.allow_threads(|| queue.put_batch_timeout(left, slice)).map_err(queue_error)?;
+            put += py.allow_threads(|| queue.put_batch_timeout(left, Some(slice))).map_err(queue_error)?;
             if put < rest.len() {
                 check_open(&q)?;
             }
@@ -490,10 +490,10 @@ impl PyQueue {
     fn stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, pyo3::types::PyDict>> {
         let s = self.q()?.stats();
         let d = pyo3::types::PyDict::new(py);
-        d.set_item("msgs_in", s.msgs_in)?;
+        d.set_item("msgs_in", s.messages_in)?;
         d.set_item("bytes_in", s.bytes_in)?;
         d.set_item("full_waits", s.full_waits)?;
-        d.set_item("msgs_out", s.msgs_out)?;
+        d.set_item("msgs_out", s.messages_out)?;
         d.set_item("bytes_out", s.bytes_out)?;
         d.set_item("empty_waits", s.empty_waits)?;
         d.set_item("lock_recoveries", s.lock_recoveries)?;

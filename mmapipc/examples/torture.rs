@@ -226,9 +226,9 @@ fn producer(q: &Queue, book: &Book, inc: u64, seed: u64) {
                 q.put(refs[0]).expect("put");
                 1
             }
-            1 => usize::from(q.put_timeout(refs[0], Duration::from_millis(100)).expect("put_timeout")),
+            1 => usize::from(q.put_timeout(refs[0], Some(Duration::from_millis(100))).expect("put_timeout")),
             2 => q.put_batch(&refs).expect("put_batch"),
-            _ => q.put_batch_timeout(&refs, Duration::from_millis(100)).expect("put_batch_timeout"),
+            _ => q.put_batch_timeout(&refs, Some(Duration::from_millis(100))).expect("put_batch_timeout"),
         };
         seq += n as u64;
         // After the put returned: everything below `seq` is committed.
@@ -418,15 +418,15 @@ impl StallMeter {
         let read = c.read.value.load(Ordering::Acquire);
         let tail = c.tail.value.load(Ordering::Acquire);
         let s = q.stats();
-        if s.msgs_out != self.last_out || tail == read {
+        if s.messages_out != self.last_out || tail == read {
             self.cons_ok = now;
         }
         let room = tail.wrapping_sub(read) <= q.capacity() as u64 / 2;
-        if s.msgs_in != self.last_in || !producers_running || !room {
+        if s.messages_in != self.last_in || !producers_running || !room {
             self.prod_ok = now;
         }
-        self.last_in = s.msgs_in;
-        self.last_out = s.msgs_out;
+        self.last_in = s.messages_in;
+        self.last_out = s.messages_out;
         self.max = self.max.max(now - self.cons_ok).max(now - self.prod_ok);
     }
 }

@@ -32,9 +32,9 @@ use std::time::Duration;
 use rkyv::rancor;
 use rkyv::{Archive, Archived, Portable};
 
-use crate::error::{OpenError, QueueError, RingError};
+use crate::error::{OpenError, RingError};
 use crate::layout::Kind;
-use crate::queue::{Queue, QueueOptions, View};
+use crate::queue::{Queue, QueueError, QueueOptions, View};
 use crate::region::{self, CreateOptions, OpenOptions};
 use crate::ring::{RecvGuard, Ring, SlotMut};
 use crate::schema::{IpcMessage, Mismatch, Schema, TypeDesc};

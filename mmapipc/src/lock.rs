@@ -60,7 +60,10 @@ impl RobustLock {
         if self.try_lock(me) {
             return Some(Acquired::Clean);
         }
-        let started = std::time::Instant::now();
+        // A try (no time to wait) gives up without the last look below: a `/proc` read per
+        // failed try would slow contended tries. Decided from the deadline, not a clock, so the
+        // loom models see the same steps in every run.
+        let may_wait = deadline.remaining() != Some(Duration::ZERO);
         struct Stolen;
         let r = self.waiter.wait_until(
             deadline,
@@ -77,11 +80,8 @@ impl RobustLock {
         match r {
             Ok(Some(())) => Some(Acquired::Clean),
             Err(Stolen) => Some(Acquired::Recovered),
-            // Deadline: one last look, so a short timeout still recovers a dead owner (skipped for
-            // a try that barely waited: a `/proc` read per failed try would slow contended tries).
-            Ok(None) => {
-                (started.elapsed() >= Duration::from_millis(1) && self.steal_if_dead(me)).then_some(Acquired::Recovered)
-            }
+            // Deadline: one last look, so a short timeout still recovers a dead owner.
+            Ok(None) => (may_wait && self.steal_if_dead(me)).then_some(Acquired::Recovered),
         }
     }
 
@@ -137,5 +137,19 @@ mod tests {
         let got = l.lock(m, Deadline::after(Some(Duration::from_secs(5))), Duration::from_millis(10));
         assert_eq!(got, Some(Acquired::Recovered));
         assert_eq!(l.holder(), m);
+    }
+
+    /// A try gives up on a dead holder without looking (no `/proc` read per failed try); any
+    /// timeout, however short, takes the dead holder's lock over when it ends.
+    #[test]
+    fn a_try_does_not_look_a_short_timeout_does() {
+        let l = lock();
+        let dead = owner::encode(crate::process::exited_process());
+        l.word.store(dead, Ordering::Relaxed);
+        let slice = Duration::from_secs(60);
+        assert_eq!(l.lock(me(), Deadline::after(Some(Duration::ZERO)), slice), None);
+        assert_eq!(l.holder(), dead);
+        assert_eq!(l.lock(me(), Deadline::after(Some(Duration::from_micros(1))), slice), Some(Acquired::Recovered));
+        assert_eq!(l.holder(), me());
     }
 }

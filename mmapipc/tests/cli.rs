@@ -46,14 +46,14 @@ fn roles(role: &str, args: &[String]) {
         "queue-producer" => {
             let q = Queue::open(path).unwrap();
             for i in 0u64.. {
-                let _ = q.put_timeout(format!("order {i}").as_bytes(), std::time::Duration::from_millis(50));
+                let _ = q.put_timeout(format!("order {i}").as_bytes(), Some(std::time::Duration::from_millis(50)));
                 std::thread::sleep(pause);
             }
         }
         "queue-consumer" => {
             let q = Queue::open(path).unwrap();
             loop {
-                let _ = q.get_timeout(std::time::Duration::from_millis(50));
+                let _ = q.get_timeout(Some(std::time::Duration::from_millis(50)));
                 std::thread::sleep(pause * 3);
             }
         }
@@ -414,7 +414,7 @@ fn peek_under_a_hot_producer_and_consumer_never_returns_torn_records() {
                 queue_seen += 1;
             }
             qfrom = Some(p.next);
-            if q.stats().msgs_out == n && peeker.stats().messages_out == n {
+            if q.stats().messages_out == n && peeker.stats().messages_out == n {
                 break;
             }
         }
@@ -434,7 +434,7 @@ fn view_stalls_are_shown() {
     while q.try_put(&msg).unwrap() {}
     let views = q.try_get_views(usize::MAX).unwrap();
     assert!(!views.is_empty());
-    assert!(!q.put_timeout(&msg, std::time::Duration::from_millis(20)).unwrap());
+    assert!(!q.put_timeout(&msg, Some(std::time::Duration::from_millis(20))).unwrap());
     let j = json_of(&tool(&["inspect", "--json", p]));
     assert_eq!(j["live"]["counters"]["view_stalls"], 1, "{j}");
     let s = stdout(&tool(&["inspect", p]));

@@ -57,7 +57,7 @@ fn a_record_of_the_wrong_size_is_wrong_size_in_both() {
     // The odd message was taken: the next batch is the good record.
     assert_eq!(rx.read_fixed_batch_detached(100, 32).unwrap().map(|b| b.count()), Some(1));
 
-    let q = Arc::new(Queue::in_heap(4096));
+    let q = Arc::new(Queue::heap(4096).unwrap());
     q.try_put(&[1; 10]).unwrap();
     q.try_put(&[2; 32]).unwrap();
     let e = q.get_fixed_views(100, 32, Some(Duration::ZERO)).map(|b| b.is_some()).unwrap_err();
@@ -72,7 +72,7 @@ fn too_large_has_one_shape() {
     let e = ring.try_write(&[0; 57]).unwrap_err();
     assert_eq!(e, RingError::TooLarge { len: 57, max: 56 });
     assert_eq!(e.to_string(), "message of 57 bytes is larger than the ring's maximum message size of 56 bytes");
-    let q = Queue::in_heap(64);
+    let q = Queue::heap(64).unwrap();
     let e = q.try_put(&[0; 49]).unwrap_err();
     assert_eq!(e, QueueError::TooLarge { len: 49, max: 48 });
     assert_eq!(e.to_string(), "message of 49 bytes is larger than the queue's maximum message size of 48 bytes");
@@ -161,7 +161,7 @@ fn views_held_elsewhere_show_in_the_stats_and_free_space() {
     let views = consumer.get_owned_views(usize::MAX, Some(Duration::ZERO)).unwrap();
     assert_eq!(views.len(), n);
     assert_eq!(producer.used_bytes(), used, "space behind a held view is not free");
-    assert!(!producer.put_timeout(&[8; 100], Duration::from_millis(30)).unwrap());
+    assert!(!producer.put_timeout(&[8; 100], Some(Duration::from_millis(30))).unwrap());
     assert!(!producer.try_put(&[8; 100]).unwrap());
     let s = producer.stats();
     assert_eq!(s.view_stalls, 1, "two puts stalled by one view: {s:?}");

@@ -157,7 +157,7 @@ fn regression_positions_near_max() {
         std::hint::black_box((q.len(), q.is_empty(), q.stats()));
         let _ = q.try_put(b"x");
         let _ = q.try_put_batch(&[b"a".as_slice(), &[1; 3000]]);
-        let _ = q.put_timeout(&[1; 4000], std::time::Duration::from_millis(2));
+        let _ = q.put_timeout(&[1; 4000], Some(std::time::Duration::from_millis(2)));
         let _ = q.try_get();
         let _ = q.try_get_batch(4);
         let views = q.try_get_views(4);

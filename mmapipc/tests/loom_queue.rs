@@ -1,118 +1,156 @@
-//! loom model of the queue's claim / commit / view-release / reclaim protocol.
+//! loom models of the queue, run on the real `Queue` code over a heap queue (no files, no
+//! processes): put and commit, take by copy or as a view, view release, reclaim, the wrap with
+//! its padding record, the producer lock, and a tool's seqlock walk.
 //!
 //! Run: `RUSTFLAGS="--cfg loom" cargo test -p mmapipc --test loom_queue --release`
 //!
-//! A miniature of `queue.rs` with the same orderings: a ring of 2 fixed slots, a producer that
-//! writes a payload (a loom `UnsafeCell`, so loom reports any data race), sets the slot state
-//! and publishes `tail` (Release); a consumer that stamps TAKEN and publishes `read` (Release),
-//! reads the payload as a view, then marks DONE (Release) and advances `reclaim` by CAS; and a
-//! third thread advancing `reclaim` concurrently (as any process may). The producer reuses a
-//! slot only after an Acquire load of `reclaim` shows it free. loom checks that no payload is
-//! overwritten while a view reads it and that every message arrives once, in order.
+//! Under loom the data area is the loom twin of `mem::DataArea`: every record head and owner
+//! word is a loom atomic, and every payload byte carries a `loom::cell::UnsafeCell`, so loom
+//! reports any read of a byte not ordered after its write (a consumer reading unpublished
+//! bytes), and any write not ordered after earlier reads or made while a view holds the byte (a
+//! producer overwriting a record before it was reclaimed), in every interleaving within the
+//! preemption bound. The models also check every payload and that each message arrives once, in
+//! order. A 64-byte queue holds one 24-byte message (a 40-byte record), so the second message
+//! goes after a padding record at the wrap, into space the first one must have left.
 #![cfg(loom)]
 
-use loom::cell::UnsafeCell;
-use loom::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use loom::sync::Arc;
 use loom::thread;
+use mmapipc::Queue;
 
-const SLOTS: u64 = 2;
-const COMMITTED: u32 = 1;
-const TAKEN: u32 = 3;
-const DONE: u32 = 4;
-
-struct Ring {
-    tail: AtomicU64,
-    read: AtomicU64,
-    reclaim: AtomicU64,
-    state: [AtomicU32; SLOTS as usize],
-    payload: [UnsafeCell<u64>; SLOTS as usize],
+fn model(f: impl Fn() + Sync + Send + 'static) {
+    let mut b = loom::model::Builder::new();
+    // Each race here (commit vs take, release vs reclaim vs reuse) needs at most 2 switches.
+    b.preemption_bound = Some(2);
+    b.check(f);
 }
 
-impl Ring {
-    fn advance_reclaim(&self) {
-        loop {
-            let start = self.reclaim.load(Ordering::Acquire); // SYNC: reclaim-publish
-            let read = self.read.load(Ordering::Acquire); // SYNC: read-publish
-            let mut pos = start;
-            while pos < read {
-                let s = self.state[(pos % SLOTS) as usize].load(Ordering::Acquire); // SYNC: view-done
-                if s != DONE && s != COMMITTED {
-                    break;
-                }
-                pos += 1;
-            }
-            if pos == start {
-                return;
-            }
-            // SYNC: reclaim-publish
-            if self.reclaim.compare_exchange(start, pos, Ordering::AcqRel, Ordering::Relaxed).is_ok() {
-                return;
-            }
+/// Message `i`: 24 bytes of `i`.
+fn msg(i: u8) -> [u8; 24] {
+    [i; 24]
+}
+
+/// Puts `msgs` with `try_put`, yielding while the queue is full.
+fn produce(q: &Queue, msgs: &[[u8; 24]]) {
+    for m in msgs {
+        while !q.try_put(m).unwrap() {
+            thread::yield_now();
         }
     }
 }
 
+/// Two messages through views: the second reuses the space of the first, which only its view's
+/// release (and a reclaim by the consumer or by a third thread) frees.
 #[test]
-fn claim_commit_view_release_reclaim() {
-    let mut builder = loom::model::Builder::new();
-    // Bounded preemptions keep the run short (about 12 s here); 2 covers the interleavings of
-    // the commit / release / reclaim steps (each race here needs at most 2 switches). With the
-    // view-done store weakened to Relaxed, this model reports the data race on the payload.
-    builder.preemption_bound = Some(2);
-    builder.check(|| {
-        let r = Arc::new(Ring {
-            tail: AtomicU64::new(0),
-            read: AtomicU64::new(0),
-            reclaim: AtomicU64::new(0),
-            state: [AtomicU32::new(0), AtomicU32::new(0)],
-            payload: [UnsafeCell::new(0), UnsafeCell::new(0)],
+fn views_released_then_reused() {
+    model(|| {
+        let q = Arc::new(Queue::heap(64).unwrap());
+        let p = q.clone();
+        let producer = thread::spawn(move || produce(&p, &[msg(1), msg(2)]));
+        let a = q.clone();
+        let advancer = thread::spawn(move || {
+            a.advance_reclaim(false);
         });
-        const N: u64 = 3; // the third message reuses slot 0
-
-        let p = r.clone();
-        let producer = thread::spawn(move || {
-            let mut next = 0;
-            while next < N {
-                let tail = p.tail.load(Ordering::Relaxed); // only this thread writes tail
-                if tail - p.reclaim.load(Ordering::Acquire) >= SLOTS {
-                    thread::yield_now(); // full
-                    continue;
+        let mut next = 1;
+        while next <= 2 {
+            match q.try_get_view().unwrap() {
+                Some(v) => {
+                    assert_eq!(*v, msg(next), "a view saw a torn, stale or reused message");
+                    next += 1;
                 }
-                let i = (tail % SLOTS) as usize;
-                p.payload[i].with_mut(|v| unsafe { *v = 100 + next });
-                p.state[i].store(COMMITTED, Ordering::Relaxed);
-                p.tail.store(tail + 1, Ordering::Release); // SYNC: tail-publish (the commit)
-                next += 1;
+                None => thread::yield_now(),
             }
-        });
-
-        let c = r.clone();
-        let consumer = thread::spawn(move || {
-            let mut got = 0;
-            while got < N {
-                let read = c.read.load(Ordering::Relaxed); // only this thread writes read
-                if c.tail.load(Ordering::Acquire) == read {
-                    thread::yield_now();
-                    continue;
-                }
-                let i = (read % SLOTS) as usize;
-                c.state[i].store(TAKEN, Ordering::Relaxed);
-                c.read.store(read + 1, Ordering::Release); // SYNC: read-publish (the commit)
-                let v = c.payload[i].with(|v| unsafe { *v }); // the view
-                assert_eq!(v, 100 + got, "message lost, duplicated or torn");
-                c.state[i].store(DONE, Ordering::Release); // SYNC: view-done
-                c.advance_reclaim();
-                got += 1;
-            }
-        });
-
-        let a = r.clone();
-        let advancer = thread::spawn(move || a.advance_reclaim());
-
+        }
         producer.join().unwrap();
-        consumer.join().unwrap();
         advancer.join().unwrap();
-        assert_eq!(r.reclaim.load(Ordering::Relaxed), N);
+        assert!(q.try_get().unwrap().is_none());
+        let s = q.stats();
+        assert_eq!((s.messages_in, s.messages_out, s.used_bytes), (2, 2, 0));
+    });
+}
+
+/// Two messages taken by copy (the consumer's reclaim jumps over what it copied), then a third
+/// put into the reclaimed space while the consumer may still be reclaiming.
+#[test]
+fn copies_reclaimed_then_reused() {
+    model(|| {
+        let q = Arc::new(Queue::heap(64).unwrap());
+        let p = q.clone();
+        let producer = thread::spawn(move || produce(&p, &[msg(1), msg(2)]));
+        let mut next = 1;
+        while next <= 2 {
+            match q.try_get().unwrap() {
+                Some(m) => {
+                    assert_eq!(m, msg(next), "a copy was torn, stale or reused");
+                    next += 1;
+                }
+                None => thread::yield_now(),
+            }
+        }
+        producer.join().unwrap();
+        assert_eq!(q.used_bytes(), 0);
+    });
+}
+
+/// Two producers: the producer lock and the `tail` hand-over between them, including the
+/// process-local copy of `reclaim`. (The messages are taken after both are in: a consumer
+/// polling beside two producers could starve a preempted lock holder in loom's scheduler.)
+#[test]
+fn two_producers() {
+    model(|| {
+        let q = Arc::new(Queue::heap(64).unwrap());
+        let producers: Vec<_> = [1u8, 2]
+            .into_iter()
+            .map(|i| {
+                let p = q.clone();
+                thread::spawn(move || {
+                    while !p.try_put(&[i; 8]).unwrap() {
+                        thread::yield_now();
+                    }
+                })
+            })
+            .collect();
+        for p in producers {
+            p.join().unwrap();
+        }
+        let mut got = q.try_get_batch(8).unwrap();
+        got.sort();
+        assert_eq!(got, vec![vec![1u8; 8], vec![2; 8]], "each message exactly once");
+    });
+}
+
+/// A tool peeks while a producer wraps and a consumer takes: whatever the walk returns is a
+/// whole message that was committed at that position, never bytes of a reused record.
+#[test]
+fn peek_while_producing_and_consuming() {
+    model(|| {
+        let q = Arc::new(Queue::heap(64).unwrap());
+        let p = q.clone();
+        let producer = thread::spawn(move || produce(&p, &[msg(1), msg(2)]));
+        let t = q.clone();
+        let tool = thread::spawn(move || {
+            let peeked = t.peek_committed(None, 8).unwrap();
+            for (pos, m) in &peeked.records {
+                // Message 1 is at position 0; message 2 at 64 (after the padding at 40).
+                let expect = match pos {
+                    0 => msg(1),
+                    64 => msg(2),
+                    other => panic!("a record at {other}"),
+                };
+                assert_eq!(m[..], expect[..], "the walk returned bytes of a reused record");
+            }
+        });
+        let mut next = 1;
+        while next <= 2 {
+            match q.try_get().unwrap() {
+                Some(m) => {
+                    assert_eq!(m, msg(next));
+                    next += 1;
+                }
+                None => thread::yield_now(),
+            }
+        }
+        producer.join().unwrap();
+        tool.join().unwrap();
     });
 }

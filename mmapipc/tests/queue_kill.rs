@@ -67,9 +67,9 @@ fn lock_holders_killed_are_replaced_within_the_bound() {
         child.kill().unwrap(); // SIGKILL
         child.wait().unwrap();
         let t0 = Instant::now();
-        assert!(q.put_timeout(b"after", Duration::from_secs(5)).unwrap(), "{which}: put wedged");
-        assert_eq!(q.get_timeout(Duration::from_secs(5)).unwrap().as_deref(), Some(&b"before"[..]));
-        assert_eq!(q.get_timeout(Duration::from_secs(5)).unwrap().as_deref(), Some(&b"after"[..]));
+        assert!(q.put_timeout(b"after", Some(Duration::from_secs(5))).unwrap(), "{which}: put wedged");
+        assert_eq!(q.get_timeout(Some(Duration::from_secs(5))).unwrap().as_deref(), Some(&b"before"[..]));
+        assert_eq!(q.get_timeout(Some(Duration::from_secs(5))).unwrap().as_deref(), Some(&b"after"[..]));
         let took = t0.elapsed();
         // Recovery happens one check interval (bound / 4) after waiting starts; the bound
         // itself is the promise.
@@ -94,7 +94,7 @@ fn views_of_a_killed_consumer_are_reclaimed() {
     child.kill().unwrap();
     child.wait().unwrap();
     let t0 = Instant::now();
-    assert!(q.put_timeout(&[1; 80], Duration::from_secs(5)).unwrap());
+    assert!(q.put_timeout(&[1; 80], Some(Duration::from_secs(5))).unwrap());
     assert!(t0.elapsed() <= Duration::from_millis(400), "took {:?}", t0.elapsed());
     assert_eq!(q.stats().view_recoveries, n);
     q.unlink().unwrap();

@@ -1,4 +1,9 @@
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::records::{head_word, record_size, split_head};
 use super::*;
+use crate::sync::Ordering;
 use proptest::prelude::*;
 
 fn msg(i: usize, len: usize) -> Vec<u8> {
@@ -11,7 +16,7 @@ fn framing_and_sizes() {
     assert_eq!(record_size(1), 24);
     assert_eq!(record_size(8), 24);
     assert_eq!(record_size(9), 32);
-    let q = Queue::in_heap(256);
+    let q = Queue::heap(256).unwrap();
     assert_eq!(q.capacity(), 256);
     assert_eq!(q.max_message_size(), 240);
     assert!(q.is_empty());
@@ -35,28 +40,28 @@ fn record_head_word_has_the_format_byte_layout() {
     assert_eq!(w.to_ne_bytes(), expect);
     assert_eq!(split_head(w), (0x0102_0304, STATE_TAKEN));
     // And in a queue's data area, after a put: length then state, byte for byte.
-    let q = Queue::in_heap(256);
+    let q = Queue::heap(256).unwrap();
     assert!(q.try_put(b"abc").unwrap());
     // SAFETY: the data area holds at least 16 bytes and nobody else uses this queue.
-    let bytes = unsafe { std::slice::from_raw_parts(q.data, 8) };
+    let bytes = unsafe { std::slice::from_raw_parts(q.data_ptr(), 8) };
     assert_eq!(bytes[..4], 3u32.to_ne_bytes());
     assert_eq!(bytes[4..8], STATE_COMMITTED.to_ne_bytes());
 }
 
 #[test]
 fn alignment_padding_after_a_payload_is_zeroed() {
-    let q = Queue::in_heap(256);
+    let q = Queue::heap(256).unwrap();
     assert!(q.try_put(&[0xAA; 232]).unwrap()); // 248 bytes at 0: every byte written
     assert_eq!(q.try_get().unwrap(), Some(vec![0xAA; 232]));
     assert!(q.try_put(b"abc").unwrap()); // padding at 248, the record at 0
                                          // SAFETY: the heap queue is private to this test and holds at least 24 data bytes.
-    let bytes = unsafe { std::slice::from_raw_parts(q.data, 24) };
+    let bytes = unsafe { std::slice::from_raw_parts(q.data_ptr(), 24) };
     assert_eq!(&bytes[16..24], b"abc\0\0\0\0\0", "no stale bytes after the payload");
 }
 
 #[test]
 fn wraps_with_padding_and_keeps_order() {
-    let q = Queue::in_heap(256);
+    let q = Queue::heap(256).unwrap();
     let mut next_in = 0;
     let mut next_out = 0;
     for round in 0..200 {
@@ -81,7 +86,7 @@ fn wraps_with_padding_and_keeps_order() {
 
 #[test]
 fn padding_published_alone_lets_big_message_through() {
-    let q = Queue::in_heap(256);
+    let q = Queue::heap(256).unwrap();
     // Fill to 200 bytes, drain, then a 200-byte message must wrap: padding first, then it.
     assert!(q.try_put(&[1; 180]).unwrap()); // 200 bytes
     assert_eq!(q.try_get().unwrap().unwrap().len(), 180);
@@ -93,7 +98,7 @@ fn padding_published_alone_lets_big_message_through() {
 
 #[test]
 fn batches_take_and_give_many() {
-    let q = Queue::in_heap(4096);
+    let q = Queue::heap(4096).unwrap();
     let msgs: Vec<Vec<u8>> = (0..100).map(|i| msg(i, i % 80)).collect();
     let refs: Vec<&[u8]> = msgs.iter().map(|m| m.as_slice()).collect();
     let n = q.try_put_batch(&refs).unwrap();
@@ -106,12 +111,12 @@ fn batches_take_and_give_many() {
     }
     assert_eq!(q.try_put_batch(&[b"ok", &[0u8; 5000]]), Err(QueueError::TooLarge { len: 5000, max: 4080 }));
     assert!(q.is_empty(), "a batch with an oversize message puts nothing");
-    assert_eq!(q.put_batch_timeout(&refs, Duration::from_millis(1)).unwrap(), n);
+    assert_eq!(q.put_batch_timeout(&refs, Some(Duration::from_millis(1))).unwrap(), n);
 }
 
 #[test]
 fn views_block_reuse_until_released_in_any_order() {
-    let q = Queue::in_heap(256);
+    let q = Queue::heap(256).unwrap();
     for i in 0..5 {
         assert!(q.try_put(&msg(i, 24)).unwrap()); // 40 bytes each: 200
     }
@@ -140,7 +145,7 @@ fn views_block_reuse_until_released_in_any_order() {
 
 #[test]
 fn clear_discards_waiting_and_keeps_views() {
-    let q = Queue::in_heap(1024);
+    let q = Queue::heap(1024).unwrap();
     for i in 0..6 {
         q.try_put(&msg(i, 10)).unwrap();
     }
@@ -152,13 +157,13 @@ fn clear_discards_waiting_and_keeps_views() {
     assert!(q.try_put(b"after").unwrap());
     assert_eq!(q.try_get().unwrap().as_deref(), Some(&b"after"[..]));
     let s = q.stats();
-    assert_eq!(s.msgs_in, 7);
-    assert_eq!(s.msgs_out, 7);
+    assert_eq!(s.messages_in, 7);
+    assert_eq!(s.messages_out, 7);
 }
 
 #[test]
 fn views_of_a_dead_consumer_are_reclaimed() {
-    let q = Queue::in_heap(256);
+    let q = Queue::heap(256).unwrap();
     for i in 0..4 {
         q.try_put(&msg(i, 40)).unwrap(); // 56 bytes each
     }
@@ -166,25 +171,25 @@ fn views_of_a_dead_consumer_are_reclaimed() {
     // Pretend a dead process took them: stamp a dead owner word and forget the guards.
     let dead = crate::owner::encode(crate::process::exited_process());
     for v in &views {
-        q.owner(v.raw.pos % q.cap).store(dead, Ordering::Relaxed);
+        q.owner(v.pos % q.cap).store(dead, Ordering::Relaxed);
     }
     views.into_iter().for_each(std::mem::forget); // the guards, not the Vec (Miri checks leaks)
     assert!(!q.try_put(&[0; 100]).unwrap());
     assert!(!q.advance_reclaim(false));
     let t0 = std::time::Instant::now();
-    assert!(q.put_timeout(&[0; 100], Duration::from_secs(5)).unwrap());
+    assert!(q.put_timeout(&[0; 100], Some(Duration::from_secs(5))).unwrap());
     assert!(t0.elapsed() < Duration::from_secs(2));
     assert_eq!(q.stats().view_recoveries, 4);
 }
 
 #[test]
 fn dead_lock_holder_is_replaced() {
-    let q = Queue::in_heap(256);
+    let q = Queue::heap(256).unwrap();
     let dead = crate::owner::encode(crate::process::exited_process());
     q.ctrl().prod_lock.lock.word.store(dead, Ordering::Relaxed);
     q.ctrl().cons_lock.lock.word.store(dead, Ordering::Relaxed);
-    assert!(q.put_timeout(b"x", Duration::from_secs(5)).unwrap());
-    assert_eq!(q.get_timeout(Duration::from_secs(5)).unwrap().as_deref(), Some(&b"x"[..]));
+    assert!(q.put_timeout(b"x", Some(Duration::from_secs(5))).unwrap());
+    assert_eq!(q.get_timeout(Some(Duration::from_secs(5))).unwrap().as_deref(), Some(&b"x"[..]));
     assert_eq!(q.stats().lock_recoveries, 2);
 }
 
@@ -200,7 +205,7 @@ fn prefaulted_handles_work_and_change_no_byte() {
     let other = Queue::open_with(&path, &opts).unwrap();
     if cfg!(target_os = "linux") {
         // MADV_POPULATE_WRITE needs Linux 5.14; older kernels refuse and nothing happens.
-        let _ = prefault(other.data, other.cap as usize);
+        let _ = other.data.prefault();
     }
     assert_eq!(other.try_get().unwrap(), Some(msg(1, 1000)));
     assert!(other.try_get().unwrap().is_none());
@@ -236,7 +241,7 @@ fn producers_on_separate_handles_never_overwrite_unread_records() {
     let c = Queue::open(&path).unwrap();
     let mut next = [0usize; P];
     for _ in 0..P * N {
-        let m = c.get_timeout(Duration::from_secs(10)).unwrap().expect("a message");
+        let m = c.get_timeout(Some(Duration::from_secs(10))).unwrap().expect("a message");
         let k = u64::from_le_bytes(m[..8].try_into().unwrap()) as usize;
         let (p, i) = (k / N, k % N);
         assert_eq!(i, next[p], "order of producer {p}");
@@ -251,7 +256,7 @@ fn producers_on_separate_handles_never_overwrite_unread_records() {
 
 #[test]
 fn threads_mpmc_exactly_once_in_order() {
-    let q = Arc::new(Queue::in_heap(4096));
+    let q = Arc::new(Queue::heap(4096).unwrap());
     const P: usize = 3;
     const N: usize = if cfg!(miri) { 50 } else { 20_000 };
     let mut hs = vec![];
@@ -285,7 +290,7 @@ fn threads_mpmc_exactly_once_in_order() {
             loop {
                 let mut got = vec![];
                 match c {
-                    0 => got.extend(q.get_timeout(Duration::from_millis(50)).unwrap()),
+                    0 => got.extend(q.get_timeout(Some(Duration::from_millis(50))).unwrap()),
                     1 => got = q.get_batch_timeout(16, Some(Duration::from_millis(50))).unwrap(),
                     _ => got.extend(
                         q.get_views_timeout(4, Some(Duration::from_millis(50))).unwrap().iter().map(|v| v.to_vec()),
@@ -321,7 +326,7 @@ fn threads_mpmc_exactly_once_in_order() {
 
 #[test]
 fn fixed_views_are_one_strided_run_held_until_dropped() {
-    let q = Arc::new(Queue::in_heap(1024));
+    let q = Arc::new(Queue::heap(1024).unwrap());
     for i in 0..10 {
         assert!(q.try_put(&msg(i, 24)).unwrap()); // 40 bytes each
     }
@@ -348,13 +353,13 @@ fn fixed_views_are_one_strided_run_held_until_dropped() {
     drop(b);
     assert!(q.try_put(&[0; 620]).unwrap(), "both batches released");
     let s = q.stats();
-    assert_eq!((s.msgs_out, s.bytes_out), (10, 240));
+    assert_eq!((s.messages_out, s.bytes_out), (10, 240));
 }
 
 #[test]
 fn fixed_views_stop_at_the_wrap_and_before_another_size() {
     // 256 bytes: 6 records of 40 (240) leave 16, so the 7th goes after a padding record at 0.
-    let q = Arc::new(Queue::in_heap(256));
+    let q = Arc::new(Queue::heap(256).unwrap());
     for i in 0..6 {
         assert!(q.try_put(&msg(i, 24)).unwrap());
     }
@@ -396,7 +401,7 @@ fn fixed_views_stop_at_the_wrap_and_before_another_size() {
 
 #[test]
 fn fixed_views_of_a_dead_consumer_are_reclaimed() {
-    let q = Arc::new(Queue::in_heap(256));
+    let q = Arc::new(Queue::heap(256).unwrap());
     for i in 0..4 {
         q.try_put(&msg(i, 40)).unwrap(); // 56 bytes each
     }
@@ -408,8 +413,38 @@ fn fixed_views_of_a_dead_consumer_are_reclaimed() {
     }
     drop(b); // not ours any more (as in a forked child): releases nothing
     assert!(!q.try_put(&[0; 100]).unwrap());
-    assert!(q.put_timeout(&[0; 100], Duration::from_secs(5)).unwrap());
+    assert!(q.put_timeout(&[0; 100], Some(Duration::from_secs(5))).unwrap());
     assert_eq!(q.stats().view_recoveries, 4);
+}
+
+#[test]
+fn heap_queues_follow_the_capacity_rule() {
+    assert!(matches!(Queue::heap(MIN_CAPACITY - 1), Err(crate::OpenError::InvalidArgument(_))));
+    assert_eq!(Queue::heap(MIN_CAPACITY + 1).unwrap().capacity(), MIN_CAPACITY + 8);
+    assert!(Queue::heap(MAX_CAPACITY + 1).is_err());
+}
+
+#[test]
+fn peek_shows_waiting_messages_without_taking_them() {
+    let q = Queue::heap(256).unwrap();
+    for i in 0..4 {
+        assert!(q.try_put(&msg(i, 10)).unwrap()); // 32 bytes each
+    }
+    let p = q.peek_committed(None, 2).unwrap();
+    assert_eq!(p.records, vec![(64, msg(2, 10)), (96, msg(3, 10))], "the last two, oldest first");
+    assert_eq!((p.next, p.missed), (128, false));
+    assert_eq!(q.len(), 4, "nothing was taken");
+    // A consumer takes two, then a tool continues from where it stopped and from before.
+    q.try_get_batch(2).unwrap();
+    assert!(q.try_put(&msg(4, 10)).unwrap());
+    let p = q.peek_committed(Some(128), 8).unwrap();
+    assert_eq!((p.records, p.next, p.missed), (vec![(128, msg(4, 10))], 160, false));
+    let p = q.peek_committed(Some(0), 8).unwrap();
+    assert_eq!(p.records.len(), 3);
+    assert!(p.missed, "records from 0 on were taken");
+    // A corrupt record that nobody may reuse yet is an error.
+    q.head(128 % q.cap).store(head_word(10, 0x1234), Ordering::Relaxed);
+    assert!(matches!(q.peek_committed(None, 8), Err(QueueError::Corrupt { .. })));
 }
 
 fn corrupt_run(q: &Arc<Queue>) {
@@ -437,7 +472,7 @@ proptest! {
 
     #[test]
     fn any_message_sizes_roundtrip(lens in proptest::collection::vec(0usize..300, 1..60)) {
-        let q = Queue::in_heap(512);
+        let q = Queue::heap(512).unwrap();
         let mut out = std::collections::VecDeque::new();
         for (i, &len) in lens.iter().enumerate() {
             let m = msg(i, len.min(q.max_message_size()));
@@ -458,7 +493,7 @@ proptest! {
         tail in any::<u64>(), read in any::<u64>(), reclaim in any::<u64>(), small in any::<bool>(),
         junk in proptest::collection::vec(any::<u8>(), 0..256),
     ) {
-        let q = Arc::new(Queue::in_heap(256));
+        let q = Arc::new(Queue::heap(256).unwrap());
         q.try_put(b"abc").unwrap();
         let (tail, read, reclaim) = if small { (tail % 600, read % 600, reclaim % 600) } else { (tail, read, reclaim) };
         q.ctrl().tail.value.store(tail, Ordering::Relaxed);
@@ -471,7 +506,7 @@ proptest! {
 
     #[test]
     fn random_records_never_panic(junk in proptest::collection::vec(any::<u8>(), 256), fill in 1usize..8) {
-        let q = Arc::new(Queue::in_heap(256));
+        let q = Arc::new(Queue::heap(256).unwrap());
         for i in 0..fill {
             let _ = q.try_put(&msg(i, 10 + i * 5));
         }

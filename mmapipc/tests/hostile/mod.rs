@@ -188,7 +188,7 @@ fn drive_queue(q: &Arc<Queue>) -> Outcome {
             Err(_) => o.errors += 1,
         }
     }
-    match q.get_timeout(Duration::from_millis(1)) {
+    match q.get_timeout(Some(Duration::from_millis(1))) {
         Ok(Some(m)) => {
             check(m.len());
             o.messages += 1;
@@ -198,7 +198,7 @@ fn drive_queue(q: &Arc<Queue>) -> Outcome {
     }
     o.errors += usize::from(q.try_put(b"after").is_err());
     o.errors += usize::from(q.try_put_batch(&[b"x".as_slice(), &[7u8; 100]]).is_err());
-    o.errors += usize::from(q.put_timeout(&[1u8; 300], Duration::from_millis(1)).is_err());
+    o.errors += usize::from(q.put_timeout(&[1u8; 300], Some(Duration::from_millis(1))).is_err());
     std::hint::black_box(q.advance_reclaim(true));
     std::hint::black_box(q.recover());
     o.errors += usize::from(q.clear().is_err());

@@ -32,9 +32,9 @@ import os
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, Iterable, Mapping, TypeVar, Union
 
+from ._dtype import field_dtype
 from ._mmapipc import SharedMemoryQueue, SharedMemoryRing, channel_schema, create_queue_with_schema, create_ring_with_schema
 from .errors import Error
-from ._dtype import field_dtype
 from .record import Dim, Record, _resolve_dims, image_view
 from .schema import Schema
 

@@ -1,6 +1,6 @@
 //! `#[derive(IpcMessage)]`: gives a struct a message schema computed from its archived layout.
 //!
-//! Use it next to rkyv's derives; see `mmapipc::schema` for what the schema holds.
+//! Use it next to rkyv's derives; see `mmapipc::typed::schema` for what the schema holds.
 //!
 //! ```text
 //! #[derive(rkyv::Archive, rkyv::Serialize, rkyv::Deserialize, mmapipc::IpcMessage)]
@@ -19,7 +19,7 @@ use quote::{quote, quote_spanned};
 use syn::spanned::Spanned;
 use syn::{parse_macro_input, Data, DeriveInput, Fields, LitInt, LitStr, Type};
 
-/// Derives `mmapipc::schema::IpcMessage` (and `SchemaType`, so the struct can be nested).
+/// Derives `mmapipc::IpcMessage` (and `SchemaType`, so the struct can be nested).
 ///
 /// Attributes: `#[ipc(name = "pkg.Name", version = N)]`; both optional (defaults: the type's
 /// name and version 1).
@@ -162,9 +162,9 @@ fn expand(input: DeriveInput) -> syn::Result<TokenStream2> {
         let ty = &f.ty;
         // The bound check is spanned at the field type, so an unsupported type is reported there.
         entries.push(quote_spanned! {ty.span()=>
-            ::mmapipc::schema::Field {
+            ::mmapipc::typed::schema::Field {
                 name: ::std::string::String::from(#fname_str),
-                ty: <#ty as ::mmapipc::schema::SchemaType>::type_desc(),
+                ty: <#ty as ::mmapipc::typed::SchemaType>::type_desc(),
                 offset: ::core::mem::offset_of!(__MmapipcArchived, #fname) as u32,
                 size: ::core::mem::size_of::<<#ty as ::mmapipc::rkyv::Archive>::Archived>() as u32,
             }
@@ -174,18 +174,18 @@ fn expand(input: DeriveInput) -> syn::Result<TokenStream2> {
         const _: () = {
             type __MmapipcArchived = <#ident as ::mmapipc::rkyv::Archive>::Archived;
 
-            impl ::mmapipc::schema::SchemaType for #ident {
-                fn type_desc() -> ::mmapipc::schema::TypeDesc {
-                    let s = <#ident as ::mmapipc::schema::IpcMessage>::schema();
-                    ::mmapipc::schema::TypeDesc::Struct { name: s.name, size: s.size, align: s.align, fields: s.fields }
+            impl ::mmapipc::typed::SchemaType for #ident {
+                fn type_desc() -> ::mmapipc::typed::schema::TypeDesc {
+                    let s = <#ident as ::mmapipc::typed::IpcMessage>::schema();
+                    ::mmapipc::typed::schema::TypeDesc::Struct { name: s.name, size: s.size, align: s.align, fields: s.fields }
                 }
             }
 
-            impl ::mmapipc::schema::IpcMessage for #ident {
+            impl ::mmapipc::typed::IpcMessage for #ident {
                 const NAME: &'static str = #name;
                 const VERSION: u32 = #version;
-                fn schema() -> ::mmapipc::schema::Schema {
-                    ::mmapipc::schema::Schema::new(
+                fn schema() -> ::mmapipc::typed::Schema {
+                    ::mmapipc::typed::Schema::new(
                         #name,
                         #version,
                         ::core::mem::size_of::<__MmapipcArchived>(),

@@ -14,9 +14,9 @@
 use std::hint::black_box;
 
 use criterion::{Criterion, Throughput};
-use mmapipc::channel::TypedRing;
 use mmapipc::example_types::Tick;
 use mmapipc::Ring;
+use mmapipc::TypedRing;
 
 fn path(tag: &str) -> std::path::PathBuf {
     let p = std::env::temp_dir().join(format!("mmapipc-bench-typed-{tag}-{}", std::process::id()));

@@ -6,6 +6,8 @@
 //! * [`Ring`]: a lock-free single-producer single-consumer ring of variable-length messages.
 //! * [`Queue`]: a crash-safe multi-producer multi-consumer queue of byte messages, with batches
 //!   and zero-copy views.
+//! * [`TypedRing`], [`TypedQueue`]: the same channels carrying records of one
+//!   `#[derive(IpcMessage)]` type, schema-checked on open and read in place (see [`typed`]).
 //!
 //! Every file starts with a validated, versioned header (see [`layout`]); files are created with
 //! `O_EXCL | O_NOFOLLOW | O_CLOEXEC` and mode 0600 unless told otherwise (see [`region`]).
@@ -21,7 +23,6 @@ pub use mmapipc_derive::IpcMessage;
 /// rkyv, re-exported so users need one dependency (`#[rkyv(crate = mmapipc::rkyv)]`).
 pub use rkyv;
 
-pub mod channel;
 #[cfg(all(feature = "cli", not(loom)))]
 pub mod cli;
 pub mod error;
@@ -35,7 +36,6 @@ pub mod process;
 pub mod queue;
 pub mod region;
 pub mod ring;
-pub mod schema;
 pub mod shm;
 mod sync;
 pub mod typed;
@@ -46,5 +46,23 @@ pub use layout::Kind;
 pub use queue::{FixedViews, OwnedView, Queue, QueueError, QueueOptions, QueueStats, QueueView, View};
 pub use region::{resolve_path, CreateOptions, OpenOptions, Region};
 pub use ring::{RecvGuard, Ring, SlotMut};
-pub use schema::{IpcMessage, Schema};
 pub use shm::SharedMemory;
+pub use typed::{
+    IpcMessage, Schema, TypedGuard, TypedOpenError, TypedQueue, TypedRecvError, TypedRing, TypedSendError, TypedView,
+    VecLoan,
+};
+
+/// [`typed::schema`] and the message traits ([`IpcMessage`], [`SchemaType`](typed::SchemaType),
+/// [`VecElement`](typed::VecElement)) in one module.
+pub mod schema {
+    pub use crate::typed::schema::*;
+    pub use crate::typed::{IpcMessage, SchemaType, VecElement};
+}
+
+/// The typed channels and their errors in one module (the same items as in [`typed`]).
+pub mod channel {
+    pub use crate::typed::{
+        channel_schema, Plain, Received, TypedGuard, TypedOpenError, TypedQueue, TypedRecvError, TypedRing,
+        TypedSendError, TypedView, VecLoan,
+    };
+}

@@ -8,8 +8,8 @@ use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::Duration;
 
-use mmapipc::channel::{TypedOpenError, TypedQueue, TypedRecvError, TypedSendError};
 use mmapipc::example_types::{Tensor, Tick, TickV2, VideoFrame};
+use mmapipc::{TypedOpenError, TypedQueue, TypedRecvError, TypedSendError};
 
 const N: u64 = 2_000;
 

@@ -9,10 +9,10 @@ use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::Duration;
 
-use mmapipc::channel::{TypedOpenError, TypedRecvError, TypedRing, TypedSendError};
 use mmapipc::example_types::{Tensor, Tick, TickV2, VideoFrame, VideoFrameV2};
 use mmapipc::rkyv::{Archive, Serialize};
 use mmapipc::IpcMessage;
+use mmapipc::{TypedOpenError, TypedRecvError, TypedRing, TypedSendError};
 use proptest::prelude::*;
 
 const N: u64 = 2_000;

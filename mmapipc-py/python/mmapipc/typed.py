@@ -19,17 +19,24 @@ next ``recv``/``recv_batch`` on the same handle (or ``close``); after that the r
 ``ValueError``, and an array taken from it that is still alive makes the next receive raise
 ``BufferError`` rather than let it see recycled bytes. Copy what you keep
 (``rec.to_dict()``, ``np.array(rec.pixels)``).
+
+:class:`TypedRing` and :class:`TypedQueue` share one implementation (``_TypedChannel``: open with
+the schema check, create with the schema in the header, send, receive, batches) and supply only
+their byte channel's calls. The message bytes they write and read are FORMAT.md, "Typed
+payload" (written by :meth:`Schema.encode`, read by :class:`mmapipc.record.Record`).
 """
 
 from __future__ import annotations
 
 import os
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Mapping, Union
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, Iterable, Mapping, TypeVar, Union
 
+from ._dtype import field_dtype
 from ._mmapipc import SharedMemoryQueue, SharedMemoryRing, channel_schema, create_queue_with_schema, create_ring_with_schema
 from .errors import Error
-from .schema import Dim, Record, Schema, _field_dtype, _resolve_dims, image_view
+from .record import Dim, Record, _resolve_dims, image_view
+from .schema import Schema
 
 if TYPE_CHECKING:  # pragma: no cover
     import numpy as np
@@ -56,11 +63,22 @@ def as_schema(schema: SchemaLike | Any) -> Schema:
     raise TypeError(f"expected a Schema, a schema file path or a generated module, got {type(schema).__name__}")
 
 
-class TypedRing:
-    """A single-producer single-consumer ring of records of one schema."""
+_B = TypeVar("_B", SharedMemoryRing, SharedMemoryQueue)
+_C = TypeVar("_C", bound="_TypedChannel[Any]")
 
-    def __init__(self, ring: SharedMemoryRing, channel: Schema, reader: Schema | None = None) -> None:
-        self._ring = ring
+
+class _TypedChannel(Generic[_B]):
+    """What a typed ring and a typed queue share: a byte channel `_B` whose header carries the
+    channel's schema, and the reader's schema (the channel's, or an older version of it). The
+    subclasses supply the byte channel's calls (``_create_bytes`` ... ``_fixed_batch``)."""
+
+    _kind: ClassVar[str]
+    """``"ring"`` or ``"queue"``: the file kind, as ``channel_schema`` names it."""
+    _release_on_next: ClassVar[bool]
+    """True when the next receive may reuse a record's slot (a ring): the record is released then."""
+
+    def __init__(self, inner: _B, channel: Schema, reader: Schema | None = None) -> None:
+        self._bytes: _B = inner
         self._channel = channel
         self._reader = reader or channel
         self._last: Record | None = None
@@ -68,22 +86,28 @@ class TypedRing:
     # -- construction ------------------------------------------------------------------------
 
     @classmethod
-    def create(cls, path: str | os.PathLike[str], capacity: int, schema: SchemaLike | Any, *, mode: int = 0o600) -> TypedRing:
-        """Creates a ring of `capacity` bytes whose header carries `schema`."""
+    def create(cls: type[_C], path: str | os.PathLike[str], capacity: int, schema: SchemaLike | Any, *, mode: int = 0o600) -> _C:
+        """Creates a channel of `capacity` bytes whose header carries `schema`."""
         s = as_schema(schema)
-        import json
-
-        resolved = create_ring_with_schema(path, capacity, json.dumps(s.to_dict()), mode=mode)
-        return cls(SharedMemoryRing.open(resolved), s)
+        return cls(cls._create_bytes(path, capacity, s.to_json(), mode), s)
 
     @classmethod
-    def open(cls, path: str | os.PathLike[str], schema: SchemaLike | Any | None = None, *, allow_foreign_owner: bool = False) -> TypedRing:
-        """Opens a typed ring. With `schema`, checks that it may read the channel (the same rules
-        as Rust: same name and layout, or a newer channel version that only appended fields) and
-        raises :class:`mmapipc.SchemaMismatch` with a field-by-field diff otherwise."""
-        channel, reader = _open_schemas(path, "ring", schema, allow_foreign_owner)
-        ring = SharedMemoryRing.open(path, allow_foreign_owner=allow_foreign_owner)
-        return cls(ring, channel, reader)
+    def open(cls: type[_C], path: str | os.PathLike[str], schema: SchemaLike | Any | None = None, *, allow_foreign_owner: bool = False) -> _C:
+        """Opens a typed channel. With `schema`, checks that it may read the channel (the same
+        rules as Rust: same name and layout, or a newer channel version that only appended
+        fields) and raises :class:`mmapipc.SchemaMismatch` with a field-by-field diff otherwise."""
+        channel, reader = _open_schemas(path, cls._kind, schema, allow_foreign_owner)
+        return cls(cls._open_bytes(path, allow_foreign_owner), channel, reader)
+
+    @classmethod
+    def _create_bytes(cls, path: str | os.PathLike[str], capacity: int, schema_json: str, mode: int) -> _B:
+        """Creates the byte channel with `schema_json` in its header and opens it."""
+        raise NotImplementedError
+
+    @classmethod
+    def _open_bytes(cls, path: str | os.PathLike[str], allow_foreign_owner: bool) -> _B:
+        """Opens the byte channel."""
+        raise NotImplementedError
 
     # -- properties --------------------------------------------------------------------------
 
@@ -96,11 +120,6 @@ class TypedRing:
     def dtype(self) -> np.dtype[Any]:
         """The NumPy structured dtype of the reader's view of a record."""
         return self._reader.dtype
-
-    @property
-    def ring(self) -> SharedMemoryRing:
-        """The underlying byte ring."""
-        return self._ring
 
     # -- send --------------------------------------------------------------------------------
 
@@ -115,16 +134,134 @@ class TypedRing:
     ) -> bool:
         """Sends one record given as a mapping, a NumPy record of :attr:`dtype`, or keyword
         arguments (a field literally named ``block`` or ``timeout`` must go in the mapping).
-        Returns False if it timed out (or the ring is full with ``block=False``)."""
+        Returns False if it timed out (or the channel is full with ``block=False``)."""
         _check_writer(self._channel, self._reader)
-        message = self._channel.encode(values, **fields)
-        return self._ring.write(message.data, block=block, timeout=timeout)
+        return self._put(self._channel.encode(values, **fields).data, block, timeout)
 
     def send_batch(self, records: Any, block: bool = True, timeout: float | None = None) -> int:
         """Sends fixed-size records given as a NumPy structured array (or anything convertible
-        to one of :attr:`dtype`), with one index publication per batch; returns how many were
-        sent (fewer on timeout, or when the ring is full with ``block=False``)."""
-        return self._ring.write_batch(_rows(self._channel, self._reader, records), block=block, timeout=timeout)
+        to one of :attr:`dtype`), with one index publication (a ring) or one lock acquisition
+        per wait (a queue) per batch; returns how many were sent (fewer on timeout, or when the
+        channel is full with ``block=False``)."""
+        return self._put_batch(self._rows(records), block, timeout)
+
+    def _rows(self, records: Any) -> list[memoryview]:
+        """One memoryview per record of a structured array of the channel's dtype."""
+        import numpy as np
+
+        channel = self._channel
+        _check_writer(channel, self._reader)
+        if not channel.fixed_size:
+            raise TypeError(f"{channel.name} has variable-size fields (Vec/String); send records one by one")
+        arr = np.ascontiguousarray(records, dtype=channel.dtype).reshape(-1)
+        raw = arr.view(np.uint8).reshape(arr.size, channel.size)
+        return [memoryview(row) for row in raw]  # type: ignore[arg-type]
+
+    def _put(self, data: memoryview, block: bool, timeout: float | None) -> bool:
+        """Writes one message."""
+        raise NotImplementedError
+
+    def _put_batch(self, rows: Iterable[memoryview], block: bool, timeout: float | None) -> int:
+        """Writes messages of one size; returns how many."""
+        raise NotImplementedError
+
+    # -- receive -----------------------------------------------------------------------------
+
+    def recv(self, block: bool = True, timeout: float | None = None) -> Record | None:
+        """The next record, in place, or None on timeout: how long it stays valid is the
+        channel's rule (see the class docs). A corrupt message raises
+        :class:`mmapipc.CorruptMessage` when a field is read."""
+        self._release_last()
+        view = self._next_view(block, timeout)
+        if view is None:
+            return None
+        record = Record(self._reader, view, self._channel.size)
+        if self._release_on_next:
+            self._last = record
+        return record
+
+    def _release_last(self) -> None:
+        """The previous record's slot is about to be reused: make the record unusable, so stale
+        data can never be read through it (arrays taken from it make the next read raise
+        BufferError instead)."""
+        if self._last is not None:
+            self._last.release()
+            self._last = None
+
+    def _recv_batch(self, max_count: int, block: bool, timeout: float | None) -> npt.NDArray[Any]:
+        """Up to `max_count` fixed-size records as one structured array over their slots."""
+        import numpy as np
+
+        self._release_last()
+        if not self._channel.fixed_size:
+            raise TypeError(f"{self._channel.name} has variable-size fields (Vec/String); use recv()")
+        got = self._fixed_batch(max_count, self._channel.size, block, timeout)
+        if got is None:
+            return np.empty(0, dtype=self._reader.dtype)
+        view, count, stride = got
+        return np.ndarray(shape=(count,), dtype=self._reader.dtype, buffer=view, offset=0, strides=(stride,))
+
+    def _next_view(self, block: bool, timeout: float | None) -> memoryview | None:
+        """The next message, in its slot."""
+        raise NotImplementedError
+
+    def _fixed_batch(self, max_count: int, size: int, block: bool, timeout: float | None) -> tuple[memoryview, int, int] | None:
+        """Up to `max_count` messages of `size` bytes at equal distances: (view, count, stride)."""
+        raise NotImplementedError
+
+    # -- lifetime ----------------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Closes the handle (never removes the file)."""
+        self._release_last()
+        self._bytes.close()
+
+    def unlink(self) -> None:
+        """Removes the file."""
+        self._bytes.unlink()
+
+    def __enter__(self: _C) -> _C:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self._bytes.path!r}, {self._channel.label})"
+
+
+class TypedRing(_TypedChannel[SharedMemoryRing]):
+    """A single-producer single-consumer ring of records of one schema. A record from
+    :meth:`recv` is valid until the next receive on this handle (see the module docs); a batch
+    from :meth:`recv_batch` must be gone before the next receive."""
+
+    _kind = "ring"
+    _release_on_next = True
+
+    @classmethod
+    def _create_bytes(cls, path: str | os.PathLike[str], capacity: int, schema_json: str, mode: int) -> SharedMemoryRing:
+        return SharedMemoryRing.open(create_ring_with_schema(path, capacity, schema_json, mode=mode))
+
+    @classmethod
+    def _open_bytes(cls, path: str | os.PathLike[str], allow_foreign_owner: bool) -> SharedMemoryRing:
+        return SharedMemoryRing.open(path, allow_foreign_owner=allow_foreign_owner)
+
+    @property
+    def ring(self) -> SharedMemoryRing:
+        """The underlying byte ring."""
+        return self._bytes
+
+    def _put(self, data: memoryview, block: bool, timeout: float | None) -> bool:
+        return self._bytes.write(data, block=block, timeout=timeout)
+
+    def _put_batch(self, rows: Iterable[memoryview], block: bool, timeout: float | None) -> int:
+        return self._bytes.write_batch(rows, block=block, timeout=timeout)
+
+    def _next_view(self, block: bool, timeout: float | None) -> memoryview | None:
+        return self._bytes.read_view(block=block, timeout=timeout)
+
+    def _fixed_batch(self, max_count: int, size: int, block: bool, timeout: float | None) -> tuple[memoryview, int, int] | None:
+        return self._bytes.read_fixed_batch(max_count, size, block=block, timeout=timeout)
 
     def loan(
         self,
@@ -147,41 +284,23 @@ class TypedRing:
         f = self._channel.field(field)
         if f.kind != "vec":
             raise TypeError(f"{self._channel.name}.{field} is {f.type_name}, not a Vec")
-        elem = np.dtype(_field_dtype(f.type["elem"]))
+        elem = np.dtype(field_dtype(f.type["elem"]))
         if count < 0:
             raise ValueError(f"count must be >= 0, got {count}")
         array_bytes = (count * elem.itemsize + 7) & ~7
         header = self._channel.encode({**(values or {}), **fields, field: np.empty(0, elem)})
         total = array_bytes + header.size
-        view = self._ring.loan(total, block=block, timeout=timeout)
+        view = self._bytes.loan(total, block=block, timeout=timeout)
         if view is None:
             return None
         buf = np.frombuffer(view, dtype=np.uint8)
         buf[array_bytes:] = header
+        # The Vec field (FORMAT.md, "Typed payload": relative pointer, then count) points at the
+        # array, which starts the slot.
         field_at = array_bytes + header.size - self._channel.size + f.offset
         buf[field_at : field_at + 4] = np.frombuffer(np.int32(-field_at).tobytes(), np.uint8)
         buf[field_at + 4 : field_at + 8] = np.frombuffer(np.uint32(count).tobytes(), np.uint8)
-        return Loan(self._ring, buf[: count * elem.itemsize].view(elem), {**(values or {}), **fields}, f"{self._channel.name}.{field}")
-
-    # -- receive -----------------------------------------------------------------------------
-
-    def recv(self, block: bool = True, timeout: float | None = None) -> Record | None:
-        """The next record, in place (valid until the next receive on this handle), or None on
-        timeout. A corrupt message raises :class:`mmapipc.CorruptMessage` when a field is read."""
-        self._release_last()
-        view = self._ring.read_view(block=block, timeout=timeout)
-        if view is None:
-            return None
-        self._last = Record(self._reader, view, self._channel.size)
-        return self._last
-
-    def _release_last(self) -> None:
-        """The previous record's slot is about to be reused: make the record unusable, so stale
-        data can never be read through it (arrays taken from it make the next read raise
-        BufferError instead)."""
-        if self._last is not None:
-            self._last.release()
-            self._last = None
+        return Loan(self._bytes, buf[: count * elem.itemsize].view(elem), {**(values or {}), **fields}, f"{self._channel.name}.{field}")
 
     def recv_batch(self, max_count: int, block: bool = True, timeout: float | None = None) -> npt.NDArray[Any]:
         """Up to `max_count` fixed-size records as **one structured array over the ring's slots**
@@ -193,104 +312,43 @@ class TypedRing:
         before the next receive on this handle, or that receive raises ``BufferError``; copy
         (``batch.copy()``) what you keep. A batch stops at the ring's wrap, so it may hold fewer
         records than are available."""
-        import numpy as np
-
-        self._release_last()
-        if not self._channel.fixed_size:
-            raise TypeError(f"{self._channel.name} has variable-size fields (Vec/String); use recv()")
-        got = self._ring.read_fixed_batch(max_count, self._channel.size, block=block, timeout=timeout)
-        if got is None:
-            return np.empty(0, dtype=self._reader.dtype)
-        view, count, stride = got
-        return np.ndarray(shape=(count,), dtype=self._reader.dtype, buffer=view, offset=0, strides=(stride,))
-
-    # -- lifetime ----------------------------------------------------------------------------
-
-    def close(self) -> None:
-        """Closes the handle (never removes the file)."""
-        self._release_last()
-        self._ring.close()
-
-    def unlink(self) -> None:
-        """Removes the file."""
-        self._ring.unlink()
-
-    def __enter__(self) -> TypedRing:
-        return self
-
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
-        self.close()
-
-    def __repr__(self) -> str:
-        return f"TypedRing({self._ring.path!r}, {self._channel.label})"
+        return self._recv_batch(max_count, block, timeout)
 
 
-class TypedQueue:
+class TypedQueue(_TypedChannel[SharedMemoryQueue]):
     """A many-producer many-consumer queue of records of one schema (each record goes to exactly
     one consumer). Records from :meth:`recv` and batches from :meth:`recv_batch` are views of
     their slots: a slot is held until the record (or batch) and every array taken from it are
     gone (no ordering constraint between them)."""
 
-    def __init__(self, queue: SharedMemoryQueue, channel: Schema, reader: Schema | None = None) -> None:
-        self._queue = queue
-        self._channel = channel
-        self._reader = reader or channel
+    _kind = "queue"
+    _release_on_next = False
 
     @classmethod
-    def create(cls, path: str | os.PathLike[str], capacity: int, schema: SchemaLike | Any, *, mode: int = 0o600) -> TypedQueue:
-        """Creates a queue of `capacity` bytes whose header carries `schema`."""
-        import json
-
-        s = as_schema(schema)
-        resolved = create_queue_with_schema(path, capacity, json.dumps(s.to_dict()), mode=mode)
-        return cls(SharedMemoryQueue.open(resolved), s)
+    def _create_bytes(cls, path: str | os.PathLike[str], capacity: int, schema_json: str, mode: int) -> SharedMemoryQueue:
+        return SharedMemoryQueue.open(create_queue_with_schema(path, capacity, schema_json, mode=mode))
 
     @classmethod
-    def open(cls, path: str | os.PathLike[str], schema: SchemaLike | Any | None = None, *, allow_foreign_owner: bool = False) -> TypedQueue:
-        """Opens a typed queue; with `schema`, checks it may read the channel (see TypedRing.open)."""
-        channel, reader = _open_schemas(path, "queue", schema, allow_foreign_owner)
-        return cls(SharedMemoryQueue.open(path, allow_foreign_owner=allow_foreign_owner), channel, reader)
-
-    @property
-    def schema(self) -> Schema:
-        """The schema stored in the channel."""
-        return self._channel
-
-    @property
-    def dtype(self) -> np.dtype[Any]:
-        """The NumPy structured dtype of the reader's view of a record."""
-        return self._reader.dtype
+    def _open_bytes(cls, path: str | os.PathLike[str], allow_foreign_owner: bool) -> SharedMemoryQueue:
+        return SharedMemoryQueue.open(path, allow_foreign_owner=allow_foreign_owner)
 
     @property
     def queue(self) -> SharedMemoryQueue:
         """The underlying byte queue."""
-        return self._queue
+        return self._bytes
 
-    def send(
-        self,
-        values: Mapping[str, Any] | Any = None,
-        /,
-        *,
-        block: bool = True,
-        timeout: float | None = None,
-        **fields: Any,
-    ) -> bool:
-        """Sends one record (see :meth:`TypedRing.send`)."""
-        _check_writer(self._channel, self._reader)
-        return self._queue.put(self._channel.encode(values, **fields).data, block=block, timeout=timeout)
+    def _put(self, data: memoryview, block: bool, timeout: float | None) -> bool:
+        return self._bytes.put(data, block=block, timeout=timeout)
 
-    def send_batch(self, records: Any, block: bool = True, timeout: float | None = None) -> int:
-        """Sends fixed-size records given as a NumPy structured array under one lock acquisition
-        per wait (see :meth:`TypedRing.send_batch`); returns how many were sent."""
-        return self._queue.put_batch(_rows(self._channel, self._reader, records), block=block, timeout=timeout)
+    def _put_batch(self, rows: Iterable[memoryview], block: bool, timeout: float | None) -> int:
+        return self._bytes.put_batch(rows, block=block, timeout=timeout)
 
-    def recv(self, block: bool = True, timeout: float | None = None) -> Record | None:
-        """The next record, in place (its slot is held while the record or arrays from it live),
-        or None on timeout."""
-        views = self._queue.get_view(block=block, timeout=timeout, max_count=1)
-        if not views:
-            return None
-        return Record(self._reader, views[0], self._channel.size)
+    def _next_view(self, block: bool, timeout: float | None) -> memoryview | None:
+        views = self._bytes.get_view(block=block, timeout=timeout, max_count=1)
+        return views[0] if views else None
+
+    def _fixed_batch(self, max_count: int, size: int, block: bool, timeout: float | None) -> tuple[memoryview, int, int] | None:
+        return self._bytes.get_fixed_batch(max_count, size, block=block, timeout=timeout)
 
     def recv_batch(self, max_count: int, block: bool = True, timeout: float | None = None) -> npt.NDArray[Any]:
         """Up to `max_count` fixed-size records as **one structured array over the queue's
@@ -310,44 +368,7 @@ class TypedQueue:
         schema with variable-size fields (use :meth:`recv`), and
         :class:`mmapipc.CorruptMessage` (after discarding it) for a message that is not a
         record of the channel's size."""
-        import numpy as np
-
-        if not self._channel.fixed_size:
-            raise TypeError(f"{self._channel.name} has variable-size fields (Vec/String); use recv()")
-        got = self._queue.get_fixed_batch(max_count, self._channel.size, block=block, timeout=timeout)
-        if got is None:
-            return np.empty(0, dtype=self._reader.dtype)
-        view, count, stride = got
-        return np.ndarray(shape=(count,), dtype=self._reader.dtype, buffer=view, offset=0, strides=(stride,))
-
-    def close(self) -> None:
-        """Closes the handle (never removes the file)."""
-        self._queue.close()
-
-    def unlink(self) -> None:
-        """Removes the file."""
-        self._queue.unlink()
-
-    def __enter__(self) -> TypedQueue:
-        return self
-
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
-        self.close()
-
-    def __repr__(self) -> str:
-        return f"TypedQueue({self._queue.path!r}, {self._channel.label})"
-
-
-def _rows(channel: Schema, reader: Schema, records: Any) -> list[memoryview]:
-    """One memoryview per record of a structured array of the channel's dtype."""
-    import numpy as np
-
-    _check_writer(channel, reader)
-    if not channel.fixed_size:
-        raise TypeError(f"{channel.name} has variable-size fields (Vec/String); send records one by one")
-    arr = np.ascontiguousarray(records, dtype=channel.dtype).reshape(-1)
-    raw = arr.view(np.uint8).reshape(arr.size, channel.size)
-    return [memoryview(row) for row in raw]  # type: ignore[arg-type]
+        return self._recv_batch(max_count, block, timeout)
 
 
 class Loan:

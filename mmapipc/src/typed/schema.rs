@@ -456,67 +456,6 @@ pub fn fnv1a(bytes: &[u8]) -> u64 {
     h
 }
 
-/// Types that can be fields of an [`IpcMessage`]: primitives, fixed arrays of them, rkyv
-/// `Vec`s of primitives, `String`, and nested `#[derive(IpcMessage)]` structs.
-#[diagnostic::on_unimplemented(
-    message = "`{Self}` cannot be a field of an IPC message",
-    label = "unsupported field type",
-    note = "use a primitive (u8..u64, i8..i64, f32, f64, bool), a fixed array [T; N], Vec<primitive>, String, or a struct that derives IpcMessage"
-)]
-pub trait SchemaType: rkyv::Archive {
-    /// The archived type description.
-    fn type_desc() -> TypeDesc;
-}
-
-/// Marker for primitives allowed as `Vec` elements.
-#[diagnostic::on_unimplemented(
-    message = "`Vec<{Self}>` cannot be a field of an IPC message",
-    note = "a Vec field must hold primitives (u8..u64, i8..i64, f32, f64, bool)"
-)]
-pub trait VecElement: SchemaType {}
-
-macro_rules! scalars {
-    ($($t:ty => $s:ident),*) => {$(
-        impl SchemaType for $t {
-            fn type_desc() -> TypeDesc { TypeDesc::Scalar { scalar: Scalar::$s } }
-        }
-        impl VecElement for $t {}
-    )*};
-}
-scalars!(u8 => U8, u16 => U16, u32 => U32, u64 => U64, i8 => I8, i16 => I16, i32 => I32, i64 => I64, f32 => F32, f64 => F64, bool => Bool);
-
-impl<T: SchemaType, const N: usize> SchemaType for [T; N] {
-    fn type_desc() -> TypeDesc {
-        TypeDesc::Array { elem: Box::new(T::type_desc()), len: N as u32 }
-    }
-}
-
-impl<T: VecElement> SchemaType for Vec<T>
-where
-    Vec<T>: rkyv::Archive,
-{
-    fn type_desc() -> TypeDesc {
-        TypeDesc::Vec { elem: Box::new(T::type_desc()) }
-    }
-}
-
-impl SchemaType for String {
-    fn type_desc() -> TypeDesc {
-        TypeDesc::String
-    }
-}
-
-/// A message type with a schema. Implement it with `#[derive(IpcMessage)]`, next to rkyv's
-/// `Archive` and `Serialize` derives.
-pub trait IpcMessage: SchemaType {
-    /// The schema name (`#[ipc(name = "...")]`, default: the type's name).
-    const NAME: &'static str;
-    /// The schema version (`#[ipc(version = N)]`, default 1).
-    const VERSION: u32;
-    /// The schema, computed from the archived type.
-    fn schema() -> Schema;
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,14 +1,16 @@
-//! Encoding typed messages straight into slots, and reading them where they lie.
+//! Rust message types: how a type describes itself ([`IpcMessage`], from `#[derive(IpcMessage)]`)
+//! and how it is archived straight into slots and read where it lies.
 //!
-//! These functions are the bridge between rkyv and the byte channels: [`archived_len`] measures a
-//! value's archive without writing it anywhere (a counting writer), so a channel can claim a slot of
-//! exactly that size; [`serialize_into`] then writes the archive directly into the claimed slot (no
+//! [`IpcMessage`] and [`SchemaType`] turn a type into its [`Schema`]; the derive computes every
+//! offset from the archived type, never by hand. [`archived_len`] measures a value's archive
+//! without writing it anywhere (a counting writer), so a channel can claim a slot of exactly that
+//! size; [`serialize_into`] then writes the archive directly into the claimed slot (no
 //! intermediate buffer); [`access`] validates a received slot with bytecheck and returns the
-//! archived root in place.
+//! archived root in place. The bytes are specified in FORMAT.md, "Typed payload".
 //!
 //! Evolution: the root of an rkyv archive is its *last* `size_of::<Archived<T>>()` bytes. A reader
 //! of an older version locates the root with the *channel's* root size (`root_size`), then reads
-//! its own, shorter prefix of it (see `schema` for the rules that make this sound).
+//! its own, shorter prefix of it (see [`Schema::check_reader`] for the rules that make this sound).
 
 use rkyv::api::high::HighSerializer;
 use rkyv::rancor;
@@ -16,6 +18,8 @@ use rkyv::ser::allocator::ArenaHandle;
 use rkyv::ser::writer::Buffer;
 use rkyv::ser::{Positional, Writer};
 use rkyv::{Archive, Archived, Portable, Serialize};
+
+use super::schema::{Scalar, Schema, TypeDesc};
 
 /// Why a typed encode or decode failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -116,6 +120,67 @@ pub unsafe fn access_unchecked<T: Archive>(bytes: &[u8], root_size: usize) -> Re
     // SAFETY: the caller guarantees a valid archive of T (or an appended version) whose root
     // starts at `pos`; the length check above keeps the root inside `bytes`.
     Ok(unsafe { rkyv::api::access_pos_unchecked::<Archived<T>>(bytes, pos) })
+}
+
+/// Types that can be fields of an [`IpcMessage`]: primitives, fixed arrays of them, rkyv
+/// `Vec`s of primitives, `String`, and nested `#[derive(IpcMessage)]` structs.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot be a field of an IPC message",
+    label = "unsupported field type",
+    note = "use a primitive (u8..u64, i8..i64, f32, f64, bool), a fixed array [T; N], Vec<primitive>, String, or a struct that derives IpcMessage"
+)]
+pub trait SchemaType: rkyv::Archive {
+    /// The archived type description.
+    fn type_desc() -> TypeDesc;
+}
+
+/// Marker for primitives allowed as `Vec` elements.
+#[diagnostic::on_unimplemented(
+    message = "`Vec<{Self}>` cannot be a field of an IPC message",
+    note = "a Vec field must hold primitives (u8..u64, i8..i64, f32, f64, bool)"
+)]
+pub trait VecElement: SchemaType {}
+
+macro_rules! scalars {
+    ($($t:ty => $s:ident),*) => {$(
+        impl SchemaType for $t {
+            fn type_desc() -> TypeDesc { TypeDesc::Scalar { scalar: Scalar::$s } }
+        }
+        impl VecElement for $t {}
+    )*};
+}
+scalars!(u8 => U8, u16 => U16, u32 => U32, u64 => U64, i8 => I8, i16 => I16, i32 => I32, i64 => I64, f32 => F32, f64 => F64, bool => Bool);
+
+impl<T: SchemaType, const N: usize> SchemaType for [T; N] {
+    fn type_desc() -> TypeDesc {
+        TypeDesc::Array { elem: Box::new(T::type_desc()), len: N as u32 }
+    }
+}
+
+impl<T: VecElement> SchemaType for Vec<T>
+where
+    Vec<T>: rkyv::Archive,
+{
+    fn type_desc() -> TypeDesc {
+        TypeDesc::Vec { elem: Box::new(T::type_desc()) }
+    }
+}
+
+impl SchemaType for String {
+    fn type_desc() -> TypeDesc {
+        TypeDesc::String
+    }
+}
+
+/// A message type with a schema. Implement it with `#[derive(IpcMessage)]`, next to rkyv's
+/// `Archive` and `Serialize` derives.
+pub trait IpcMessage: SchemaType {
+    /// The schema name (`#[ipc(name = "...")]`, default: the type's name).
+    const NAME: &'static str;
+    /// The schema version (`#[ipc(version = N)]`, default 1).
+    const VERSION: u32;
+    /// The schema, computed from the archived type.
+    fn schema() -> Schema;
 }
 
 #[cfg(test)]

@@ -365,3 +365,35 @@ def test_thousands_of_open_close_cycles_leak_nothing(shm_path: str) -> None:
             shm.read(0, 8)
     assert _open_fds() == fds
     assert _mappings() <= maps + 2
+
+
+# ---------------------------------------------------------------------------------------------
+# What every handle class shares (path, closed, close, unlink, with, repr, pickling)
+
+
+@pytest.mark.parametrize(
+    ("create", "fields"),
+    [
+        (lambda p: SharedMemory.create(p, size=64), "size=64"),
+        (lambda p: mmapipc.SharedMemoryRing.create(p, capacity=64), "capacity=64, pending=0 messages/0 bytes"),
+        (lambda p: mmapipc.SharedMemoryQueue.create(p, capacity=4096), "capacity=4096, qsize=0"),
+    ],
+    ids=["SharedMemory", "SharedMemoryRing", "SharedMemoryQueue"],
+)
+def test_handle_classes_share_path_close_repr_and_pickling(create, fields: str, shm_path: str) -> None:
+    h = create(shm_path)
+    name = type(h).__name__
+    assert h.path == shm_path and not h.closed
+    assert repr(h) == f'{name}(path="{shm_path}", {fields})'
+    assert pickle.loads(pickle.dumps(h)).path == shm_path
+    with pytest.raises(KeyError):
+        with h as entered:
+            assert entered is h
+            raise KeyError("__exit__ does not swallow exceptions")
+    assert h.closed
+    assert repr(h) == f'{name}(path="{shm_path}", closed)'
+    with pytest.raises(ValueError, match=f"{name} handle is closed"):
+        pickle.dumps(h)
+    h.close()  # twice is harmless
+    h.unlink()
+    assert not os.path.exists(shm_path)

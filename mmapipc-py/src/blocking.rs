@@ -1,8 +1,9 @@
-//! Blocking calls from Python: wait with the GIL released, in slices, so Ctrl-C works.
+//! Blocking calls from Python: the one retry loop every blocking method of the module runs.
 //!
-//! Every blocking method follows the same shape: try once with the GIL held (the fast path
-//! pays for no GIL release); if that fails and the caller may block, wait in slices of at most
-//! [`SLICE`] with the GIL released, checking for signals (KeyboardInterrupt) between slices.
+//! [`retry`] tries once with the GIL held (the fast path pays for no GIL release and reads no
+//! clock); if that yields nothing and the call may block, it waits in slices of at most
+//! [`SLICE`] with the GIL released, and between slices checks that the handle is still open,
+//! checks for signals (so Ctrl-C raises `KeyboardInterrupt`), and checks the deadline.
 
 use std::time::Duration;
 
@@ -10,7 +11,7 @@ use mmapipc::wait::Deadline;
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 
-/// Longest time spent without the GIL before checking for signals.
+/// Longest time spent without the GIL before checking for signals and `close()`.
 pub const SLICE: Duration = Duration::from_millis(50);
 
 /// Converts a Python `timeout` (seconds, `None` = forever) into a `Duration`.
@@ -24,40 +25,102 @@ pub fn timeout_arg(timeout: Option<f64>) -> PyResult<Option<Duration>> {
     }
 }
 
-/// Runs `attempt` once with the GIL held; if it yields nothing and `block` is true, calls
-/// `wait(slice)` repeatedly with the GIL released until it yields a value or `timeout` passes.
+/// A call's deadline, fixed on first use: a call that may not block never reads the clock.
+pub struct CallDeadline {
+    timeout: Option<Duration>,
+    at: Option<Deadline>,
+}
+
+impl CallDeadline {
+    /// `timeout` (None: forever) if the call may block, passed at once otherwise.
+    pub fn new(block: bool, timeout: Option<Duration>) -> CallDeadline {
+        CallDeadline { timeout: if block { timeout } else { Some(Duration::ZERO) }, at: None }
+    }
+
+    /// [`new`](Self::new) from Python's `block` and `timeout` arguments.
+    pub fn from_args(block: bool, timeout: Option<f64>) -> PyResult<CallDeadline> {
+        Ok(CallDeadline::new(block, timeout_arg(timeout)?))
+    }
+
+    /// No deadline: the call waits as long as it takes.
+    pub fn forever() -> CallDeadline {
+        CallDeadline::new(true, None)
+    }
+
+    /// Whether the call may wait at all (false for `block=False` or a zero timeout).
+    pub fn may_wait(&self) -> bool {
+        self.timeout != Some(Duration::ZERO)
+    }
+
+    fn get(&mut self) -> Deadline {
+        let t = self.timeout;
+        *self.at.get_or_insert_with(|| Deadline::after(t))
+    }
+
+    fn passed(&mut self) -> bool {
+        !self.may_wait() || self.get().expired()
+    }
+
+    /// The next slice: at most [`SLICE`], at most what is left.
+    fn slice(&mut self) -> Duration {
+        self.get().remaining().map_or(SLICE, |r| r.min(SLICE))
+    }
+}
+
+/// What one wait (with the GIL released) came to.
+pub enum Waited {
+    /// The wait did the call's work itself (e.g. a queue put that found room) and recorded it
+    /// in the state: the next attempt returns it, before any other check.
+    Finished,
+    /// Progress may be possible: attempt again.
+    Ready,
+    /// The slice ended with nothing to do.
+    Idle,
+}
+
+impl Waited {
+    /// `Ready` if the wait reported readiness, `Idle` if its slice timed out.
+    pub fn ready(ready: bool) -> Waited {
+        if ready {
+            Waited::Ready
+        } else {
+            Waited::Idle
+        }
+    }
+}
+
+/// Runs a blocking call: `attempt` with the GIL held until it yields a value or `deadline`
+/// passes (`Ok(None)`), waiting between attempts with `wait(state, slice)` with the GIL
+/// released.
 ///
-/// `wait(d)` must block for at most about `d` (the core's `*_timeout` calls do) and return
-/// `Ok(None)` when it timed out. Errors from either closure are returned as they are.
-pub fn block_on<T, E>(
+/// After every wait, in this order: `Finished` attempts again at once; otherwise `check_open`
+/// runs (its error, typically "handle is closed", is returned) and pending signals are handled
+/// (their exception is returned); then `Ready` attempts again, and the deadline is checked.
+/// `state` is what both closures work on (it crosses into the GIL-free wait, so it is `Send`).
+pub fn retry<S: Send, T>(
     py: Python<'_>,
-    block: bool,
-    timeout: Option<f64>,
-    attempt: impl FnOnce() -> Result<Option<T>, E>,
-    mut wait: impl FnMut(Duration) -> Result<Option<T>, E> + Send,
-) -> PyResult<Result<Option<T>, E>>
-where
-    T: Send,
-    E: Send,
-{
-    let timeout = timeout_arg(timeout)?;
-    match attempt() {
-        Ok(None) => {}
-        other => return Ok(other),
-    }
-    if !block || timeout == Some(Duration::ZERO) {
-        return Ok(Ok(None));
-    }
-    let deadline = Deadline::after(timeout);
+    deadline: &mut CallDeadline,
+    state: &mut S,
+    check_open: impl Fn() -> PyResult<()>,
+    mut attempt: impl FnMut(&mut S) -> PyResult<Option<T>>,
+    mut wait: impl FnMut(&mut S, Duration) -> PyResult<Waited> + Send,
+) -> PyResult<Option<T>> {
+    let mut try_now = true;
     loop {
-        let slice = deadline.remaining().map_or(SLICE, |r| r.min(SLICE));
-        match py.allow_threads(|| wait(slice)) {
-            Ok(None) => {}
-            other => return Ok(other),
+        if try_now {
+            if let Some(v) = attempt(state)? {
+                return Ok(Some(v));
+            }
         }
-        py.check_signals()?;
-        if deadline.expired() {
-            return Ok(Ok(None));
+        if deadline.passed() {
+            return Ok(None);
         }
+        let slice = deadline.slice();
+        let waited = py.allow_threads(|| wait(state, slice))?;
+        if !matches!(waited, Waited::Finished) {
+            check_open()?;
+            py.check_signals()?;
+        }
+        try_now = !matches!(waited, Waited::Idle);
     }
 }

@@ -1,13 +1,17 @@
 //! `mmapipc._mmapipc`: the native half of the `mmapipc` Python package.
 //!
 //! A thin binding over the `mmapipc` crate: it converts arguments, maps errors (all in
-//! [`errors`]), releases the GIL around blocking waits, and exports shared memory through the
-//! buffer protocol ([`buffer`]). It holds no algorithm of its own. Every class is `frozen` and
-//! safe to share between threads ([`sync`]).
+//! [`errors`]), releases the GIL around blocking waits ([`blocking`]), borrows the buffers
+//! callers pass in ([`borrow`]) and exports shared memory through the buffer protocol
+//! ([`buffer`]). It holds no algorithm of its own. Every class is `frozen` and safe to share
+//! between threads ([`sync`]).
 
 mod blocking;
+mod borrow;
 mod buffer;
 mod errors;
+mod ffi;
+mod handle;
 mod queue;
 mod ring;
 mod schema;

@@ -1,7 +1,7 @@
 //! `mmapipc.SharedMemoryQueue`: the crash-safe MPMC queue, as in the original API.
 //!
 //! Non-blocking attempts run with the GIL held; blocking ones wait with the GIL released in
-//! slices of [`SLICE`] (Ctrl-C and `close()` are checked between slices). `get` copies each
+//! slices ([`crate::blocking::retry`]: Ctrl-C and `close()` are checked between slices). `get` copies each
 //! message once, straight into a new `bytes`. `get_view` returns memoryviews over
 //! [`SharedBuffer`]s whose owner is the view's slot guard: the slot is released when the last
 //! memoryview/array on it goes.
@@ -12,20 +12,21 @@
 //! waiting at its next slice and raises `ValueError`; the mapping goes when the last call ends.
 //! After `fork`, the child's copy works whatever the parent's threads were doing.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use mmapipc::wait::Deadline;
-use mmapipc::{FixedViews, OwnedView, Queue, QueueError, QueueOptions};
+use mmapipc::{FixedViews, OwnedView, Queue, QueueOptions};
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::sync::GILOnceCell;
-use pyo3::types::{PyBytes, PyList, PyMemoryView, PyTuple, PyType};
+use pyo3::types::{PyBytes, PyList, PyMemoryView, PyType};
 
-use crate::blocking::{timeout_arg, SLICE};
-use crate::buffer::{copy_to_raw, with_bytes, BorrowedBytes, Owner, SharedBuffer, WritableBuffer};
+use crate::blocking::{retry, timeout_arg, CallDeadline, Waited};
+use crate::borrow::{copy_to_raw, with_bytes, BorrowedBytes, WritableBuffer};
+use crate::buffer::export;
 use crate::errors::{buffer_too_short, closed, open_error, queue_error};
+use crate::handle::{handle_pymethods, Closable, Handle};
 use crate::sync::{Shared, Using};
 
 const NAME: &str = "SharedMemoryQueue";
@@ -67,180 +68,199 @@ fn options(mode: u32, allow_foreign_owner: bool, recovery_bound: f64, prefault: 
     Ok(QueueOptions { mode, allow_foreign_owner, recovery_bound: bound, prefault })
 }
 
-/// Runs `attempt` with the GIL; while it yields nothing and `block`, waits with the GIL released
-/// via `wait(slice)` (which takes nothing and returns `Ok(true)` when another attempt is worth
-/// making) and checks signals and `q.closing()` between slices.
-fn retry_loop<T>(
+/// A blocking take: [`retry`] of `attempt`, waiting (GIL released) for a message to arrive.
+fn retry_take<T>(
     py: Python<'_>,
     q: &Using<'_, Queue>,
-    block: bool,
-    timeout: Option<f64>,
+    deadline: &mut CallDeadline,
     mut attempt: impl FnMut() -> PyResult<Option<T>>,
-    wait: impl Fn(Duration) -> Result<bool, QueueError> + Sync,
 ) -> PyResult<Option<T>> {
-    let timeout = timeout_arg(timeout)?;
-    if let Some(v) = attempt()? {
-        return Ok(Some(v));
-    }
-    if !block || timeout == Some(Duration::ZERO) {
-        return Ok(None);
-    }
-    let deadline = Deadline::after(timeout);
-    loop {
-        let slice = deadline.remaining().map_or(SLICE, |r| r.min(SLICE));
-        let ready = py.allow_threads(|| wait(slice)).map_err(queue_error)?;
-        check_open(q)?;
-        if ready {
-            if let Some(v) = attempt()? {
-                return Ok(Some(v));
-            }
+    let queue: &Queue = q;
+    retry(
+        py,
+        deadline,
+        &mut (),
+        || check_open(q),
+        |()| attempt(),
+        |(), slice| Ok(Waited::ready(queue.wait_available(Some(slice)).map_err(queue_error)?)),
+    )
+}
+
+/// The messages of a `put_batch` left over by its first attempt, copied (the waits release the
+/// GIL, so borrowed buffers could change or go), and how many of them are in.
+#[derive(Default)]
+struct Leftover {
+    bytes: Vec<u8>,
+    ends: Vec<usize>,
+    put: usize,
+}
+
+impl Leftover {
+    fn copy(&mut self, msgs: &[&[u8]]) {
+        self.bytes.reserve(msgs.iter().map(|m| m.len()).sum());
+        self.ends.reserve(msgs.len());
+        for m in msgs {
+            self.bytes.extend_from_slice(m);
+            self.ends.push(self.bytes.len());
         }
-        py.check_signals()?;
-        if deadline.expired() {
-            return Ok(None);
-        }
+    }
+
+    fn all_in(&self) -> bool {
+        self.put == self.ends.len()
+    }
+
+    /// Puts what is left for at most `slice`; `Finished` once everything is in.
+    fn put_some(&mut self, queue: &Queue, slice: Duration) -> PyResult<Waited> {
+        let mut start = 0;
+        let msgs: Vec<&[u8]> =
+            self.ends.iter().map(|&end| &self.bytes[std::mem::replace(&mut start, end)..end]).collect();
+        self.put += queue.put_batch_timeout(&msgs[self.put..], Some(slice)).map_err(queue_error)?;
+        Ok(if self.all_in() { Waited::Finished } else { Waited::Idle })
     }
 }
 
 fn views_to_list<'py>(py: Python<'py>, views: Vec<OwnedView>) -> PyResult<Bound<'py, PyList>> {
     let list = PyList::empty(py);
     for v in views {
-        let ptr = v.as_ptr() as *mut u8;
-        let len = v.len();
-        let owner: Owner = Arc::new(v);
+        let (ptr, len) = (v.as_ptr(), v.len());
         // SAFETY: the bytes stay valid and unwritten while the OwnedView (the owner) lives: its
         // record is TAKEN by this process and the view holds an Arc of the mapping.
-        let buf = unsafe { SharedBuffer::new(owner, ptr, len, true) };
-        list.append(buf.memoryview(py)?)?;
+        list.append(unsafe { export(py, Arc::new(v), ptr, len, true) }?)?;
     }
     Ok(list)
 }
 
-#[pymethods]
-impl PyQueue {
-    /// Creates a queue whose ring holds `capacity` bytes. A bare name lives in /dev/shm.
-    /// `prefault=True` maps every page of the ring into this process now (Linux 5.14+) instead
-    /// of on first touch: slower to create, no page faults in the first lap of puts.
-    #[classmethod]
-    #[pyo3(signature = (path, capacity, *, mode = 0o600, recovery_bound = 1.0, prefault = false))]
-    fn create(
-        _cls: &Bound<'_, PyType>,
-        path: PathBuf,
-        capacity: i64,
-        mode: u32,
-        recovery_bound: f64,
-        prefault: bool,
-    ) -> PyResult<Self> {
-        let cap = usize::try_from(capacity)
-            .map_err(|_| PyValueError::new_err(format!("capacity must be positive, got {capacity}")))?;
-        let q = Queue::create_with(&path, cap, &options(mode, false, recovery_bound, prefault)?).map_err(open_error)?;
-        Ok(PyQueue::new(q))
+impl Handle for PyQueue {
+    const NAME: &'static str = NAME;
+
+    fn file(&self) -> &Path {
+        &self.path
     }
 
-    /// Opens an existing queue (`prefault` as for `create`).
-    #[classmethod]
-    #[pyo3(signature = (path, *, allow_foreign_owner = false, recovery_bound = 1.0, prefault = false))]
-    fn open(
-        _cls: &Bound<'_, PyType>,
-        path: PathBuf,
-        allow_foreign_owner: bool,
-        recovery_bound: f64,
-        prefault: bool,
-    ) -> PyResult<Self> {
-        let opts = options(0o600, allow_foreign_owner, recovery_bound, prefault)?;
-        let q = Queue::open_with(&path, &opts).map_err(open_error)?;
-        Ok(PyQueue::new(q))
+    fn slot(&self) -> &dyn Closable {
+        &self.inner
     }
 
-    /// Puts one message. Returns False if it did not fit in time (never with block=True and no
-    /// timeout). Raises ValueError if it can never fit.
-    #[pyo3(signature = (data, block = true, timeout = None))]
-    fn put(&self, py: Python<'_>, data: &Bound<'_, PyAny>, block: bool, timeout: Option<f64>) -> PyResult<bool> {
-        let timeout = timeout_arg(timeout)?;
-        let q = self.q()?;
-        with_bytes(data, |b| {
-            if q.try_put(b).map_err(queue_error)? {
-                return Ok(true);
-            }
-            if !block || timeout == Some(Duration::ZERO) {
-                return Ok(false);
-            }
-            let deadline = Deadline::after(timeout);
-            loop {
-                let slice = deadline.remaining().map_or(SLICE, |r| r.min(SLICE));
-                // The wait itself puts: a `true` here means the message is in.
-                let queue: &Queue = &q;
-                if py.allow_threads(|| queue.put_timeout(b, Some(slice))).map_err(queue_error)? {
-                    return Ok(true);
-                }
-                check_open(&q)?;
-                py.check_signals()?;
-                if deadline.expired() {
-                    return Ok(false);
-                }
-            }
-        })?
+    fn describe(&self, py: Python<'_>) -> Option<String> {
+        let q = self.inner.enter(py).ok()?;
+        Some(format!("capacity={}, qsize={}", q.capacity(), q.len()))
     }
+}
 
-    /// Puts many messages under one lock acquisition per burst; returns how many were put
-    /// (all of them unless the queue stayed full past the timeout or block=False). Messages are
-    /// read in place for the first attempt (`bytes`, memoryviews, any C-contiguous buffer);
-    /// what has to wait for room is copied first.
-    #[pyo3(signature = (messages, block = true, timeout = None))]
-    fn put_batch(
-        &self,
-        py: Python<'_>,
-        messages: &Bound<'_, PyAny>,
-        block: bool,
-        timeout: Option<f64>,
-    ) -> PyResult<usize> {
-        // Borrow every message (no copy): the first attempt runs with the GIL held.
-        let held = BorrowedBytes::new(messages)?;
-        let q = self.q()?;
-        let refs = held.slices()?;
-        let done = q.try_put_batch(&refs).map_err(queue_error)?;
-        if done == refs.len() || !block {
-            return Ok(done);
+handle_pymethods! {
+    /// Releases this handle. Views already taken stay valid. Calls blocked on this handle in
+    /// other threads raise ValueError within one wait slice. Calling it twice is harmless.
+    fn close;
+    impl PyQueue {
+        /// Creates a queue whose ring holds `capacity` bytes. A bare name lives in /dev/shm.
+        /// `prefault=True` maps every page of the ring into this process now (Linux 5.14+) instead
+        /// of on first touch: slower to create, no page faults in the first lap of puts.
+        #[classmethod]
+        #[pyo3(signature = (path, capacity, *, mode = 0o600, recovery_bound = 1.0, prefault = false))]
+        fn create(
+            _cls: &Bound<'_, PyType>,
+            path: PathBuf,
+            capacity: i64,
+            mode: u32,
+            recovery_bound: f64,
+            prefault: bool,
+        ) -> PyResult<Self> {
+            let cap = usize::try_from(capacity)
+                .map_err(|_| PyValueError::new_err(format!("capacity must be positive, got {capacity}")))?;
+            let q = Queue::create_with(&path, cap, &options(mode, false, recovery_bound, prefault)?).map_err(open_error)?;
+            Ok(PyQueue::new(q))
         }
-        // Waiting releases the GIL: copy what is left (into one buffer), so another thread
-        // cannot change or free it under us, and give the borrowed buffers back now.
-        let mut rest = Vec::with_capacity(refs[done..].iter().map(|r| r.len()).sum());
-        let mut ends = Vec::with_capacity(refs.len() - done);
-        for r in &refs[done..] {
-            rest.extend_from_slice(r);
-            ends.push(rest.len());
+
+        /// Opens an existing queue (`prefault` as for `create`).
+        #[classmethod]
+        #[pyo3(signature = (path, *, allow_foreign_owner = false, recovery_bound = 1.0, prefault = false))]
+        fn open(
+            _cls: &Bound<'_, PyType>,
+            path: PathBuf,
+            allow_foreign_owner: bool,
+            recovery_bound: f64,
+            prefault: bool,
+        ) -> PyResult<Self> {
+            let opts = options(0o600, allow_foreign_owner, recovery_bound, prefault)?;
+            let q = Queue::open_with(&path, &opts).map_err(open_error)?;
+            Ok(PyQueue::new(q))
         }
-        drop(refs);
-        drop(held);
-        let rest: Vec<&[u8]> =
-            ends.iter().scan(0, |start, &end| Some(&rest[std::mem::replace(start, end)..end])).collect();
-        let timeout = timeout_arg(timeout)?;
-        let deadline = Deadline::after(timeout);
-        let mut put = 0;
-        while put < rest.len() && !deadline.expired() {
-            let slice = deadline.remaining().map_or(SLICE, |r| r.min(SLICE));
-            let left = &rest[put..];
+
+        /// Puts one message. Returns False if it did not fit in time (never with block=True and no
+        /// timeout). Raises ValueError if it can never fit.
+        #[pyo3(signature = (data, block = true, timeout = None))]
+        fn put(&self, py: Python<'_>, data: &Bound<'_, PyAny>, block: bool, timeout: Option<f64>) -> PyResult<bool> {
+            let mut deadline = CallDeadline::from_args(block, timeout)?;
+            let q = self.q()?;
             let queue: &Queue = &q;
-            put += py.allow_threads(|| queue.put_batch_timeout(left, Some(slice))).map_err(queue_error)?;
-            if put < rest.len() {
-                check_open(&q)?;
-            }
-            py.check_signals()?;
+            with_bytes(data, |b| {
+                // Whether a wait put the message (the wait itself puts).
+                let mut put_by_wait = false;
+                let put = retry(
+                    py,
+                    &mut deadline,
+                    &mut put_by_wait,
+                    || check_open(&q),
+                    |&mut by_wait| Ok((by_wait || queue.try_put(b).map_err(queue_error)?).then_some(())),
+                    |by_wait, slice| {
+                        *by_wait = queue.put_timeout(b, Some(slice)).map_err(queue_error)?;
+                        Ok(if *by_wait { Waited::Finished } else { Waited::Idle })
+                    },
+                )?;
+                Ok(put.is_some())
+            })?
         }
-        Ok(done + put)
-    }
 
-    /// Takes one message (a new bytes), or None on timeout / empty with block=False.
-    #[pyo3(signature = (block = true, timeout = None))]
-    fn get<'py>(&self, py: Python<'py>, block: bool, timeout: Option<f64>) -> PyResult<Option<Bound<'py, PyBytes>>> {
-        let q = self.q()?;
-        let queue: &Queue = &q;
-        retry_loop(
-            py,
-            &q,
-            block,
-            timeout,
-            || {
+        /// Puts many messages under one lock acquisition per burst; returns how many were put
+        /// (all of them unless the queue stayed full past the timeout or block=False). Messages are
+        /// read in place for the first attempt (`bytes`, memoryviews, any C-contiguous buffer);
+        /// what has to wait for room is copied first.
+        #[pyo3(signature = (messages, block = true, timeout = None))]
+        fn put_batch(
+            &self,
+            py: Python<'_>,
+            messages: &Bound<'_, PyAny>,
+            block: bool,
+            timeout: Option<f64>,
+        ) -> PyResult<usize> {
+            let mut deadline = CallDeadline::from_args(block, timeout)?;
+            // Borrow every message (no copy): the first attempt runs with the GIL held.
+            let mut held = Some(BorrowedBytes::new(messages)?);
+            let q = self.q()?;
+            let queue: &Queue = &q;
+            let may_wait = deadline.may_wait();
+            let mut first = 0;
+            let mut left = Leftover::default();
+            retry(
+                py,
+                &mut deadline,
+                &mut left,
+                || check_open(&q),
+                |left| {
+                    // Only the first attempt puts (then the waits do); the borrowed buffers go back
+                    // when it returns.
+                    let Some(held) = held.take() else { return Ok(left.all_in().then_some(())) };
+                    let refs = held.slices()?;
+                    first = queue.try_put_batch(&refs).map_err(queue_error)?;
+                    if first == refs.len() {
+                        return Ok(Some(()));
+                    }
+                    if may_wait {
+                        left.copy(&refs[first..]);
+                    }
+                    Ok(None)
+                },
+                |left, slice| left.put_some(queue, slice),
+            )?;
+            Ok(first + left.put)
+        }
+
+        /// Takes one message (a new bytes), or None on timeout / empty with block=False.
+        #[pyo3(signature = (block = true, timeout = None))]
+        fn get<'py>(&self, py: Python<'py>, block: bool, timeout: Option<f64>) -> PyResult<Option<Bound<'py, PyBytes>>> {
+            let mut deadline = CallDeadline::from_args(block, timeout)?;
+            let q = self.q()?;
+            retry_take(py, &q, &mut deadline, || {
                 let r = q
                     .try_get_with(|b| {
                         PyBytes::new_with(py, b.len(), |dst| {
@@ -250,33 +270,26 @@ impl PyQueue {
                     })
                     .map_err(queue_error)?;
                 r.transpose()
-            },
-            |slice| queue.wait_available(Some(slice)),
-        )
-    }
+            })
+        }
 
-    /// Takes one message into `buffer` (a writable, C-contiguous buffer) and returns its length,
-    /// or None on timeout / empty with block=False. No allocation: the copy for large messages
-    /// that `get()` would put into a new `bytes`. A message larger than the buffer raises
-    /// `mmapipc.BufferTooShort` with the message (taken from the queue) as `args[0]`.
-    #[pyo3(signature = (buffer, block = true, timeout = None))]
-    fn get_into(
-        &self,
-        py: Python<'_>,
-        buffer: &Bound<'_, PyAny>,
-        block: bool,
-        timeout: Option<f64>,
-    ) -> PyResult<Option<usize>> {
-        let dst = WritableBuffer::new(buffer)?;
-        let q = self.q()?;
-        let queue: &Queue = &q;
-        let room = dst.raw();
-        retry_loop(
-            py,
-            &q,
-            block,
-            timeout,
-            || {
+        /// Takes one message into `buffer` (a writable, C-contiguous buffer) and returns its length,
+        /// or None on timeout / empty with block=False. No allocation: the copy for large messages
+        /// that `get()` would put into a new `bytes`. A message larger than the buffer raises
+        /// `mmapipc.BufferTooShort` with the message (taken from the queue) as `args[0]`.
+        #[pyo3(signature = (buffer, block = true, timeout = None))]
+        fn get_into(
+            &self,
+            py: Python<'_>,
+            buffer: &Bound<'_, PyAny>,
+            block: bool,
+            timeout: Option<f64>,
+        ) -> PyResult<Option<usize>> {
+            let dst = WritableBuffer::new(buffer)?;
+            let q = self.q()?;
+            let mut deadline = CallDeadline::from_args(block, timeout)?;
+            let room = dst.raw();
+            retry_take(py, &q, &mut deadline, || {
                 let r = q
                     .try_get_with(|b| {
                         if b.len() > room.1 {
@@ -289,34 +302,27 @@ impl PyQueue {
                     })
                     .map_err(queue_error)?;
                 r.transpose()
-            },
-            |slice| queue.wait_available(Some(slice)),
-        )
-    }
-
-    /// Takes up to `max_count` messages under one lock acquisition. With block=True, waits
-    /// (up to `timeout`) for the first; returns [] on timeout.
-    #[pyo3(signature = (max_count, block = true, timeout = None))]
-    fn get_batch<'py>(
-        &self,
-        py: Python<'py>,
-        max_count: i64,
-        block: bool,
-        timeout: Option<f64>,
-    ) -> PyResult<Bound<'py, PyList>> {
-        let q = self.q()?;
-        let queue: &Queue = &q;
-        let max = usize::try_from(max_count)
-            .map_err(|_| PyValueError::new_err(format!("max_count must be non-negative, got {max_count}")))?;
-        if max == 0 {
-            return Ok(PyList::empty(py));
+            })
         }
-        let r = retry_loop(
-            py,
-            &q,
-            block,
-            timeout,
-            || {
+
+        /// Takes up to `max_count` messages under one lock acquisition. With block=True, waits
+        /// (up to `timeout`) for the first; returns [] on timeout.
+        #[pyo3(signature = (max_count, block = true, timeout = None))]
+        fn get_batch<'py>(
+            &self,
+            py: Python<'py>,
+            max_count: i64,
+            block: bool,
+            timeout: Option<f64>,
+        ) -> PyResult<Bound<'py, PyList>> {
+            let q = self.q()?;
+            let max = usize::try_from(max_count)
+                .map_err(|_| PyValueError::new_err(format!("max_count must be non-negative, got {max_count}")))?;
+            if max == 0 {
+                return Ok(PyList::empty(py));
+            }
+            let mut deadline = CallDeadline::from_args(block, timeout)?;
+            let r = retry_take(py, &q, &mut deadline, || {
                 // Collect first, then build the list at its final size (no appends, no regrowth).
                 let mut got: Vec<Bound<'py, PyBytes>> = Vec::with_capacity(max.min(256));
                 q.try_get_batch_with(max, |b| got.push(PyBytes::new(py, b))).map_err(queue_error)?;
@@ -324,229 +330,161 @@ impl PyQueue {
                     return Ok(None);
                 }
                 PyList::new(py, got).map(Some)
-            },
-            |slice| queue.wait_available(Some(slice)),
-        )?;
-        Ok(r.unwrap_or_else(|| PyList::empty(py)))
-    }
+            })?;
+            Ok(r.unwrap_or_else(|| PyList::empty(py)))
+        }
 
-    /// Zero-copy take, the twin of `get`: one message, as a list holding one read-only
-    /// memoryview straight into its slot, or None on timeout / empty (block=False). With
-    /// `max_count=N`, every message available at that moment up to N (at least one); with
-    /// `max_count=None`, all of them. The slots are not reused until each view, and every array
-    /// made from it, is released (`q.release(views)`, `with views:`, or garbage collection).
-    /// Space is reclaimed in ring order: a view held for long also holds back the space after
-    /// it, so producers wait once they wrap around to it.
-    ///
-    /// The list is a `ViewBatch` (a `list` subclass): `with` releases every view on exit.
-    #[pyo3(
-        signature = (block = true, timeout = None, *, max_count = Some(1)),
-        text_signature = "(self, /, block=True, timeout=None, *, max_count=1)"
-    )]
-    fn get_view<'py>(
-        &self,
-        py: Python<'py>,
-        block: bool,
-        timeout: Option<f64>,
-        max_count: Option<i64>,
-    ) -> PyResult<Option<Bound<'py, PyAny>>> {
-        let q = self.q()?;
-        let queue: &Queue = &q;
-        // The views own an Arc of the queue (their slots outlive this handle's close()).
-        let arc = self.inner.arc(py)?;
-        let max = match max_count {
-            None => usize::MAX,
-            Some(m) if m > 0 => m as usize,
-            Some(m) => return Err(PyValueError::new_err(format!("max_count must be positive, got {m}"))),
-        };
-        let taken: Option<Vec<OwnedView>> = retry_loop(
-            py,
-            &q,
-            block,
-            timeout,
-            || {
+        /// Zero-copy take, the twin of `get`: one message, as a list holding one read-only
+        /// memoryview straight into its slot, or None on timeout / empty (block=False). With
+        /// `max_count=N`, every message available at that moment up to N (at least one); with
+        /// `max_count=None`, all of them. The slots are not reused until each view, and every array
+        /// made from it, is released (`q.release(views)`, `with views:`, or garbage collection).
+        /// Space is reclaimed in ring order: a view held for long also holds back the space after
+        /// it, so producers wait once they wrap around to it.
+        ///
+        /// The list is a `ViewBatch` (a `list` subclass): `with` releases every view on exit.
+        #[pyo3(
+            signature = (block = true, timeout = None, *, max_count = Some(1)),
+            text_signature = "(self, /, block=True, timeout=None, *, max_count=1)"
+        )]
+        fn get_view<'py>(
+            &self,
+            py: Python<'py>,
+            block: bool,
+            timeout: Option<f64>,
+            max_count: Option<i64>,
+        ) -> PyResult<Option<Bound<'py, PyAny>>> {
+            let q = self.q()?;
+            // The views own an Arc of the queue (their slots outlive this handle's close()).
+            let arc = self.inner.arc(py)?;
+            let max = match max_count {
+                None => usize::MAX,
+                Some(m) if m > 0 => m as usize,
+                Some(m) => return Err(PyValueError::new_err(format!("max_count must be positive, got {m}"))),
+            };
+            let mut deadline = CallDeadline::from_args(block, timeout)?;
+            let taken: Option<Vec<OwnedView>> = retry_take(py, &q, &mut deadline, || {
                 let v = arc.get_owned_views(max, Some(Duration::ZERO)).map_err(queue_error)?;
                 Ok((!v.is_empty()).then_some(v))
-            },
-            |slice| queue.wait_available(Some(slice)),
-        )?;
-        let Some(v) = taken else { return Ok(None) };
-        let list = views_to_list(py, v)?;
-        static VIEW_BATCH: GILOnceCell<Py<PyType>> = GILOnceCell::new();
-        let cls = VIEW_BATCH.import(py, "mmapipc._views", "ViewBatch")?;
-        Ok(Some(cls.call1((list,))?))
-    }
-
-    /// Zero-copy take of fixed-size records: up to `max_count` messages of exactly `size` bytes
-    /// that lie at equal distances in the queue, as `(view, count, stride)`: `view` is a
-    /// read-only memoryview from the first payload to the end of the last, and payload `i`
-    /// starts at `i * stride` (so NumPy can view the batch as one strided array of records).
-    /// None on timeout / empty (block=False). The run stops at the ring's wrap and before a
-    /// message of another size (those wait for the next call), so a batch may be shorter than
-    /// what is waiting. A *first* message of another size is taken, discarded, and raises
-    /// `CorruptMessage`.
-    ///
-    /// The slots stay held (not reused by producers) until the memoryview and everything made
-    /// from it (NumPy arrays included) are gone; `view.release()` ends the memoryview itself.
-    #[pyo3(signature = (max_count, size, block = true, timeout = None))]
-    fn get_fixed_batch<'py>(
-        &self,
-        py: Python<'py>,
-        max_count: i64,
-        size: usize,
-        block: bool,
-        timeout: Option<f64>,
-    ) -> PyResult<Option<(Bound<'py, PyMemoryView>, usize, usize)>> {
-        let q = self.q()?;
-        let queue: &Queue = &q;
-        // The batch owns an Arc of the queue (its slots outlive this handle's close()).
-        let arc = self.inner.arc(py)?;
-        let max = usize::try_from(max_count)
-            .map_err(|_| PyValueError::new_err(format!("max_count must be non-negative, got {max_count}")))?;
-        if max == 0 {
-            return Ok(None);
+            })?;
+            let Some(v) = taken else { return Ok(None) };
+            let list = views_to_list(py, v)?;
+            static VIEW_BATCH: GILOnceCell<Py<PyType>> = GILOnceCell::new();
+            let cls = VIEW_BATCH.import(py, "mmapipc._views", "ViewBatch")?;
+            Ok(Some(cls.call1((list,))?))
         }
-        let taken: Option<FixedViews> = retry_loop(
-            py,
-            &q,
-            block,
-            timeout,
-            || arc.get_fixed_views(max, size, Some(Duration::ZERO)).map_err(queue_error),
-            |slice| queue.wait_available(Some(slice)),
-        )?;
-        let Some(batch) = taken else { return Ok(None) };
-        let (ptr, span, count, stride) = (batch.as_ptr() as *mut u8, batch.span(), batch.count(), batch.stride());
-        let owner: Owner = Arc::new(batch);
-        // SAFETY: the `span` bytes from `ptr` are the run of records the FixedViews (the owner)
-        // holds TAKEN by this process: no producer writes them until it drops, and it holds an
-        // Arc of the queue, so the mapping outlives the buffer. The view is read-only.
-        let buf = unsafe { SharedBuffer::new(owner, ptr, span, true) };
-        Ok(Some((buf.memoryview(py)?, count, stride)))
-    }
 
-    /// Releases views from `get_view` now (calls `.release()` on each memoryview). A view used
-    /// afterwards raises ValueError; views already released are skipped. A NumPy array made from
-    /// a view keeps its slot held until the array is gone (it holds its own export). Raises
-    /// BufferError if something exports the memoryview object itself.
-    fn release(&self, views: &Bound<'_, PyAny>) -> PyResult<()> {
-        for v in views.try_iter()? {
-            v?.call_method0(pyo3::intern!(views.py(), "release"))?;
+        /// Zero-copy take of fixed-size records: up to `max_count` messages of exactly `size` bytes
+        /// that lie at equal distances in the queue, as `(view, count, stride)`: `view` is a
+        /// read-only memoryview from the first payload to the end of the last, and payload `i`
+        /// starts at `i * stride` (so NumPy can view the batch as one strided array of records).
+        /// None on timeout / empty (block=False). The run stops at the ring's wrap and before a
+        /// message of another size (those wait for the next call), so a batch may be shorter than
+        /// what is waiting. A *first* message of another size is taken, discarded, and raises
+        /// `CorruptMessage`.
+        ///
+        /// The slots stay held (not reused by producers) until the memoryview and everything made
+        /// from it (NumPy arrays included) are gone; `view.release()` ends the memoryview itself.
+        #[pyo3(signature = (max_count, size, block = true, timeout = None))]
+        fn get_fixed_batch<'py>(
+            &self,
+            py: Python<'py>,
+            max_count: i64,
+            size: usize,
+            block: bool,
+            timeout: Option<f64>,
+        ) -> PyResult<Option<(Bound<'py, PyMemoryView>, usize, usize)>> {
+            let q = self.q()?;
+            // The batch owns an Arc of the queue (its slots outlive this handle's close()).
+            let arc = self.inner.arc(py)?;
+            let max = usize::try_from(max_count)
+                .map_err(|_| PyValueError::new_err(format!("max_count must be non-negative, got {max_count}")))?;
+            if max == 0 {
+                return Ok(None);
+            }
+            let mut deadline = CallDeadline::from_args(block, timeout)?;
+            let taken: Option<FixedViews> = retry_take(py, &q, &mut deadline, || {
+                arc.get_fixed_views(max, size, Some(Duration::ZERO)).map_err(queue_error)
+            })?;
+            let Some(batch) = taken else { return Ok(None) };
+            let (ptr, span, count, stride) = (batch.as_ptr(), batch.span(), batch.count(), batch.stride());
+            // SAFETY: the `span` bytes from `ptr` are the run of records the FixedViews (the owner)
+            // holds TAKEN by this process: no producer writes them until it drops, and it holds an
+            // Arc of the queue, so the mapping outlives the buffer. The view is read-only.
+            let mv = unsafe { export(py, Arc::new(batch), ptr, span, true) }?;
+            Ok(Some((mv, count, stride)))
         }
-        Ok(())
-    }
 
-    /// Number of waiting messages (exact when no peer is active).
-    fn qsize(&self) -> PyResult<usize> {
-        Ok(self.q()?.len())
-    }
-
-    /// True if no message is waiting.
-    fn empty(&self) -> PyResult<bool> {
-        Ok(self.q()?.is_empty())
-    }
-
-    /// Bytes free for producers now (framing not subtracted: a message of n bytes takes 16 + n
-    /// rounded up to 8). Space behind a view not yet released is not free.
-    fn available_write(&self) -> PyResult<usize> {
-        Ok(self.q()?.available_write())
-    }
-
-    /// Discards every waiting message (safe with active peers; views stay valid).
-    fn clear(&self, py: Python<'_>) -> PyResult<()> {
-        let q = self.q()?;
-        let queue: &Queue = &q;
-        py.allow_threads(|| queue.clear()).map_err(queue_error)?;
-        Ok(())
-    }
-
-    /// Ring size in bytes.
-    #[getter]
-    fn capacity(&self) -> PyResult<usize> {
-        Ok(self.q()?.capacity())
-    }
-
-    /// Largest message that fits.
-    #[getter]
-    fn max_message_size(&self) -> PyResult<usize> {
-        Ok(self.q()?.max_message_size())
-    }
-
-    /// The file's path.
-    #[getter]
-    fn path(&self) -> String {
-        self.path.display().to_string()
-    }
-
-    /// True after `close()`.
-    #[getter]
-    fn closed(&self, py: Python<'_>) -> bool {
-        self.inner.is_closed(py)
-    }
-
-    /// Counters of all processes together (dict), and `used_bytes`: bytes in use (waiting
-    /// messages and unreleased views). `view_stalls` counts the times producers found the queue
-    /// full because a view not yet released held the oldest space (once per such view): such a
-    /// put waits for the view, or returns False at its timeout.
-    fn stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, pyo3::types::PyDict>> {
-        let s = self.q()?.stats();
-        let d = pyo3::types::PyDict::new(py);
-        d.set_item("msgs_in", s.messages_in)?;
-        d.set_item("bytes_in", s.bytes_in)?;
-        d.set_item("full_waits", s.full_waits)?;
-        d.set_item("msgs_out", s.messages_out)?;
-        d.set_item("bytes_out", s.bytes_out)?;
-        d.set_item("empty_waits", s.empty_waits)?;
-        d.set_item("lock_recoveries", s.lock_recoveries)?;
-        d.set_item("view_recoveries", s.view_recoveries)?;
-        d.set_item("view_stalls", s.view_stalls)?;
-        d.set_item("used_bytes", s.used_bytes)?;
-        Ok(d)
-    }
-
-    /// Releases this handle. Views already taken stay valid. Calls blocked on this handle in
-    /// other threads raise ValueError within one wait slice. Calling it twice is harmless.
-    fn close(&self, py: Python<'_>) {
-        self.inner.close(py);
-    }
-
-    /// Removes the file. Open handles stay usable until closed.
-    fn unlink(&self) -> PyResult<()> {
-        mmapipc::region::unlink(&self.path).map_err(open_error)
-    }
-
-    fn __enter__(slf: Py<Self>) -> Py<Self> {
-        slf
-    }
-
-    #[pyo3(signature = (*_args))]
-    fn __exit__(&self, py: Python<'_>, _args: &Bound<'_, PyTuple>) -> bool {
-        self.close(py);
-        false
-    }
-
-    fn __len__(&self) -> PyResult<usize> {
-        self.qsize()
-    }
-
-    fn __repr__(&self) -> String {
-        match self.q() {
-            Ok(q) => format!(
-                "SharedMemoryQueue(path={:?}, capacity={}, qsize={})",
-                self.path.display().to_string(),
-                q.capacity(),
-                q.len()
-            ),
-            Err(_) => format!("SharedMemoryQueue(path={:?}, closed)", self.path.display().to_string()),
+        /// Releases views from `get_view` now (calls `.release()` on each memoryview). A view used
+        /// afterwards raises ValueError; views already released are skipped. A NumPy array made from
+        /// a view keeps its slot held until the array is gone (it holds its own export). Raises
+        /// BufferError if something exports the memoryview object itself.
+        fn release(&self, views: &Bound<'_, PyAny>) -> PyResult<()> {
+            for v in views.try_iter()? {
+                v?.call_method0(pyo3::intern!(views.py(), "release"))?;
+            }
+            Ok(())
         }
-    }
 
-    /// Pickles by path: unpickling opens the same file (for `multiprocessing` under spawn).
-    /// A closed handle raises ValueError.
-    fn __reduce__<'py>(slf: &Bound<'py, Self>) -> PyResult<(Bound<'py, PyAny>, (String,))> {
-        if slf.get().inner.is_closed(slf.py()) {
-            return Err(closed(NAME));
+        /// Number of waiting messages (exact when no peer is active).
+        fn qsize(&self) -> PyResult<usize> {
+            Ok(self.q()?.len())
         }
-        let open = slf.get_type().getattr("open")?;
-        Ok((open, (slf.get().path(),)))
+
+        /// True if no message is waiting.
+        fn empty(&self) -> PyResult<bool> {
+            Ok(self.q()?.is_empty())
+        }
+
+        /// Bytes free for producers now (framing not subtracted: a message of n bytes takes 16 + n
+        /// rounded up to 8). Space behind a view not yet released is not free.
+        fn available_write(&self) -> PyResult<usize> {
+            Ok(self.q()?.available_write())
+        }
+
+        /// Discards every waiting message (safe with active peers; views stay valid).
+        fn clear(&self, py: Python<'_>) -> PyResult<()> {
+            let q = self.q()?;
+            let queue: &Queue = &q;
+            py.allow_threads(|| queue.clear()).map_err(queue_error)?;
+            Ok(())
+        }
+
+        /// Ring size in bytes.
+        #[getter]
+        fn capacity(&self) -> PyResult<usize> {
+            Ok(self.q()?.capacity())
+        }
+
+        /// Largest message that fits.
+        #[getter]
+        fn max_message_size(&self) -> PyResult<usize> {
+            Ok(self.q()?.max_message_size())
+        }
+
+        /// Counters of all processes together (dict), and `used_bytes`: bytes in use (waiting
+        /// messages and unreleased views). `view_stalls` counts the times producers found the queue
+        /// full because a view not yet released held the oldest space (once per such view): such a
+        /// put waits for the view, or returns False at its timeout.
+        fn stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, pyo3::types::PyDict>> {
+            let s = self.q()?.stats();
+            let d = pyo3::types::PyDict::new(py);
+            d.set_item("msgs_in", s.messages_in)?;
+            d.set_item("bytes_in", s.bytes_in)?;
+            d.set_item("full_waits", s.full_waits)?;
+            d.set_item("msgs_out", s.messages_out)?;
+            d.set_item("bytes_out", s.bytes_out)?;
+            d.set_item("empty_waits", s.empty_waits)?;
+            d.set_item("lock_recoveries", s.lock_recoveries)?;
+            d.set_item("view_recoveries", s.view_recoveries)?;
+            d.set_item("view_stalls", s.view_stalls)?;
+            d.set_item("used_bytes", s.used_bytes)?;
+            Ok(d)
+        }
+
+        fn __len__(&self) -> PyResult<usize> {
+            self.qsize()
+        }
+
     }
 }

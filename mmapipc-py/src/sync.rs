@@ -25,11 +25,11 @@ use std::cell::UnsafeCell;
 use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Once};
 
-use mmapipc::wait::{wait_on, wake_all, Deadline};
+use mmapipc::wait::{wait_on, wake_all};
 use pyo3::exceptions::PyRuntimeError;
 use pyo3::prelude::*;
 
-use crate::blocking::SLICE;
+use crate::blocking::{retry, CallDeadline, Waited};
 use crate::errors::closed;
 
 /// Bumped in every forked child.
@@ -250,8 +250,9 @@ impl<T: Send> SideLock<T> {
         SideLock { state: GilCell::new(state), wake: AtomicU32::new(0), data: UnsafeCell::new(data) }
     }
 
-    /// Takes the lock if it is free now. `Err` if this very thread holds it (a signal handler
-    /// or finalizer calling the handle whose call it interrupted).
+    /// Takes the lock if it is free now (else counts the caller a waiter if `register`). `Err`
+    /// if this very thread holds it (a signal handler or finalizer calling the handle whose call
+    /// it interrupted).
     fn try_take(&self, py: Python<'_>, register: bool) -> PyResult<bool> {
         let me = thread_id();
         self.state.with(py, |st| {
@@ -281,36 +282,50 @@ impl<T: Send> SideLock<T> {
     }
 
     /// The lock, waiting for it with the GIL released until `deadline` (`Ok(None)`: it passed).
-    pub fn lock<'a>(
-        &'a self,
-        py: Python<'a>,
-        deadline: impl FnOnce() -> Deadline,
-    ) -> PyResult<Option<SideGuard<'a, T>>> {
-        if self.try_take(py, false)? {
-            return Ok(Some(SideGuard { lock: self, py }));
-        }
-        let deadline = deadline();
-        loop {
-            if deadline.expired() {
-                return Ok(None);
-            }
-            // Read the word before letting the GIL go: an unlock (which needs the GIL) after
-            // this point changes it, so the futex wait returns at once.
-            // Acquire: pairs with the unlocker's Release bump (nothing else is published by it).
-            let seq = self.wake.load(Ordering::Acquire);
-            if self.try_take(py, true)? {
-                return Ok(Some(SideGuard { lock: self, py }));
-            }
-            let nap = deadline.remaining().map_or(SLICE, |r| r.min(SLICE));
-            py.allow_threads(|| wait_on(&self.wake, seq, Some(nap)));
-            let gen = generation();
-            self.state.with(py, |st| {
-                if st.gen == gen {
-                    st.waiters = st.waiters.saturating_sub(1);
+    pub fn lock<'a>(&'a self, py: Python<'a>, deadline: &mut CallDeadline) -> PyResult<Option<SideGuard<'a, T>>> {
+        // The futex word as read before the last try, while this thread is counted a waiter.
+        let mut waiting: Option<u32> = None;
+        let wake = &self.wake;
+        let taken = retry(
+            py,
+            deadline,
+            &mut waiting,
+            || Ok(()),
+            |waiting| {
+                if waiting.take().is_some() {
+                    self.unregister(py);
                 }
-            });
-            py.check_signals()?;
+                // Read the word before letting the GIL go: an unlock (which needs the GIL) after
+                // this point changes it, so the futex wait returns at once.
+                // Acquire: pairs with the unlocker's Release bump (nothing else is published by it).
+                let seq = wake.load(Ordering::Acquire);
+                if self.try_take(py, true)? {
+                    return Ok(Some(()));
+                }
+                *waiting = Some(seq);
+                Ok(None)
+            },
+            |waiting, slice| {
+                if let Some(seq) = *waiting {
+                    wait_on(wake, seq, Some(slice));
+                }
+                Ok(Waited::Ready)
+            },
+        );
+        if waiting.is_some() {
+            self.unregister(py);
         }
+        Ok(taken?.map(|()| SideGuard { lock: self, py }))
+    }
+
+    /// Stops counting the calling thread as a waiter (registered by `try_take`).
+    fn unregister(&self, py: Python<'_>) {
+        let gen = generation();
+        self.state.with(py, |st| {
+            if st.gen == gen {
+                st.waiters = st.waiters.saturating_sub(1);
+            }
+        });
     }
 
     /// The lock if it is free now (`None` if another call, or this thread, holds it).

@@ -1,6 +1,6 @@
 //! loom models of the queue, run on the real `Queue` code over a heap queue (no files, no
 //! processes): put and commit, take by copy or as a view, view release, reclaim, the wrap with
-//! its padding record, the producer lock, and a tool's seqlock walk.
+//! its padding record, the producer and consumer locks, and a tool's seqlock walk.
 //!
 //! Run: `RUSTFLAGS="--cfg loom" cargo test -p mmapipc --test loom_queue --release`
 //!
@@ -116,6 +116,35 @@ fn two_producers() {
         let mut got = q.try_get_batch(8).unwrap();
         got.sort();
         assert_eq!(got, vec![vec![1u8; 8], vec![2; 8]], "each message exactly once");
+    });
+}
+
+/// Two consumers, one taking a view and one a copy, of two messages put beforehand: the
+/// consumer lock and the `read` hand-over between them; then a put that needs the space of both.
+#[test]
+fn two_consumers_view_and_copy() {
+    model(|| {
+        let q = Arc::new(Queue::heap(64).unwrap());
+        produce(&q, &[msg(1)]);
+        assert!(q.try_put(&[2; 8]).unwrap()); // 40 + 24 bytes: the queue is full
+        let c = q.clone();
+        let viewer = thread::spawn(move || loop {
+            if let Some(v) = c.try_get_view().unwrap() {
+                break v.to_vec();
+            }
+            thread::yield_now();
+        });
+        let copied = loop {
+            if let Some(m) = q.try_get().unwrap() {
+                break m;
+            }
+            thread::yield_now();
+        };
+        let viewed = viewer.join().unwrap();
+        let mut got = vec![copied, viewed];
+        got.sort();
+        assert_eq!(got, vec![vec![1u8; 24], vec![2; 8]], "each message exactly once");
+        assert!(q.try_put(&[3; 48]).unwrap(), "both records were reclaimed");
     });
 }
 

@@ -64,7 +64,7 @@
 //! [`QueueError::TooLarge`]. Every length, state and position read from the mapping is validated
 //! before use; inconsistent values give [`QueueError::Corrupt`], never an out-of-bounds access.
 //! See `FORMAT.md` (## Queue) for the control block layout. Every access to the data area goes
-//! through [`crate::mem::DataArea`], whose loom twin lets `tests/loom_queue.rs` check this code.
+//! through `mem::DataArea`, whose loom twin lets `tests/loom_queue.rs` check this code.
 //!
 //! # Synchronisation (the tags name each Release/Acquire pair)
 //!

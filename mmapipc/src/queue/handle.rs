@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use super::layout::{write_control, ConfigLine, Control, LockLine, StatsLine, CONTROL_SIZE, QUEUE_MAGIC};
 use super::layout::{MAX_CAPACITY, MIN_CAPACITY};
-use super::records::{RECORD_ALIGN, RECORD_HEADER};
+use super::records::{split_head, RECORD_ALIGN, RECORD_HEADER, STATE_PADDING};
 use crate::error::OpenError;
 use crate::layout::{checked_capacity, Kind, Plan};
 use crate::lock::Acquired;
@@ -288,7 +288,7 @@ impl Queue {
             let mut ok = true;
             while pos < tail {
                 // Relaxed: below `tail` (Acquired above); a snapshot, validated by span().
-                let (len, state) = super::records::split_head(self.head(pos % self.cap).load(Ordering::Relaxed));
+                let (len, state) = split_head(self.head(pos % self.cap).load(Ordering::Relaxed));
                 match self.span(pos, len, state, tail) {
                     Ok(s) => pos += s,
                     Err(_) => {
@@ -296,7 +296,7 @@ impl Queue {
                         break;
                     }
                 }
-                if state != super::records::STATE_PADDING {
+                if state != STATE_PADDING {
                     n += 1;
                 }
             }

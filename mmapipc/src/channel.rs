@@ -11,7 +11,20 @@
 //!
 //! ```
 //! use mmapipc::channel::TypedRing;
-//! use mmapipc::example_types::Tick;
+//! use mmapipc::rkyv::{Archive, Serialize};
+//! use mmapipc::IpcMessage;
+//!
+//! #[derive(Archive, Serialize, IpcMessage)]
+//! #[rkyv(crate = mmapipc::rkyv)]
+//! #[ipc(name = "market.Tick", version = 1)]
+//! struct Tick {
+//!     timestamp_ns: u64,
+//!     symbol: [u8; 8],
+//!     price: f64,
+//!     size: u32,
+//!     side: u8,
+//! }
+//!
 //! # let path = std::env::temp_dir().join(format!("mmapipc-doc-typed-{}", std::process::id()));
 //! # let _ = std::fs::remove_file(&path);
 //! let mut tx = TypedRing::<Tick>::create(&path, 1 << 16)?;
@@ -407,7 +420,10 @@ impl<T: Archive> Deref for TypedGuard<'_, T> {
 ///
 /// ```
 /// use mmapipc::channel::TypedQueue;
-/// use mmapipc::example_types::Tick;
+/// # #[derive(mmapipc::rkyv::Archive, mmapipc::rkyv::Serialize, mmapipc::IpcMessage)]
+/// # #[rkyv(crate = mmapipc::rkyv)]
+/// # #[ipc(name = "market.Tick", version = 1)]
+/// # struct Tick { timestamp_ns: u64, symbol: [u8; 8], price: f64, size: u32, side: u8 }
 /// # let path = std::env::temp_dir().join(format!("mmapipc-doc-typedq-{}", std::process::id()));
 /// # let _ = std::fs::remove_file(&path);
 /// let q = TypedQueue::<Tick>::create(&path, 1 << 16)?;

@@ -6,7 +6,9 @@ use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
-use super::{candidates, io, paint, probe, probe_file, Status};
+use crate::file::{candidates, probe_file, Status};
+use crate::probe;
+use crate::text::{io, paint};
 
 /// A repair `doctor --fix` can apply.
 type Repair = Box<dyn Fn() -> std::io::Result<()>>;

@@ -6,8 +6,10 @@ use std::path::Path;
 
 use serde_json::{json, Value};
 
-use super::{candidates, human, io, kind_name, paint, probe, probe_file, FileReport, Probe, Status};
-use crate::layout::STATE_READY;
+use crate::file::{candidates, probe_file, FileReport, Probe, Status};
+use crate::probe;
+use crate::text::{human, io, kind_name, paint};
+use mmapipc::layout::STATE_READY;
 
 fn type_label(r: &FileReport) -> String {
     match &r.schema {

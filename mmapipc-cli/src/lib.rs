@@ -1,8 +1,10 @@
 //! The `mmapipc` command-line tool: list, inspect, tail, watch and repair shared-memory channels.
 //!
 //! The same code runs as the `mmapipc` binary of this crate and as the `mmapipc` console script
-//! of the Python package (which calls [`main_with_args`]). Nothing here claims a ring role or takes a queue
-//! lock: the tool only reads the mappings (except `doctor --fix`, which removes or chmods files).
+//! of the Python package (`mmapipc._mmapipc.cli_main` calls [`main_with_args`]). Nothing here
+//! claims a ring role or takes a queue lock: the tool only reads the mappings (except
+//! `doctor --fix`, which removes or chmods files). The core crate `mmapipc` does not depend on
+//! this one; clap lives only here.
 //!
 //! Exit codes (see `docs/cli.md`): 0 success; 1 problems found (`doctor` without `--fix`), or the
 //! file is not a usable channel (`inspect`, `tail`, `stat`), or a channel turned out corrupt;

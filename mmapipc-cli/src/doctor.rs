@@ -13,7 +13,7 @@ use crate::text::{io, paint};
 /// A repair `doctor --fix` can apply.
 type Repair = Box<dyn Fn() -> std::io::Result<()>>;
 
-pub(super) fn doctor(
+pub(crate) fn doctor(
     out: &mut impl Write,
     dir: &Path,
     fix: bool,

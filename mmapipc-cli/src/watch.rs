@@ -67,7 +67,7 @@ impl Chan {
     }
 }
 
-pub(super) fn tail(
+pub(crate) fn tail(
     out: &mut impl Write,
     path: &Path,
     lines: usize,
@@ -131,7 +131,7 @@ fn rate(now: u64, before: u64, dt: f64) -> f64 {
     now.saturating_sub(before) as f64 / dt
 }
 
-pub(super) fn stat(
+pub(crate) fn stat(
     out: &mut impl Write,
     path: &Path,
     interval: Duration,

@@ -6,7 +6,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 CARGO  ?= cargo
-SOURCES := $(shell find mmapipc mmapipc-derive mmapipc-py -name '*.rs' -o -name '*.py' -o -name '*.pyi' -o -name Cargo.toml) pyproject.toml Cargo.toml
+SOURCES := $(shell find mmapipc mmapipc-derive mmapipc-cli mmapipc-py -name '*.rs' -o -name '*.py' -o -name '*.pyi' -o -name Cargo.toml) pyproject.toml Cargo.toml
 
 .PHONY: all venv demo test test-rust test-loom test-python lint bench bench-quick bench-rust torture fuzz miri tsan check-macos test-pythons soak clean
 
@@ -113,10 +113,10 @@ miri:
 
 ## tsan: the library's unit tests under ThreadSanitizer (needs nightly with rust-src: -Zbuild-std
 ## rebuilds std instrumented, so a report is never an artefact of an uninstrumented std). TSan
-## exits non-zero if it reported anything. No default features (the cli adds nothing threaded).
+## exits non-zero if it reported anything.
 TSAN_TARGET ?= x86_64-unknown-linux-gnu
 tsan:
-	RUSTFLAGS="-Zsanitizer=thread" $(CARGO) +nightly test -Zbuild-std -p mmapipc --no-default-features --lib \
+	RUSTFLAGS="-Zsanitizer=thread" $(CARGO) +nightly test -Zbuild-std -p mmapipc --lib \
 		--target $(TSAN_TARGET) --target-dir target/tsan
 
 ## check-macos: type-check and lint the core crates for macOS (x86_64 and aarch64) from Linux,

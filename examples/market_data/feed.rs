@@ -8,11 +8,17 @@
 //! JSON line, the volume-weighted average price (VWAP) of every symbol, so a consumer's result can
 //! be checked.
 
+// The example message types, one definition shared with the CLI crate (which ships them).
+#[allow(dead_code)]
+#[path = "../../mmapipc-cli/src/example_types.rs"]
+mod example_types;
+
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use mmapipc::channel::TypedRing;
-use mmapipc::example_types::{Tick, TickV2};
+
+use example_types::{Tick, TickV2};
 
 const SYMBOLS: [&[u8; 8]; 8] = [
     b"AAPL\0\0\0\0",

@@ -7,10 +7,16 @@
 //! The ring at PATH must exist (the Python side creates it, see run.py). Frame `i` has
 //! `seq = i` and pixel byte `p` equal to `(p + i) % 251`, so a consumer can verify it.
 
+// The example message types, one definition shared with the CLI crate (which ships them).
+#[allow(dead_code)]
+#[path = "../../mmapipc-cli/src/example_types.rs"]
+mod example_types;
+
 use std::time::{Duration, Instant};
 
 use mmapipc::channel::TypedRing;
-use mmapipc::example_types::VideoFrame;
+
+use example_types::VideoFrame;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().collect();

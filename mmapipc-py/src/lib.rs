@@ -24,7 +24,7 @@ use pyo3::prelude::*;
 /// Runs the `mmapipc` command-line tool with `argv` (program name first); returns its exit code.
 #[pyfunction]
 fn cli_main(py: Python<'_>, argv: Vec<String>) -> i32 {
-    py.allow_threads(|| mmapipc::cli::main(argv))
+    py.allow_threads(|| mmapipc_cli::main_with_args(argv))
 }
 
 /// The native module. Import the public names from `mmapipc`, not from here.

@@ -3,11 +3,17 @@
 //!
 //! Usage: `cargo run -p mmapipc --example dump_messages -- OUT_DIR`
 
+// The example message types, one definition shared with the CLI crate (which ships them).
+#[allow(dead_code)]
+#[path = "../../mmapipc-cli/src/example_types.rs"]
+mod example_types;
+
 use std::path::PathBuf;
 
-use mmapipc::example_types::{Tensor, TensorV2, Tick, TickV2, VideoFrame, VideoFrameV2};
 use mmapipc::typed::{archived_len, serialize_into, Encode};
 use mmapipc::IpcMessage;
+
+use example_types::{Tensor, TensorV2, Tick, TickV2, VideoFrame, VideoFrameV2};
 
 /// A local type exercising strings (inline and out of line) and a Vec of u16.
 #[derive(mmapipc::rkyv::Archive, mmapipc::rkyv::Serialize, IpcMessage)]

@@ -12,10 +12,16 @@
 //! * frame: 16x9 RGB, stride 48, seq = i, timestamp_ns = 10 i, pixel p = (p + i) % 256
 //! * tensor: f32 2x3, element k = k + i, strides (12, 4)
 
+// The example message types, one definition shared with the CLI crate (which ships them).
+#[allow(dead_code)]
+#[path = "../../mmapipc-cli/src/example_types.rs"]
+mod example_types;
+
 use std::time::Duration;
 
 use mmapipc::channel::{TypedQueue, TypedRing};
-use mmapipc::example_types::{Tensor, Tick, VideoFrame};
+
+use example_types::{Tensor, Tick, VideoFrame};
 
 type Res<T> = Result<T, Box<dyn std::error::Error>>;
 

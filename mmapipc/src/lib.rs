@@ -23,10 +23,12 @@ pub use mmapipc_derive::IpcMessage;
 /// rkyv, re-exported so users need one dependency (`#[rkyv(crate = mmapipc::rkyv)]`).
 pub use rkyv;
 
-#[cfg(all(feature = "cli", not(loom)))]
-pub mod cli;
 pub mod error;
-pub mod example_types;
+// The example message types for the unit tests: one definition, shipped by the CLI crate.
+#[cfg(test)]
+#[allow(dead_code)]
+#[path = "../../mmapipc-cli/src/example_types.rs"]
+mod example_types;
 pub mod inspect;
 pub mod layout;
 pub mod lock;

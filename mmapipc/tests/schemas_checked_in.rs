@@ -4,10 +4,16 @@
 //! new version's file, run `MMAPIPC_WRITE_SCHEMAS=1 cargo test -p mmapipc --test schemas_checked_in`;
 //! it writes missing files only and never overwrites an existing version.
 
+// The example message types, one definition shared with the CLI crate (which ships them).
+#[allow(dead_code)]
+#[path = "../../mmapipc-cli/src/example_types.rs"]
+mod example_types;
+
 use std::path::PathBuf;
 
-use mmapipc::example_types::all_schemas;
 use mmapipc::Schema;
+
+use example_types::all_schemas;
 
 fn file_for(s: &Schema) -> PathBuf {
     // "market.Tick" v1 -> schemas/market/tick.v1.json

@@ -4,11 +4,16 @@
 
 mod common;
 
+// The example message types, one definition shared with the CLI crate (which ships them).
+#[allow(dead_code)]
+#[path = "../../mmapipc-cli/src/example_types.rs"]
+mod example_types;
+
 use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::Duration;
 
-use mmapipc::example_types::{Tensor, Tick, TickV2, VideoFrame};
+use example_types::{Tensor, Tick, TickV2, VideoFrame};
 use mmapipc::{TypedOpenError, TypedQueue, TypedRecvError, TypedSendError};
 
 const N: u64 = 2_000;

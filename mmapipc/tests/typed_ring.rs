@@ -5,15 +5,21 @@
 
 mod common;
 
+// The example message types, one definition shared with the CLI crate (which ships them).
+#[allow(dead_code)]
+#[path = "../../mmapipc-cli/src/example_types.rs"]
+mod example_types;
+
 use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::Duration;
 
-use mmapipc::example_types::{Tensor, Tick, TickV2, VideoFrame, VideoFrameV2};
 use mmapipc::rkyv::{Archive, Serialize};
 use mmapipc::IpcMessage;
 use mmapipc::{TypedOpenError, TypedRecvError, TypedRing, TypedSendError};
 use proptest::prelude::*;
+
+use example_types::{Tensor, Tick, TickV2, VideoFrame, VideoFrameV2};
 
 const N: u64 = 2_000;
 

@@ -1,5 +1,6 @@
 """``python -m mmapipc`` and the ``mmapipc`` console script: the command-line tool
-(``ls``, ``inspect``, ``tail``, ``stat``, ``doctor``, ``schema export``), implemented in Rust (``mmapipc::cli``)."""
+(``ls``, ``inspect``, ``tail``, ``stat``, ``doctor``, ``schema export``), implemented in Rust
+(the ``mmapipc-cli`` crate)."""
 
 from __future__ import annotations
 

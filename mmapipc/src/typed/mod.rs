@@ -19,8 +19,20 @@
 //! * [`decode`]: a message to JSON from its schema alone ([`decode::decode_json`]).
 //!
 //! ```
-//! use mmapipc::TypedRing;
-//! use mmapipc::example_types::Tick;
+//! use mmapipc::rkyv::{Archive, Serialize};
+//! use mmapipc::{IpcMessage, TypedRing};
+//!
+//! #[derive(Archive, Serialize, IpcMessage)]
+//! #[rkyv(crate = mmapipc::rkyv)]
+//! #[ipc(name = "market.Tick", version = 1)]
+//! struct Tick {
+//!     timestamp_ns: u64,
+//!     symbol: [u8; 8],
+//!     price: f64,
+//!     size: u32,
+//!     side: u8,
+//! }
+//!
 //! # let path = std::env::temp_dir().join(format!("mmapipc-doc-typed-{}", std::process::id()));
 //! # let _ = std::fs::remove_file(&path);
 //! let mut tx = TypedRing::<Tick>::create(&path, 1 << 16)?;

@@ -24,7 +24,10 @@ use crate::{Queue, QueueOptions, View};
 ///
 /// ```
 /// use mmapipc::TypedQueue;
-/// use mmapipc::example_types::Tick;
+/// # #[derive(mmapipc::rkyv::Archive, mmapipc::rkyv::Serialize, mmapipc::IpcMessage)]
+/// # #[rkyv(crate = mmapipc::rkyv)]
+/// # #[ipc(name = "market.Tick", version = 1)]
+/// # struct Tick { timestamp_ns: u64, symbol: [u8; 8], price: f64, size: u32, side: u8 }
 /// # let path = std::env::temp_dir().join(format!("mmapipc-doc-typedq-{}", std::process::id()));
 /// # let _ = std::fs::remove_file(&path);
 /// let q = TypedQueue::<Tick>::create(&path, 1 << 16)?;

@@ -31,9 +31,6 @@
 use std::ffi::OsStr;
 use std::process::Command;
 
-#[cfg(feature = "cli")]
-pub mod tool;
-
 /// The environment variable naming a child's role. Unset in a normal test run.
 pub const ROLE_ENV: &str = "MMAPIPC_TEST_CHILD";
 

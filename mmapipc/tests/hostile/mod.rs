@@ -11,14 +11,20 @@
 
 #![allow(dead_code)] // each includer uses some of the harnesses
 
+// The example message types, one definition shared with the CLI crate (which ships them).
+#[allow(dead_code)]
+#[path = "../../../mmapipc-cli/src/example_types.rs"]
+mod example_types;
+
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use mmapipc::channel::TypedRing;
-use mmapipc::example_types::{Tensor, VideoFrame};
 use mmapipc::{Queue, Ring, SharedMemory};
+
+use example_types::{Tensor, VideoFrame};
 
 /// What a harness run did, so tests can check the harness reaches real code paths.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]

@@ -6,8 +6,10 @@ use std::path::Path;
 
 use serde_json::{json, Value};
 
-use super::{candidates, human, io, kind_name, paint, probe, probe_file, FileReport, Probe, Status};
-use crate::layout::STATE_READY;
+use crate::file::{candidates, probe_file, FileReport, Probe, Status};
+use crate::probe;
+use crate::text::{human, io, kind_name, paint};
+use mmapipc::layout::STATE_READY;
 
 fn type_label(r: &FileReport) -> String {
     match &r.schema {
@@ -99,7 +101,7 @@ fn probe_json(p: &Probe) -> Value {
     v
 }
 
-pub(super) fn ls(out: &mut impl Write, dir: &Path, json: bool, color: bool) -> Result<i32, String> {
+pub(crate) fn ls(out: &mut impl Write, dir: &Path, json: bool, color: bool) -> Result<i32, String> {
     let files = candidates(dir)?;
     let maps = probe::mappers();
     if !json {
@@ -149,7 +151,7 @@ fn short_opt<T: std::fmt::Display>(v: Option<T>) -> String {
     v.map_or_else(|| "not kept".into(), |x| x.to_string())
 }
 
-pub(super) fn inspect(out: &mut impl Write, path: &Path, json: bool) -> Result<i32, String> {
+pub(crate) fn inspect(out: &mut impl Write, path: &Path, json: bool) -> Result<i32, String> {
     if !path.exists() {
         return Err(format!("{}: no such file", path.display()));
     }

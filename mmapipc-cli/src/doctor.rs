@@ -6,12 +6,14 @@ use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
-use super::{candidates, io, paint, probe, probe_file, Status};
+use crate::file::{candidates, probe_file, Status};
+use crate::probe;
+use crate::text::{io, paint};
 
 /// A repair `doctor --fix` can apply.
 type Repair = Box<dyn Fn() -> std::io::Result<()>>;
 
-pub(super) fn doctor(
+pub(crate) fn doctor(
     out: &mut impl Write,
     dir: &Path,
     fix: bool,

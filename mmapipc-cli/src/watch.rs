@@ -8,13 +8,15 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 
-use super::probe::{self, Live};
-use super::{decode, examine, human, io, kind_name};
-use crate::layout::Kind;
-use crate::queue::{Queue, QueueOptions};
-use crate::region::OpenOptions;
-use crate::ring::Ring;
-use crate::Schema;
+use crate::decode;
+use crate::file::examine;
+use crate::probe::{self, Live};
+use crate::text::{human, io, kind_name};
+use mmapipc::layout::Kind;
+use mmapipc::queue::{Queue, QueueOptions};
+use mmapipc::region::OpenOptions;
+use mmapipc::ring::Ring;
+use mmapipc::Schema;
 
 /// A ring or queue opened for peeking.
 enum Chan {
@@ -54,18 +56,18 @@ impl Chan {
         }
     }
 
-    fn peek(&self, from: Option<u64>, keep: usize) -> Result<crate::ring::Peeked, String> {
+    fn peek(&self, from: Option<u64>, keep: usize) -> Result<mmapipc::ring::Peeked, String> {
         match self {
             Chan::Ring(r) => r.peek_published(from, keep).map_err(|e| e.to_string()),
             Chan::Queue(q) => q
                 .peek_committed(from, keep)
-                .map(|p| crate::ring::Peeked { records: p.records, next: p.next, missed: p.missed })
+                .map(|p| mmapipc::ring::Peeked { records: p.records, next: p.next, missed: p.missed })
                 .map_err(|e| e.to_string()),
         }
     }
 }
 
-pub(super) fn tail(
+pub(crate) fn tail(
     out: &mut impl Write,
     path: &Path,
     lines: usize,
@@ -85,7 +87,7 @@ pub(super) fn tail(
     let mut from = None;
     let mut keep = lines;
     loop {
-        let crate::ring::Peeked { records, next, missed } = match chan.peek(from, keep) {
+        let mmapipc::ring::Peeked { records, next, missed } = match chan.peek(from, keep) {
             Ok(x) => x,
             Err(e) => {
                 out.flush().map_err(io)?;
@@ -129,7 +131,7 @@ fn rate(now: u64, before: u64, dt: f64) -> f64 {
     now.saturating_sub(before) as f64 / dt
 }
 
-pub(super) fn stat(
+pub(crate) fn stat(
     out: &mut impl Write,
     path: &Path,
     interval: Duration,

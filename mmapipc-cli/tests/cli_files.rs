@@ -2,15 +2,16 @@
 //! files in every state: live, idle, half-created, left over by a dead creator, being created,
 //! foreign, unsafe permissions. The tool runs as a real process.
 
-#![cfg(not(loom))]
-
+// The child-process harness, one implementation shared with the core's tests.
+#[path = "../../mmapipc/tests/common/mod.rs"]
 mod common;
+mod tool;
 
 use std::os::unix::fs::PermissionsExt;
 use std::process::Command;
 
-use common::tool::{exited_process, json_of, plant_half_created, scratch, stdout, tool};
 use mmapipc::SharedMemory;
+use tool::{exited_process, json_of, plant_half_created, scratch, stdout, tool};
 
 /// The child roles: `region-create PATH` is the original README's writer (creates a region,
 /// writes to it, exits; a reader comes later).

@@ -1,5 +1,8 @@
 //! Running the `mmapipc` tool in the tests, and files for it to find.
 
+// Each test binary compiles this module on its own and uses only part of it.
+#![allow(dead_code)]
+
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

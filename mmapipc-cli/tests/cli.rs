@@ -1,17 +1,18 @@
 //! The `mmapipc` tool against live channels, run as a real process next to real producer and
 //! consumer processes (the file-level commands on files of every state: `cli_files.rs`).
 
-#![cfg(not(loom))]
-
+// The child-process harness, one implementation shared with the core's tests.
+#[path = "../../mmapipc/tests/common/mod.rs"]
 mod common;
+mod tool;
 
 use std::path::Path;
 
-use common::tool::{json_of, lines, scratch, stdout, tool};
+use tool::{json_of, lines, scratch, stdout, tool};
 
 use mmapipc::channel::TypedRing;
-use mmapipc::example_types::Tick;
 use mmapipc::{Queue, SharedMemory};
+use mmapipc_cli::example_types::Tick;
 
 /// The child roles, each given the channel's path: `ring-producer`, `ring-consumer`,
 /// `queue-producer`, `queue-consumer` run until killed; `*-create` create the file and exit.

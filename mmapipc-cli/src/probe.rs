@@ -7,12 +7,12 @@ use std::path::Path;
 
 use serde_json::{json, Value};
 
-use crate::layout::Kind;
-use crate::owner;
-use crate::queue::{Queue, QueueOptions};
-use crate::region::OpenOptions;
-use crate::ring::Ring;
-use crate::sync::Ordering;
+use mmapipc::layout::Kind;
+use mmapipc::owner;
+use mmapipc::queue::{Queue, QueueOptions};
+use mmapipc::region::OpenOptions;
+use mmapipc::ring::Ring;
+use std::sync::atomic::Ordering;
 
 /// A process recorded in a channel's control block.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -9,7 +9,7 @@
 
 use serde_json::{json, Map, Number, Value};
 
-use crate::schema::{Field, Scalar, Schema, TypeDesc};
+use mmapipc::schema::{Field, Scalar, Schema, TypeDesc};
 
 /// Longest `Vec` or array shown element by element; longer ones are summarised as
 /// `{"len": n, "head": [first elements]}`.
@@ -193,7 +193,7 @@ pub fn preview(msg: &[u8]) -> Value {
 mod tests {
     use super::*;
     use crate::example_types::{Tick, VideoFrame};
-    use crate::schema::IpcMessage;
+    use mmapipc::schema::IpcMessage;
 
     #[repr(C, align(8))]
     struct Slot([u8; 4096]);
@@ -202,7 +202,7 @@ mod tests {
     fn decodes_example_types_and_rejects_bad_offsets() {
         let mut slot = Slot([0; 4096]);
         let t = Tick { timestamp_ns: 7, symbol: *b"AAPL\0\0\0\0", price: 189.5, size: 10, side: 1 };
-        let n = crate::typed::serialize_into(&t, &mut slot.0).unwrap();
+        let n = mmapipc::typed::serialize_into(&t, &mut slot.0).unwrap();
         let v = decode(&Tick::schema(), &slot.0[..n]).unwrap();
         assert_eq!(v["timestamp_ns"], 7);
         assert_eq!(v["symbol"], "AAPL");
@@ -212,7 +212,7 @@ mod tests {
         assert!(text.starts_with(r#"{"timestamp_ns":7,"symbol":"AAPL","price":189.5"#), "{text}");
         let f =
             VideoFrame { seq: 3, timestamp_ns: 4, width: 2, height: 1, stride: 6, pixel_format: 1, pixels: vec![9; 6] };
-        let n = crate::typed::serialize_into(&f, &mut slot.0).unwrap();
+        let n = mmapipc::typed::serialize_into(&f, &mut slot.0).unwrap();
         let v = decode(&VideoFrame::schema(), &slot.0[..n]).unwrap();
         assert_eq!(v["pixels"], serde_json::json!([9, 9, 9, 9, 9, 9]));
         // Point the Vec far outside the message: an error, not a panic.
@@ -225,8 +225,8 @@ mod tests {
 
     #[test]
     fn decodes_strings_inline_and_out_of_line() {
-        #[derive(rkyv::Archive, rkyv::Serialize, crate::IpcMessage)]
-        #[rkyv(crate = crate::rkyv)]
+        #[derive(mmapipc::rkyv::Archive, mmapipc::rkyv::Serialize, mmapipc::IpcMessage)]
+        #[rkyv(crate = mmapipc::rkyv)]
         #[ipc(name = "test.Named", version = 1)]
         struct Named {
             id: u32,
@@ -234,7 +234,7 @@ mod tests {
         }
         let mut slot = Slot([0; 4096]);
         for s in ["abc", "a considerably longer name than eight bytes"] {
-            let n = crate::typed::serialize_into(&Named { id: 5, name: s.into() }, &mut slot.0).unwrap();
+            let n = mmapipc::typed::serialize_into(&Named { id: 5, name: s.into() }, &mut slot.0).unwrap();
             let v = decode(&Named::schema(), &slot.0[..n]).unwrap();
             assert_eq!(v["name"], s);
             assert_eq!(v["id"], 5);

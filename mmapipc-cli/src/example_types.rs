@@ -1,13 +1,13 @@
 //! The example message types used by the examples, tests and benchmarks, each in a v1 and a v2
 //! that appends a field. Their schemas are checked in under `schemas/` (see
-//! `tests/schemas_checked_in.rs`): changing a layout without bumping its version fails the tests.
+//! `mmapipc/tests/schemas_checked_in.rs`): changing a layout without bumping its version fails the tests.
 
-use crate::rkyv::{Archive, Deserialize, Serialize};
-use crate::IpcMessage;
+use mmapipc::rkyv::{Archive, Deserialize, Serialize};
+use mmapipc::IpcMessage;
 
 /// Market data: one trade tick (fixed size: a batch reads as one NumPy structured array).
 #[derive(Archive, Serialize, Deserialize, IpcMessage, Debug, Clone, Copy, PartialEq)]
-#[rkyv(crate = crate::rkyv)]
+#[rkyv(crate = mmapipc::rkyv)]
 #[ipc(name = "market.Tick", version = 1)]
 pub struct Tick {
     /// Exchange timestamp, ns since the epoch.
@@ -24,7 +24,7 @@ pub struct Tick {
 
 /// [`Tick`] v2: appends the venue id.
 #[derive(Archive, Serialize, Deserialize, IpcMessage, Debug, Clone, Copy, PartialEq)]
-#[rkyv(crate = crate::rkyv)]
+#[rkyv(crate = mmapipc::rkyv)]
 #[ipc(name = "market.Tick", version = 2)]
 pub struct TickV2 {
     /// Exchange timestamp, ns since the epoch.
@@ -43,7 +43,7 @@ pub struct TickV2 {
 
 /// A raw video frame: header fields plus the pixels (`height * stride` bytes).
 #[derive(Archive, Serialize, Deserialize, IpcMessage, Debug, Clone, PartialEq)]
-#[rkyv(crate = crate::rkyv)]
+#[rkyv(crate = mmapipc::rkyv)]
 #[ipc(name = "video.Frame", version = 1)]
 pub struct VideoFrame {
     /// Frame sequence number.
@@ -64,7 +64,7 @@ pub struct VideoFrame {
 
 /// [`VideoFrame`] v2: appends the exposure time.
 #[derive(Archive, Serialize, Deserialize, IpcMessage, Debug, Clone, PartialEq)]
-#[rkyv(crate = crate::rkyv)]
+#[rkyv(crate = mmapipc::rkyv)]
 #[ipc(name = "video.Frame", version = 2)]
 pub struct VideoFrameV2 {
     /// Frame sequence number.
@@ -87,7 +87,7 @@ pub struct VideoFrameV2 {
 
 /// An n-dimensional tensor (up to 4 dimensions) with its data.
 #[derive(Archive, Serialize, Deserialize, IpcMessage, Debug, Clone, PartialEq)]
-#[rkyv(crate = crate::rkyv)]
+#[rkyv(crate = mmapipc::rkyv)]
 #[ipc(name = "ml.Tensor", version = 1)]
 pub struct Tensor {
     /// Element type code (NumPy `dtype.num`-independent: 1 = f32, 2 = f64, 3 = u8, 4 = i64).
@@ -104,7 +104,7 @@ pub struct Tensor {
 
 /// [`Tensor`] v2: appends the batch index.
 #[derive(Archive, Serialize, Deserialize, IpcMessage, Debug, Clone, PartialEq)]
-#[rkyv(crate = crate::rkyv)]
+#[rkyv(crate = mmapipc::rkyv)]
 #[ipc(name = "ml.Tensor", version = 2)]
 pub struct TensorV2 {
     /// Element type code (1 = f32, 2 = f64, 3 = u8, 4 = i64).
@@ -122,8 +122,8 @@ pub struct TensorV2 {
 }
 
 /// Every example type's schema, for tools and the `schemas/` check.
-pub fn all_schemas() -> Vec<crate::Schema> {
-    use crate::schema::IpcMessage as _;
+pub fn all_schemas() -> Vec<mmapipc::Schema> {
+    use mmapipc::IpcMessage as _;
     vec![
         Tick::schema(),
         TickV2::schema(),

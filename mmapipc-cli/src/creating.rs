@@ -6,8 +6,8 @@
 
 use std::path::Path;
 
-use crate::process::{liveness, Liveness, ProcessId};
-use crate::region::parse_creating_name;
+use mmapipc::process::{liveness, Liveness, ProcessId};
+use mmapipc::region::parse_creating_name;
 
 /// A temporary creation file, from its name.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -149,7 +149,7 @@ mod tests {
         let slice = Duration::from_secs(60);
         assert_eq!(l.lock(me(), Deadline::after(Some(Duration::ZERO)), slice), None);
         assert_eq!(l.holder(), dead);
-        assert_eq!(l.lock(me(), Deadline::after(Some(Duration::from_micros(1))), slice), Some(Acquired::Recovered));
+        assert_eq!(l.lock(me(), Deadline::after(Some(Duration::from_secs(1))), slice), Some(Acquired::Recovered));
         assert_eq!(l.holder(), me());
     }
 }

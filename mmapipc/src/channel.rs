@@ -32,10 +32,11 @@ use std::time::Duration;
 use rkyv::rancor;
 use rkyv::{Archive, Archived, Portable};
 
-use crate::error::{OpenError, RingError};
+use crate::error::OpenError;
 use crate::layout::Kind;
 use crate::queue::{Queue, QueueError, QueueOptions, View};
 use crate::region::{self, CreateOptions, OpenOptions};
+use crate::ring::RingError;
 use crate::ring::{RecvGuard, Ring, SlotMut};
 use crate::schema::{IpcMessage, Mismatch, Schema, TypeDesc};
 use crate::typed::{self, Encode, TypedError};

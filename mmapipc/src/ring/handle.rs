@@ -172,7 +172,7 @@ impl Ring {
             creating.write_schema(schema)?;
         }
         // The file is fresh (zero-filled by the file system): indices, counters, waiters and
-        // attach words are all zero already; only the capacity needs writing before READY.
+        // owner words are all zero already; only the capacity needs writing before READY.
         let ctrl = creating.region().as_ptr().wrapping_add(plan.control_offset as usize) as *const RingControl;
         // SAFETY: the control block lies inside the new mapping (plan), is 8-aligned (offset 128
         // of a page-aligned mapping) and holds only atomics.

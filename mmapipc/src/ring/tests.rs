@@ -223,7 +223,7 @@ fn reclaiming_after_nobody_else_used_the_role_keeps_the_cache() {
     assert!(p.try_write(&[3; 8]).unwrap());
     assert_eq!(read_vec(&mut c).unwrap().unwrap(), [2; 8]);
     assert_eq!(read_vec(&mut c).unwrap().unwrap(), [3; 8]);
-    // The attach word is on the side's own line, so a claim touches nothing else.
+    // The owner word is on the side's own line, so a claim touches nothing else.
     assert_eq!(offsets::PRODUCER / PAD, offsets::TAIL / PAD);
     assert_eq!(offsets::CONSUMER / PAD, offsets::HEAD / PAD);
     assert_eq!(p.mem.ctrl().producer.owner.load(Ordering::Relaxed), crate::owner::me());

@@ -29,6 +29,7 @@ static REGISTERED: AtomicU64 = AtomicU64::new(0);
 /// Hooks run in a forked child (`fn()` pointers as `usize`; 0 = empty slot).
 static HOOKS: [AtomicUsize; 4] = [const { AtomicUsize::new(0) }; 4];
 
+#[cfg_attr(loom, allow(dead_code))]
 extern "C" fn in_child() {
     // Async-signal-safe: atomic operations and the hooks, which only store atomics.
     // Relaxed: the child runs nothing else until this handler returns.

@@ -22,8 +22,8 @@
 //! in another thread is always at a wait when the process forks.
 
 use std::cell::UnsafeCell;
-use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Once};
+use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
+use std::sync::Arc;
 
 use mmapipc::wait::{wait_on, wake_all};
 use pyo3::exceptions::PyRuntimeError;
@@ -32,31 +32,23 @@ use pyo3::prelude::*;
 use crate::blocking::{retry, CallDeadline, Waited};
 use crate::errors::closed;
 
-/// Bumped in every forked child.
-static GENERATION: AtomicU64 = AtomicU64::new(0);
 /// The thread that forked this process (the only thread a child starts with), or 0.
 static FORKER: AtomicUsize = AtomicUsize::new(0);
 
-extern "C" fn after_fork_in_child() {
-    // Async-signal-safe: atomic stores and pthread_self only.
-    GENERATION.fetch_add(1, Ordering::Relaxed);
+/// The fork hook ([`mmapipc::fork`]): records the forking thread in the child.
+fn after_fork_in_child() {
+    // Async-signal-safe: an atomic store and pthread_self only.
     FORKER.store(thread_id(), Ordering::Relaxed);
 }
 
-/// Registers the fork handler (once; at module import, before any handle exists).
+/// Registers the fork hook (at module import, before any handle exists).
 pub fn install_fork_handler() {
-    static ONCE: Once = Once::new();
-    ONCE.call_once(|| {
-        // SAFETY: registers a plain extern "C" fn with no state; it only stores atomics and
-        // calls pthread_self, both valid in a freshly forked child.
-        unsafe { libc::pthread_atfork(None, None, Some(after_fork_in_child)) };
-    });
+    mmapipc::fork::on_child(after_fork_in_child);
 }
 
-/// How many forks separate this process from the one that imported the module.
+/// How many forks separate this process from the first that registered the fork handler.
 pub fn generation() -> u64 {
-    // Relaxed: changes only in a new process, before any of its Python code runs.
-    GENERATION.load(Ordering::Relaxed)
+    mmapipc::fork::generation()
 }
 
 /// The calling thread (`pthread_self`: a forking thread keeps its value in the child).

@@ -2,12 +2,11 @@
 //!
 //! * [`OpenError`]: creating or opening a shared-memory file (file system, header validation).
 //! * [`AccessError`]: reading or writing a raw [`SharedMemory`](crate::SharedMemory) region.
-//! * [`RingError`]: an operation on a [`Ring`](crate::Ring) (too large, role taken, corrupt ring).
-//! * [`QueueError`](crate::QueueError): putting to or taking from a [`Queue`](crate::Queue)
-//!   (defined beside the queue, in `queue/error.rs`).
 //!
-//! The ring's and the queue's errors have the same variants for the same conditions
-//! (`TooLarge`, `Corrupt { reason }`, `WrongSize`), with messages of the same shape.
+//! The ring's and the queue's errors live beside them: [`RingError`](crate::RingError) in
+//! `ring/error.rs`, [`QueueError`](crate::QueueError) in `queue/error.rs`. The two have the same
+//! variants for the same conditions (`TooLarge`, `Corrupt { reason }`, `WrongSize`), with
+//! messages of the same shape.
 //!
 //! Every variant is a condition a caller can act on; `Display` is a human sentence naming the
 //! file. Library code never panics on bad input: bad input is one of these.
@@ -190,47 +189,5 @@ pub enum AccessError {
         len: u64,
         /// Size of the region.
         size: u64,
-    },
-}
-
-/// Why a ring operation failed. "Full", "empty" and "timed out" are not errors: they are the
-/// `Ok(false)` / `Ok(None)` results of the `try_` and `_timeout` calls.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
-pub enum RingError {
-    /// The message can never fit in this ring, however long one waits.
-    #[error("message of {len} bytes is larger than the ring's maximum message size of {max} bytes")]
-    TooLarge {
-        /// Length of the message.
-        len: usize,
-        /// [`Ring::max_message_size`](crate::Ring::max_message_size).
-        max: usize,
-    },
-    /// Another live process (or another handle in this process) holds the role.
-    #[error(
-        "the ring's {role} role is held by another live handle (pid {pid}); a ring has one producer and one consumer"
-    )]
-    AlreadyAttached {
-        /// The role asked for.
-        role: crate::ring::Role,
-        /// The holder's pid.
-        pid: u32,
-    },
-    /// The shared indices or a record header are inconsistent: a peer wrote garbage.
-    /// Nothing was read or written out of bounds.
-    #[error("ring is corrupt: {reason}")]
-    Corrupt {
-        /// Which check failed.
-        reason: String,
-    },
-    /// A run of fixed-size records ([`Ring::read_fixed_batch_detached`](crate::Ring::read_fixed_batch_detached))
-    /// met a first message of another length: a producer wrote something that is not a record of
-    /// the channel's type. That message was consumed (so it cannot block the ring) and discarded.
-    #[error("message of {len} bytes in a ring of {expected}-byte records (taken and discarded)")]
-    WrongSize {
-        /// The message's length.
-        len: usize,
-        /// The record length asked for.
-        expected: usize,
     },
 }

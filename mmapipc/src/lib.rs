@@ -29,6 +29,7 @@ pub mod error;
 #[allow(dead_code)]
 #[path = "../../mmapipc-cli/src/example_types.rs"]
 mod example_types;
+pub mod fork;
 pub mod inspect;
 pub mod layout;
 pub mod lock;
@@ -43,11 +44,11 @@ mod sync;
 pub mod typed;
 pub mod wait;
 
-pub use error::{AccessError, OpenError, RingError};
+pub use error::{AccessError, OpenError};
 pub use layout::Kind;
 pub use queue::{FixedViews, OwnedView, Queue, QueueError, QueueOptions, QueueStats, QueueView, View};
 pub use region::{resolve_path, CreateOptions, OpenOptions, Region};
-pub use ring::{RecvGuard, Ring, SlotMut};
+pub use ring::{RecvGuard, Ring, RingError, SlotMut};
 pub use shm::SharedMemory;
 pub use typed::{
     IpcMessage, Schema, TypedGuard, TypedOpenError, TypedQueue, TypedRecvError, TypedRing, TypedSendError, TypedView,

@@ -6,9 +6,8 @@
 //!
 //! * **words**: 8-byte, 8-aligned atomics ([`DataArea::word`]): record headers, record states,
 //!   owner words;
-//! * **bytes**: plain copies of ranges the protocol hands to one side at a time
-//!   ([`copy_in`](DataArea::copy_in), [`copy_out`](DataArea::copy_out),
-//!   [`fill`](DataArea::fill)), and ranges held in place for a zero-copy view
+//! * **bytes**: plain copies into ranges the protocol hands to one side at a time
+//!   ([`copy_in`](DataArea::copy_in), [`fill`](DataArea::fill)), and ranges held in place for a zero-copy view
 //!   ([`bytes`](DataArea::bytes), giving a [`Bytes`]);
 //!
 //! plus a racy copy for seqlock readers that validate what they copied afterwards
@@ -202,29 +201,6 @@ impl DataArea {
         }
     }
 
-    /// Copies `dst.len()` bytes at `off` out of the area.
-    ///
-    /// # Safety
-    /// `off + dst.len() <= len()`, and the range was published to the caller: nobody writes it
-    /// until the caller releases it.
-    #[inline]
-    #[allow(dead_code)] // the ring's consumer copies out; the queue reads in place
-    pub(crate) unsafe fn copy_out(&self, off: u64, dst: &mut [u8]) {
-        debug_assert!(self.in_bounds(off, dst.len()));
-        #[cfg(not(loom))]
-        // SAFETY: per the contract the range lies in the area and nobody writes it meanwhile;
-        // `dst` is caller memory.
-        unsafe {
-            std::ptr::copy_nonoverlapping(self.ptr.add(off as usize), dst.as_mut_ptr(), dst.len())
-        };
-        #[cfg(loom)]
-        for (i, b) in dst.iter_mut().enumerate() {
-            let at = off as usize + i;
-            // Loom checks that this read is ordered after the byte's last write.
-            *b = self.twin.access[at].with(|_| self.twin.bytes[at].get());
-        }
-    }
-
     /// Calls `f` on the `len` bytes at `off` as a mutable slice (a slot written in place).
     /// The loom twin hands `f` a zeroed buffer and copies it in afterwards.
     ///
@@ -297,7 +273,6 @@ impl DataArea {
 
     /// A hint to bring the cache line at `off` closer; changes nothing any load returns.
     #[inline]
-    #[allow(dead_code)] // the ring's producer prefetches; the queue does not
     pub(crate) fn prefetch(&self, off: u64) {
         debug_assert!(off < self.len as u64);
         #[cfg(all(target_arch = "x86_64", not(loom), not(miri)))]
@@ -414,9 +389,7 @@ mod tests {
         unsafe {
             a.word(8).store(u64::from_le_bytes(*b"headword"), crate::sync::Ordering::Relaxed);
             a.copy_in(16, b"payload!x");
-            let mut out = [0u8; 9];
-            a.copy_out(16, &mut out);
-            assert_eq!(&out, b"payload!x");
+            assert_eq!(a.bytes(16, 9).as_slice(), b"payload!x");
             let mut snap = [0u8; 17];
             a.snapshot(8, &mut snap);
             assert_eq!(&snap, b"headwordpayload!x");

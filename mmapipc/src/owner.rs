@@ -18,9 +18,9 @@
 //! its start time, but it runs no more code and holds nothing. A supervisor that restarts a
 //! crashed child before reaping it relies on that rule.
 //!
-//! [`me`] is this process's word, cached. The cache is reset in a forked child by the one
-//! `pthread_atfork` handler registered here, so a child never claims or releases anything in its
-//! parent's name.
+//! [`me`] is this process's word, cached. The cache is reset in a forked child by a hook of the
+//! crate's one `pthread_atfork` handler ([`crate::fork`]), so a child never claims or releases
+//! anything in its parent's name.
 //!
 //! Known limit: processes in different pid namespaces sharing one file see different pids; like
 //! every pid-based scheme this assumes all peers share a pid namespace.
@@ -45,43 +45,12 @@ static PID: StdAtomicU32 = StdAtomicU32::new(0);
 static START: StdAtomicU64 = StdAtomicU64::new(0);
 static WORD: StdAtomicU64 = StdAtomicU64::new(0);
 
-extern "C" fn reset_in_child() {
-    // Async-signal-safe: plain atomic stores. Runs in the child right after fork, before any
-    // other code of the child, so no thread can see a half-reset cache.
+/// The fork hook ([`crate::fork`]): forgets the cached identity in a forked child.
+fn reset_in_child() {
+    // Async-signal-safe: plain atomic stores, run in the child before any other code of it, so
+    // no thread can see a half-reset cache.
     WORD.store(0, StdOrdering::Relaxed);
     PID.store(0, StdOrdering::Relaxed);
-}
-
-/// 0, or `pid << 1` while process `pid` registers the fork handler, `pid << 1 | 1` once it has.
-static REGISTERED: StdAtomicU64 = StdAtomicU64::new(0);
-
-/// Registers the fork handler (once per process) and says whether it is registered, so that a
-/// value may be cached: a child forked after that resets the cache.
-///
-/// Not a `std::sync::Once`: a child forked while another thread of its parent ran the `Once`
-/// would find it running forever and block at its first `me()`. Here a child that finds the
-/// registration half done by its parent (another pid) registers again (a second registration
-/// only resets the cache twice), and a thread that finds another thread of its own process
-/// registering just does not cache this time.
-fn fork_handler_registered() -> bool {
-    loop {
-        // Acquire pairs with the Release store of the "done" state below.
-        let r = REGISTERED.load(StdOrdering::Acquire);
-        if r & 1 == 1 {
-            return true;
-        }
-        let me = u64::from(std::process::id());
-        if r != 0 && r >> 1 == me {
-            return false;
-        }
-        if REGISTERED.compare_exchange(r, me << 1, StdOrdering::AcqRel, StdOrdering::Acquire).is_ok() {
-            // SAFETY: registers a plain extern "C" fn with no captured state; the handler only
-            // does atomic stores, which are async-signal-safe and valid in a freshly forked child.
-            unsafe { libc::pthread_atfork(None, None, Some(reset_in_child)) };
-            REGISTERED.store((me << 1) | 1, StdOrdering::Release);
-            return true;
-        }
-    }
 }
 
 /// This process (pid and start time), cached; correct in a forked child.
@@ -93,7 +62,7 @@ pub fn current() -> ProcessId {
     }
     let pid = std::process::id();
     let id = ProcessId { pid, start_time: process::start_time(pid).unwrap_or(0) };
-    if fork_handler_registered() {
+    if crate::fork::on_child(reset_in_child) {
         // Racing threads store the same values. Relaxed for START: published by PID's Release.
         START.store(id.start_time, StdOrdering::Relaxed);
         PID.store(id.pid, StdOrdering::Release);

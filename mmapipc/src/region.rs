@@ -2,8 +2,9 @@
 //!
 //! [`Region`] is a raw, fixed-size span of bytes that other processes may read and write at any
 //! moment. It hands out raw pointers only: no `&[u8]` or `&mut [u8]` to shared bytes is ever made
-//! here. The algorithms (`ring`, `queue`) are written against a `Region`, so the same code runs
-//! on a heap region under loom and miri, and on a file mapping in production.
+//! here. The rings and queues reach their data areas through [`crate::mem`]'s `DataArea`, over a
+//! file mapping in production and a heap region in tests and under Miri; under loom the data area
+//! is `DataArea`'s heap twin, and no `Region` is involved.
 //!
 //! [`create_file`] and [`open_file`] do the file-system part of the protocol: `O_EXCL`,
 //! `O_NOFOLLOW`, `O_CLOEXEC`, mode 0600 by default, pages reserved up front with
@@ -259,11 +260,6 @@ impl Creating {
     /// The mapped region (header written, state still INIT).
     pub fn region(&self) -> &Region {
         self.region.as_ref().expect("region present until publish")
-    }
-
-    /// The plan the file was laid out by.
-    pub fn plan(&self) -> &Plan {
-        &self.plan
     }
 
     /// Copies `schema` into the file's schema area (the plan must have reserved exactly

@@ -1,6 +1,13 @@
 //! Unit tests of the ring on a heap region: framing, wrap, padding, limits, hostile memory.
 
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
 use super::*;
+use crate::error::OpenError;
+use crate::layout::PAD;
+use crate::sync::Ordering;
 use proptest::prelude::*;
 
 fn ring(cap: usize) -> Ring {
@@ -70,7 +77,7 @@ fn alignment_padding_after_a_payload_is_zeroed() {
     assert_eq!(read_vec(&mut r).unwrap().unwrap(), [0xBB; 8]);
     assert!(r.try_write(b"abc").unwrap()); // 16 bytes at 0 (over the old 0xAA bytes)
                                            // SAFETY: the heap ring is private to this test and holds at least 16 data bytes.
-    let bytes = unsafe { std::slice::from_raw_parts(r.mem.data, 16) };
+    let bytes = unsafe { std::slice::from_raw_parts(r.mem.data.ptr(0), 16) };
     assert_eq!(&bytes[8..16], b"abc\0\0\0\0\0", "no stale bytes after the payload");
 }
 
@@ -216,10 +223,10 @@ fn reclaiming_after_nobody_else_used_the_role_keeps_the_cache() {
     assert!(p.try_write(&[3; 8]).unwrap());
     assert_eq!(read_vec(&mut c).unwrap().unwrap(), [2; 8]);
     assert_eq!(read_vec(&mut c).unwrap().unwrap(), [3; 8]);
-    // The attach word is on the side's own line, so a claim touches nothing else.
+    // The owner word is on the side's own line, so a claim touches nothing else.
     assert_eq!(offsets::PRODUCER / PAD, offsets::TAIL / PAD);
     assert_eq!(offsets::CONSUMER / PAD, offsets::HEAD / PAD);
-    assert_eq!(p.mem.ctrl().producer.owner.load(Ordering::Relaxed), my_identity());
+    assert_eq!(p.mem.ctrl().producer.owner.load(Ordering::Relaxed), crate::owner::me());
     p.release_producer();
     assert_eq!(p.mem.ctrl().producer.owner.load(Ordering::Relaxed), 0);
 }
@@ -276,7 +283,7 @@ fn dead_holder_is_taken_over() {
     r.mem.ctrl().wait.space.sleepers.store(3, Ordering::Relaxed);
     assert!(r.try_write(b"x").unwrap());
     assert_eq!(r.mem.ctrl().wait.space.sleepers.load(Ordering::Relaxed), 0);
-    assert_eq!(r.mem.ctrl().producer.owner.load(Ordering::Relaxed), my_identity());
+    assert_eq!(r.mem.ctrl().producer.owner.load(Ordering::Relaxed), crate::owner::me());
 }
 
 #[test]

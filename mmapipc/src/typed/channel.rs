@@ -16,10 +16,11 @@ use rkyv::{Archive, Archived, Portable};
 
 use super::codec::{self, Encode, IpcMessage, TypedError};
 use super::schema::{Mismatch, Schema};
-use crate::error::{OpenError, RingError};
+use crate::error::OpenError;
 use crate::layout::Kind;
 use crate::queue::QueueError;
 use crate::region::{self, OpenOptions};
+use crate::ring::RingError;
 
 /// Why a typed channel could not be created or opened.
 #[derive(Debug, thiserror::Error)]

@@ -12,9 +12,10 @@ use rkyv::{Archived, Portable};
 use super::channel::{Channel, Received, TypedOpenError, TypedRecvError, TypedSendError};
 use super::codec::{self, Encode, IpcMessage};
 use super::schema::{Schema, TypeDesc};
-use crate::error::{OpenError, RingError};
+use crate::error::OpenError;
 use crate::layout::Kind;
 use crate::region::{CreateOptions, OpenOptions};
+use crate::ring::RingError;
 use crate::{RecvGuard, Ring, SlotMut};
 
 /// A single-producer single-consumer ring of `T` records (see the [module docs](super)).

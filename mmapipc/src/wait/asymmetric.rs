@@ -20,8 +20,8 @@
 
 use std::time::Duration;
 
+use super::{wait_loop, wake_all, Deadline, Waiter};
 use crate::sync::{fence, Ordering};
-use crate::wait::{wait_on, wake_all, Deadline, Spin, Waiter};
 
 /// Longest nap of a sleeper that could not run the heavy barrier.
 pub(crate) const NAP_WITHOUT_BARRIER: Duration = Duration::from_millis(1);
@@ -52,6 +52,8 @@ mod sys {
         if STATE.load(Ordering::Relaxed) != UNKNOWN {
             return;
         }
+        // A forked child forgets the registration (it is a new process): the hook resets STATE.
+        crate::fork::on_child(super::forget);
         let supported = membarrier(CMD_QUERY);
         let needed = CMD_GLOBAL_EXPEDITED | CMD_REGISTER_GLOBAL_EXPEDITED;
         let ok = supported >= 0 && supported & needed == needed && membarrier(CMD_REGISTER_GLOBAL_EXPEDITED) == 0;
@@ -91,7 +93,13 @@ mod sys {
 }
 
 #[cfg_attr(loom, allow(unused_imports))]
-pub(crate) use sys::{forget, register};
+pub(crate) use sys::register;
+
+/// The fork hook ([`crate::fork`]): a child is a new process and must register anew.
+#[cfg_attr(not(all(target_os = "linux", not(loom), not(miri))), allow(dead_code))]
+fn forget() {
+    sys::forget();
+}
 
 /// Wakes sleepers on `w` if there are any. Call right after the store that made their
 /// condition true.
@@ -117,49 +125,19 @@ fn notify_slow(w: &Waiter) {
     wake_all(&w.seq);
 }
 
-/// Waits until `ready()` returns `Some`, or the deadline passes (`None`). Spins, yields, then
-/// sleeps on the futex word in naps of at most `slice`.
+/// Waits until `ready()` returns `Some`, or the deadline passes (`None`): the one wait loop
+/// ([`super::wait_loop`]) with this module's sleeper side, in naps of at most `slice`.
 pub(crate) fn wait_until<T>(
     w: &Waiter,
     deadline: Deadline,
     slice: Duration,
-    mut ready: impl FnMut() -> Option<T>,
+    ready: impl FnMut() -> Option<T>,
 ) -> Option<T> {
-    // Poll by time, as the queue does (wait::Spin): a few microseconds of pure spinning, then
-    // yielding between polls (a peer that shares our CPU gets to run), then the futex.
-    let mut spin = Spin::new();
-    loop {
-        if let Some(v) = ready() {
-            return Some(v);
-        }
-        if !spin.step(&deadline) {
-            break;
-        }
-    }
-    loop {
-        if let Some(v) = ready() {
-            return Some(v);
-        }
-        let left = deadline.remaining();
-        if left == Some(Duration::ZERO) {
-            return None;
-        }
-        let mut nap = left.map_or(slice, |l| l.min(slice));
-        // SYNC: asym-handshake (heavy side). Read seq before re-checking, so a wake between the
-        // re-check and the futex call makes FUTEX_WAIT return at once.
-        let seq = w.seq.load(Ordering::Acquire);
-        w.sleepers.fetch_add(1, Ordering::Relaxed);
-        fence(Ordering::SeqCst);
-        if !sys::heavy_barrier() {
-            nap = nap.min(NAP_WITHOUT_BARRIER);
-        }
-        let got = ready();
-        if got.is_none() {
-            wait_on(&w.seq, seq, Some(nap));
-        }
-        w.sleepers.fetch_sub(1, Ordering::Relaxed);
-        if got.is_some() {
-            return got;
-        }
+    // SYNC: asym-handshake (heavy side): after the loop's SeqCst fence, the system-wide barrier;
+    // where the kernel refused it, naps are capped so a missed wake costs at most that long.
+    let barrier = || (!sys::heavy_barrier()).then_some(NAP_WITHOUT_BARRIER);
+    match wait_loop(w, deadline, slice, barrier, ready, || Ok::<(), std::convert::Infallible>(())) {
+        Ok(got) => got,
+        Err(never) => match never {},
     }
 }

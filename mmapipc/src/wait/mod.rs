@@ -1,0 +1,24 @@
+//! Waiting across processes: poll briefly (spin, then yield), then sleep on a 32-bit word in the
+//! shared mapping.
+//!
+//! * `futex.rs`: the system calls ([`wait_on`], [`wake_all`]);
+//! * `spin.rs`: the polling phase ([`SPIN_PURE`] of spinning, then yielding until
+//!   [`SPIN_TOTAL`]);
+//! * `waiter.rs`: [`Deadline`], [`Waiter`] (a futex word and a sleeper count, so wakers make no
+//!   syscall while nobody sleeps) and the one wait loop, with the symmetric handshake (a SeqCst
+//!   fence on each side; the queue);
+//! * `asymmetric.rs`: the same loop with the asymmetric handshake (no fence on the waker's
+//!   side, `membarrier` on the sleeper's; the ring).
+//!
+//! Deadlines are monotonic ([`Instant`](std::time::Instant)).
+
+pub(crate) mod asymmetric;
+mod futex;
+mod spin;
+mod waiter;
+
+pub use futex::{wait_on, wake_all};
+
+pub use spin::{SPIN_PURE, SPIN_TOTAL};
+pub(crate) use waiter::wait_loop;
+pub use waiter::{Deadline, Waiter};

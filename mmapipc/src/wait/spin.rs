@@ -1,0 +1,82 @@
+//! The polling phase of a wait: spin, then yield, by elapsed time.
+
+use std::time::Duration;
+#[cfg(not(loom))]
+use std::time::Instant;
+
+use crate::sync::spin_loop;
+
+use super::Deadline;
+
+/// Pure spinning (`pause` between polls) lasts this long from the start of a wait: long enough
+/// for a peer running on another core to answer (a cross-core round trip plus a Python call is
+/// 1 to 3 us), short enough that a peer sharing *this* CPU is not kept waiting for long.
+pub const SPIN_PURE: Duration = Duration::from_micros(5);
+/// Then the waiter yields the CPU between polls until this long from the start, and only then
+/// sleeps on the futex. A yield with nothing else runnable here returns at once (so this is still
+/// polling, at about a syscall's granularity); with a peer runnable on this CPU it lets it run.
+pub const SPIN_TOTAL: Duration = Duration::from_micros(50);
+
+/// The polling phase of a wait, by elapsed time (the same on every CPU, unlike a count of
+/// `pause` instructions, whose length varies from 10 to 140 cycles between CPU models): spin
+/// for [`SPIN_PURE`], then yield between polls until [`SPIN_TOTAL`]; the caller then sleeps.
+///
+/// Polls come well under a microsecond apart while spinning (16 `pause`s and a vDSO clock read),
+/// so a waiter notices a peer's store within a fraction of a microsecond, not after a long
+/// exponential back-off step. Under loom it allows two steps (each a model yield).
+pub(crate) struct Spin {
+    #[cfg(not(loom))]
+    start: Option<Instant>,
+    /// Polls so far (the first polls come quickly: a reply is often a fraction of a microsecond
+    /// away, and one `spin_loop` can cost tens of nanoseconds).
+    #[cfg(not(loom))]
+    polls: u32,
+    #[cfg(loom)]
+    n: u32,
+}
+
+impl Spin {
+    pub(crate) fn new() -> Spin {
+        Spin {
+            #[cfg(not(loom))]
+            start: None,
+            #[cfg(not(loom))]
+            polls: 0,
+            #[cfg(loom)]
+            n: 0,
+        }
+    }
+
+    /// Pauses before the next poll. False when polling should stop: after [`SPIN_TOTAL`], or
+    /// once `deadline` has passed and the pure spin is over (so a caller with no time to wait
+    /// still waits out a lock held for a moment).
+    pub(crate) fn step(&mut self, deadline: &Deadline) -> bool {
+        #[cfg(loom)]
+        {
+            let _ = deadline;
+            self.n += 1;
+            spin_loop();
+            self.n <= 2
+        }
+        #[cfg(not(loom))]
+        {
+            let now = Instant::now();
+            let t = now - *self.start.get_or_insert(now);
+            if t >= SPIN_TOTAL {
+                return false;
+            }
+            if t < SPIN_PURE {
+                self.polls += 1;
+                for _ in 0..(1u32 << self.polls.min(4)) {
+                    spin_loop();
+                }
+                return true;
+            }
+            if deadline.passed_at(now) {
+                return false;
+            }
+            std::thread::yield_now();
+            true
+        }
+    }
+}

@@ -1,0 +1,222 @@
+//! [`Deadline`], [`Waiter`] (one direction's sleep/wake words in shared memory) and the one
+//! wait loop ([`wait_loop`]) that the queue's locks and waits and the ring's waits run.
+
+use std::time::{Duration, Instant};
+
+use crate::sync::{fence, AtomicU32, Ordering};
+
+use super::futex::{wait_on, wake_all};
+use super::spin::Spin;
+
+/// A monotonic deadline: `None` waits forever.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Deadline(When);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum When {
+    Never,
+    /// A zero timeout: passed from the start. Kept apart so that non-blocking calls (the hot
+    /// path of `try_*`) read no clock: a clock read is a visible part of a small put + get.
+    Now,
+    At(Instant),
+}
+
+impl Deadline {
+    /// A deadline `timeout` from now (`None`: never).
+    pub fn after(timeout: Option<Duration>) -> Deadline {
+        Deadline(match timeout {
+            None => When::Never,
+            Some(t) if t.is_zero() => When::Now,
+            Some(t) => Instant::now().checked_add(t).map_or(When::Never, When::At),
+        })
+    }
+
+    /// Time left, `Some(ZERO)` once passed, `None` if unbounded.
+    pub fn remaining(&self) -> Option<Duration> {
+        match self.0 {
+            When::Never => None,
+            When::Now => Some(Duration::ZERO),
+            When::At(d) => Some(d.saturating_duration_since(Instant::now())),
+        }
+    }
+
+    /// True once the deadline has passed.
+    pub fn expired(&self) -> bool {
+        matches!(self.remaining(), Some(d) if d.is_zero())
+    }
+
+    /// True if the deadline had passed at `now`.
+    #[cfg_attr(loom, allow(dead_code))]
+    pub(super) fn passed_at(&self, now: Instant) -> bool {
+        match self.0 {
+            When::Never => false,
+            When::Now => true,
+            When::At(d) => now >= d,
+        }
+    }
+}
+
+/// One direction's sleep/wake state, as laid out in shared memory: a sequence word to futex-wait
+/// on and a count of sleepers.
+///
+/// The waker's fast path is one Relaxed load of `sleepers` after a SeqCst fence: no syscall and
+/// no write while nobody sleeps.
+///
+/// Why no wakeup is lost (a Dekker-style handshake):
+/// * the sleeper increments `sleepers`, issues a SeqCst fence, *then* re-checks its condition;
+/// * the waker makes the condition true, issues a SeqCst fence, *then* reads `sleepers`.
+///
+/// The two fences are totally ordered; whichever comes second sees the other side's write: either
+/// the sleeper sees the new condition and does not sleep, or the waker sees `sleepers > 0` and
+/// bumps `seq` and wakes. The sleeper reads `seq` *before* re-checking, so a bump between its
+/// re-check and the futex call makes FUTEX_WAIT return at once (value changed).
+#[repr(C)]
+#[derive(Debug)]
+pub struct Waiter {
+    /// Bumped by the waker before each wake; the futex word.
+    pub seq: AtomicU32,
+    /// Number of processes between "about to sleep" and "done sleeping".
+    pub sleepers: AtomicU32,
+}
+
+impl Waiter {
+    /// Wakes sleepers if there are any. Call after making the awaited condition true.
+    #[inline]
+    pub fn notify(&self) {
+        // SYNC: sleep-handshake. See the type docs: this fence orders the condition's store
+        // before the sleepers load, pairing with the fence in `sleep_until`.
+        fence(Ordering::SeqCst);
+        if self.sleepers.load(Ordering::Relaxed) != 0 {
+            self.notify_slow();
+        }
+    }
+
+    #[cold]
+    fn notify_slow(&self) {
+        // Release: nothing to publish through seq itself; the bump only makes a racing
+        // FUTEX_WAIT fail with EAGAIN. Release keeps it after the condition's store anyway.
+        self.seq.fetch_add(1, Ordering::Release);
+        wake_all(&self.seq);
+    }
+
+    /// Waits until `ready()` returns `Some`, or the deadline passes (`None`). Polls first
+    /// (spinning for [`SPIN_PURE`](super::SPIN_PURE), then yielding,
+    /// [`SPIN_TOTAL`](super::SPIN_TOTAL) in all), then sleeps on the futex word in slices of at
+    /// most `slice` (so callers can check for Ctrl-C or dead peers between slices through
+    /// `between_slices`, which may abort the wait by returning `Err`).
+    pub fn wait_until<T, E>(
+        &self,
+        deadline: Deadline,
+        slice: Duration,
+        ready: impl FnMut() -> Option<T>,
+        between_slices: impl FnMut() -> Result<(), E>,
+    ) -> Result<Option<T>, E> {
+        // SYNC: sleep-handshake (sleeper side): the SeqCst fence in `wait_loop` suffices.
+        wait_loop(self, deadline, slice, || None, ready, between_slices)
+    }
+}
+
+/// The one wait loop: polls `ready()` ([`Spin`]), then sleeps on `w` until `ready()` returns
+/// `Some` or the deadline passes (`Ok(None)`), in naps of at most `slice`.
+///
+/// Each nap: read `seq`, count ourselves in `sleepers`, SeqCst fence, then `barrier()` (the
+/// handshake's sleeper side beyond the fence: nothing for [`Waiter`]'s symmetric handshake, the
+/// `membarrier` of `asymmetric.rs`; it returns a shorter nap where it could not do its part),
+/// re-check `ready()`, and only then `FUTEX_WAIT` on the `seq` read before the re-check: a wake
+/// between the re-check and the call makes it return at once. `between_slices` runs after each
+/// nap and may abort the wait with `Err`.
+pub(crate) fn wait_loop<T, E>(
+    w: &Waiter,
+    deadline: Deadline,
+    slice: Duration,
+    mut barrier: impl FnMut() -> Option<Duration>,
+    mut ready: impl FnMut() -> Option<T>,
+    mut between_slices: impl FnMut() -> Result<(), E>,
+) -> Result<Option<T>, E> {
+    let mut spin = Spin::new();
+    loop {
+        if let Some(v) = ready() {
+            return Ok(Some(v));
+        }
+        if !spin.step(&deadline) {
+            break;
+        }
+    }
+    loop {
+        if let Some(v) = ready() {
+            return Ok(Some(v));
+        }
+        let left = deadline.remaining();
+        if left == Some(Duration::ZERO) {
+            return Ok(None);
+        }
+        let mut nap = left.map_or(slice, |l| l.min(slice));
+        // SYNC: sleep-handshake / asym-handshake (sleeper side). Acquire on seq: read before the
+        // re-check, so a wake after it makes FUTEX_WAIT fail at once.
+        let seq = w.seq.load(Ordering::Acquire);
+        w.sleepers.fetch_add(1, Ordering::Relaxed);
+        fence(Ordering::SeqCst);
+        if let Some(cap) = barrier() {
+            nap = nap.min(cap);
+        }
+        let got = ready();
+        if got.is_none() {
+            wait_on(&w.seq, seq, Some(nap));
+        }
+        w.sleepers.fetch_sub(1, Ordering::Relaxed);
+        if let Some(v) = got {
+            return Ok(Some(v));
+        }
+        between_slices()?;
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+
+    #[test]
+    fn deadline_math() {
+        assert_eq!(Deadline::after(None).remaining(), None);
+        assert!(!Deadline::after(None).expired());
+        assert!(Deadline::after(Some(Duration::ZERO)).expired());
+        assert!(!Deadline::after(Some(Duration::from_secs(60))).expired());
+    }
+
+    #[test]
+    fn wait_times_out_and_wakes() {
+        let w = Arc::new(Waiter { seq: AtomicU32::new(0), sleepers: AtomicU32::new(0) });
+        let flag = Arc::new(AtomicU32::new(0));
+        let r: Result<Option<()>, ()> = w.wait_until(
+            Deadline::after(Some(Duration::from_millis(20))),
+            Duration::from_millis(5),
+            || None,
+            || Ok(()),
+        );
+        assert_eq!(r, Ok(None));
+        let (w2, f2) = (w.clone(), flag.clone());
+        let t = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(30));
+            f2.store(1, Ordering::Release);
+            w2.notify();
+        });
+        let r: Result<Option<u32>, ()> = w.wait_until(
+            Deadline::after(None),
+            Duration::from_secs(3600),
+            || (flag.load(Ordering::Acquire) == 1).then_some(7),
+            || Ok(()),
+        );
+        assert_eq!(r, Ok(Some(7)));
+        t.join().unwrap();
+        assert_eq!(w.sleepers.load(Ordering::Relaxed), 0);
+    }
+
+    #[test]
+    fn between_slices_can_abort() {
+        let w = Waiter { seq: AtomicU32::new(0), sleepers: AtomicU32::new(0) };
+        let r: Result<Option<()>, &str> =
+            w.wait_until(Deadline::after(None), Duration::from_millis(1), || None, || Err("interrupted"));
+        assert_eq!(r, Err("interrupted"));
+    }
+}

@@ -19,10 +19,10 @@ use mmapipc::region;
 
 mod args;
 pub mod creating;
-pub mod decode;
 mod doctor;
 pub mod example_types;
 mod file;
+pub mod preview;
 pub mod probe;
 mod schema_export;
 mod show;

@@ -8,8 +8,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 
-use crate::decode;
 use crate::file::examine;
+use crate::preview;
 use crate::probe::{self, Live};
 use crate::text::{human, io, kind_name};
 use mmapipc::layout::Kind;
@@ -100,12 +100,12 @@ pub(crate) fn tail(
         }
         for (pos, msg) in records {
             let line = match &schema {
-                Some(s) => match decode::decode(s, &msg) {
-                    Ok(v) => decode::to_ordered_string(s, &v),
+                Some(s) => match mmapipc::typed::decode::decode_json(s, &msg) {
+                    Ok(v) => mmapipc::typed::decode::to_ordered_string(s, &v),
                     Err(e) => json!({"position": pos, "len": msg.len(), "error": e}).to_string(),
                 },
                 None => {
-                    let mut v = decode::preview(&msg);
+                    let mut v = preview::preview(&msg);
                     v["position"] = json!(pos);
                     v.to_string()
                 }

@@ -47,7 +47,7 @@ class CorruptMessage(Error):
 
 
 class AlreadyAttached(Error):
-    """A single-producer/single-consumer side is already held by another live process."""
+    """A ring role is in use: another handle, thread or live process is producing (or consuming) right now."""
 
 
 class BufferTooShort(Error, ValueError):

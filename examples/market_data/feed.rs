@@ -16,7 +16,7 @@ mod example_types;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use mmapipc::channel::TypedRing;
+use mmapipc::typed::TypedRing;
 
 use example_types::{Tick, TickV2};
 

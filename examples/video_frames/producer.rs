@@ -14,7 +14,7 @@ mod example_types;
 
 use std::time::{Duration, Instant};
 
-use mmapipc::channel::TypedRing;
+use mmapipc::typed::TypedRing;
 
 use example_types::VideoFrame;
 

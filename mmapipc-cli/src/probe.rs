@@ -7,7 +7,7 @@ use std::path::Path;
 
 use serde_json::{json, Value};
 
-use mmapipc::layout::Kind;
+use mmapipc::Kind;
 use mmapipc::owner;
 use mmapipc::queue::{Queue, QueueOptions};
 use mmapipc::region::OpenOptions;
@@ -37,9 +37,9 @@ pub struct Counters {
     /// Payload bytes consumed.
     pub bytes_out: u64,
     /// Times a producer found it full.
-    pub full_events: u64,
+    pub full_waits: u64,
     /// Times a consumer found it empty.
-    pub empty_events: u64,
+    pub empty_waits: u64,
     /// Wakes issued to sleeping consumers (futex sequence word; 32-bit, wraps).
     pub consumer_wakes: u32,
     /// Wakes issued to sleeping producers.
@@ -110,8 +110,8 @@ pub fn ring_live(r: &Ring) -> Live {
             bytes_in: s.bytes_in,
             msgs_out: s.messages_out,
             bytes_out: s.bytes_out,
-            full_events: s.full_events,
-            empty_events: s.empty_events,
+            full_waits: s.full_waits,
+            empty_waits: s.empty_waits,
             consumer_wakes: i.data_wakes,
             producer_wakes: i.space_wakes,
             consumers_sleeping: i.data_sleepers,
@@ -152,8 +152,8 @@ pub fn queue_live(q: &Queue) -> Live {
             bytes_in: s.bytes_in,
             msgs_out: s.messages_out,
             bytes_out: s.bytes_out,
-            full_events: s.full_waits,
-            empty_events: s.empty_waits,
+            full_waits: s.full_waits,
+            empty_waits: s.empty_waits,
             consumer_wakes: c.not_empty.waiter.seq.load(Ordering::Relaxed),
             producer_wakes: c.not_full.waiter.seq.load(Ordering::Relaxed),
             consumers_sleeping: c.not_empty.waiter.sleepers.load(Ordering::Relaxed),
@@ -174,8 +174,8 @@ impl Counters {
             "bytes_in": self.bytes_in,
             "messages_out": self.msgs_out,
             "bytes_out": self.bytes_out,
-            "full_events": self.full_events,
-            "empty_events": self.empty_events,
+            "full_waits": self.full_waits,
+            "empty_waits": self.empty_waits,
             "consumer_wakes": self.consumer_wakes,
             "producer_wakes": self.producer_wakes,
             "consumers_sleeping": self.consumers_sleeping,

@@ -251,7 +251,7 @@ pub(crate) fn inspect(out: &mut impl Write, path: &Path, json: bool) -> Result<i
         let _ = writeln!(s, "counters");
         let _ = writeln!(s, "  messages in   {:<14} bytes in   {}", c.msgs_in, c.bytes_in);
         let _ = writeln!(s, "  messages out  {:<14} bytes out  {}", c.msgs_out, c.bytes_out);
-        let _ = writeln!(s, "  full events   {:<14} empty events {}", c.full_events, c.empty_events);
+        let _ = writeln!(s, "  full waits    {:<14} empty waits {}", c.full_waits, c.empty_waits);
         let _ = writeln!(
             s,
             "  wakes         {} to consumers, {} to producers (32-bit, wraps); sleeps: not counted",

@@ -12,7 +12,7 @@ use crate::file::examine;
 use crate::preview;
 use crate::probe::{self, Live};
 use crate::text::{human, io, kind_name};
-use mmapipc::layout::Kind;
+use mmapipc::Kind;
 use mmapipc::queue::{Queue, QueueOptions};
 use mmapipc::region::OpenOptions;
 use mmapipc::ring::Ring;
@@ -181,7 +181,7 @@ pub(crate) fn stat(
                 "time": clock, "msgs_per_s_in": mi, "msgs_per_s_out": mo, "mb_per_s_in": bi, "mb_per_s_out": bo,
                 "fill_percent": fill, "used_bytes": cur.used, "capacity": cur.capacity,
                 "lag_messages": cur.pending, "lag_bytes": cur.lag_bytes,
-                "full_events": a.full_events, "empty_events": a.empty_events,
+                "full_waits": a.full_waits, "empty_waits": a.empty_waits,
                 "view_stalls": a.view_stalls,
                 "attached": cur.holders.iter().map(|h| json!({"role": h.role, "pid": h.pid, "alive": h.alive})).collect::<Vec<_>>(),
             });
@@ -203,7 +203,7 @@ pub(crate) fn stat(
             let _ = writeln!(s);
             let _ = writeln!(s, "  fill       {fill:.1}% ({} of {})", human(cur.used), human(cur.capacity));
             let _ = writeln!(s, "  lag        {} messages, {}", cur.pending, human(cur.lag_bytes));
-            let _ = writeln!(s, "  full/empty {} / {}", a.full_events, a.empty_events);
+            let _ = writeln!(s, "  full/empty {} / {}", a.full_waits, a.empty_waits);
             if let Some(stalls) = a.view_stalls {
                 let _ = writeln!(s, "  view stalls {stalls} (waits for space held by unreleased views)");
             }
@@ -214,7 +214,7 @@ pub(crate) fn stat(
             writeln!(
                 out,
                 "{:<8} {:>10.0} {:>10.0} {:>9.2} {:>9.2} {:>6.1} {:>10} {:>10} {:>6} {:>6}",
-                clock, mi, mo, bi, bo, fill, cur.pending, cur.lag_bytes, a.full_events, a.empty_events
+                clock, mi, mo, bi, bo, fill, cur.pending, cur.lag_bytes, a.full_waits, a.empty_waits
             )
             .map_err(io)?;
         }

@@ -10,7 +10,7 @@ use std::path::Path;
 
 use tool::{json_of, lines, scratch, stdout, tool};
 
-use mmapipc::channel::TypedRing;
+use mmapipc::typed::TypedRing;
 use mmapipc::{Queue, SharedMemory};
 use mmapipc_cli::example_types::Tick;
 
@@ -157,7 +157,7 @@ fn ring_live_and_stale() {
         format!("producer       pid {prod} (alive)"),
         format!("consumer       pid {cons} (alive)"),
         "messages in".into(),
-        "full events".into(),
+        "full waits".into(),
         "sleeps: not counted".into(),
         "timestamp_ns".into(),
         "status          live".into(),
@@ -326,7 +326,7 @@ fn tail_does_not_consume() {
 
     // A typed queue: decoded with the schema stored in the file, and still all there afterwards.
     let tq = dir.join("typed-queue");
-    let q = mmapipc::channel::TypedQueue::<Tick>::create(&tq, 4096).unwrap();
+    let q = mmapipc::typed::TypedQueue::<Tick>::create(&tq, 4096).unwrap();
     for i in 0..3u64 {
         q.send(&Tick { timestamp_ns: 10 + i, symbol: *b"IBM\0\0\0\0\0", price: 2.0, size: 1, side: 0 }).unwrap();
     }

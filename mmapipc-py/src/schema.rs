@@ -1,5 +1,5 @@
 //! Message schemas for the Python package: the fingerprint, canonical text and compatibility
-//! rules of `mmapipc::schema`, called from `mmapipc.schema.Schema`. Python keeps the model
+//! rules of `mmapipc::typed::schema`, called from `mmapipc.schema.Schema`. Python keeps the model
 //! (fields, dtypes, encode/decode); every rule is the Rust crate's, so both languages give the
 //! same verdict with the same message.
 

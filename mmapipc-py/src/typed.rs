@@ -4,7 +4,7 @@
 
 use std::path::PathBuf;
 
-use mmapipc::layout::Kind;
+use mmapipc::Kind;
 use mmapipc::region::{self, CreateOptions, OpenOptions};
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;

@@ -19,7 +19,7 @@ mod example_types;
 
 use std::time::Duration;
 
-use mmapipc::channel::{TypedQueue, TypedRing};
+use mmapipc::typed::{TypedQueue, TypedRing};
 
 use example_types::{Tensor, Tick, VideoFrame};
 

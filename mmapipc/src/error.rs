@@ -14,7 +14,7 @@
 use std::io;
 use std::path::PathBuf;
 
-use crate::layout::Kind;
+use crate::kind::Kind;
 
 /// Why a shared-memory file could not be created or opened.
 #[derive(Debug, thiserror::Error)]

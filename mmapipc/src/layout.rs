@@ -38,7 +38,6 @@
 //! re-read sizes or offsets from shared memory afterwards, so a peer that scribbles over the
 //! header later cannot make this process index out of bounds.
 
-use std::fmt;
 use std::mem::{offset_of, size_of};
 
 /// The first eight bytes of every mmapipc file.
@@ -83,52 +82,7 @@ pub fn checked_capacity(kind: Kind, requested: usize) -> Result<usize, crate::Op
     Ok((requested + 7) & !7)
 }
 
-/// What a file holds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-#[non_exhaustive]
-pub enum Kind {
-    /// A raw region ([`SharedMemory`](crate::SharedMemory)).
-    SharedMemory,
-    /// A single-producer single-consumer ring of byte messages.
-    Ring,
-    /// A multi-producer multi-consumer queue of byte messages.
-    Queue,
-    /// A code this library does not know.
-    Unknown(u32),
-}
-
-impl Kind {
-    /// The code stored in the header.
-    pub const fn code(self) -> u32 {
-        match self {
-            Kind::SharedMemory => 1,
-            Kind::Ring => 2,
-            Kind::Queue => 3,
-            Kind::Unknown(c) => c,
-        }
-    }
-
-    /// The kind for a header code.
-    pub const fn from_code(code: u32) -> Kind {
-        match code {
-            1 => Kind::SharedMemory,
-            2 => Kind::Ring,
-            3 => Kind::Queue,
-            c => Kind::Unknown(c),
-        }
-    }
-}
-
-impl fmt::Display for Kind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Kind::SharedMemory => f.write_str("shared memory region"),
-            Kind::Ring => f.write_str("ring"),
-            Kind::Queue => f.write_str("queue"),
-            Kind::Unknown(c) => write!(f, "unknown kind ({c})"),
-        }
-    }
-}
+pub use crate::kind::Kind;
 
 /// The ABI facts of this build, as stored in `abi_flags`:
 /// bit 0 = little-endian, bits 8..16 = pointer width in bytes, bits 16..24 = [`PAD`] / 8.

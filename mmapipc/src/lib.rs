@@ -31,6 +31,7 @@ pub mod error;
 mod example_types;
 pub mod fork;
 pub mod inspect;
+pub mod kind;
 pub mod layout;
 pub mod lock;
 pub(crate) mod mem;
@@ -45,7 +46,7 @@ pub mod typed;
 pub mod wait;
 
 pub use error::{AccessError, OpenError};
-pub use layout::Kind;
+pub use kind::Kind;
 pub use queue::{FixedViews, OwnedView, Queue, QueueError, QueueOptions, QueueStats, QueueView, View};
 pub use region::{resolve_path, CreateOptions, OpenOptions, Region};
 pub use ring::{RecvGuard, Ring, RingError, SlotMut};
@@ -54,18 +55,3 @@ pub use typed::{
     IpcMessage, Schema, TypedGuard, TypedOpenError, TypedQueue, TypedRecvError, TypedRing, TypedSendError, TypedView,
     VecLoan,
 };
-
-/// [`typed::schema`] and the message traits ([`IpcMessage`], [`SchemaType`](typed::SchemaType),
-/// [`VecElement`](typed::VecElement)) in one module.
-pub mod schema {
-    pub use crate::typed::schema::*;
-    pub use crate::typed::{IpcMessage, SchemaType, VecElement};
-}
-
-/// The typed channels and their errors in one module (the same items as in [`typed`]).
-pub mod channel {
-    pub use crate::typed::{
-        channel_schema, Plain, Received, TypedGuard, TypedOpenError, TypedQueue, TypedRecvError, TypedRing,
-        TypedSendError, TypedView, VecLoan,
-    };
-}

@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use mmapipc::schema::Schema;
+use mmapipc::typed::schema::Schema;
 use serde_json::Value;
 
 const FIXTURE: &str = include_str!("fixtures/schema_compat.json");

@@ -157,7 +157,7 @@ class Schema:
     def check_reader(self, reader: Schema) -> None:
         """Raises :class:`mmapipc.SchemaMismatch` unless `reader` may read a channel of `self`.
 
-        The Rust crate's rules and message (``mmapipc::schema::Schema::check_reader``): equal names
+        The Rust crate's rules and message (``mmapipc::typed::schema::Schema::check_reader``): equal names
         and format; same version needs the same layout; a newer channel version may be read by an
         older reader if it only appended fields.
         """

@@ -71,7 +71,7 @@ impl ConsumerState {
                     if !self.empty {
                         // Once per episode, not per poll (see ProducerState::has_room).
                         self.empty = true;
-                        let c = &mem.ctrl().consumer.empty_events;
+                        let c = &mem.ctrl().consumer.empty_waits;
                         // Relaxed: a statistic written only by the consumer.
                         c.store(c.load(Ordering::Relaxed).wrapping_add(1), Ordering::Relaxed);
                     }

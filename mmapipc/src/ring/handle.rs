@@ -91,13 +91,13 @@ pub struct RingStats {
     /// Payload bytes committed.
     pub bytes_in: u64,
     /// Times a producer found the ring full (once per episode, however long it polled).
-    pub full_events: u64,
+    pub full_waits: u64,
     /// Messages consumed.
     pub messages_out: u64,
     /// Payload bytes consumed.
     pub bytes_out: u64,
     /// Times a consumer found the ring empty (once per episode).
-    pub empty_events: u64,
+    pub empty_waits: u64,
 }
 
 /// A handle on a single-producer single-consumer ring of byte messages (see the module docs).
@@ -345,10 +345,10 @@ impl Ring {
         RingStats {
             messages_in: c.producer.messages.load(Ordering::Relaxed),
             bytes_in: c.producer.bytes.load(Ordering::Relaxed),
-            full_events: c.producer.full_events.load(Ordering::Relaxed),
+            full_waits: c.producer.full_waits.load(Ordering::Relaxed),
             messages_out: c.consumer.messages.load(Ordering::Relaxed),
             bytes_out: c.consumer.bytes.load(Ordering::Relaxed),
-            empty_events: c.consumer.empty_events.load(Ordering::Relaxed),
+            empty_waits: c.consumer.empty_waits.load(Ordering::Relaxed),
         }
     }
 }

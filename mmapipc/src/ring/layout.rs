@@ -35,7 +35,7 @@ pub mod offsets {
     /// Payload bytes committed (producer counter).
     pub const BYTES_IN: usize = 16;
     /// Times the producer found the ring full.
-    pub const FULL_EVENTS: usize = 24;
+    pub const FULL_WAITS: usize = 24;
     /// Producer identity word (0 = free), on the producer's line.
     pub const PRODUCER: usize = 32;
     /// `head`, the consumer's released position.
@@ -45,7 +45,7 @@ pub mod offsets {
     /// Payload bytes consumed (consumer counter).
     pub const BYTES_OUT: usize = 144;
     /// Times the consumer found the ring empty.
-    pub const EMPTY_EVENTS: usize = 152;
+    pub const EMPTY_WAITS: usize = 152;
     /// Consumer identity word (0 = free), on the consumer's line.
     pub const CONSUMER: usize = 160;
     /// The consumer's "data available" waiter (futex word, then sleeper count).
@@ -61,7 +61,7 @@ pub(super) struct ProducerLine {
     pub(super) tail: AtomicU64,
     pub(super) messages: AtomicU64,
     pub(super) bytes: AtomicU64,
-    pub(super) full_events: AtomicU64,
+    pub(super) full_waits: AtomicU64,
     pub(super) owner: AtomicU64,
     _pad: [u8; PAD - 40],
 }
@@ -71,7 +71,7 @@ pub(super) struct ConsumerLine {
     pub(super) head: AtomicU64,
     pub(super) messages: AtomicU64,
     pub(super) bytes: AtomicU64,
-    pub(super) empty_events: AtomicU64,
+    pub(super) empty_waits: AtomicU64,
     pub(super) owner: AtomicU64,
     _pad: [u8; PAD - 40],
 }
@@ -108,9 +108,9 @@ const _: () = {
     assert!(size_of::<Waiter>() == 8);
     assert!(size_of::<RingControl>() == CONTROL_SIZE);
     assert!(offset_of!(RingControl, producer) + offset_of!(ProducerLine, tail) == offsets::TAIL);
-    assert!(offset_of!(RingControl, producer) + offset_of!(ProducerLine, full_events) == offsets::FULL_EVENTS);
+    assert!(offset_of!(RingControl, producer) + offset_of!(ProducerLine, full_waits) == offsets::FULL_WAITS);
     assert!(offset_of!(RingControl, consumer) + offset_of!(ConsumerLine, head) == offsets::HEAD);
-    assert!(offset_of!(RingControl, consumer) + offset_of!(ConsumerLine, empty_events) == offsets::EMPTY_EVENTS);
+    assert!(offset_of!(RingControl, consumer) + offset_of!(ConsumerLine, empty_waits) == offsets::EMPTY_WAITS);
     assert!(offset_of!(RingControl, wait) + offset_of!(WaitLine, data) == offsets::DATA_WAITER);
     assert!(offset_of!(RingControl, wait) + offset_of!(WaitLine, space) == offsets::SPACE_WAITER);
     assert!(offset_of!(RingControl, producer) + offset_of!(ProducerLine, owner) == offsets::PRODUCER);
@@ -128,7 +128,7 @@ impl RingControl {
                 tail: z(),
                 messages: z(),
                 bytes: z(),
-                full_events: z(),
+                full_waits: z(),
                 owner: z(),
                 _pad: [0; PAD - 40],
             },
@@ -136,7 +136,7 @@ impl RingControl {
                 head: z(),
                 messages: z(),
                 bytes: z(),
-                empty_events: z(),
+                empty_waits: z(),
                 owner: z(),
                 _pad: [0; PAD - 40],
             },

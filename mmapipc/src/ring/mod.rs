@@ -19,8 +19,8 @@
 //!
 //! ```text
 //! control (file offset 128)
-//! +0    producer line   tail u64 | messages_in u64 | bytes_in u64 | full_events u64 | producer u64 | pad
-//! +128  consumer line   head u64 | messages_out u64 | bytes_out u64 | empty_events u64 | consumer u64 | pad
+//! +0    producer line   tail u64 | messages_in u64 | bytes_in u64 | full_waits u64 | producer u64 | pad
+//! +128  consumer line   head u64 | messages_out u64 | bytes_out u64 | empty_waits u64 | consumer u64 | pad
 //! +256  wait line       data_available Waiter (seq u32, sleepers u32) | space_available Waiter | pad
 //! +384  config line     capacity u64 | pad
 //!

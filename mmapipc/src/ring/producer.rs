@@ -59,7 +59,7 @@ impl ProducerState {
             // Counted once per episode, not per poll: a spinning producer must not keep writing
             // the line the consumer polls.
             self.full = true;
-            let c = &mem.ctrl().producer.full_events;
+            let c = &mem.ctrl().producer.full_waits;
             // Relaxed: a statistic written only by the producer.
             c.store(c.load(Ordering::Relaxed).wrapping_add(1), Ordering::Relaxed);
         }

@@ -47,7 +47,7 @@ fn roundtrip_in_order_including_empty() {
     assert!(r.is_empty());
     let s = r.stats();
     assert_eq!((s.messages_in, s.messages_out, s.bytes_in, s.bytes_out), (3, 3, 11, 11));
-    assert!(s.empty_events >= 1);
+    assert!(s.empty_waits >= 1);
 }
 
 #[test]
@@ -59,7 +59,7 @@ fn full_ring_refuses_then_accepts_after_read() {
     }
     assert!(!r.try_write(&[9; 8]).unwrap());
     assert_eq!(r.available_write(), 0);
-    assert_eq!(r.stats().full_events, 1);
+    assert_eq!(r.stats().full_waits, 1);
     assert_eq!(read_vec(&mut r).unwrap().unwrap(), [0; 8]);
     assert!(r.try_write(&[9; 8]).unwrap());
     for i in 1..4u8 {

@@ -17,7 +17,7 @@ use rkyv::{Archive, Archived, Portable};
 use super::codec::{self, Encode, IpcMessage, TypedError};
 use super::schema::{Mismatch, Schema};
 use crate::error::OpenError;
-use crate::layout::Kind;
+use crate::kind::Kind;
 use crate::queue::QueueError;
 use crate::region::{self, OpenOptions};
 use crate::ring::RingError;

@@ -13,7 +13,7 @@ use super::channel::{Channel, Received, TypedOpenError, TypedRecvError, TypedSen
 use super::codec::{self, Encode, IpcMessage};
 use super::schema::Schema;
 use crate::error::OpenError;
-use crate::layout::Kind;
+use crate::kind::Kind;
 use crate::queue::QueueError;
 use crate::region::OpenOptions;
 use crate::{Queue, QueueOptions, View};

@@ -13,7 +13,7 @@ use super::channel::{Channel, Received, TypedOpenError, TypedRecvError, TypedSen
 use super::codec::{self, Encode, IpcMessage};
 use super::schema::{Schema, TypeDesc};
 use crate::error::OpenError;
-use crate::layout::Kind;
+use crate::kind::Kind;
 use crate::region::{CreateOptions, OpenOptions};
 use crate::ring::RingError;
 use crate::{RecvGuard, Ring, SlotMut};

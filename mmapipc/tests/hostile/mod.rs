@@ -21,7 +21,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use mmapipc::channel::TypedRing;
+use mmapipc::typed::TypedRing;
 use mmapipc::{Queue, Ring, SharedMemory};
 
 use example_types::{Tensor, VideoFrame};
@@ -254,7 +254,7 @@ fn open_all(path: &std::path::Path) -> Outcome {
         Ok(mut t) => o.add(drive_typed(&mut t)),
         Err(_) => o.errors += 1,
     }
-    let _ = mmapipc::channel::channel_schema(path, mmapipc::Kind::Ring, &mmapipc::OpenOptions::default());
+    let _ = mmapipc::typed::channel_schema(path, mmapipc::Kind::Ring, &mmapipc::OpenOptions::default());
     o
 }
 

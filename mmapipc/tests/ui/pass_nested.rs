@@ -12,7 +12,7 @@ pub struct Path { pub id: u64, pub start: Point, pub points: Vec<f32>, pub name:
 
 #[allow(dead_code)]
 fn check() {
-    use mmapipc::schema::IpcMessage as _;
+    use mmapipc::IpcMessage as _;
     let s = Path::schema();
     assert_eq!(s.name, "Path");
     assert_eq!(Point::VERSION, 3);

@@ -377,6 +377,75 @@ impl std::fmt::Debug for Bytes {
     }
 }
 
+/// A run of equally sized messages held in place: what the ring's
+/// [`FixedBatch`](crate::ring::FixedBatch) and the queue's [`FixedViews`](crate::FixedViews)
+/// share. Payload `i` is at `as_ptr() + i * stride()`; the primitive that made the run keeps the
+/// records unwritten while it lives (and releases them when it goes).
+pub struct FixedRun {
+    /// From the first payload to the end of the last one.
+    bytes: Bytes,
+    count: usize,
+    stride: usize,
+    len: usize,
+}
+
+impl FixedRun {
+    /// A run of `count` payloads of `len` bytes, `stride` apart, held in `bytes` (which spans
+    /// from the first payload to the end of the last).
+    pub(crate) fn new(bytes: Bytes, count: usize, stride: usize, len: usize) -> FixedRun {
+        debug_assert!(count >= 1 && bytes.as_slice().len() == (count - 1) * stride + len);
+        FixedRun { bytes, count, stride, len }
+    }
+
+    /// Start of the first payload (valid for reads of [`span`](Self::span) bytes while this
+    /// value lives).
+    pub fn as_ptr(&self) -> *const u8 {
+        self.bytes.as_ptr()
+    }
+
+    /// Number of messages (at least 1).
+    pub fn count(&self) -> usize {
+        self.count
+    }
+
+    /// Distance between consecutive payloads: the record size of the primitive (header +
+    /// payload, rounded up to 8).
+    pub fn stride(&self) -> usize {
+        self.stride
+    }
+
+    /// Payload length of every message.
+    pub fn message_len(&self) -> usize {
+        self.len
+    }
+
+    /// Bytes from the first payload to the end of the last one.
+    pub fn span(&self) -> usize {
+        self.bytes.as_slice().len()
+    }
+
+    /// Payload `i`, or `None` past the end.
+    pub fn get(&self, i: usize) -> Option<&[u8]> {
+        (i < self.count).then(|| &self.bytes.as_slice()[i * self.stride..i * self.stride + self.len])
+    }
+
+    /// Lets go of the bytes (see [`Bytes::end`]); the run is empty afterwards.
+    pub(crate) fn end(&mut self) {
+        self.bytes.end();
+        self.count = 0;
+    }
+}
+
+impl std::fmt::Debug for FixedRun {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FixedRun")
+            .field("count", &self.count)
+            .field("stride", &self.stride)
+            .field("len", &self.len)
+            .finish()
+    }
+}
+
 #[cfg(all(test, not(loom)))]
 mod tests {
     use super::*;

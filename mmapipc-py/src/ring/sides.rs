@@ -123,7 +123,7 @@ impl Consumer {
         py: Python<'py>,
         side: &Arc<SideLock<Consumer>>,
         mem: &Arc<mmapipc::ring::RingMemory>,
-        ptr: *mut u8,
+        ptr: *const u8,
         len: usize,
     ) -> PyResult<Bound<'py, PyMemoryView>> {
         let token = Arc::new(ViewToken { _mem: mem.clone(), side: Some(Arc::downgrade(side)) });

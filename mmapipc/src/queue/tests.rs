@@ -409,7 +409,7 @@ fn fixed_views_of_a_dead_consumer_are_reclaimed() {
     assert_eq!(b.count(), 4);
     let dead = crate::owner::encode(crate::process::exited_process());
     for i in 0..4u64 {
-        q.owner((b.pos + i * b.stride as u64) % q.cap).store(dead, Ordering::Relaxed);
+        q.owner((b.pos + i * b.stride() as u64) % q.cap).store(dead, Ordering::Relaxed);
     }
     drop(b); // not ours any more (as in a forked child): releases nothing
     assert!(!q.try_put(&[0; 100]).unwrap());

@@ -13,7 +13,7 @@ use super::consumer::{any_record, Take};
 use super::error::QueueError;
 use super::handle::Queue;
 use super::records::{head_word, record_size, split_head, RECORD_HEADER, STATE_DONE, STATE_TAKEN};
-use crate::mem::Bytes;
+use crate::mem::{Bytes, FixedRun};
 use crate::owner;
 use crate::sync::Ordering;
 use crate::wait::Deadline;
@@ -62,59 +62,31 @@ impl<Q: Deref<Target = Queue>> Drop for QueueView<Q> {
 }
 
 /// A run of equally spaced records of one length, held in place (see
-/// [`Queue::get_fixed_views`]). Dropping it releases every record of the run.
+/// [`Queue::get_fixed_views`]): a [`FixedRun`] (payload `i` at `as_ptr() + i * stride()`, the
+/// stride being the record size: 16-byte header + payload, rounded up to 8). Dropping it
+/// releases every record of the run.
 #[derive(Debug)]
 pub struct FixedViews {
     q: Arc<Queue>,
     /// Position of the first record (record `i` is at `pos + i * stride`).
     pub(super) pos: u64,
-    /// From the first payload to the end of the last one.
-    bytes: Bytes,
-    count: usize,
-    pub(super) stride: usize,
-    len: usize,
+    run: FixedRun,
 }
 
-impl FixedViews {
-    /// Start of the first record's payload; record `i`'s payload is at `i * stride()` from it.
-    /// Valid for reads of [`span`](Self::span) bytes while this value lives.
-    pub fn as_ptr(&self) -> *const u8 {
-        self.bytes.as_ptr()
-    }
-
-    /// Number of records (at least 1).
-    pub fn count(&self) -> usize {
-        self.count
-    }
-
-    /// Distance between consecutive payloads: the record size (16-byte header + payload,
-    /// rounded up to 8).
-    pub fn stride(&self) -> usize {
-        self.stride
-    }
-
-    /// Payload length of every record.
-    pub fn message_len(&self) -> usize {
-        self.len
-    }
-
-    /// Bytes from the first payload to the end of the last one.
-    pub fn span(&self) -> usize {
-        (self.count - 1) * self.stride + self.len
-    }
-
-    /// Payload of record `i`, or `None` past the end.
-    pub fn get(&self, i: usize) -> Option<&[u8]> {
-        (i < self.count).then(|| &self.bytes.as_slice()[i * self.stride..i * self.stride + self.len])
+impl Deref for FixedViews {
+    type Target = FixedRun;
+    fn deref(&self) -> &FixedRun {
+        &self.run
     }
 }
 
 impl Drop for FixedViews {
     fn drop(&mut self) {
-        self.bytes.end(); // as for QueueView
+        let (count, stride) = (self.run.count() as u64, self.run.stride() as u64);
+        self.run.end(); // as for QueueView
         let mut any = false;
-        for i in 0..self.count as u64 {
-            any |= self.q.mark_done(self.pos + i * self.stride as u64);
+        for i in 0..count {
+            any |= self.q.mark_done(self.pos + i * stride);
         }
         if any {
             self.q.advance_reclaim(false);
@@ -251,7 +223,8 @@ impl Queue {
         // stamped TAKEN by us: nobody writes them until this value's drop releases them, and it
         // holds the queue.
         let bytes = unsafe { self.data.bytes(off, span) };
-        let batch = FixedViews { q: Arc::clone(self), pos, bytes, count, stride: stride as usize, len };
+        let run_len = if first_len == len { len } else { first_len };
+        let batch = FixedViews { q: Arc::clone(self), pos, run: FixedRun::new(bytes, count, stride as usize, run_len) };
         if first_len != len {
             drop(batch); // releases the odd record: it is discarded
             return Err(QueueError::WrongSize { len: first_len, expected: len });

@@ -11,6 +11,7 @@ use super::error::{check_indices, corrupt, RingError};
 use super::guards::{FixedBatch, RecvGuard};
 use super::handle::{Ring, RingMemory, RUST_SLICE};
 use super::layout::{align8, Role, FLAG_MESSAGE, FLAG_PADDING, RECORD_HEADER};
+use crate::mem::FixedRun;
 
 #[derive(Debug)]
 pub(super) struct ConsumerState {
@@ -381,8 +382,12 @@ impl Ring {
         let batch = first.map(|(off, head0)| {
             // Hold everything from the first record on: publish releases only what came before.
             c.held = c.head - head0;
-            let ptr = mem.data.ptr(off);
-            FixedBatch { mem: mem.clone(), ptr, count, stride: stride as usize, len }
+            let span = (count - 1) * stride as usize + len;
+            // SAFETY: the `count` records from `off` were published to this consumer, lie
+            // contiguously inside the data area, and stay held (`held`) until the next consumer
+            // operation; `mem` keeps the mapping.
+            let bytes = unsafe { mem.data.bytes(off, span) };
+            FixedBatch { mem: mem.clone(), run: FixedRun::new(bytes, count, stride as usize, len) }
         });
         c.publish(&mem);
         result.map(|_| batch)

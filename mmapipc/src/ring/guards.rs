@@ -6,7 +6,7 @@
 use std::fmt;
 use std::sync::Arc;
 
-use crate::mem::Bytes;
+use crate::mem::{Bytes, FixedRun};
 
 use super::handle::{Ring, RingMemory};
 use super::layout::RECORD_HEADER;
@@ -118,8 +118,11 @@ impl<'a> RecvGuard<'a> {
             c.advance(&mem, me.rec, me.len);
             c.held = me.rec;
         }
-        let ptr = mem.data.ptr(me.off);
-        DetachedRead { mem, ptr, len: me.len }
+        // SAFETY: the record at off..off+len was published to this consumer and stays held
+        // (`held`) until the next consumer operation, so nobody writes it meanwhile; `mem` keeps
+        // the mapping.
+        let bytes = unsafe { mem.data.bytes(me.off, me.len) };
+        DetachedRead { mem, bytes }
     }
 }
 
@@ -149,36 +152,31 @@ impl fmt::Debug for RecvGuard<'_> {
     }
 }
 
-/// A record kept held after its guard ([`RecvGuard::detach`]): a pointer and length into the
-/// mapping, which `memory` keeps alive. The bytes stay unchanged until the next consumer
-/// operation on the handle that read it; reading them after that shows recycled bytes, which is
-/// why the pointer is only available through an `unsafe` accessor.
+/// A record kept held after its guard ([`RecvGuard::detach`]): its bytes in the mapping, which
+/// `mem` keeps alive. The bytes stay unchanged until the next consumer operation on the handle
+/// that read it; reading them after that shows recycled bytes, which is why they are only
+/// available through an `unsafe` accessor.
 #[derive(Debug)]
 pub struct DetachedRead {
     /// Keeps the mapping alive.
     pub mem: Arc<RingMemory>,
-    pub(super) ptr: *mut u8,
-    pub(super) len: usize,
+    pub(super) bytes: Bytes,
 }
-
-// SAFETY: plain pointer + Arc to a Send+Sync memory owner; reading through the pointer is
-// governed by the unsafe accessor's contract, not by which thread holds the value.
-unsafe impl Send for DetachedRead {}
 
 impl DetachedRead {
     /// Start of the payload (valid for reads of `len()` bytes while `mem` lives).
-    pub fn as_ptr(&self) -> *mut u8 {
-        self.ptr
+    pub fn as_ptr(&self) -> *const u8 {
+        self.bytes.as_ptr()
     }
 
     /// Payload length.
     pub fn len(&self) -> usize {
-        self.len
+        self.bytes.as_slice().len()
     }
 
     /// True for an empty message.
     pub fn is_empty(&self) -> bool {
-        self.len == 0
+        self.len() == 0
     }
 
     /// The payload.
@@ -186,57 +184,27 @@ impl DetachedRead {
     /// # Safety
     /// No consumer operation may have run on the reading handle since the detach (otherwise the
     /// producer may be rewriting these bytes).
-    #[cfg(not(loom))]
     pub unsafe fn as_slice(&self) -> &[u8] {
-        // SAFETY: per the contract the record is still held; it lies in the mapping `mem` keeps.
-        unsafe { std::slice::from_raw_parts(self.ptr, self.len) }
+        self.bytes.as_slice()
     }
 }
 
 /// A run of equally sized messages held in place past the call (see
-/// [`Ring::read_fixed_batch_detached`]).
+/// [`Ring::read_fixed_batch_detached`]): a [`FixedRun`] (payload `i` at `as_ptr() + i *
+/// stride()`, the stride being the record size: 8-byte header + payload, rounded up to 8) and
+/// the memory that keeps it mapped. The records stay held until the next consumer operation on
+/// the handle that read them.
 #[derive(Debug)]
 pub struct FixedBatch {
     /// Keeps the mapping alive.
     pub mem: Arc<RingMemory>,
-    pub(super) ptr: *mut u8,
-    pub(super) count: usize,
-    pub(super) stride: usize,
-    pub(super) len: usize,
+    pub(super) run: FixedRun,
 }
 
-// SAFETY: plain pointer + Arc to a Send+Sync memory owner; reading through the pointer is
-// governed by the consumer protocol (the records stay held), not by which thread holds the value.
-unsafe impl Send for FixedBatch {}
-
-impl FixedBatch {
-    /// Start of the first record's payload; record `i`'s payload is at `i * stride()`.
-    pub fn as_ptr(&self) -> *mut u8 {
-        self.ptr
-    }
-
-    /// Number of messages.
-    pub fn count(&self) -> usize {
-        self.count
-    }
-
-    /// Distance between consecutive payloads (the record size: header + payload, 8-aligned).
-    pub fn stride(&self) -> usize {
-        self.stride
-    }
-
-    /// Payload length of every message.
-    pub fn message_len(&self) -> usize {
-        self.len
-    }
-
-    /// Bytes from the first payload to the end of the last one.
-    pub fn span(&self) -> usize {
-        if self.count == 0 {
-            0
-        } else {
-            (self.count - 1) * self.stride + self.len
-        }
+impl std::ops::Deref for FixedBatch {
+    type Target = FixedRun;
+    fn deref(&self) -> &FixedRun {
+        &self.run
     }
 }
 

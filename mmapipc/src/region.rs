@@ -511,3 +511,62 @@ pub fn schema_blob(region: &Region, header: &FileHeader) -> Vec<u8> {
 pub fn unlink(path: &Path) -> Result<(), OpenError> {
     std::fs::remove_file(path).map_err(|e| OpenError::from_io(path, "unlink", e))
 }
+
+/// The file of one channel (ring, queue, topic): what [`create_channel`] lays out after the
+/// header.
+pub(crate) struct ChannelPlan<'a> {
+    /// The primitive.
+    pub kind: Kind,
+    /// Its control block's size.
+    pub control_size: usize,
+    /// The requested data capacity (checked and rounded by [`layout::checked_capacity`]).
+    pub capacity: usize,
+    /// A typed channel's schema JSON; empty for an untyped channel.
+    pub schema: &'a [u8],
+}
+
+/// Creates a channel's file at `path` (resolved here), stores its schema, lets `init` write the
+/// control block (given its start in the fresh, zero-filled mapping and the checked capacity)
+/// and publishes the file. Returns the region and its plan. Every primitive creates its file
+/// through here, so the capacity rule, the schema area and the publish order are one.
+pub(crate) fn create_channel(
+    path: impl AsRef<Path>,
+    spec: ChannelPlan<'_>,
+    opts: &CreateOptions,
+    init: impl FnOnce(*mut u8, u64),
+) -> Result<(Region, Plan, PathBuf), OpenError> {
+    let path = resolve_path(path);
+    let capacity = layout::checked_capacity(spec.kind, spec.capacity)?;
+    let plan = Plan::new(spec.control_size as u64, spec.schema.len() as u64, capacity as u64)
+        .ok_or_else(|| OpenError::InvalidArgument(format!("capacity {capacity} is too large")))?;
+    let creating = create_file(&path, spec.kind, plan, opts)?;
+    if !spec.schema.is_empty() {
+        creating.write_schema(spec.schema)?;
+    }
+    // In bounds: the plan puts the control block at control_offset..+control_size inside the
+    // mapping; nobody else trusts the file before publish.
+    init(creating.region().as_ptr().wrapping_add(plan.control_offset as usize), capacity as u64);
+    Ok((creating.publish()?, plan, path))
+}
+
+/// Opens a channel's file at `path` (resolved here) for `kind`, validating the header, the
+/// control block's size and the capacity rule. Returns the region, the validated header copy and
+/// the resolved path.
+pub(crate) fn open_channel(
+    path: impl AsRef<Path>,
+    kind: Kind,
+    control_size: usize,
+    opts: &OpenOptions,
+) -> Result<(Region, FileHeader, PathBuf), OpenError> {
+    let path = resolve_path(path);
+    let (region, header) = open_file(&path, kind, opts)?;
+    let bad = |reason: String| OpenError::CorruptHeader { path: path.clone(), reason };
+    if header.control_size != control_size as u64 {
+        return Err(bad(format!("{kind} control block is {} bytes, expected {control_size}", header.control_size)));
+    }
+    let cap = header.data_size;
+    if usize::try_from(cap).ok().and_then(|c| layout::checked_capacity(kind, c).ok()) != Some(cap as usize) {
+        return Err(bad(format!("{kind} capacity {cap} is out of range or not a multiple of 8")));
+    }
+    Ok((region, header, path))
+}

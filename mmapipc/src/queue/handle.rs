@@ -8,10 +8,10 @@ use super::layout::{write_control, ConfigLine, Control, LockLine, StatsLine, CON
 use super::layout::{MAX_CAPACITY, MIN_CAPACITY};
 use super::records::{split_head, RECORD_ALIGN, RECORD_HEADER, STATE_PADDING};
 use crate::error::OpenError;
-use crate::layout::{checked_capacity, Kind, Plan};
+use crate::layout::{checked_capacity, Kind};
 use crate::lock::Acquired;
 use crate::mem::DataArea;
-use crate::region::{self, CreateOptions, OpenOptions, Region};
+use crate::region::{self, ChannelPlan, CreateOptions, OpenOptions, Region};
 use crate::sync::{AtomicU64, Ordering};
 use crate::wait::Deadline;
 
@@ -156,19 +156,15 @@ impl Queue {
         opts: &QueueOptions,
         schema: &[u8],
     ) -> Result<Queue, OpenError> {
-        let path = region::resolve_path(path);
-        let cap = checked_capacity(Kind::Queue, capacity)?;
-        let plan = Plan::new(CONTROL_SIZE as u64, schema.len() as u64, cap as u64)
-            .ok_or_else(|| OpenError::InvalidArgument(format!("capacity {capacity} is too large")))?;
-        let creating = region::create_file(&path, Kind::Queue, plan, &CreateOptions { mode: opts.mode })?;
-        if !schema.is_empty() {
-            creating.write_schema(schema)?;
-        }
-        // SAFETY: the control block lies at control_offset..+CONTROL_SIZE inside the fresh
-        // mapping (page aligned; the offset is 128), which nobody else trusts before publish.
-        unsafe { write_control(creating.region().as_ptr().add(plan.control_offset as usize), cap as u64) };
-        let region = creating.publish()?;
-        Ok(Self::from_region(region, plan.control_offset as usize, plan.data_offset as usize, cap as u64, path, opts))
+        let spec = ChannelPlan { kind: Kind::Queue, control_size: CONTROL_SIZE, capacity, schema };
+        let (region, plan, path) =
+            region::create_channel(path, spec, &CreateOptions { mode: opts.mode }, |ctrl, cap| {
+                // SAFETY: the control block lies at `ctrl`..+CONTROL_SIZE inside the fresh mapping
+                // (page aligned; the offset is 128), which nobody else trusts before publish.
+                unsafe { write_control(ctrl, cap) }
+            })?;
+        let cap = plan.data_size;
+        Ok(Self::from_region(region, plan.control_offset as usize, plan.data_offset as usize, cap, path, opts))
     }
 
     /// Opens an existing queue, validating its header and control block.
@@ -178,13 +174,9 @@ impl Queue {
 
     /// [`open`](Self::open) with options.
     pub fn open_with(path: impl AsRef<Path>, opts: &QueueOptions) -> Result<Queue, OpenError> {
-        let path = region::resolve_path(path);
-        let (region, header) =
-            region::open_file(&path, Kind::Queue, &OpenOptions { allow_foreign_owner: opts.allow_foreign_owner })?;
+        let open = OpenOptions { allow_foreign_owner: opts.allow_foreign_owner };
+        let (region, header, path) = region::open_channel(path, Kind::Queue, CONTROL_SIZE, &open)?;
         let bad = |reason: String| OpenError::CorruptHeader { path: path.clone(), reason };
-        if header.control_size != CONTROL_SIZE as u64 {
-            return Err(bad(format!("queue control block is {} bytes, expected {CONTROL_SIZE}", header.control_size)));
-        }
         // SAFETY: validated header: control_offset + CONTROL_SIZE <= data_offset <= region.len().
         // The config line is written once before READY (Acquired by open_file) and is plain data.
         let config = unsafe {

@@ -9,11 +9,11 @@ use std::time::Duration;
 use crate::error::OpenError;
 use crate::layout::{Kind, Plan};
 use crate::mem::DataArea;
-use crate::region::{self, CreateOptions, OpenOptions, Region};
+use crate::region::{self, ChannelPlan, CreateOptions, OpenOptions, Region};
 use crate::sync::Ordering;
 
 use super::consumer::ConsumerState;
-use super::layout::{checked_capacity, RingControl, CONTROL_SIZE, MAX_CAPACITY, MIN_CAPACITY, RECORD_HEADER};
+use super::layout::{checked_capacity, RingControl, CONTROL_SIZE, RECORD_HEADER};
 use super::producer::ProducerState;
 
 /// Keeps a ring's memory alive; shared by every handle and every exported view of one ring.
@@ -163,24 +163,18 @@ impl Ring {
         opts: &CreateOptions,
         schema: &[u8],
     ) -> Result<Ring, OpenError> {
-        let path = region::resolve_path(path);
-        let capacity = checked_capacity(capacity)?;
-        let plan = Plan::new(CONTROL_SIZE as u64, schema.len() as u64, capacity as u64)
-            .ok_or_else(|| OpenError::InvalidArgument(format!("capacity {capacity} is too large")))?;
-        let creating = region::create_file(&path, Kind::Ring, plan, opts)?;
-        if !schema.is_empty() {
-            creating.write_schema(schema)?;
-        }
-        // The file is fresh (zero-filled by the file system): indices, counters, waiters and
-        // owner words are all zero already; only the capacity needs writing before READY.
-        let ctrl = creating.region().as_ptr().wrapping_add(plan.control_offset as usize) as *const RingControl;
-        // SAFETY: the control block lies inside the new mapping (plan), is 8-aligned (offset 128
-        // of a page-aligned mapping) and holds only atomics.
-        let config = unsafe { &(*ctrl).config };
-        // Relaxed: published by the Release store of READY in `publish` (SYNC: header-publish).
-        config.capacity.store(capacity as u64, Ordering::Relaxed);
-        let region = creating.publish()?;
-        Ok(Self::from_region(region, plan.control_offset, plan.data_offset, capacity as u64, Some(path)))
+        let spec = ChannelPlan { kind: Kind::Ring, control_size: CONTROL_SIZE, capacity, schema };
+        let (region, plan, path) = region::create_channel(path, spec, opts, |ctrl, capacity| {
+            // The file is fresh (zero-filled by the file system): indices, counters, waiters and
+            // owner words are all zero already; only the capacity needs writing before READY.
+            // SAFETY: the control block lies inside the new mapping (plan), is 8-aligned (offset
+            // 128 of a page-aligned mapping) and holds only atomics.
+            let config = unsafe { &(*(ctrl as *const RingControl)).config };
+            // Relaxed: published by the Release store of READY in `publish` (SYNC: header-publish).
+            config.capacity.store(capacity, Ordering::Relaxed);
+        })?;
+        let capacity = plan.data_size;
+        Ok(Self::from_region(region, plan.control_offset, plan.data_offset, capacity, Some(path)))
     }
 
     /// Opens an existing ring, validating its header and control block.
@@ -190,16 +184,9 @@ impl Ring {
 
     /// [`open`](Self::open) with options.
     pub fn open_with(path: impl AsRef<Path>, opts: &OpenOptions) -> Result<Ring, OpenError> {
-        let path = region::resolve_path(path);
-        let (region, header) = region::open_file(&path, Kind::Ring, opts)?;
+        let (region, header, path) = region::open_channel(path, Kind::Ring, CONTROL_SIZE, opts)?;
         let bad = |reason: String| OpenError::CorruptHeader { path: path.clone(), reason };
-        if header.control_size != CONTROL_SIZE as u64 {
-            return Err(bad(format!("ring control block is {} bytes, expected {CONTROL_SIZE}", header.control_size)));
-        }
         let capacity = header.data_size;
-        if !(MIN_CAPACITY as u64..=MAX_CAPACITY as u64).contains(&capacity) || capacity % 8 != 0 {
-            return Err(bad(format!("ring capacity {capacity} is out of range or not a multiple of 8")));
-        }
         let ring = Self::from_region(region, header.control_offset, header.data_offset, capacity, Some(path.clone()));
         // Relaxed: the header-publish Acquire in open_file already ordered this after READY.
         let stored = ring.mem.ctrl().config.capacity.load(Ordering::Relaxed);

@@ -122,7 +122,7 @@ fn roles(role: &str, args: &[String]) {
             for g in got {
                 out.push_str(&format!("{g}\n"));
             }
-            print!("{out}end\n");
+            println!("{out}end");
         }
         // hold PATH: subscribes and never reads.
         "hold" => {

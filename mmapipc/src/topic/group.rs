@@ -12,7 +12,9 @@ use crate::wait::Deadline;
 
 use super::error::{check_window, corrupt, TopicError};
 use super::handle::{Overflow, Start, Topic, TopicMemory};
-use super::layout::{align8, widen, GROUP_FREE, GROUP_READY, LEN_PADDING, MAX_GROUP_NAME, NAME_WORDS, NO_CURSOR, RECORD_HEADER};
+use super::layout::{
+    align8, widen, GROUP_FREE, GROUP_READY, LEN_PADDING, MAX_GROUP_NAME, NAME_WORDS, NO_CURSOR, RECORD_HEADER,
+};
 use super::subscriber::{join, release_slot, seq_at, Got, Subscriber};
 
 /// How long naming a group may wait for the group lock.
@@ -60,7 +62,9 @@ fn find_or_create(mem: &TopicMemory, name: &str) -> Result<usize, TopicError> {
     }
     let g = match free {
         Some(g) => g,
-        None => (0..mem.nsubs).find(|&g| !has_members(mem, g)).ok_or(TopicError::TooManySubscribers { max: mem.nsubs })?,
+        None => {
+            (0..mem.nsubs).find(|&g| !has_members(mem, g)).ok_or(TopicError::TooManySubscribers { max: mem.nsubs })?
+        }
     };
     let e = mem.group(g);
     // Relaxed: the entry is ours under the lock; READY below publishes it.

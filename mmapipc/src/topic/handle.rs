@@ -479,6 +479,7 @@ impl Topic {
 }
 
 /// The parts of a topic before it owns its memory.
+#[cfg_attr(loom, allow(dead_code))]
 struct PartialTopic {
     head: *const Head,
     subs: *const SubEntry,
@@ -489,6 +490,7 @@ struct PartialTopic {
     overflow: Overflow,
 }
 
+#[cfg_attr(loom, allow(dead_code))]
 impl PartialTopic {
     fn head(&self) -> &Head {
         // SAFETY: as TopicMemory::head: the block lies in the memory the caller keeps.

@@ -107,11 +107,9 @@ impl Topic {
                     x.members += 1;
                     (Some(x.name.clone()), x.lag, x.dropped)
                 }
-                None => (
-                    None,
-                    messages_in.saturating_sub(e.seq.load(Ordering::Relaxed)),
-                    e.dropped.load(Ordering::Relaxed),
-                ),
+                None => {
+                    (None, messages_in.saturating_sub(e.seq.load(Ordering::Relaxed)), e.dropped.load(Ordering::Relaxed))
+                }
             };
             let cursor = e.cursor.load(Ordering::Relaxed);
             subscribers.push(SubscriberInfo {

@@ -445,7 +445,11 @@ impl Publisher {
 
     /// Publishes all of `messages`, waiting for room at most `timeout` in all. Returns how many
     /// were published (fewer only on timeout).
-    pub fn publish_batch<B: AsRef<[u8]>>(&mut self, messages: &[B], timeout: Option<Duration>) -> Result<usize, TopicError> {
+    pub fn publish_batch<B: AsRef<[u8]>>(
+        &mut self,
+        messages: &[B],
+        timeout: Option<Duration>,
+    ) -> Result<usize, TopicError> {
         let deadline = Deadline::after(timeout);
         let mut sent = 0;
         while sent < messages.len() {
@@ -500,7 +504,7 @@ impl Publisher {
 
     /// Messages published so far (the sequence number of the next one).
     pub fn messages(&self) -> u64 {
-        self.seq
+        self.messages
     }
 }
 

@@ -232,7 +232,7 @@ impl<'a> Received<'a> {
         let mut me = std::mem::ManuallyDrop::new(self);
         me.bytes.end();
         let (rec, len) = (me.rec, me.len);
-        let sub: &mut Subscriber = &mut me.sub;
+        let sub: &mut Subscriber = me.sub;
         let ptr = sub.mem.data.ptr(sub.off + RECORD_HEADER as u64);
         sub.advance(rec, len);
         sub.held = rec;
@@ -280,7 +280,12 @@ pub(super) struct Got {
 enum Next {
     Empty,
     /// A message at data offset `off` (payload), `len` bytes, record `rec` bytes.
-    Message { off: u64, len: usize, rec: u64, stamp: u32 },
+    Message {
+        off: u64,
+        len: usize,
+        rec: u64,
+        stamp: u32,
+    },
 }
 
 impl Subscriber {
@@ -467,7 +472,10 @@ impl Subscriber {
             }
             Next::Message { off, len, rec, stamp } => {
                 if stamp != self.seq as u32 {
-                    return Err(corrupt(format!("message at {} has stamp {stamp}, expected {}", self.cursor, self.seq)));
+                    return Err(corrupt(format!(
+                        "message at {} has stamp {stamp}, expected {}",
+                        self.cursor, self.seq
+                    )));
                 }
                 Ok(Some(Got { off, len, rec }))
             }
@@ -506,7 +514,10 @@ impl Subscriber {
                 }
                 (Next::Message { .. }, Some((len, stamp, rec))) => {
                     if stamp != self.seq as u32 {
-                        return Err(corrupt(format!("message at {} has stamp {stamp}, expected {}", self.cursor, self.seq)));
+                        return Err(corrupt(format!(
+                            "message at {} has stamp {stamp}, expected {}",
+                            self.cursor, self.seq
+                        )));
                     }
                     self.advance(rec, len);
                     self.publish();

@@ -493,6 +493,10 @@ impl Publisher {
                 return Some(());
             }
             self.rescan();
+            // A subscriber holding us back may have died (looked at once per REAP_INTERVAL).
+            if self.cached_min < need && self.reap(need) {
+                self.rescan();
+            }
             (self.cached_min >= need).then_some(())
         });
         if stopped {

@@ -38,6 +38,7 @@ fn _mmapipc(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(typed::create_ring_with_schema, m)?)?;
     m.add_function(wrap_pyfunction!(typed::channel_schema, m)?)?;
     m.add_function(wrap_pyfunction!(typed::create_queue_with_schema, m)?)?;
+    m.add_function(wrap_pyfunction!(typed::create_topic_with_schema, m)?)?;
     m.add_function(wrap_pyfunction!(schema::schema_canonical, m)?)?;
     m.add_function(wrap_pyfunction!(schema::schema_fingerprint, m)?)?;
     m.add_function(wrap_pyfunction!(schema::schema_verify, m)?)?;

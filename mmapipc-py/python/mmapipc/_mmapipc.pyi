@@ -18,6 +18,17 @@ def create_ring_with_schema(path: _Path, capacity: int, schema_json: str, *, mod
 def create_queue_with_schema(path: _Path, capacity: int, schema_json: str, *, mode: int = 0o600) -> str:
     """Creates a queue carrying `schema_json` in its header; returns the resolved path."""
 
+def create_topic_with_schema(
+    path: _Path,
+    capacity: int,
+    schema_json: str,
+    *,
+    mode: int = 0o600,
+    max_subscribers: int = 16,
+    overwrite: bool = False,
+) -> str:
+    """Creates a topic carrying `schema_json` in its header; returns the resolved path."""
+
 def channel_schema(path: _Path, kind: str, *, allow_foreign_owner: bool = False) -> str | None:
     """The schema JSON stored in a channel file, or None for an untyped channel."""
 
@@ -271,6 +282,7 @@ class TopicSubscriber:
     @property
     def closed(self) -> bool: ...
     def close(self) -> None: ...
+    def unlink(self) -> None: ...
     def __enter__(self) -> Self: ...
     def __exit__(
         self,

@@ -230,6 +230,11 @@ impl PySubscriber {
         self.path.display().to_string()
     }
 
+    /// Removes the topic file (as `SharedMemoryTopic.unlink`). Open handles stay usable.
+    fn unlink(&self) -> PyResult<()> {
+        mmapipc::region::unlink(&self.path).map_err(crate::errors::open_error)
+    }
+
     /// True after `close()`.
     #[getter]
     fn closed(&self, py: Python<'_>) -> bool {

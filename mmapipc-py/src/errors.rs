@@ -18,6 +18,10 @@
 //! | `QueueError::TooLarge` | `ValueError` |
 //! | `QueueError::Corrupt` | `mmapipc.CorruptHeader` |
 //! | `QueueError::WrongSize` | `mmapipc.CorruptMessage` |
+//! | `TopicError::TooLarge`, `InvalidArgument` | `ValueError` |
+//! | `TopicError::AlreadyAttached` | `mmapipc.AlreadyAttached` |
+//! | `TopicError::Corrupt` | `mmapipc.CorruptHeader` |
+//! | `TopicError::TooManySubscribers`, `Unsupported`, `Inherited` | `mmapipc.Error` |
 //!
 //! The same condition maps to the same exception from either primitive: a channel whose shared
 //! state (positions, record framing) is inconsistent is as broken as a bad header
@@ -120,4 +124,18 @@ pub fn queue_error(e: QueueError) -> PyErr {
 /// `multiprocessing` says).
 pub fn closed(what: &str) -> PyErr {
     PyValueError::new_err(format!("{what} handle is closed"))
+}
+
+/// Converts a [`TopicError`](mmapipc::TopicError) into the matching Python exception: the
+/// ring's mapping for the shared conditions; a full subscriber table, a refused view and an
+/// inherited handle are `mmapipc.Error` with the message saying which.
+pub fn topic_error(e: mmapipc::TopicError) -> PyErr {
+    use mmapipc::TopicError;
+    let msg = e.to_string();
+    match e {
+        TopicError::TooLarge { .. } | TopicError::InvalidArgument(_) => PyValueError::new_err(msg),
+        TopicError::AlreadyAttached { .. } => AlreadyAttached::new_err(msg),
+        TopicError::Corrupt { .. } => CorruptHeader::new_err(msg),
+        _ => Error::new_err(msg),
+    }
 }

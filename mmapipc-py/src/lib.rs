@@ -17,6 +17,7 @@ mod ring;
 mod schema;
 mod shm;
 mod sync;
+mod topic;
 mod typed;
 
 use pyo3::prelude::*;
@@ -37,12 +38,15 @@ fn _mmapipc(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(typed::create_ring_with_schema, m)?)?;
     m.add_function(wrap_pyfunction!(typed::channel_schema, m)?)?;
     m.add_function(wrap_pyfunction!(typed::create_queue_with_schema, m)?)?;
+    m.add_function(wrap_pyfunction!(typed::create_topic_with_schema, m)?)?;
     m.add_function(wrap_pyfunction!(schema::schema_canonical, m)?)?;
     m.add_function(wrap_pyfunction!(schema::schema_fingerprint, m)?)?;
     m.add_function(wrap_pyfunction!(schema::schema_verify, m)?)?;
     m.add_function(wrap_pyfunction!(schema::schema_check_reader, m)?)?;
     m.add_class::<ring::PyRing>()?;
     m.add_class::<queue::PyQueue>()?;
+    m.add_class::<topic::PyTopic>()?;
+    m.add_class::<topic::PySubscriber>()?;
     m.add("LAYOUT_VERSION", mmapipc::layout::LAYOUT_VERSION)?;
     Ok(())
 }

@@ -34,15 +34,36 @@ pub fn create_queue_with_schema(path: PathBuf, capacity: usize, schema_json: &st
     Ok(queue.path().display().to_string())
 }
 
+/// Creates a topic whose header holds `schema_json`, then closes it; open it with
+/// `SharedMemoryTopic.open`.
+#[pyfunction]
+#[pyo3(signature = (path, capacity, schema_json, *, mode = 0o600, max_subscribers = 16, overwrite = false))]
+pub fn create_topic_with_schema(
+    path: PathBuf,
+    capacity: usize,
+    schema_json: &str,
+    mode: u32,
+    max_subscribers: usize,
+    overwrite: bool,
+) -> PyResult<String> {
+    use mmapipc::topic::{Overflow, Topic, TopicOptions};
+    mmapipc::Schema::from_json(schema_json).map_err(PyValueError::new_err)?;
+    let overflow = if overwrite { Overflow::Overwrite } else { Overflow::Block };
+    let opts = TopicOptions { max_subscribers, overflow, create: CreateOptions { mode } };
+    let t = Topic::create_with_schema(&path, capacity, &opts, schema_json.as_bytes()).map_err(open_error)?;
+    Ok(t.path().map(|p| p.display().to_string()).unwrap_or_default())
+}
+
 /// The schema JSON stored in a channel file (`None` for an untyped channel). `kind` is
-/// `"ring"` or `"queue"`.
+/// `"ring"`, `"queue"` or `"topic"`.
 #[pyfunction]
 #[pyo3(signature = (path, kind, *, allow_foreign_owner = false))]
 pub fn channel_schema(path: PathBuf, kind: &str, allow_foreign_owner: bool) -> PyResult<Option<String>> {
     let kind = match kind {
         "ring" => Kind::Ring,
         "queue" => Kind::Queue,
-        other => return Err(PyValueError::new_err(format!("kind must be 'ring' or 'queue', not {other:?}"))),
+        "topic" => Kind::Topic,
+        other => return Err(PyValueError::new_err(format!("kind must be 'ring', 'queue' or 'topic', not {other:?}"))),
     };
     let path = region::resolve_path(path);
     let (region, header) = region::open_file(&path, kind, &OpenOptions { allow_foreign_owner }).map_err(open_error)?;

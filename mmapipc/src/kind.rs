@@ -14,6 +14,8 @@ pub enum Kind {
     Ring,
     /// A multi-producer multi-consumer queue of byte messages.
     Queue,
+    /// A publish-subscribe topic: one publisher, many subscribers and groups.
+    Topic,
     /// A code this library does not know.
     Unknown(u32),
 }
@@ -25,6 +27,7 @@ impl Kind {
             Kind::SharedMemory => 1,
             Kind::Ring => 2,
             Kind::Queue => 3,
+            Kind::Topic => 4,
             Kind::Unknown(c) => c,
         }
     }
@@ -35,6 +38,7 @@ impl Kind {
             1 => Kind::SharedMemory,
             2 => Kind::Ring,
             3 => Kind::Queue,
+            4 => Kind::Topic,
             c => Kind::Unknown(c),
         }
     }
@@ -46,6 +50,7 @@ impl fmt::Display for Kind {
             Kind::SharedMemory => f.write_str("shared memory region"),
             Kind::Ring => f.write_str("ring"),
             Kind::Queue => f.write_str("queue"),
+            Kind::Topic => f.write_str("topic"),
             Kind::Unknown(c) => write!(f, "unknown kind ({c})"),
         }
     }

@@ -6,6 +6,8 @@
 //! * [`Ring`]: a lock-free single-producer single-consumer ring of variable-length messages.
 //! * [`Queue`]: a crash-safe multi-producer multi-consumer queue of byte messages, with batches
 //!   and zero-copy views.
+//! * [`Topic`]: publish-subscribe: one [`Publisher`], many [`Subscriber`]s that each see every
+//!   message, consumer groups, backpressure or overwrite.
 //! * [`TypedRing`], [`TypedQueue`]: the same channels carrying records of one
 //!   `#[derive(IpcMessage)]` type, schema-checked on open and read in place (see [`typed`]).
 //!
@@ -42,6 +44,7 @@ pub mod region;
 pub mod ring;
 pub mod shm;
 mod sync;
+pub mod topic;
 pub mod typed;
 pub mod wait;
 
@@ -52,6 +55,7 @@ pub use queue::{FixedViews, OwnedView, Queue, QueueError, QueueOptions, QueueSta
 pub use region::{resolve_path, CreateOptions, OpenOptions, Region};
 pub use ring::{RecvGuard, Ring, RingError, SlotMut};
 pub use shm::SharedMemory;
+pub use topic::{Publisher, Subscriber, Topic, TopicError};
 pub use typed::{
     IpcMessage, Schema, TypedGuard, TypedOpenError, TypedQueue, TypedRecvError, TypedRing, TypedSendError, TypedView,
     VecLoan,

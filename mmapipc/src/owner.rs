@@ -92,6 +92,25 @@ fn me_slow() -> u64 {
     w
 }
 
+/// Claims `word` for this process: a compare-and-swap from 0, or from the word of a dead
+/// holder, to [`me`]. `Ok(true)` if a dead holder was taken over, `Err(holder)` if a live process
+/// (this one included, through another handle) holds it. The one claim of a role word (the
+/// topic's publisher, its subscriber slots).
+pub fn claim(word: &crate::sync::AtomicU64) -> Result<bool, u64> {
+    use crate::sync::Ordering;
+    let me = me();
+    let mut current = 0u64;
+    loop {
+        // AcqRel: Acquire pairs with the previous holder's Release (its release store or its own
+        // claim), so its last stores to what the word guards are visible; Release publishes ours.
+        match word.compare_exchange(current, me, Ordering::AcqRel, Ordering::Acquire) {
+            Ok(_) => return Ok(current != 0),
+            Err(found) if found == me || alive(found) => return Err(found),
+            Err(found) => current = found,
+        }
+    }
+}
+
 /// Whether the process named by an owner word still runs: same pid, same start time, not a
 /// zombie. The free word (0) is never alive.
 pub fn alive(word: u64) -> bool {

@@ -7,7 +7,15 @@ from __future__ import annotations
 
 from importlib.metadata import PackageNotFoundError, version
 
-from ._mmapipc import LAYOUT_VERSION, SharedBuffer, SharedMemory, SharedMemoryQueue, SharedMemoryRing
+from ._mmapipc import (
+    LAYOUT_VERSION,
+    SharedBuffer,
+    SharedMemory,
+    SharedMemoryQueue,
+    SharedMemoryRing,
+    SharedMemoryTopic,
+    TopicSubscriber,
+)
 from ._views import ViewBatch
 from .errors import (
     AlreadyAttached,
@@ -31,6 +39,8 @@ __all__ = [
     "SharedMemory",
     "SharedMemoryRing",
     "SharedMemoryQueue",
+    "SharedMemoryTopic",
+    "TopicSubscriber",
     "ViewBatch",
     "Error",
     "CorruptHeader",

@@ -33,7 +33,15 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, Iterable, Mapping, TypeVar, Union
 
 from ._dtype import field_dtype
-from ._mmapipc import SharedMemoryQueue, SharedMemoryRing, channel_schema, create_queue_with_schema, create_ring_with_schema
+from ._mmapipc import (
+    SharedMemoryQueue,
+    SharedMemoryRing,
+    SharedMemoryTopic,
+    TopicSubscriber,
+    channel_schema,
+    create_queue_with_schema,
+    create_ring_with_schema,
+)
 from .errors import Error
 from .record import Dim, Record, _resolve_dims, image_view
 from .schema import Schema
@@ -42,7 +50,7 @@ if TYPE_CHECKING:  # pragma: no cover
     import numpy as np
     import numpy.typing as npt
 
-__all__ = ["TypedRing", "TypedQueue", "Loan", "SchemaLike"]
+__all__ = ["TypedRing", "TypedQueue", "TypedTopic", "TypedSubscription", "Loan", "SchemaLike"]
 
 SchemaLike = Union[Schema, str, "os.PathLike[str]", Mapping[str, Any]]
 
@@ -63,7 +71,7 @@ def as_schema(schema: SchemaLike | Any) -> Schema:
     raise TypeError(f"expected a Schema, a schema file path or a generated module, got {type(schema).__name__}")
 
 
-_B = TypeVar("_B", SharedMemoryRing, SharedMemoryQueue)
+_B = TypeVar("_B", SharedMemoryRing, SharedMemoryQueue, SharedMemoryTopic, TopicSubscriber)
 _C = TypeVar("_C", bound="_TypedChannel[Any]")
 
 
@@ -437,7 +445,7 @@ def _open_schemas(path: str | os.PathLike[str], kind: str, schema: SchemaLike | 
     """The channel's schema from its header, and the reader's (checked against it) if given."""
     text = channel_schema(path, kind, allow_foreign_owner=allow_foreign_owner)
     if text is None:
-        byte_class = "SharedMemoryRing" if kind == "ring" else "SharedMemoryQueue"
+        byte_class = {"ring": "SharedMemoryRing", "queue": "SharedMemoryQueue"}.get(kind, "SharedMemoryTopic")
         raise Error(f"{os.fspath(path)}: untyped {kind} (no schema in its header); use {byte_class}")
     channel = Schema.from_json(text)
     if schema is None:
@@ -451,3 +459,7 @@ def _check_writer(channel: Schema, reader: Schema) -> None:
     """Only a handle of the channel's own version may write (an older reader reads a prefix)."""
     if reader.version != channel.version:
         raise Error(f"this handle is typed {reader.label}; only a v{channel.version} producer may write this channel")
+
+
+# The typed topic (its own module, over _TypedChannel above).
+from ._typed_topic import TypedSubscription, TypedTopic  # noqa: E402

@@ -61,6 +61,9 @@ pub enum TypedSendError {
     /// The queue refused (message too large, corrupt queue).
     #[error(transparent)]
     Queue(#[from] QueueError),
+    /// The topic refused (message too large, publisher role held elsewhere, corrupt topic).
+    #[error(transparent)]
+    Topic(#[from] crate::topic::TopicError),
     /// Serialization failed.
     #[error(transparent)]
     Encode(#[from] TypedError),
@@ -83,6 +86,9 @@ pub enum TypedRecvError {
     /// The queue refused (corrupt queue).
     #[error(transparent)]
     Queue(#[from] QueueError),
+    /// The topic refused (corrupt topic, an inherited subscriber).
+    #[error(transparent)]
+    Topic(#[from] crate::topic::TopicError),
     /// The message failed validation.
     #[error(transparent)]
     Invalid(#[from] TypedError),
@@ -173,6 +179,12 @@ impl<B> Channel<B> {
         self.check_writer()?;
         // A fixed-size record archives to exactly its root; other records are measured first.
         Ok(if self.channel.fixed_size { self.root_size } else { codec::archived_len(value)? })
+    }
+
+    /// The record length if the channel's records have one fixed size (then no message needs
+    /// measuring before it is written).
+    pub(super) fn fixed_len(&self) -> Option<usize> {
+        self.channel.fixed_size.then_some(self.root_size)
     }
 
     /// `Debug` for a typed channel called `name` whose byte channel is shown as `field`.

@@ -51,6 +51,7 @@ pub mod decode;
 mod queue;
 mod ring;
 pub mod schema;
+mod topic;
 
 pub use channel::{channel_schema, Received, TypedOpenError, TypedRecvError, TypedSendError};
 pub use codec::{
@@ -60,3 +61,4 @@ pub use codec::{
 pub use queue::{TypedQueue, TypedView};
 pub use ring::{Plain, TypedGuard, TypedRing, VecLoan};
 pub use schema::Schema;
+pub use topic::{TypedMessage, TypedPublisher, TypedSubscriber, TypedTopic};

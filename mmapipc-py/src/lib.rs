@@ -13,6 +13,7 @@ mod errors;
 mod ffi;
 mod handle;
 mod queue;
+mod readiness;
 mod ring;
 mod schema;
 mod shm;
@@ -43,6 +44,7 @@ fn _mmapipc(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(schema::schema_check_reader, m)?)?;
     m.add_class::<ring::PyRing>()?;
     m.add_class::<queue::PyQueue>()?;
+    readiness::register(m)?;
     m.add("LAYOUT_VERSION", mmapipc::layout::LAYOUT_VERSION)?;
     Ok(())
 }

@@ -8,6 +8,7 @@ from __future__ import annotations
 from importlib.metadata import PackageNotFoundError, version
 
 from ._mmapipc import LAYOUT_VERSION, SharedBuffer, SharedMemory, SharedMemoryQueue, SharedMemoryRing
+from ._aio import install as _install_aio
 from ._views import ViewBatch
 from .errors import (
     AlreadyAttached,
@@ -19,6 +20,8 @@ from .errors import (
     NotReady,
     SchemaMismatch,
 )
+
+_install_aio()
 
 try:
     __version__ = version("mmapipc")

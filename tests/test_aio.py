@@ -217,7 +217,7 @@ def test_cancellation_storms_lose_and_duplicate_nothing(
             got: list[int] = []
             cancelled = 0
             # Thousands of awaits cancelled by tiny timeouts while the producer runs.
-            while cancelled < 3000 or len(got) < 1000:
+            while cancelled < 2000 or len(got) < 1000:
                 try:
                     m = await asyncio.wait_for(recv(), rng.uniform(0, 0.0004))
                 except asyncio.TimeoutError:
@@ -238,7 +238,7 @@ def test_cancellation_storms_lose_and_duplicate_nothing(
         with open(count_file) as f:
             written = int(f.read())
         assert got == list(range(written)), kind
-        assert cancelled >= 3000
+        assert cancelled >= 2000
         no_registration(h)
         h.close()
         h.unlink()

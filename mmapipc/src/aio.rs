@@ -53,8 +53,7 @@ impl Fd {
         let owned = Fd(unsafe { OwnedFd::from_raw_fd(dup) });
         // SAFETY: the descriptor is owned by the `Fd` inside the `AsyncFd`: it stays open and
         // names the same eventfd until the `AsyncFd` is dropped.
-        unsafe { AsyncFd::register_with_interest(owned, tokio::io::Interest::READABLE) }
-            .map_err(|e| e.into_parts().1)
+        unsafe { AsyncFd::register_with_interest(owned, tokio::io::Interest::READABLE) }.map_err(|e| e.into_parts().1)
     }
 }
 
@@ -237,7 +236,10 @@ where
     }
 
     /// Receives the next record and passes it to `f`, validated in place.
-    pub async fn recv_with<R>(&mut self, f: impl FnOnce(&rkyv::Archived<T>) -> R) -> Result<R, AsyncError<TypedRecvError>> {
+    pub async fn recv_with<R>(
+        &mut self,
+        f: impl FnOnce(&rkyv::Archived<T>) -> R,
+    ) -> Result<R, AsyncError<TypedRecvError>> {
         let mut f = Some(f);
         loop {
             if let Some(g) = self.ring.try_recv().map_err(AsyncError::Channel)? {

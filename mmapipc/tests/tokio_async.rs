@@ -22,7 +22,7 @@ fn seq(m: &[u8]) -> u64 {
 /// * `ring PATH N`: writes 0..N into the ring at PATH;
 /// * `queue PATH N`: puts 0..N into the queue at PATH;
 /// * `rings N PATH...`: writes 0..N into each ring, round robin;
-/// * `paced KIND PATH STOP COUNT`: writes 0, 1, ... with pauses until the file STOP exists,
+/// * `paced KIND PATH STOP COUNT`: writes 0, 1, ... with 2 ms pauses until the file STOP exists,
 ///   then writes how many it wrote to the file COUNT;
 /// * `hang PATH N`: writes 0..N, then sleeps until killed.
 fn roles(role: &str, args: &[String]) {
@@ -63,7 +63,9 @@ fn roles(role: &str, args: &[String]) {
                     _ => unreachable!(),
                 }
                 i += 1;
-                std::thread::sleep(Duration::from_micros(300));
+                // tokio's timers tick in milliseconds: a message every 2 ms lets most of the
+                // receiver's tiny timeouts expire.
+                std::thread::sleep(Duration::from_millis(2));
             }
             std::fs::write(format!("{count}.tmp"), i.to_string()).unwrap();
             std::fs::rename(format!("{count}.tmp"), count).unwrap();
@@ -197,7 +199,7 @@ fn cancelled_receives_lose_and_duplicate_nothing() {
         let mut cancelled = 0u32;
         let mut rng = 0x9e3779b97f4a7c15u64;
         runtime().block_on(async {
-            while cancelled < 2000 || got.len() < 1000 {
+            while cancelled < 2000 || got.len() < 500 {
                 rng ^= rng << 13;
                 rng ^= rng >> 7;
                 rng ^= rng << 17;

@@ -26,8 +26,8 @@ mod waiter;
 
 pub use futex::{wait_on, wake_all};
 
+#[cfg(all(target_os = "linux", not(loom)))]
+pub use readiness::{Handshake, Notifier, Watch};
 pub use spin::{SPIN_PURE, SPIN_TOTAL};
 pub(crate) use waiter::wait_loop;
 pub use waiter::{Deadline, Waiter};
-#[cfg(all(target_os = "linux", not(loom)))]
-pub use readiness::{Handshake, Notifier, Watch};

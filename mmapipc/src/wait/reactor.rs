@@ -122,7 +122,14 @@ fn waitv_supported() -> bool {
     // SAFETY: zero waiters and no timeout: the kernel reads no memory and fails at once,
     // with EINVAL where the call exists and ENOSYS (or EPERM under seccomp) where it does not.
     let r = unsafe {
-        libc::syscall(libc::SYS_futex_waitv, std::ptr::null::<FutexWaitv>(), 0u32, 0u32, std::ptr::null::<libc::timespec>(), 0)
+        libc::syscall(
+            libc::SYS_futex_waitv,
+            std::ptr::null::<FutexWaitv>(),
+            0u32,
+            0u32,
+            std::ptr::null::<libc::timespec>(),
+            0,
+        )
     };
     r == -1 && io::Error::last_os_error().raw_os_error() == Some(libc::EINVAL)
 }
@@ -135,7 +142,8 @@ fn futex_waitv(list: &[FutexWaitv], timeout: Option<Duration>) {
             // SAFETY: writes the current monotonic time into our local timespec.
             unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
             let ns = ts.tv_nsec as u64 + u64::from(d.subsec_nanos());
-            ts.tv_sec = ts.tv_sec.saturating_add((d.as_secs() + ns / 1_000_000_000).min(i32::MAX as u64) as libc::time_t);
+            ts.tv_sec =
+                ts.tv_sec.saturating_add((d.as_secs() + ns / 1_000_000_000).min(i32::MAX as u64) as libc::time_t);
             ts.tv_nsec = (ns % 1_000_000_000) as libc::c_long;
             &ts as *const libc::timespec
         }
@@ -177,7 +185,12 @@ fn run(shard: Arc<Shard>) {
                 r.fd.signal();
                 return false;
             }
-            list.push(FutexWaitv { val: u64::from(seq), uaddr: w.seq.as_ptr() as u64, flags: FUTEX2_SIZE_U32, reserved: 0 });
+            list.push(FutexWaitv {
+                val: u64::from(seq),
+                uaddr: w.seq.as_ptr() as u64,
+                flags: FUTEX2_SIZE_U32,
+                reserved: 0,
+            });
             keep.push(r.watch.clone());
             nap = min_nap(min_nap(nap, r.nap), r.watch.poll_interval());
             true

@@ -122,3 +122,16 @@ def fallback_many(paths: list[str], count: int, ready: str) -> None:
     threads = asyncio.run(main())
     # One thread per channel awaited at once (nothing was written before `ready`).
     assert threads == len(paths), threads
+
+
+def produce_typed_ticks(path: str, kind: str, n: int) -> None:
+    """Sends ticks 0..n, one record at a time, into a typed ring or queue."""
+    from mmapipc.typed import TypedQueue, TypedRing
+
+    from typed_helpers import TICK_V1, ticks
+
+    ch = TypedRing.open(path, TICK_V1) if kind == "ring" else TypedQueue.open(path, TICK_V1)
+    with ch:
+        recs = ticks(ch.dtype, 0, n)
+        for r in recs:
+            assert ch.send(r, timeout=60)

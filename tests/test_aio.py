@@ -383,3 +383,36 @@ def test_an_idle_loop_awaiting_one_hundred_channels_uses_no_cpu(tmp_path: Path) 
         no_registration(r)
         r.close()
     assert share < 0.01, f"{share:.2%} of a CPU while idle"
+
+
+def test_typed_channels_recv_async_and_batches(ctx: mp.context.BaseContext, shm_path: str) -> None:
+    from mmapipc.typed import TypedQueue, TypedRing
+
+    from aio_helpers import produce_typed_ticks
+    from typed_helpers import TICK_V1
+
+    n = 3000
+    for kind in ("ring", "queue"):
+        ch = TypedRing.create(shm_path, 4096, TICK_V1) if kind == "ring" else TypedQueue.create(shm_path, 4096, TICK_V1)
+        p = start(ctx, produce_typed_ticks, shm_path, kind, n)
+
+        async def consume() -> list[int]:
+            got: list[int] = []
+            async for rec in ch:
+                got.append(int(rec.timestamp_ns))
+                if len(got) == n // 2:
+                    break
+            del rec  # a queue record holds its slot while it lives
+            while len(got) < n:
+                batch = await ch.recv_batch_async(64)
+                assert len(batch) > 0
+                got += [int(t) for t in batch["timestamp_ns"]]
+                del batch  # its slots are reused by the next receive
+            assert await ch.recv_async(timeout=0.05) is None
+            return got
+
+        assert asyncio.run(asyncio.wait_for(consume(), 120)) == list(range(n)), kind
+        finish(p)
+        no_registration(ch._bytes)
+        ch.close()
+        os.unlink(shm_path)

@@ -105,7 +105,7 @@ async def send(handle: Channel, attempt: Callable[[], bool], size: int, timeout:
             return False
 
 
-def _some(x: Any) -> bool:
+def _some(x: object) -> bool:
     return x is not None
 
 

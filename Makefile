@@ -31,6 +31,7 @@ test: lint test-rust test-loom test-python
 lint: venv
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	$(CARGO) clippy -p mmapipc --all-targets --features tokio -- -D warnings
 	$(PY) -m mypy
 	$(PY) -m mypy examples/video_frames
 	$(PY) -m mypy examples/market_data
@@ -40,6 +41,7 @@ lint: venv
 
 test-rust:
 	$(CARGO) test --workspace
+	$(CARGO) test -p mmapipc --features tokio --test tokio_async
 
 # loom model checks of the lock-free protocols, in their own target dir (different cfg).
 test-loom:

@@ -13,6 +13,7 @@ mod errors;
 mod ffi;
 mod handle;
 mod queue;
+mod readiness;
 mod ring;
 mod schema;
 mod shm;
@@ -47,6 +48,7 @@ fn _mmapipc(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<queue::PyQueue>()?;
     m.add_class::<topic::PyTopic>()?;
     m.add_class::<topic::PySubscriber>()?;
+    readiness::register(m)?;
     m.add("LAYOUT_VERSION", mmapipc::layout::LAYOUT_VERSION)?;
     Ok(())
 }

@@ -36,14 +36,16 @@ const NAME: &str = "SharedMemoryQueue";
 /// blocked on this handle raise `ValueError` ("handle is closed") within one wait slice (50 ms).
 #[pyclass(module = "mmapipc", name = "SharedMemoryQueue", frozen)]
 pub struct PyQueue {
-    inner: Shared<Queue>,
+    pub(crate) inner: Shared<Queue>,
     path: PathBuf,
+    /// Readiness descriptors for event loops (`readiness.rs`).
+    pub(crate) ready: crate::readiness::Fds,
 }
 
 impl PyQueue {
     fn new(q: Queue) -> PyQueue {
         let path = q.path().to_path_buf();
-        PyQueue { inner: Shared::new(q, NAME), path }
+        PyQueue { inner: Shared::new(q, NAME), path, ready: Default::default() }
     }
 
     /// The queue for the duration of one call (derefs to [`Queue`]); `ValueError` if closed.
@@ -139,6 +141,12 @@ impl Handle for PyQueue {
 
     fn slot(&self) -> &dyn Closable {
         &self.inner
+    }
+
+    fn shut(&self, py: Python<'_>) -> PyResult<()> {
+        self.inner.close(py);
+        self.ready.close();
+        Ok(())
     }
 
     fn describe(&self, py: Python<'_>) -> Option<String> {

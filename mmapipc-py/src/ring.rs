@@ -75,7 +75,9 @@ const NAME: &str = "SharedMemoryRing";
 pub struct PyRing {
     path: PathBuf,
     /// A handle holding no role, for status calls and waking waiters; dropped by `close`.
-    info: Shared<Ring>,
+    pub(crate) info: Shared<Ring>,
+    /// Readiness descriptors for event loops (`readiness.rs`).
+    pub(crate) ready: crate::readiness::Fds,
     /// Set by `close`: blocked calls stop waiting and raise.
     stop: AtomicBool,
     prod: SideLock<Producer>,
@@ -116,6 +118,7 @@ impl Handle for PyRing {
             }
         }
         self.info.close(py);
+        self.ready.close();
         if let Some(mut c) = cons {
             c.ring = None;
         }

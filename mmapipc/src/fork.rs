@@ -27,7 +27,7 @@ static GENERATION: AtomicU64 = AtomicU64::new(0);
 static REGISTERED: AtomicU64 = AtomicU64::new(0);
 
 /// Hooks run in a forked child (`fn()` pointers as `usize`; 0 = empty slot).
-static HOOKS: [AtomicUsize; 4] = [const { AtomicUsize::new(0) }; 4];
+static HOOKS: [AtomicUsize; 8] = [const { AtomicUsize::new(0) }; 8];
 
 #[cfg_attr(loom, allow(dead_code))]
 extern "C" fn in_child() {

@@ -11,6 +11,9 @@
 //! * [`TypedRing`], [`TypedQueue`]: the same channels carrying records of one
 //!   `#[derive(IpcMessage)]` type, schema-checked on open and read in place (see [`typed`]).
 //!
+//! * [`aio`] (feature `tokio`): `recv_async`/`send_async` on the same channels, and
+//!   [`wait::Notifier`] for other event loops (a channel side as an eventfd).
+//!
 //! Every file starts with a validated, versioned header (see [`layout`]); files are created with
 //! `O_EXCL | O_NOFOLLOW | O_CLOEXEC` and mode 0600 unless told otherwise (see [`region`]).
 //! A bare name such as `"frames"` lives in `/dev/shm`; any path with a `/` is used as given.
@@ -25,6 +28,9 @@ pub use mmapipc_derive::IpcMessage;
 /// rkyv, re-exported so users need one dependency (`#[rkyv(crate = mmapipc::rkyv)]`).
 pub use rkyv;
 
+#[cfg(all(feature = "tokio", target_os = "linux", not(loom)))]
+#[cfg_attr(docsrs, doc(cfg(feature = "tokio")))]
+pub mod aio;
 pub mod error;
 // The example message types for the unit tests: one definition, shipped by the CLI crate.
 #[cfg(test)]

@@ -16,6 +16,7 @@ from ._mmapipc import (
     SharedMemoryTopic,
     TopicSubscriber,
 )
+from ._aio import install as _install_aio
 from ._views import ViewBatch
 from .errors import (
     AlreadyAttached,
@@ -27,6 +28,8 @@ from .errors import (
     NotReady,
     SchemaMismatch,
 )
+
+_install_aio()
 
 try:
     __version__ = version("mmapipc")

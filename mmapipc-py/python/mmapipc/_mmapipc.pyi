@@ -135,6 +135,21 @@ class SharedMemoryRing:
     ) -> bool: ...
     def __len__(self) -> int: ...
     def __reduce__(self) -> tuple[Callable[..., SharedMemoryRing], tuple[str]]: ...
+    # asyncio and readiness descriptors (mmapipc/_aio.py attaches these on import).
+    def fileno(self, writable: bool = False) -> int:
+        """The readiness eventfd of the reading side (or, `writable`, the writing side): readable
+        once the side may make progress after `arm()`. Another number in a forked child."""
+    def arm(self, writable: bool = False, size: int = 0) -> bool:
+        """Drains `fileno(writable)` and registers interest (`size`: the message to write). True:
+        ready now (retry the call). False: the descriptor becomes readable once it may be."""
+    async def read_async(self, timeout: float | None = None) -> bytes | None:
+        """`read()` without blocking the event loop: the next message, or None after `timeout`."""
+    async def read_batch_async(self, max_count: int, timeout: float | None = None) -> list[bytes]:
+        """Up to `max_count` messages, at least one unless `timeout` passed (then [])."""
+    async def write_async(self, data: Buffer, timeout: float | None = None) -> bool:
+        """`write()` that waits for room without blocking the loop; False after `timeout`."""
+    def __aiter__(self) -> Self: ...
+    async def __anext__(self) -> bytes: ...
 
 @final
 class SharedMemoryQueue:
@@ -199,6 +214,20 @@ class SharedMemoryQueue:
     ) -> bool: ...
     def __len__(self) -> int: ...
     def __reduce__(self) -> tuple[Callable[..., SharedMemoryQueue], tuple[str]]: ...
+    # asyncio and readiness descriptors (mmapipc/_aio.py attaches these on import).
+    def fileno(self, writable: bool = False) -> int:
+        """The readiness eventfd of the getting side (or, `writable`, the putting side), as
+        `SharedMemoryRing.fileno`."""
+    def arm(self, writable: bool = False, size: int = 0) -> bool:
+        """As `SharedMemoryRing.arm`."""
+    async def get_async(self, timeout: float | None = None) -> bytes | None:
+        """`get()` without blocking the event loop: the next message, or None after `timeout`."""
+    async def get_batch_async(self, max_count: int, timeout: float | None = None) -> list[bytes]:
+        """Up to `max_count` messages, at least one unless `timeout` passed (then [])."""
+    async def put_async(self, data: Buffer, timeout: float | None = None) -> bool:
+        """`put()` that waits for room without blocking the loop; False after `timeout`."""
+    def __aiter__(self) -> Self: ...
+    async def __anext__(self) -> bytes: ...
 
 # Message schemas: the Rust crate's fingerprint, canonical text and compatibility rules.
 
@@ -293,3 +322,22 @@ class TopicSubscriber:
     def __iter__(self) -> Self: ...
     def __next__(self) -> bytes: ...
     def __reduce__(self) -> NoReturn: ...
+
+# Readiness descriptors (used by mmapipc/_aio.py; the methods above wrap them).
+
+def ready_fileno(handle: SharedMemoryRing | SharedMemoryQueue, writable: bool = False) -> int:
+    """The handle's readiness eventfd for reading (or, `writable`, for writing)."""
+
+def ready_arm(handle: SharedMemoryRing | SharedMemoryQueue, writable: bool = False, size: int = 0) -> bool:
+    """Drains the descriptor and registers interest in the side (`size`: the message to write).
+    True: ready now (nothing registered; retry the call). False: the descriptor becomes
+    readable once the side may be ready."""
+
+def ready_disarm(handle: SharedMemoryRing | SharedMemoryQueue, writable: bool = False) -> None:
+    """Drops the registration of the side, if any."""
+
+def ready_armed(handle: SharedMemoryRing | SharedMemoryQueue, writable: bool = False) -> bool:
+    """Whether the side has a registration that has not fired (for tests)."""
+
+def ready_threads() -> int:
+    """Waiter threads this process runs for readiness descriptors (for tests)."""

@@ -32,6 +32,7 @@ import os
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, Iterable, Mapping, TypeVar, Union
 
+from . import _aio
 from ._dtype import field_dtype
 from ._mmapipc import (
     SharedMemoryQueue,
@@ -187,6 +188,24 @@ class _TypedChannel(Generic[_B]):
         if self._release_on_next:
             self._last = record
         return record
+
+    async def recv_async(self, timeout: float | None = None) -> Record | None:
+        """:meth:`recv` for asyncio: the next record, or None after `timeout` seconds, without
+        blocking the loop (see ``mmapipc._aio``). A cancelled await takes nothing."""
+        return await _aio.receive(self._bytes, lambda: self.recv(block=False), _aio._some, timeout)
+
+    def __aiter__(self: _C) -> _C:
+        return self
+
+    async def __anext__(self) -> Record:
+        rec = await self.recv_async()
+        assert rec is not None
+        return rec
+
+    async def recv_batch_async(self, max_count: int, timeout: float | None = None) -> npt.NDArray[Any]:
+        """``recv_batch`` for asyncio: at least one record unless `timeout` passed (then empty)."""
+        recv_batch = getattr(self, "recv_batch")
+        return await _aio.receive(self._bytes, lambda: recv_batch(max_count, block=False), _aio._nonempty, timeout)
 
     def _release_last(self) -> None:
         """The previous record's slot is about to be reused: make the record unusable, so stale

@@ -187,6 +187,7 @@ impl PyRing {
         PyRing {
             path,
             info: Shared::new(ring, NAME),
+            ready: Default::default(),
             stop: AtomicBool::new(false),
             prod: SideLock::new(prod),
             cons: Arc::new(SideLock::new(cons)),

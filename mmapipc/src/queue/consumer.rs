@@ -111,7 +111,7 @@ impl Queue {
 
     /// True if `tail != read` (something may be available).
     #[inline]
-    fn maybe_nonempty(&self) -> bool {
+    pub(super) fn maybe_nonempty(&self) -> bool {
         let c = self.ctrl();
         // SYNC: tail-publish (Acquire; the locked path re-reads it anyway). Relaxed for `read`:
         // only compared, the locked path re-reads it.

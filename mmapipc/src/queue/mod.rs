@@ -101,6 +101,8 @@ mod producer;
 mod reclaim;
 mod records;
 mod views;
+#[cfg(all(target_os = "linux", not(loom)))]
+mod watch;
 
 #[cfg(all(test, not(loom)))]
 mod tests;

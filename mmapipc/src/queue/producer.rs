@@ -181,7 +181,7 @@ impl Queue {
 
     /// Whether a message of `need` record bytes (or a padding record in front of it) can be
     /// written now, judged from the shared positions.
-    fn can_progress(&self, need: u64) -> bool {
+    pub(super) fn can_progress(&self, need: u64) -> bool {
         let c = self.ctrl();
         // Acquire, as the locked path loads them (tail-publish, reclaim-publish).
         let tail = c.tail.value.load(Ordering::Acquire);

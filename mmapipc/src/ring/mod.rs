@@ -99,6 +99,8 @@ mod handle;
 mod inspect;
 mod layout;
 mod producer;
+#[cfg(all(target_os = "linux", not(loom)))]
+mod watch;
 
 #[cfg(all(test, not(loom)))]
 mod tests;

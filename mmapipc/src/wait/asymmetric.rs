@@ -95,6 +95,13 @@ mod sys {
 #[cfg_attr(loom, allow(unused_imports))]
 pub(crate) use sys::register;
 
+/// The sleeper side's system-wide barrier, for a sleeper outside [`wait_until`] (the
+/// readiness registrations of `readiness.rs`). False if the kernel refused it.
+#[cfg_attr(any(loom, not(target_os = "linux")), allow(dead_code))]
+pub(crate) fn heavy_barrier() -> bool {
+    sys::heavy_barrier()
+}
+
 /// The fork hook ([`crate::fork`]): a child is a new process and must register anew.
 #[cfg_attr(not(all(target_os = "linux", not(loom), not(miri))), allow(dead_code))]
 fn forget() {

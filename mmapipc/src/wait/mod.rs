@@ -8,17 +8,26 @@
 //!   syscall while nobody sleeps) and the one wait loop, with the symmetric handshake (a SeqCst
 //!   fence on each side; the queue);
 //! * `asymmetric.rs`: the same loop with the asymmetric handshake (no fence on the waker's
-//!   side, `membarrier` on the sleeper's; the ring).
+//!   side, `membarrier` on the sleeper's; the ring);
+//! * `readiness.rs` and `reactor.rs` (Linux): readiness as an eventfd ([`Notifier`], a
+//!   primitive's side as a [`Watch`]) signalled by per-process waiter threads on
+//!   `futex_waitv`, for event loops.
 //!
 //! Deadlines are monotonic ([`Instant`](std::time::Instant)).
 
 pub(crate) mod asymmetric;
 mod futex;
+#[cfg(all(target_os = "linux", not(loom)))]
+mod reactor;
+#[cfg(all(target_os = "linux", not(loom)))]
+pub mod readiness;
 mod spin;
 mod waiter;
 
 pub use futex::{wait_on, wake_all};
 
+#[cfg(all(target_os = "linux", not(loom)))]
+pub use readiness::{Handshake, Notifier, Watch};
 pub use spin::{SPIN_PURE, SPIN_TOTAL};
 pub(crate) use waiter::wait_loop;
 pub use waiter::{Deadline, Waiter};

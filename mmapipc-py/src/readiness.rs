@@ -1,0 +1,123 @@
+//! Readiness descriptors of ring and queue handles, for event loops (`mmapipc._aio`).
+//!
+//! Each handle owns two [`Notifier`]s (readable: a message may be there; writable: room for a
+//! message of a given size), whose eventfds the module functions here expose. The await logic
+//! (try the non-blocking call, arm, `loop.add_reader`, retry) is Python, in `mmapipc/_aio.py`,
+//! which also attaches `fileno()` and the `*_async` methods to the classes.
+//!
+//! `close()` disarms both and signals them: an await in progress wakes, retries, and gets the
+//! closed handle's `ValueError`.
+
+use std::sync::Arc;
+
+use mmapipc::wait::{Notifier, Watch};
+use pyo3::exceptions::{PyOSError, PyTypeError};
+use pyo3::prelude::*;
+
+use crate::errors::{queue_error, ring_error};
+use crate::queue::PyQueue;
+use crate::ring::PyRing;
+
+/// A handle's two notifiers.
+#[derive(Default)]
+pub struct Fds {
+    read: Notifier,
+    write: Notifier,
+}
+
+impl Fds {
+    fn side(&self, writable: bool) -> &Notifier {
+        if writable {
+            &self.write
+        } else {
+            &self.read
+        }
+    }
+
+    /// For `close()`: nothing stays registered, and anyone waiting on a descriptor wakes.
+    pub fn close(&self) {
+        for n in [&self.read, &self.write] {
+            n.disarm();
+            n.signal();
+        }
+    }
+}
+
+fn os_error(e: std::io::Error) -> PyErr {
+    PyOSError::new_err(e.to_string())
+}
+
+/// The watch of the side asked for (`size`: the message to write).
+fn watch(handle: &Bound<'_, PyAny>, writable: bool, size: usize) -> PyResult<Arc<dyn Watch>> {
+    let py = handle.py();
+    if let Ok(r) = handle.downcast::<PyRing>() {
+        let info = r.get().info.enter(py)?;
+        return if writable { info.writable_watch(size).map_err(ring_error) } else { Ok(info.readable_watch()) };
+    }
+    if let Ok(q) = handle.downcast::<PyQueue>() {
+        let q = q.get().inner.arc(py)?;
+        return if writable { q.writable_watch(size).map_err(queue_error) } else { Ok(q.readable_watch()) };
+    }
+    Err(not_a_channel())
+}
+
+fn not_a_channel() -> PyErr {
+    PyTypeError::new_err("expected a SharedMemoryRing or SharedMemoryQueue")
+}
+
+fn fds<'a>(handle: &'a Bound<'_, PyAny>) -> PyResult<&'a Fds> {
+    if let Ok(r) = handle.downcast::<PyRing>() {
+        return Ok(&r.get().ready);
+    }
+    if let Ok(q) = handle.downcast::<PyQueue>() {
+        return Ok(&q.get().ready);
+    }
+    Err(not_a_channel())
+}
+
+/// The handle's readiness eventfd for reading (or, `writable`, for writing).
+#[pyfunction]
+#[pyo3(signature = (handle, writable = false))]
+pub fn ready_fileno(handle: &Bound<'_, PyAny>, writable: bool) -> PyResult<i32> {
+    fds(handle)?.side(writable).fd().map_err(os_error)
+}
+
+/// Drains the descriptor and registers interest in the side (`size`: the message to write).
+/// True: ready now (nothing registered; retry the call). False: the descriptor becomes
+/// readable once the side may be ready.
+#[pyfunction]
+#[pyo3(signature = (handle, writable = false, size = 0))]
+pub fn ready_arm(handle: &Bound<'_, PyAny>, writable: bool, size: usize) -> PyResult<bool> {
+    let w = watch(handle, writable, size)?;
+    fds(handle)?.side(writable).arm(w).map_err(os_error)
+}
+
+/// Drops the registration of the side, if any.
+#[pyfunction]
+#[pyo3(signature = (handle, writable = false))]
+pub fn ready_disarm(handle: &Bound<'_, PyAny>, writable: bool) -> PyResult<()> {
+    fds(handle)?.side(writable).disarm();
+    Ok(())
+}
+
+/// Whether the side has a registration that has not fired (for tests).
+#[pyfunction]
+#[pyo3(signature = (handle, writable = false))]
+pub fn ready_armed(handle: &Bound<'_, PyAny>, writable: bool) -> PyResult<bool> {
+    Ok(fds(handle)?.side(writable).armed())
+}
+
+/// Waiter threads this process runs for readiness descriptors (for tests).
+#[pyfunction]
+pub fn ready_threads() -> usize {
+    mmapipc::wait::readiness::waiter_threads()
+}
+
+pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_function(wrap_pyfunction!(ready_fileno, m)?)?;
+    m.add_function(wrap_pyfunction!(ready_arm, m)?)?;
+    m.add_function(wrap_pyfunction!(ready_disarm, m)?)?;
+    m.add_function(wrap_pyfunction!(ready_armed, m)?)?;
+    m.add_function(wrap_pyfunction!(ready_threads, m)?)?;
+    Ok(())
+}

@@ -34,6 +34,11 @@ pub trait Source {
     fn next(&mut self, timeout: Duration, send: &mut dyn FnMut(u64, Outgoing<'_>)) -> Result<bool, Error>;
     /// Messages waiting in the channel.
     fn backlog(&self) -> u64;
+    /// The fraction of the channel's data area in use (0.0 to 1.0).
+    fn fill(&self) -> f64;
+    /// True when messages that no importer takes are dropped to keep the local producers going
+    /// (a ring); false when they stay for a later consumer (a queue).
+    fn drops_when_alone(&self) -> bool;
     /// The sequence number the next message will get.
     fn next_seq(&self) -> u64;
 }
@@ -124,6 +129,14 @@ impl Source for RingSource {
         self.ring.len() as u64
     }
 
+    fn fill(&self) -> f64 {
+        self.ring.available_read() as f64 / self.ring.capacity() as f64
+    }
+
+    fn drops_when_alone(&self) -> bool {
+        true
+    }
+
     fn next_seq(&self) -> u64 {
         self.seq
     }
@@ -147,6 +160,14 @@ impl Source for QueueSource {
 
     fn backlog(&self) -> u64 {
         self.queue.len() as u64
+    }
+
+    fn fill(&self) -> f64 {
+        self.queue.used_bytes() as f64 / self.queue.capacity() as f64
+    }
+
+    fn drops_when_alone(&self) -> bool {
+        false
     }
 
     fn next_seq(&self) -> u64 {

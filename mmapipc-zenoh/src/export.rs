@@ -18,6 +18,13 @@ use crate::info::{check, Announcement, ChannelInfo};
 use crate::net::{self, Attachment, Endpoints};
 use crate::{z, Error};
 
+/// Without an importer, a ring exporter drops the oldest messages while the ring is at least
+/// this full, so local producers always find room (see `docs/bridge.md`, "Backpressure").
+pub const DROP_FILL: f64 = 0.5;
+
+/// How often an exporter without an importer looks at the ring's fill.
+const ALONE_POLL: Duration = Duration::from_millis(5);
+
 /// What `export` needs.
 #[derive(Debug, Clone)]
 pub struct ExportOptions {
@@ -93,14 +100,15 @@ pub fn export(opts: &ExportOptions) -> Result<(), Error> {
         net::key("data", &opts.key, &fp)
     );
 
-    let is_queue = info.kind == "queue";
     let mut last_update = Instant::now();
     while !net::stopped() {
         // Relaxed: see the matching listener.
-        let present = matching.load(Ordering::Relaxed);
-        if is_queue && !present {
-            // A queue keeps its messages for a later importer (or another local consumer).
-            std::thread::sleep(POLL);
+        let alone = !matching.load(Ordering::Relaxed);
+        if alone && !(source.drops_when_alone() && source.fill() >= DROP_FILL) {
+            // Without an importer a queue keeps its messages (for a later importer or another
+            // local consumer), and a ring keeps them while it has room: a short outage (a
+            // bridge restarting) loses nothing the ring can hold.
+            std::thread::sleep(ALONE_POLL);
         } else {
             source.next(POLL, &mut |seq, msg| {
                 let len = match &msg {
@@ -108,7 +116,9 @@ pub fn export(opts: &ExportOptions) -> Result<(), Error> {
                     Outgoing::Shared(b) => b.len(),
                 };
                 stats.set(off::NEXT_SEQ, seq + 1);
-                if !present {
+                // Looked at once the message is here (the wait for it may have been long).
+                // Relaxed: see the matching listener.
+                if !matching.load(Ordering::Relaxed) {
                     stats.add(off::DROPPED, 1);
                     return;
                 }

@@ -33,11 +33,7 @@ pub struct ImportOptions {
 pub fn find_exporter(session: &Session, key: &str, wait: Option<Duration>) -> Result<Option<Announcement>, Error> {
     let start = Instant::now();
     while !net::stopped() {
-        let replies = session
-            .get(format!("mmapipc/info/{key}/*"))
-            .timeout(Duration::from_secs(2))
-            .wait()
-            .map_err(z)?;
+        let replies = session.get(format!("mmapipc/info/{key}/*")).timeout(Duration::from_secs(2)).wait().map_err(z)?;
         while let Ok(reply) = replies.recv() {
             if let Ok(sample) = reply.result() {
                 let text = sample.payload().try_to_string().map_err(|e| Error::Protocol(e.to_string()))?;

@@ -45,7 +45,7 @@ pub fn ls(out: &mut impl Write, endpoints: &Endpoints, wait: Duration, json: boo
     found.sort_by(|a, b| a.0.cmp(&b.0));
     let io = |e: std::io::Error| Error::Usage(e.to_string());
     if !json {
-        writeln!(out, "{:<28} {:<6} {:>10} {:<44} {}", "KEY", "KIND", "CAPACITY", "SCHEMA", "AT").map_err(io)?;
+        writeln!(out, "{:<28} {:<6} {:>10} {:<44} AT", "KEY", "KIND", "CAPACITY", "SCHEMA").map_err(io)?;
     }
     for (k, ann) in &found {
         match ann {

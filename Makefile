@@ -8,7 +8,7 @@ PY     := $(VENV)/bin/python
 CARGO  ?= cargo
 SOURCES := $(shell find mmapipc mmapipc-derive mmapipc-cli mmapipc-py -name '*.rs' -o -name '*.py' -o -name '*.pyi' -o -name Cargo.toml) pyproject.toml Cargo.toml
 
-.PHONY: all venv demo test test-rust test-loom test-python lint bench bench-quick bench-rust torture fuzz miri tsan check-macos test-pythons soak clean
+.PHONY: all venv demo test test-rust test-loom test-python test-bridge lint bench bench-quick bench-rust bench-bridge torture fuzz miri tsan check-macos test-pythons soak clean
 
 all: test
 
@@ -39,9 +39,15 @@ lint: venv
 	$(PY) -m mypy examples/benchmark.py examples/benchmark_advanced.py examples/_bench
 	$(PY) -m mypy.stubtest mmapipc._mmapipc --allowlist mmapipc-py/stubtest-allowlist.txt
 
+# (includes the bridge's tests, mmapipc-zenoh/tests/bridge.rs: see test-bridge)
 test-rust:
 	$(CARGO) test --workspace
 	$(CARGO) test -p mmapipc --features tokio --test tokio_async
+
+## test-bridge: only the zenoh bridge's tests (two network namespaces when run as root,
+## loopback otherwise; docs/bridge.md). `make test` runs them within test-rust.
+test-bridge:
+	$(CARGO) test -p mmapipc-zenoh
 
 # loom model checks of the lock-free protocols, in their own target dir (different cfg).
 test-loom:
@@ -78,6 +84,12 @@ bench-quick: venv
 
 bench-rust:
 	$(CARGO) bench -p mmapipc
+
+## bench-bridge: ring -> bridge -> bridge -> ring against bare zenoh, same run (docs/benchmarks.md,
+## "Bridge over zenoh"). Release build without LTO, in its own target dir (zenoh is large).
+bench-bridge:
+	CARGO_TARGET_DIR=target/bridge-bench CARGO_PROFILE_RELEASE_LTO=false CARGO_PROFILE_RELEASE_CODEGEN_UNITS=16 \
+		$(CARGO) run --release -p mmapipc-zenoh --example bridge_bench
 
 ## torture: kill torture of the queue for DURATION seconds, then exactly-once verification (docs/hardening.md).
 DURATION  ?= 60

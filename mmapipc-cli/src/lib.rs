@@ -18,6 +18,7 @@ use clap::Parser;
 use mmapipc::region;
 
 mod args;
+pub mod bridge_stats;
 pub mod creating;
 mod doctor;
 pub mod example_types;

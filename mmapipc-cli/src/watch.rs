@@ -176,6 +176,8 @@ pub(crate) fn stat(
         let bo = rate(a.bytes_out, b.bytes_out, dt) / 1e6;
         let fill = if cur.capacity == 0 { 0.0 } else { 100.0 * cur.used as f64 / cur.capacity as f64 };
         let clock = wall_clock();
+        // The counters of an mmapipc-bridge serving this channel, if one does (`<path>.bridge`).
+        let bridge = crate::bridge_stats::read(path);
         if json {
             let v = json!({
                 "time": clock, "msgs_per_s_in": mi, "msgs_per_s_out": mo, "mb_per_s_in": bi, "mb_per_s_out": bo,
@@ -184,6 +186,7 @@ pub(crate) fn stat(
                 "full_waits": a.full_waits, "empty_waits": a.empty_waits,
                 "view_stalls": a.view_stalls,
                 "attached": cur.holders.iter().map(|h| json!({"role": h.role, "pid": h.pid, "alive": h.alive})).collect::<Vec<_>>(),
+                "bridge": bridge.as_ref().map(crate::bridge_stats::BridgeStats::json),
             });
             writeln!(out, "{v}").map_err(io)?;
         } else if in_place {
@@ -208,6 +211,9 @@ pub(crate) fn stat(
                 let _ = writeln!(s, "  view stalls {stalls} (waits for space held by unreleased views)");
             }
             let _ = writeln!(s, "  attached   {}", if holders.is_empty() { "-".into() } else { holders.join(", ") });
+            if let Some(b) = &bridge {
+                let _ = writeln!(s, "  {}", b.line());
+            }
             let _ = writeln!(s, "\n(refresh every {:.1}s, Ctrl-C to quit)", interval.as_secs_f64());
             out.write_all(s.as_bytes()).map_err(io)?;
         } else {
@@ -217,6 +223,9 @@ pub(crate) fn stat(
                 clock, mi, mo, bi, bo, fill, cur.pending, cur.lag_bytes, a.full_waits, a.empty_waits
             )
             .map_err(io)?;
+            if let Some(b) = &bridge {
+                writeln!(out, "         {}", b.line()).map_err(io)?;
+            }
         }
         out.flush().map_err(io)?;
         prev = cur;

@@ -445,3 +445,31 @@ fn view_stalls_are_shown() {
     assert_eq!(v["view_stalls"], 1, "{v}");
     drop(views);
 }
+
+/// `stat` shows the counters of an mmapipc-bridge serving the channel (`<path>.bridge`).
+#[test]
+fn stat_shows_bridge_counters() {
+    use mmapipc_cli::bridge_stats::{off, BridgeStatsFile, Role};
+    let dir = scratch("bridge");
+    let path = dir.join("ticks");
+    let p = path.to_str().unwrap();
+    drop(mmapipc::Ring::create(&path, 4096).unwrap());
+    let o = tool(&["stat", "--json", "--interval", "0.05", "--count", "1", p]);
+    let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert!(v["bridge"].is_null(), "no bridge yet: {v}");
+    let f = BridgeStatsFile::open(&path, Role::Import, "market/ticks/0123").unwrap();
+    f.add(off::FORWARDED, 41);
+    f.add(off::LOST, 2);
+    f.set(off::LAG_NS, 1_500_000);
+    let o = tool(&["stat", "--json", "--interval", "0.05", "--count", "1", p]);
+    let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    let b = &v["bridge"];
+    assert_eq!((b["role"].as_str(), b["key"].as_str()), (Some("import"), Some("market/ticks/0123")), "{v}");
+    assert_eq!(
+        (b["forwarded"].as_u64(), b["lost"].as_u64(), b["lag_ns"].as_u64()),
+        (Some(41), Some(2), Some(1_500_000))
+    );
+    let s = stdout(&tool(&["stat", "--interval", "0.05", "--count", "1", p]));
+    assert!(s.contains("bridge import market/ticks/0123") && s.contains("forwarded 41") && s.contains("lost 2"), "{s}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

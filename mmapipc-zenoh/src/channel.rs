@@ -1,0 +1,220 @@
+//! The two small traits the bridge needs of a local channel, one pair per kind: a [`Source`]
+//! (what `export` reads) and a [`Sink`] (what `import` writes). Rings and queues implement them
+//! here; another kind (a topic) is one more pair of impls and a match arm in [`open_source`] and
+//! [`open_sink`].
+
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+
+use mmapipc::ring::DetachedRead;
+use mmapipc::{Queue, Ring};
+
+use crate::info::ChannelInfo;
+use crate::Error;
+
+/// Messages at least this long leave the exporter as a view of their ring slot (no copy before
+/// zenoh's own serialisation); shorter ones are copied, which costs less than the bookkeeping.
+pub const ZERO_COPY_MIN: usize = 64 * 1024;
+
+/// A message taken from a local channel, handed to the sender in place.
+pub enum Outgoing<'a> {
+    /// The message's bytes, valid during the call.
+    Slice(&'a [u8]),
+    /// The message's bytes as a shared buffer over the slot (see [`ZERO_COPY_MIN`]); the slot is
+    /// released only once every clone of it has been dropped.
+    Shared(bytes::Bytes),
+}
+
+/// The exporter's side of a local channel.
+pub trait Source {
+    /// Waits up to `timeout` for the next message and passes it to `send` with its sequence
+    /// number; the message is consumed once `send` returns. `Ok(false)`: nothing came.
+    fn next(&mut self, timeout: Duration, send: &mut dyn FnMut(u64, Outgoing<'_>)) -> Result<bool, Error>;
+    /// Messages waiting in the channel.
+    fn backlog(&self) -> u64;
+    /// The fraction of the channel's data area in use (0.0 to 1.0).
+    fn fill(&self) -> f64;
+    /// True when messages that no importer takes are dropped to keep the local producers going
+    /// (a ring); false when they stay for a later consumer (a queue).
+    fn drops_when_alone(&self) -> bool;
+    /// The sequence number the next message will get.
+    fn next_seq(&self) -> u64;
+}
+
+/// The importer's side of a local channel.
+pub trait Sink: Send {
+    /// Writes one message of `len` bytes, filled in place by `fill`, waiting for room while
+    /// `stop` is false. `Ok(false)`: stopped before there was room (nothing written).
+    fn write(&mut self, len: usize, fill: &mut dyn FnMut(&mut [u8]), stop: &AtomicBool) -> Result<bool, Error>;
+}
+
+/// How often blocking calls look at the stop flag.
+pub const POLL: Duration = Duration::from_millis(100);
+
+/// Opens the channel at `path` for export. `next_seq` is where a queue's numbering resumes (a
+/// ring numbers its messages by its own consumed count, kept in the ring file).
+pub fn open_source(path: &Path, info: &ChannelInfo, next_seq: u64) -> Result<Box<dyn Source>, Error> {
+    match info.kind.as_str() {
+        "ring" => {
+            let mut ring = Ring::open(path)?;
+            ring.claim_consumer()?;
+            let seq = ring.stats().messages_out;
+            Ok(Box::new(RingSource { ring, seq }))
+        }
+        "queue" => Ok(Box::new(QueueSource { queue: Queue::open(path)?, seq: next_seq })),
+        other => Err(Error::Protocol(format!("cannot export a {other}"))),
+    }
+}
+
+/// Opens the channel at `path` for import.
+pub fn open_sink(path: &Path, info: &ChannelInfo) -> Result<Box<dyn Sink>, Error> {
+    match info.kind.as_str() {
+        "ring" => {
+            let mut ring = Ring::open(path)?;
+            ring.claim_producer()?;
+            Ok(Box::new(RingSink { ring }))
+        }
+        "queue" => Ok(Box::new(QueueSink { queue: Queue::open(path)? })),
+        other => Err(Error::Protocol(format!("cannot import a {other}"))),
+    }
+}
+
+/// A ring's consumer. Sequence number = the ring's consumed count, so that a restarted exporter
+/// continues the numbering exactly where the ring's head is.
+struct RingSource {
+    ring: Ring,
+    seq: u64,
+}
+
+/// A detached ring record lent to zenoh, with the token whose weak count tells the exporter
+/// when zenoh has let go of it.
+struct HeldSlot {
+    read: DetachedRead,
+    _token: Arc<()>,
+}
+
+impl AsRef<[u8]> for HeldSlot {
+    fn as_ref(&self) -> &[u8] {
+        // SAFETY: the record stays held until the next consumer operation on the handle that
+        // read it, and `RingSource::next` performs none until every clone of this buffer (and so
+        // this HeldSlot) has been dropped: it waits for the token's strong count to reach 0.
+        unsafe { self.read.as_slice() }
+    }
+}
+
+impl Source for RingSource {
+    fn next(&mut self, timeout: Duration, send: &mut dyn FnMut(u64, Outgoing<'_>)) -> Result<bool, Error> {
+        let Some(guard) = self.ring.read_timeout(Some(timeout))? else { return Ok(false) };
+        let seq = self.seq;
+        self.seq += 1;
+        if guard.len() < ZERO_COPY_MIN {
+            send(seq, Outgoing::Slice(&guard));
+            return Ok(true);
+        }
+        let token = Arc::new(());
+        let watch: Weak<()> = Arc::downgrade(&token);
+        let held = HeldSlot { read: guard.detach(), _token: token };
+        send(seq, Outgoing::Shared(bytes::Bytes::from_owner(held)));
+        // zenoh serialises the payload into its own batches during the put; a copy kept beyond
+        // it (a local subscriber, a queued fragment) holds the slot until it is dropped.
+        while watch.strong_count() > 0 {
+            std::thread::sleep(Duration::from_micros(50));
+        }
+        Ok(true)
+    }
+
+    fn backlog(&self) -> u64 {
+        self.ring.len() as u64
+    }
+
+    fn fill(&self) -> f64 {
+        self.ring.available_read() as f64 / self.ring.capacity() as f64
+    }
+
+    fn drops_when_alone(&self) -> bool {
+        true
+    }
+
+    fn next_seq(&self) -> u64 {
+        self.seq
+    }
+}
+
+/// One consumer of a queue; sequence numbers continue from the bridge's counters file.
+struct QueueSource {
+    queue: Queue,
+    seq: u64,
+}
+
+impl Source for QueueSource {
+    fn next(&mut self, timeout: Duration, send: &mut dyn FnMut(u64, Outgoing<'_>)) -> Result<bool, Error> {
+        let seq = self.seq;
+        let got = self.queue.get_with_timeout(Some(timeout), |m| send(seq, Outgoing::Slice(m)))?;
+        if got.is_some() {
+            self.seq += 1;
+        }
+        Ok(got.is_some())
+    }
+
+    fn backlog(&self) -> u64 {
+        self.queue.len() as u64
+    }
+
+    fn fill(&self) -> f64 {
+        self.queue.used_bytes() as f64 / self.queue.capacity() as f64
+    }
+
+    fn drops_when_alone(&self) -> bool {
+        false
+    }
+
+    fn next_seq(&self) -> u64 {
+        self.seq
+    }
+}
+
+/// A ring's producer: each message is written straight into its loaned slot.
+struct RingSink {
+    ring: Ring,
+}
+
+impl Sink for RingSink {
+    fn write(&mut self, len: usize, fill: &mut dyn FnMut(&mut [u8]), stop: &AtomicBool) -> Result<bool, Error> {
+        loop {
+            // Relaxed: a flag polled between waits; nothing is published through it.
+            if stop.load(Ordering::Relaxed) {
+                return Ok(false);
+            }
+            if let Some(mut slot) = self.ring.loan_timeout(len, Some(POLL))? {
+                fill(&mut slot);
+                slot.commit();
+                return Ok(true);
+            }
+        }
+    }
+}
+
+/// A queue's producer, writing each message in place under the producer lock.
+struct QueueSink {
+    queue: Queue,
+}
+
+impl Sink for QueueSink {
+    fn write(&mut self, len: usize, fill: &mut dyn FnMut(&mut [u8]), stop: &AtomicBool) -> Result<bool, Error> {
+        loop {
+            // Relaxed: as in RingSink.
+            if stop.load(Ordering::Relaxed) {
+                return Ok(false);
+            }
+            let put = self.queue.put_with(len, Some(POLL), |slot| {
+                fill(slot);
+                Ok(())
+            })?;
+            if put {
+                return Ok(true);
+            }
+        }
+    }
+}

@@ -8,7 +8,8 @@
 //!
 //! The two bridges are child processes (this binary re-executed as `export`/`import`); the
 //! producer and the consumer are threads of this process, so one clock stamps both ends. Bare
-//! zenoh: two sessions of this process, one listening on the endpoint, one connected to it,
+//! zenoh: two sessions of this process, one listening on a TCP loopback endpoint (the bridges'
+//! address, another port), one connected to it,
 //! with the bridge's settings (peer mode, multicast scouting off, reliable, blocking congestion
 //! control).
 
@@ -24,7 +25,11 @@ use mmapipc_zenoh::{Endpoints, ExportOptions, ImportOptions};
 use zenoh::qos::CongestionControl;
 use zenoh::Wait;
 
+/// The bridges' endpoint.
 const EP: &str = "tcp/127.0.0.1:17447";
+/// Bare zenoh's: the same transport and address, another port (the rounds interleave, so both
+/// are up at once).
+const BARE_EP: &str = "tcp/127.0.0.1:17448";
 
 fn now_ns() -> u64 {
     bridge_stats::now_ns()
@@ -46,8 +51,8 @@ fn pct(v: &mut [u64], p: f64) -> f64 {
 
 /// Bare zenoh: `n` messages of `size` bytes, `gap` between sends (0: as fast as it goes).
 fn bare(n: u64, size: usize, gap: Duration) -> Run {
-    let listen = Endpoints { listen: vec![EP.into()], connect: vec![] }.open().unwrap();
-    let connect = Endpoints { listen: vec![], connect: vec![EP.into()] }.open().unwrap();
+    let listen = Endpoints { listen: vec![BARE_EP.into()], connect: vec![] }.open().unwrap();
+    let connect = Endpoints { listen: vec![], connect: vec![BARE_EP.into()] }.open().unwrap();
     let got = Arc::new(AtomicU64::new(0));
     let lat = Arc::new(std::sync::Mutex::new(Vec::with_capacity(n as usize)));
     let (g, l) = (got.clone(), lat.clone());
@@ -143,7 +148,9 @@ fn with_bridges<T>(cap: usize, f: impl FnOnce(&Path, &Path) -> T) -> T {
     drop(Ring::create(&a, cap).unwrap());
     let exp = spawn(&["export", a.to_str().unwrap()]);
     let imp = spawn(&["import", b.to_str().unwrap()]);
+    let start = Instant::now();
     while bridge_stats::read(&a).is_none_or(|s| s.peers != 1) {
+        assert!(start.elapsed() < Duration::from_secs(60), "the bridges did not connect within a minute");
         std::thread::sleep(Duration::from_millis(10));
     }
     let out = f(&a, &b);
@@ -158,6 +165,11 @@ fn with_bridges<T>(cap: usize, f: impl FnOnce(&Path, &Path) -> T) -> T {
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
+    if matches!(args.get(1).map(String::as_str), Some("export" | "import")) {
+        // A bridge of this benchmark ends with it, whatever happens to the parent.
+        // SAFETY: prctl(PR_SET_PDEATHSIG) changes only this process's own attributes.
+        unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM) };
+    }
     match args.get(1).map(String::as_str) {
         Some("export") => {
             mmapipc_zenoh::net::stop_on_signals();
@@ -184,24 +196,29 @@ fn main() {
     }
     let quick = args.iter().any(|a| a == "--quick");
     let scale = if quick { 10 } else { 1 };
-    println!("| workload | bare zenoh | ring→bridge→bridge→ring | ratio |");
-    println!("|---|---|---|---|");
+    let rounds = if quick { 1 } else { 3 };
+    println!("{rounds} rounds, each bare zenoh then the bridges; medians (and the per-round ratios)");
+    println!("| workload | bare zenoh | ring→bridge→bridge→ring | ratio of medians | per-round ratios |");
+    println!("|---|---|---|---|---|");
     let n64 = 1_000_000 / scale;
-    let z = bare(n64, 64, Duration::ZERO);
-    let r = with_bridges(1 << 22, |a, b| bridged(a, b, n64, 64, Duration::ZERO));
-    let (zr, rr) = (n64 as f64 / z.secs, n64 as f64 / r.secs);
-    println!("| 64 B, {n64} msgs | {:.0} msg/s | {:.0} msg/s | {:.2}x |", zr, rr, rr / zr);
+    let (mut zs, mut rs) = (vec![], vec![]);
+    with_bridges(1 << 22, |a, b| {
+        for _ in 0..rounds {
+            zs.push(n64 as f64 / bare(n64, 64, Duration::ZERO).secs);
+            rs.push(n64 as f64 / bridged(a, b, n64, 64, Duration::ZERO).secs);
+        }
+    });
+    row(&format!("64 B, {n64} msgs"), "msg/s", &zs, &rs);
     for (size, n) in [(1usize << 20, 2000 / scale), (8 << 20, 250 / scale)] {
-        let z = bare(n, size, Duration::ZERO);
-        let r = with_bridges(64 << 20, |a, b| bridged(a, b, n, size, Duration::ZERO));
+        let (mut zs, mut rs) = (vec![], vec![]);
         let gb = |s: f64| (n as f64 * size as f64) / s / 1e9;
-        println!(
-            "| {} MiB, {n} msgs | {:.2} GB/s | {:.2} GB/s | {:.2}x |",
-            size >> 20,
-            gb(z.secs),
-            gb(r.secs),
-            gb(r.secs) / gb(z.secs)
-        );
+        with_bridges(64 << 20, |a, b| {
+            for _ in 0..rounds {
+                zs.push(gb(bare(n, size, Duration::ZERO).secs));
+                rs.push(gb(bridged(a, b, n, size, Duration::ZERO).secs));
+            }
+        });
+        row(&format!("{} MiB, {n} msgs", size >> 20), "GB/s", &zs, &rs);
     }
     let nl = 20_000 / scale;
     let gap = Duration::from_micros(200);
@@ -209,6 +226,19 @@ fn main() {
     let mut r = with_bridges(1 << 22, |a, b| bridged(a, b, nl, 64, gap));
     let (z50, z99, r50, r99) =
         (pct(&mut z.lat, 0.5), pct(&mut z.lat, 0.99), pct(&mut r.lat, 0.5), pct(&mut r.lat, 0.99));
-    println!("| one-way latency 64 B, p50 | {z50:.1} us | {r50:.1} us | +{:.1} us |", r50 - z50);
-    println!("| one-way latency 64 B, p99 | {z99:.1} us | {r99:.1} us | +{:.1} us |", r99 - z99);
+    println!("| one-way latency 64 B, p50 | {z50:.1} us | {r50:.1} us | {:+.1} us added | |", r50 - z50);
+    println!("| one-way latency 64 B, p99 | {z99:.1} us | {r99:.1} us | {:+.1} us added | |", r99 - z99);
+}
+
+fn median(v: &[f64]) -> f64 {
+    let mut v = v.to_vec();
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+fn row(name: &str, unit: &str, zs: &[f64], rs: &[f64]) {
+    let (z, r) = (median(zs), median(rs));
+    let per: Vec<String> = zs.iter().zip(rs).map(|(z, r)| format!("{:.2}", r / z)).collect();
+    let fmt = |x: f64| if unit == "msg/s" { format!("{x:.0} {unit}") } else { format!("{x:.2} {unit}") };
+    println!("| {name} | {} | {} | {:.2}x | {} |", fmt(z), fmt(r), r / z, per.join(", "));
 }

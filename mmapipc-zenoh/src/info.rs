@@ -151,3 +151,53 @@ pub fn check(exported: &ChannelInfo, imported: &ChannelInfo) -> Result<(), Refus
 fn hostname() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname").map_or_else(|_| "?".into(), |s| s.trim().to_string())
 }
+
+#[cfg(test)]
+mod tests {
+    use mmapipc::IpcMessage;
+    use mmapipc_cli::example_types::{Tick, TickV2};
+
+    use super::*;
+
+    fn chan(kind: &str, schema: Option<Schema>) -> ChannelInfo {
+        ChannelInfo { kind: kind.into(), capacity: 4096, schema }
+    }
+
+    #[test]
+    fn the_same_channel_is_accepted() {
+        assert_eq!(check(&chan("ring", Some(Tick::schema())), &chan("ring", Some(Tick::schema()))), Ok(()));
+        assert_eq!(check(&chan("queue", None), &chan("queue", None)), Ok(()));
+    }
+
+    #[test]
+    fn kinds_and_typedness_must_match() {
+        let r = check(&chan("ring", None), &chan("queue", None)).unwrap_err();
+        assert_eq!(r.details, ["kind: ring (exported) vs queue (imported)"]);
+        let r = check(&chan("ring", Some(Tick::schema())), &chan("ring", None)).unwrap_err();
+        assert!(r.details[0].starts_with("typed market.Tick v1"), "{r}");
+    }
+
+    #[test]
+    fn an_older_import_of_a_newer_export_is_refused_by_the_writer_rule() {
+        // check_reader alone accepts a v1 reader of a v2 channel; the bridge writes, so no.
+        assert!(TickV2::schema().check_reader(&Tick::schema()).is_ok());
+        let r = check(&chan("ring", Some(TickV2::schema())), &chan("ring", Some(Tick::schema()))).unwrap_err();
+        assert_eq!(r.details.len(), 1);
+        assert!(r.details[0].starts_with("version: exported v2 vs imported v1"), "{r}");
+    }
+
+    #[test]
+    fn a_newer_import_gets_the_reader_rule_s_diff() {
+        let r = check(&chan("ring", Some(Tick::schema())), &chan("ring", Some(TickV2::schema()))).unwrap_err();
+        let want = Tick::schema().check_reader(&TickV2::schema()).unwrap_err().details;
+        assert_eq!(r.details, want, "the same diff as a local open");
+        assert!(r.to_string().starts_with("schema mismatch: exported channel has market.Tick v1"), "{r}");
+    }
+
+    #[test]
+    fn fingerprints_name_the_keys() {
+        let c = chan("ring", Some(Tick::schema()));
+        assert_eq!(format!("0x{}", c.fingerprint()), Tick::schema().fingerprint);
+        assert_eq!(chan("ring", None).fingerprint(), "bytes");
+    }
+}

@@ -128,3 +128,29 @@ pub fn stopped() -> bool {
     // Relaxed: see on_signal.
     STOP.load(Ordering::Relaxed)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn attachments_round_trip() {
+        let a = Attachment { seq: 7, sent_ns: u64::MAX, stream: 0x0123_4567_89ab_cdef };
+        assert_eq!(Attachment::decode(&a.encode()), Some(a));
+        assert_eq!(Attachment::decode(&a.encode()[..23]), None);
+    }
+
+    #[test]
+    fn keys_are_checked_and_parsed() {
+        for ok in ["market/ticks", "a", "a/b/c-d_e.f"] {
+            assert!(check_key(ok).is_ok(), "{ok}");
+        }
+        for bad in ["", "/a", "a/", "a//b", "a/*", "a/**", "@x/y", "a/$b", "a b"] {
+            assert!(check_key(bad).is_err(), "{bad:?}");
+        }
+        let k = key("live", "market/ticks", "00ff");
+        assert_eq!(k, "mmapipc/live/market/ticks/00ff");
+        assert_eq!(parse_key("live", &k), Some(("market/ticks", "00ff")));
+        assert_eq!(parse_key("info", &k), None);
+    }
+}

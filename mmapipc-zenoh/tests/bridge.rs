@@ -378,3 +378,24 @@ fn a_python_consumer_on_b_reads_a_million_in_order_and_ticks_as_numpy() {
     stop(&mut exp);
     stop(&mut imp);
 }
+
+#[test]
+fn the_importer_may_start_before_the_exporter() {
+    let mut h = Hosts::new("first");
+    let (a, b, ea, ib) = (h.channel("a"), h.channel("b"), h.log("exp"), h.log("imp"));
+    drop(Ring::create(&a, 1 << 16).unwrap());
+    let mut imp = h.import("test/first", &b, &ib);
+    // The importer keeps looking (its connect is retried) while nobody listens.
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    assert!(imp.try_wait().unwrap().is_none(), "the importer gave up: {}", read_log(&ib));
+    let mut exp = h.export(&a, "test/first", &ea);
+    wait_connected(&a);
+    let mut rx = open_ring(&b);
+    let mut p = producer(&a, 1000, 16, None);
+    for i in 0..1000 {
+        assert_eq!(read_one(&mut rx), i);
+    }
+    assert!(p.wait().unwrap().success());
+    stop(&mut exp);
+    stop(&mut imp);
+}

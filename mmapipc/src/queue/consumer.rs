@@ -146,6 +146,12 @@ impl Queue {
                 if t.n > 0 {
                     if how == Take::Copy {
                         self.reclaim_copied(t);
+                    } else if t.to - t.from >= self.cap - t.from % self.cap {
+                        // The take passed the end of the buffer (a padding record there): reclaim
+                        // the padding now, not with the views after it, so that a producer of
+                        // frames (two in the queue, see `mem::reuse`) has the other half of the
+                        // buffer while they are held.
+                        self.advance_reclaim(false);
                     }
                     return Ok(t.n);
                 }

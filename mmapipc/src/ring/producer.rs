@@ -111,6 +111,11 @@ impl ProducerState {
     #[cold]
     fn restart_hot(&mut self, mem: &RingMemory, rec: u64) -> Result<bool, RingError> {
         let tail = self.tail;
+        // Relaxed: our own last store. Records of a batch not published yet are ours: the ring
+        // is not empty, and waiting for the consumer would not change that.
+        if mem.ctrl().producer.tail.load(Ordering::Relaxed) != tail {
+            return Ok(false);
+        }
         let load = || -> Result<u64, RingError> {
             // SYNC: head-release (Acquire, as in has_room_slow), then reuse-fence.
             let head = mem.ctrl().consumer.head.load(Ordering::Acquire);

@@ -258,9 +258,10 @@ impl Ring {
         if let Some(p) = &mut self.prod {
             let len = data.len();
             let rec = record_size(len.min(mem.capacity as usize)) as u64;
-            // (rec <= capacity - off also bounds len below max_message_size.) Frames take the
-            // cold path, where `reserve` chooses where they go.
-            if p.claim.generation == fork_generation() && rec <= mem.capacity - p.off && !is_frame(rec, mem.capacity) {
+            // (rec <= capacity - off also bounds len below max_message_size.) Frames (longer
+            // than frame_over) take the cold path, where `reserve` chooses where they go; one
+            // bound for both keeps the fast path at one comparison.
+            if p.claim.generation == fork_generation() && rec <= (mem.capacity - p.off).min(mem.frame_over) {
                 if !p.has_room(mem, rec)? {
                     return Ok(false);
                 }

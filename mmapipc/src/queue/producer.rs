@@ -287,7 +287,10 @@ impl Queue {
         Ok(done)
     }
 
-    /// Puts `msg` if there is room now; `Ok(false)` if the queue is full.
+    /// Puts `msg` if there is room now; `Ok(false)` if the queue is full. A frame (a message
+    /// over a third of the capacity) may first poll for a moment (1 ns per 64 bytes) for the
+    /// consumers to release the previous frame, so as to write over its bytes (see
+    /// `mem::reuse`); every put call does the same.
     pub fn try_put(&self, msg: &[u8]) -> Result<bool, QueueError> {
         Ok(self.produce(&mut Slices(&[msg]), Deadline::after(Some(Duration::ZERO)), false)? == 1)
     }

@@ -65,9 +65,9 @@ def test_freeing_a_batch_of_large_messages_keeps_the_heap(kind: str, shm_path: s
 def test_frames_in_a_two_frame_channel_arrive_in_order_through_views(
     ctx: mp.context.BaseContext, shm_path: str, kind: str, loan: bool
 ) -> None:
-    # Frames (over a third of the capacity) go over the half the consumer released last when
+    # Frames (4 MiB or more and over a third of the capacity) go over the half the consumer released last when
     # it can (docs/benchmarks.md, issue 16): order and contents must not change.
-    size, count = 1 << 20, 40
+    size, count = 4 << 20, 16
     cls = SharedMemoryRing if kind == "ring" else SharedMemoryQueue
     with cls.create(shm_path, 2 * (size + 4096)) as ch:
         p = ctx.Process(target=fh.produce, args=(kind, shm_path, count, size, loan))  # type: ignore[attr-defined]

@@ -288,7 +288,7 @@ impl Queue {
     }
 
     /// Puts `msg` if there is room now; `Ok(false)` if the queue is full. A frame (a message
-    /// over a third of the capacity) may first poll for a moment (1 ns per 64 bytes) for the
+    /// of 4 MiB or more and over a third of the capacity) may first poll for a moment (1 ns per 64 bytes) for the
     /// consumers to release the previous frame, so as to write over its bytes (see
     /// `mem::reuse`); every put call does the same.
     pub fn try_put(&self, msg: &[u8]) -> Result<bool, QueueError> {

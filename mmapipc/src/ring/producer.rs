@@ -246,7 +246,7 @@ impl Ring {
 
     /// Writes one message if there is room now. `Ok(false)`: the ring is full.
     ///
-    /// A frame (a message over a third of the capacity) may first poll for a moment (1 ns per
+    /// A frame (a message of 4 MiB or more and over a third of the capacity) may first poll for a moment (1 ns per
     /// 64 bytes) for the consumer to release the previous frame, so as to write over its bytes
     /// (see `mem::reuse`); every write call does the same.
     ///

@@ -41,6 +41,7 @@ from _bench.report import (  # noqa: E402
     throughput_table,
     to_json,
 )
+from _bench import runner  # noqa: E402
 from _bench.runner import START_METHOD, install_sigterm_handler, kill_all_children  # noqa: E402
 from _bench.report import TputRow  # noqa: E402
 from _bench.summary import (  # noqa: E402
@@ -103,6 +104,9 @@ def parse_args(argv: Optional[Sequence[str]]) -> argparse.Namespace:
                          "--docs page) into PATH between <!-- benchmark-summary:begin ... --> "
                          "and <!-- benchmark-summary:end -->")
     ap.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
+    ap.add_argument("--pin", action="store_true",
+                    help="pin the processes of a run to one CPU each (producer or server on "
+                         "CPU 0, consumer or client on CPU 1, ...)")
     ap.add_argument("--list", action="store_true",
                     help="list the systems, what their loops call, and whether they can run here")
     return ap.parse_args(argv)
@@ -139,6 +143,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         list_systems()
         return 0
     preset = "smoke" if args.smoke else "quick" if args.quick else "full"
+    runner.PIN = args.pin
     cfg = PRESETS[preset]
     if args.repeat is not None or args.seconds is not None:
         cfg = SuiteConfig(**{**cfg.__dict__,

@@ -29,6 +29,8 @@ CTX = mp.get_context("fork")
 STARTUP_SLACK = 20.0
 
 _LIVE: set[BaseProcess] = set()
+#: Pin the i-th process of a run to CPU i (modulo the CPUs this process may use): ``--pin``.
+PIN = False
 
 Role = Callable[[Any, Params, Sync], Result]
 
@@ -53,9 +55,11 @@ def kill_all_children() -> None:
 atexit.register(kill_all_children)
 
 
-def _child(role: Role, h: Any, p: Params, conn: Any, barrier: Any) -> None:
+def _child(role: Role, h: Any, p: Params, conn: Any, barrier: Any, cpu: int | None) -> None:
     die_with_parent()
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if cpu is not None:
+        os.sched_setaffinity(0, {cpu})
 
     def sync() -> None:
         barrier.wait(STARTUP_SLACK + p.stall)
@@ -83,9 +87,11 @@ def run_group(roles: Sequence[tuple[Role, str]], h: Any, p: Params) -> list[Resu
     conns: list[Any] = []
     procs: list[BaseProcess] = []
     try:
-        for role, _name in roles:
+        cpus = sorted(os.sched_getaffinity(0)) if PIN and hasattr(os, "sched_getaffinity") else []
+        for i, (role, _name) in enumerate(roles):
             r, w = CTX.Pipe(duplex=False)
-            proc = CTX.Process(target=_child, args=(role, h, p, w, barrier), daemon=True)
+            cpu = cpus[i % len(cpus)] if cpus else None
+            proc = CTX.Process(target=_child, args=(role, h, p, w, barrier, cpu), daemon=True)
             proc.start()
             _LIVE.add(proc)
             w.close()

@@ -26,6 +26,7 @@ use crate::blocking::{retry, timeout_arg, CallDeadline, Waited};
 use crate::borrow::{copy_to_raw, with_bytes, BorrowedBytes, WritableBuffer};
 use crate::buffer::export;
 use crate::errors::{buffer_too_short, closed, open_error, queue_error};
+use crate::ffi::malloc::keep_heap_for;
 use crate::handle::{handle_pymethods, Closable, Handle};
 use crate::sync::{Shared, Using};
 
@@ -271,6 +272,7 @@ handle_pymethods! {
             retry_take(py, &q, &mut deadline, || {
                 let r = q
                     .try_get_with(|b| {
+                        keep_heap_for(b.len());
                         PyBytes::new_with(py, b.len(), |dst| {
                             dst.copy_from_slice(b);
                             Ok(())
@@ -333,7 +335,13 @@ handle_pymethods! {
             let r = retry_take(py, &q, &mut deadline, || {
                 // Collect first, then build the list at its final size (no appends, no regrowth).
                 let mut got: Vec<Bound<'py, PyBytes>> = Vec::with_capacity(max.min(256));
-                q.try_get_batch_with(max, |b| got.push(PyBytes::new(py, b))).map_err(queue_error)?;
+                let mut total = 0;
+                q.try_get_batch_with(max, |b| {
+                    total += b.len();
+                    keep_heap_for(total);
+                    got.push(PyBytes::new(py, b));
+                })
+                .map_err(queue_error)?;
                 if got.is_empty() {
                     return Ok(None);
                 }

@@ -38,6 +38,7 @@ use crate::blocking::{retry, CallDeadline};
 use crate::borrow::{copy_to_raw, with_bytes, BorrowedBytes, WritableBuffer};
 use crate::buffer::export;
 use crate::errors::{buffer_too_short, open_error, ring_error};
+use crate::ffi::malloc::keep_heap_for;
 use crate::handle::{handle_pymethods, Closable, Handle};
 use crate::sync::{Shared, SideLock};
 
@@ -229,7 +230,10 @@ handle_pymethods! {
             let mut deadline = CallDeadline::from_args(block, timeout)?;
             self.as_side(py, &self.cons, &mut deadline, None, |c, deadline| {
                 self.retry(py, deadline, side_ring(&mut c.ring)?, Need::Message, |r| {
-                    Ok(r.try_read().map_err(ring_error)?.map(|g| PyBytes::new(py, &g).unbind()))
+                    Ok(r.try_read().map_err(ring_error)?.map(|g| {
+                        keep_heap_for(g.len());
+                        PyBytes::new(py, &g).unbind()
+                    }))
                 })
             })
         }
@@ -374,7 +378,13 @@ handle_pymethods! {
                 }
                 let got = self.retry(py, deadline, side_ring(&mut c.ring)?, Need::Message, |r| {
                     let mut out = Vec::with_capacity(max_count.min(256));
-                    r.read_batch(max_count, |m| out.push(PyBytes::new(py, m).unbind())).map_err(ring_error)?;
+                    let mut total = 0;
+                    r.read_batch(max_count, |m| {
+                        total += m.len();
+                        keep_heap_for(total);
+                        out.push(PyBytes::new(py, m).unbind());
+                    })
+                    .map_err(ring_error)?;
                     Ok((!out.is_empty()).then_some(out))
                 })?;
                 Ok(got.unwrap_or_default())

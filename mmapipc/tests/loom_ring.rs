@@ -18,7 +18,9 @@ fn model(f: impl Fn() + Sync + Send + 'static) {
 }
 
 /// Three 20-byte messages through an 80-byte ring: records at 0 and 32, then a padding record at
-/// 64 and the third record at 0 again, overwriting bytes the consumer must have released.
+/// 64 and the third record at 0 again, overwriting bytes the consumer must have released. The
+/// records are frames (more than a third of the capacity): where the consumer has released the
+/// first one before the second is written, the second goes to 0 behind a padding record at 32.
 #[test]
 fn stream_with_wrap_and_padding() {
     model(|| {

@@ -54,6 +54,8 @@ impl Queue {
         self.positions_ok(read, tail, "read, tail")?;
         let me = if how == Take::View { owner::me() } else { 0 };
         let mut pos = read;
+        // Where `read` stands (moved past a leading padding record below).
+        let mut from = read;
         let mut n = 0;
         let mut bytes = 0u64;
         while pos < tail {
@@ -67,6 +69,17 @@ impl Queue {
                 // waiting to wrap is not held up by a padding record nobody reads).
                 STATE_PADDING => {
                     pos += self.span(pos, len, state, tail)?;
+                    if n == 0 && pos < tail {
+                        // A padding record first, records behind it: move `read` past it and
+                        // reclaim it before copying or stamping them, so that its bytes (the
+                        // other half of a queue of two frames, `mem::reuse`) are the producers'
+                        // while they are read. Crash-safe as any `read` store: nothing below it
+                        // but padding. Once per lap of the buffer.
+                        // SYNC: read-publish (Release, as below).
+                        c.read.value.store(pos, Ordering::Release);
+                        from = pos;
+                        self.advance_reclaim(false);
+                    }
                 }
                 STATE_COMMITTED | STATE_TAKEN if n == max || !accept(idx, len, n) => break,
                 STATE_COMMITTED | STATE_TAKEN => {
@@ -96,7 +109,7 @@ impl Queue {
                 }
             }
         }
-        if pos != read {
+        if pos != from {
             // SYNC: read-publish. Release: our copies out of the records (and the TAKEN stamps)
             // happen-before an advancer's Acquire load of `read`, and so before any producer
             // overwrites them. This single store is the consumer's commit.
@@ -106,7 +119,7 @@ impl Queue {
             bump(&c.cons_stats.msgs, n as u64);
             bump(&c.cons_stats.bytes, bytes);
         }
-        Ok(Taken { n, from: read, to: pos })
+        Ok(Taken { n, from, to: pos })
     }
 
     /// True if `tail != read` (something may be available).

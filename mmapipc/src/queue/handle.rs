@@ -118,6 +118,9 @@ pub struct Queue {
     /// Last `reclaim` this handle read under the producer lock (a process-local lower bound of
     /// it, see `write_locked`; the initial 0 is one too).
     pub(super) reclaim_seen: AtomicU64,
+    /// When a producer of this handle waits for a frame's release ([`crate::mem::reuse`]),
+    /// written under the producer lock.
+    pub(super) hot: AtomicU64,
     _mem: Memory,
 }
 
@@ -237,7 +240,16 @@ impl Queue {
         if opts.prefault {
             data.prefault();
         }
-        Queue { ctrl, data, cap, path, check_interval, reclaim_seen: AtomicU64::new(0), _mem: mem }
+        Queue {
+            ctrl,
+            data,
+            cap,
+            path,
+            check_interval,
+            reclaim_seen: AtomicU64::new(0),
+            hot: AtomicU64::new(0),
+            _mem: mem,
+        }
     }
 
     pub(super) fn ctrl(&self) -> &Control {

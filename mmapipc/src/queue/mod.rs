@@ -35,7 +35,10 @@
 //! * a consumer killed before its `read` store has copied (or stamped) records still at or beyond
 //!   `read`: they are delivered again to the next consumer (the dead one never returned them), and
 //!   a stale TAKEN stamp at or beyond `read` means COMMITTED; killed after it, copied records are
-//!   finished and viewed records are TAKEN by a dead owner;
+//!   finished and viewed records are TAKEN by a dead owner. A take that starts at a padding
+//!   record stores `read` past it first (then reclaims it, so producers of frames get its
+//!   space while the records behind it are read): killed between the two stores, only the
+//!   padding is passed;
 //! * `reclaim` moves by CAS from a value to a larger one: a killed advancer leaves it unchanged.
 //!
 //! A lock whose holder died is taken over by the next waiter within one check interval

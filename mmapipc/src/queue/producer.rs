@@ -6,6 +6,7 @@ use std::time::Duration;
 use super::error::{corrupt, QueueError};
 use super::handle::{bump, Queue};
 use super::records::{head_word, record_size, RECORD_ALIGN, RECORD_HEADER, STATE_COMMITTED, STATE_PADDING};
+use crate::mem::reuse::{self, is_frame};
 use crate::mem::DataArea;
 use crate::owner;
 use crate::sync::{fence, Ordering};
@@ -105,14 +106,23 @@ impl Queue {
             let need = record_size(m_len);
             let idx = pos % self.cap;
             let room = self.cap - idx;
-            let end = if need > room { pos + room + need } else { pos + need };
+            // A frame (see `mem::reuse`) goes to offset 0, over the previous frame, when the
+            // consumers have released everything before it.
+            let restart = pos == tail && idx != 0 && need <= idx && is_frame(need, self.cap) && {
+                reclaim = self.restart_hot(tail, idx, need)?;
+                fresh = true;
+                limit = reclaim + self.cap;
+                reuse_fence();
+                reclaim == tail
+            };
+            let end = if need > room || restart { pos + room + need } else { pos + need };
             if end > limit && !fresh {
                 reclaim = self.load_reclaim(tail)?;
                 fresh = true;
                 limit = reclaim + self.cap;
                 reuse_fence();
             }
-            if need > room {
+            if need > room || restart {
                 if pos + room > limit {
                     break;
                 }
@@ -166,6 +176,25 @@ impl Queue {
             bump(&c.prod_stats.bytes, bytes);
         }
         Ok(n)
+    }
+
+    /// The shared `reclaim` for a frame of `need` bytes that could go to offset 0 (`idx`: the
+    /// tail's offset, `need <= idx`): if consumers still hold only the records since offset 0
+    /// (the previous frame), polls for a moment for them to release it
+    /// ([`reuse::Backoff::poll`]). The caller restarts at 0 if the result equals `tail`.
+    #[cold]
+    fn restart_hot(&self, tail: u64, idx: u64, need: u64) -> Result<u64, QueueError> {
+        let mut reclaim = self.load_reclaim(tail)?;
+        if reclaim != tail && tail - reclaim <= idx {
+            // Relaxed: read and written only under the producer lock (as `reclaim_seen`).
+            let mut hot = reuse::Backoff(self.hot.load(Ordering::Relaxed));
+            hot.poll(need, || {
+                reclaim = self.load_reclaim(tail)?;
+                Ok(reclaim == tail)
+            })?;
+            self.hot.store(hot.0, Ordering::Relaxed);
+        }
+        Ok(reclaim)
     }
 
     /// Reads the shared `reclaim` (producer lock held), checks it against `tail` and remembers it.
@@ -258,7 +287,10 @@ impl Queue {
         Ok(done)
     }
 
-    /// Puts `msg` if there is room now; `Ok(false)` if the queue is full.
+    /// Puts `msg` if there is room now; `Ok(false)` if the queue is full. A frame (a message
+    /// of 4 MiB or more and over a third of the capacity) may first poll for a moment (1 ns per 64 bytes) for the
+    /// consumers to release the previous frame, so as to write over its bytes (see
+    /// `mem::reuse`); every put call does the same.
     pub fn try_put(&self, msg: &[u8]) -> Result<bool, QueueError> {
         Ok(self.produce(&mut Slices(&[msg]), Deadline::after(Some(Duration::ZERO)), false)? == 1)
     }

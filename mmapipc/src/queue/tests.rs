@@ -515,3 +515,32 @@ proptest! {
         corrupt_run(&q);
     }
 }
+
+/// Frames (records over a third of the capacity, two fit): when every view of the previous one
+/// is released, the next goes to offset 0 again; while one is held, the next goes to the other
+/// half (the padding before the held frame is reclaimed), and stays FIFO.
+#[test]
+fn frames_reuse_the_released_half_and_pipeline_while_one_is_held() {
+    const F: usize = 1000;
+    let q = Queue::heap(2 * (F + 64)).unwrap();
+    let frame = |i: u8| vec![i; F];
+    assert!(q.try_put(&frame(1)).unwrap());
+    let first = {
+        let v = q.try_get_view().unwrap().unwrap();
+        assert_eq!(*v, frame(1)[..]);
+        v.as_ptr()
+    };
+    assert!(q.try_put(&frame(2)).unwrap());
+    let held = q.try_get_view().unwrap().unwrap();
+    assert_eq!(held.as_ptr(), first, "a frame after a released one reuses its bytes");
+    assert!(q.try_put(&frame(3)).unwrap(), "the padding before a held frame is reclaimed");
+    assert!(!q.try_put(&frame(4)).unwrap(), "two frames fill the queue");
+    let v = q.try_get_view().unwrap().unwrap();
+    assert_eq!(*v, frame(3)[..]);
+    assert_ne!(v.as_ptr(), first, "written while frame 2 was held: the other half");
+    assert_eq!(*held, frame(2)[..], "still intact");
+    drop((held, v));
+    assert!(q.try_put(&frame(4)).unwrap());
+    assert_eq!(q.try_get().unwrap(), Some(frame(4)));
+    assert_eq!(q.try_get().unwrap(), None);
+}

@@ -169,8 +169,16 @@ impl Ring {
         // the role (with a Release store that our claim's Acquire CAS read from).
         let (messages, bytes) =
             (ctrl.producer.messages.load(Ordering::Relaxed), ctrl.producer.bytes.load(Ordering::Relaxed));
-        self.prod =
-            Some(ProducerState { claim, tail, off: tail % cap, cached_head: head, full: false, messages, bytes });
+        self.prod = Some(ProducerState {
+            claim,
+            tail,
+            off: tail % cap,
+            cached_head: head,
+            full: false,
+            messages,
+            bytes,
+            hot: Default::default(),
+        });
         Ok(self.prod.as_mut().expect("claimed above"))
     }
 

@@ -123,6 +123,17 @@ impl ConsumerState {
         self.pending_bytes += len as u64;
     }
 
+    /// After a peek from position `before` that found a message behind a padding record:
+    /// publishes the position in front of the message (everything before it is consumed), so
+    /// that the padding's bytes, the other half of a ring of two frames (`mem::reuse`), are the
+    /// producer's while the message is read. Once per lap of the buffer.
+    #[inline]
+    pub(super) fn release_padding(&mut self, mem: &RingMemory, before: u64) {
+        if self.head != before && self.held == 0 {
+            self.publish(mem);
+        }
+    }
+
     /// Publishes our position (minus any detached record) and wakes a sleeping producer.
     #[inline]
     pub(super) fn publish(&mut self, mem: &RingMemory) {
@@ -173,6 +184,7 @@ impl Ring {
         // Split borrows instead of cloning the Arc.
         let mem = &*self.mem;
         let c = self.cons.as_mut().expect("claimed above");
+        let before = c.head;
         match c.peek(mem)? {
             Peek::Empty => {
                 if c.head - c.held != mem.ctrl().consumer.head.load(Ordering::Relaxed) {
@@ -180,7 +192,10 @@ impl Ring {
                 }
                 Ok(None)
             }
-            Peek::Message { off, len, rec } => Ok(Some(RecvGuard::new(self, off, len, rec))),
+            Peek::Message { off, len, rec } => {
+                c.release_padding(mem, before);
+                Ok(Some(RecvGuard::new(self, off, len, rec)))
+            }
         }
     }
 
@@ -198,7 +213,9 @@ impl Ring {
         let mem = self.mem.clone();
         loop {
             let c = self.consumer()?;
+            let before = c.head;
             if let Peek::Message { off, len, rec } = c.peek(&mem)? {
+                c.release_padding(&mem, before);
                 return Ok(Some(RecvGuard::new(self, off, len, rec)));
             }
             if c.head - c.held != mem.ctrl().consumer.head.load(Ordering::Relaxed) {
@@ -219,9 +236,12 @@ impl Ring {
         let mut n = 0;
         let mut result = Ok(());
         while n < max {
+            let before = c.head;
             match c.peek(&mem) {
                 Ok(Peek::Empty) => break,
                 Ok(Peek::Message { off, len, rec }) => {
+                    // The messages before were handed to `f` already.
+                    c.release_padding(&mem, before);
                     // SAFETY: peek validated off + len <= capacity and that the record is
                     // published and not released: the protocol gives these bytes to us until
                     // we publish head below, and `mem` keeps them mapped.

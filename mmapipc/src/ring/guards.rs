@@ -117,6 +117,12 @@ impl<'a> RecvGuard<'a> {
         if let Some(c) = ring.cons.as_mut() {
             c.advance(&mem, me.rec, me.len);
             c.held = me.rec;
+            if me.off == RECORD_HEADER as u64 {
+                // The record starts the buffer: release the padding record skipped before it
+                // now, not with the record, so that a producer of frames (two in the ring, see
+                // `mem::reuse`) has the other half of the buffer while this one is held.
+                c.publish(&mem);
+            }
         }
         // SAFETY: the record at off..off+len was published to this consumer and stays held
         // (`held`) until the next consumer operation, so nobody writes it meanwhile; `mem` keeps

@@ -23,6 +23,9 @@ pub struct RingMemory {
     /// The data area: every access to its bytes goes through it.
     pub(super) data: DataArea,
     pub(super) capacity: u64,
+    /// Longer records are frames ([`crate::mem::reuse::is_frame`]), which the producer's fast
+    /// path leaves to `reserve`.
+    pub(super) frame_over: u64,
     pub(super) path: Option<PathBuf>,
     /// The mapping (or heap block) holding the control block and the data area.
     #[cfg(not(loom))]
@@ -233,6 +236,7 @@ impl Ring {
                 ctrl: &*ctrl as *const RingControl,
                 data: DataArea::heap(capacity),
                 capacity: capacity as u64,
+                frame_over: crate::mem::reuse::frame_over(capacity as u64),
                 path: None,
                 _ctrl: ctrl,
             };
@@ -259,6 +263,7 @@ impl Ring {
             ctrl: base.wrapping_add(control_offset as usize) as *const RingControl,
             data,
             capacity,
+            frame_over: crate::mem::reuse::frame_over(capacity),
             path,
             _region: region,
         };

@@ -3,6 +3,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::mem::reuse::{self, is_frame};
 use crate::sync::{fence, Ordering};
 use crate::wait::{asymmetric, Deadline};
 
@@ -28,6 +29,8 @@ pub(super) struct ProducerState {
     /// may have just pulled away to read `tail` (a load there would stall the producer).
     pub(super) messages: u64,
     pub(super) bytes: u64,
+    /// When to wait for the consumer's release of the previous frame ([`reuse::Backoff`]).
+    pub(super) hot: reuse::Backoff,
 }
 
 impl ProducerState {
@@ -67,7 +70,9 @@ impl ProducerState {
     }
 
     /// Finds room for the record of a `len`-byte message: returns its offset, or `None` if the
-    /// ring is full. May write and publish a padding record first (so the record starts at 0).
+    /// ring is full. May write and publish a padding record first (so the record starts at 0):
+    /// at the wrap, or for a frame ([`is_frame`]) whose predecessors since offset 0 the consumer
+    /// has released ([`restart_hot`](Self::restart_hot)).
     #[inline]
     pub(super) fn reserve(
         &mut self,
@@ -78,7 +83,7 @@ impl ProducerState {
         let rec = record_size(len) as u64;
         let cap = mem.capacity;
         let to_end = cap - self.off;
-        if rec > to_end {
+        if rec > to_end || (self.off != 0 && rec <= self.off && is_frame(rec, cap) && self.restart_hot(mem, rec)?) {
             if !self.has_room(mem, to_end)? {
                 return Ok(None);
             }
@@ -94,6 +99,40 @@ impl ProducerState {
             return Ok(None);
         }
         Ok(Some(self.take_room(mem, len, rec)))
+    }
+
+    /// Whether a frame of `rec` bytes should start at offset 0 instead of our position (`off`,
+    /// with `rec <= off`; see [`crate::mem::reuse`]): true when the consumer has released
+    /// everything (the ring is empty), so the bytes from 0 on, which the previous frame used, are
+    /// free; the padding record in front of the frame then takes `capacity - off` bytes, and the
+    /// frame fits in the remaining `off`. When the only unreleased bytes lie between 0 and our
+    /// position (the consumer still holds the previous frame), polls for its release for a
+    /// moment ([`reuse::Backoff::poll`]).
+    #[cold]
+    fn restart_hot(&mut self, mem: &RingMemory, rec: u64) -> Result<bool, RingError> {
+        let tail = self.tail;
+        // Relaxed: our own last store. Records of a batch not published yet are ours: the ring
+        // is not empty, and waiting for the consumer would not change that.
+        if mem.ctrl().producer.tail.load(Ordering::Relaxed) != tail {
+            return Ok(false);
+        }
+        let load = || -> Result<u64, RingError> {
+            // SYNC: head-release (Acquire, as in has_room_slow), then reuse-fence.
+            let head = mem.ctrl().consumer.head.load(Ordering::Acquire);
+            check_indices(head, tail, mem.capacity)?;
+            fence(Ordering::Release);
+            Ok(head)
+        };
+        let mut head = load()?;
+        if head != tail && tail - head <= self.off {
+            // Only this lap's records since offset 0 are unreleased: the previous frame.
+            self.hot.poll(rec, || {
+                head = load()?;
+                Ok(head == tail)
+            })?;
+        }
+        self.cached_head = head;
+        Ok(head == tail)
     }
 
     /// Takes the `rec` bytes at our position for a `len`-byte message, once `has_room` showed
@@ -207,6 +246,10 @@ impl Ring {
 
     /// Writes one message if there is room now. `Ok(false)`: the ring is full.
     ///
+    /// A frame (a message of 4 MiB or more and over a third of the capacity) may first poll for a moment (1 ns per
+    /// 64 bytes) for the consumer to release the previous frame, so as to write over its bytes
+    /// (see `mem::reuse`); every write call does the same.
+    ///
     /// Fails with [`RingError::TooLarge`] if `data` can never fit (longer than
     /// [`max_message_size`](Self::max_message_size)).
     #[inline]
@@ -219,8 +262,10 @@ impl Ring {
         if let Some(p) = &mut self.prod {
             let len = data.len();
             let rec = record_size(len.min(mem.capacity as usize)) as u64;
-            // (rec <= capacity - off also bounds len below max_message_size.)
-            if p.claim.generation == fork_generation() && rec <= mem.capacity - p.off {
+            // (rec <= capacity - off also bounds len below max_message_size.) Frames (longer
+            // than frame_over) take the cold path, where `reserve` chooses where they go; one
+            // bound for both keeps the fast path at one comparison.
+            if p.claim.generation == fork_generation() && rec <= (mem.capacity - p.off).min(mem.frame_over) {
                 if !p.has_room(mem, rec)? {
                     return Ok(false);
                 }

@@ -440,3 +440,47 @@ fn sleepers_are_woken() {
     assert!(waited < Duration::from_millis(900), "producer missed a wake-up");
     assert_eq!(c.read_batch(10, |_| ()).unwrap(), 4);
 }
+
+/// Frames (records over a third of the capacity, two fit): when the consumer has released the
+/// previous one, the next goes to offset 0 again, over the bytes still in the caches; while it
+/// holds one, the next goes to the other half, and stays FIFO.
+#[test]
+fn frames_reuse_the_released_half_and_pipeline_while_one_is_held() {
+    const F: usize = 1000;
+    let mut r = ring(2 * (F + 64));
+    let frame = |i: u8| vec![i; F];
+    assert!(r.try_write(&frame(1)).unwrap());
+    let first = {
+        let g = r.try_read().unwrap().unwrap();
+        assert_eq!(*g, frame(1)[..]);
+        g.as_ptr()
+    };
+    assert!(r.try_write(&frame(2)).unwrap());
+    let d = r.try_read().unwrap().unwrap().detach();
+    assert_eq!(d.as_ptr() as *const u8, first, "a frame after a released one reuses its bytes");
+    // SAFETY: no consumer operation since the detach.
+    assert_eq!(unsafe { d.as_slice() }, &frame(2)[..]);
+    // Frame 2 is held (at 0, behind a padding record): the other half is free for frame 3.
+    assert!(r.try_write(&frame(3)).unwrap(), "the padding before a held frame is released");
+    assert!(!r.try_write(&frame(4)).unwrap(), "two frames fill the ring");
+    let g = r.try_read().unwrap().unwrap();
+    assert_eq!(*g, frame(3)[..]);
+    assert_ne!(g.as_ptr(), first, "written while frame 2 was held: the other half");
+    drop(g);
+    assert!(r.try_write(&frame(4)).unwrap());
+    assert_eq!(read_vec(&mut r).unwrap().unwrap(), frame(4));
+    assert!(read_vec(&mut r).unwrap().is_none());
+    let s = r.stats();
+    assert_eq!((s.messages_in, s.messages_out), (4, 4));
+}
+
+/// Records of a third of the capacity or less keep the plain ring order.
+#[test]
+fn small_records_do_not_restart_at_zero() {
+    let mut r = ring(4 * 64);
+    assert!(r.try_write(&[1; 56]).unwrap());
+    let first = r.try_read().unwrap().unwrap().as_ptr();
+    assert!(r.try_write(&[2; 56]).unwrap());
+    let second = r.try_read().unwrap().unwrap().as_ptr();
+    assert_eq!(second as usize - first as usize, 64);
+}

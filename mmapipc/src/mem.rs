@@ -319,16 +319,16 @@ impl DataArea {
 /// have mostly let go since the frame before last. When the consumer has released the previous
 /// frame before the next one is written (the channel is empty), the producer writes the next one
 /// at offset 0 again behind a padding record, over the bytes the previous frame occupied: one
-/// region stays hot. On the 2-core VM an 8 MiB copy into one reused `/dev/shm` region took about
-/// 0.6-0.7 of the time of a copy into two alternating ones (docs/benchmarks.md, issue 16).
+/// region stays hot (docs/benchmarks.md, "Issue 16", has the copy times that show the
+/// difference).
 pub(crate) mod reuse {
     #[cfg(not(loom))]
     use std::time::Duration;
 
     /// Frames start at this size: below it two of them and the producer's source stay within
-    /// the caches and the TLB anyway (in one process on the 2-core VM, copies of 1 and 2 MiB took
-    /// as long into two alternating regions as into one; 4 MiB 1.4x longer, 8 MiB about 2x).
-    /// Unit tests and loom models use small rings, so there it is 0.
+    /// the caches and the TLB anyway, so alternating regions cost nothing (measured in
+    /// docs/benchmarks.md, "Issue 16"). Unit tests and loom models use small rings, so there it
+    /// is 0.
     #[cfg(not(any(test, loom)))]
     pub(crate) const MIN_FRAME: u64 = 4 << 20;
     #[cfg(any(test, loom))]
@@ -348,8 +348,9 @@ pub(crate) mod reuse {
     }
 
     /// How long a producer polls for the consumer to release the previous frame before writing
-    /// the next one elsewhere: 1 ns per 64 bytes (131 us for 8 MiB), a fifth of an 8 MiB copy
-    /// into a region that is not hot on the 2-core VM and about what reusing one saves.
+    /// the next one elsewhere: 1 ns per 64 bytes of the frame, a fraction of what copying the
+    /// frame into a cold region costs more than into a hot one (docs/benchmarks.md, "Issue
+    /// 16"), so a poll that succeeds pays for itself and one that times out costs little.
     #[cfg(not(loom))]
     fn wait_for(rec: u64) -> Duration {
         Duration::from_nanos(rec / 64)

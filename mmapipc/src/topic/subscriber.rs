@@ -201,6 +201,7 @@ impl std::ops::Deref for Received<'_> {
 }
 
 impl Drop for Received<'_> {
+    #[inline]
     fn drop(&mut self) {
         if self.rec != 0 {
             // The bytes go back to the publisher below: let go of them first.
@@ -308,6 +309,7 @@ impl Subscriber {
         }
     }
 
+    #[inline]
     pub(super) fn check(&mut self) -> Result<(), TopicError> {
         if self.generation != fork_generation() {
             return Err(TopicError::Inherited { what: "subscriber" });
@@ -349,6 +351,7 @@ impl Subscriber {
         self.group.map(|g| super::group::name(&self.mem, g))
     }
 
+    #[inline]
     fn advance(&mut self, rec: u64, len: usize) {
         self.cursor += rec;
         self.off += rec;
@@ -361,6 +364,7 @@ impl Subscriber {
     }
 
     /// Stores our position (minus a held view) and counters; wakes a sleeping publisher.
+    #[inline]
     fn publish(&mut self) {
         let e = self.mem.sub(self.slot);
         // SYNC: cursor-release. Release: our reads below the cursor happen-before the
@@ -376,6 +380,7 @@ impl Subscriber {
     }
 
     /// The next record at our cursor (skipping padding), validated (block mode: in place).
+    #[inline]
     fn next(&mut self) -> Result<Next, TopicError> {
         let mem = &*self.mem;
         let cap = mem.capacity;
@@ -418,6 +423,7 @@ impl Subscriber {
     }
 
     /// Receives one message if one is ready. `Ok(None)`: nothing new.
+    #[inline]
     pub fn try_recv(&mut self) -> Result<Option<Received<'_>>, TopicError> {
         Ok(self.take(false)?.map(|g| self.guard(g)))
     }
@@ -425,11 +431,13 @@ impl Subscriber {
     /// Receives one message in place (an exclusive subscriber of a block-mode topic only:
     /// elsewhere the publisher or another member may overwrite it while held, so views are
     /// refused with [`TopicError::Unsupported`]).
+    #[inline]
     pub fn try_recv_view(&mut self) -> Result<Option<Received<'_>>, TopicError> {
         Ok(self.take(true)?.map(|g| self.guard(g)))
     }
 
     /// Takes the next message (as plain data; `guard` makes the borrow).
+    #[inline]
     fn take(&mut self, view: bool) -> Result<Option<Got>, TopicError> {
         self.check()?;
         if view && self.group.is_some() {
@@ -449,6 +457,7 @@ impl Subscriber {
         self.take_in_place()
     }
 
+    #[inline]
     fn guard(&mut self, g: Got) -> Received<'_> {
         let bytes = if g.rec != 0 {
             // SAFETY: `take_in_place` validated off + len within the area and the record below
@@ -461,6 +470,7 @@ impl Subscriber {
         Received { sub: self, bytes, rec: g.rec, len: g.len }
     }
 
+    #[inline]
     fn take_in_place(&mut self) -> Result<Option<Got>, TopicError> {
         let start = self.cursor;
         match self.next()? {

@@ -103,7 +103,7 @@ pub use layout::{
     LEN_MARK, LEN_PADDING, MAX_GROUP_NAME, MAX_SUBSCRIBERS, NO_CURSOR, NO_GROUP, RECORD_HEADER,
 };
 pub use publisher::{Publisher, REAP_INTERVAL};
-pub use subscriber::{DetachedView, Received, Subscriber};
+pub use subscriber::{DetachedRun, DetachedView, Received, Subscriber};
 
 /// Slice length for Rust-side blocking waits.
 pub(crate) const RUST_SLICE: std::time::Duration = std::time::Duration::from_secs(1);

@@ -277,6 +277,45 @@ pub(super) struct Got {
     pub(super) rec: u64,
 }
 
+/// A run of equally sized records held in place ([`Subscriber::try_recv_fixed_batch`]), valid
+/// until the next operation of the subscriber that took it.
+#[derive(Debug)]
+pub struct DetachedRun {
+    /// Keeps the mapping alive.
+    pub mem: Arc<TopicMemory>,
+    ptr: *mut u8,
+    count: usize,
+    stride: usize,
+    len: usize,
+}
+
+// SAFETY: a pointer into memory `mem` keeps alive; reads through it are governed by the
+// subscriber protocol (the records stay held), not by which thread holds the value.
+unsafe impl Send for DetachedRun {}
+
+impl DetachedRun {
+    /// Start of the first record's payload; record `i`'s is `i * stride()` further.
+    pub fn as_ptr(&self) -> *mut u8 {
+        self.ptr
+    }
+    /// Number of records.
+    pub fn count(&self) -> usize {
+        self.count
+    }
+    /// Distance between consecutive payloads.
+    pub fn stride(&self) -> usize {
+        self.stride
+    }
+    /// Bytes from the first payload to the end of the last one.
+    pub fn span(&self) -> usize {
+        if self.count == 0 {
+            0
+        } else {
+            (self.count - 1) * self.stride + self.len
+        }
+    }
+}
+
 /// What the next record is.
 enum Next {
     Empty,
@@ -673,6 +712,62 @@ impl Subscriber {
                 Ok(Some(Ok(m.len())))
             }
         }
+    }
+
+    /// Takes up to `max` consecutive messages of exactly `len` bytes that lie contiguously in the
+    /// data area (the run stops at the wrap or at a message of another length) and keeps them
+    /// held in place until the next operation of this subscriber: an array of records with a
+    /// fixed stride, which bindings expose without copying (a structured NumPy array). An
+    /// exclusive subscriber of a block-mode topic only ([`TopicError::Unsupported`] otherwise).
+    /// `Ok(None)`: nothing to read. A first message of another length is received and reported
+    /// as [`TopicError::WrongSize`].
+    pub fn try_recv_fixed_batch(&mut self, max: usize, len: usize) -> Result<Option<DetachedRun>, TopicError> {
+        self.check()?;
+        if self.group.is_some() || self.mem.overflow == Overflow::Overwrite {
+            return Err(TopicError::Unsupported(
+                "runs in place are for exclusive subscribers of a block-mode topic (receive copies)",
+            ));
+        }
+        let mut first: Option<(u64, u64)> = None; // (payload offset, cursor at the first record)
+        let (mut count, mut stride) = (0usize, 0u64);
+        while count < max {
+            match self.next()? {
+                Next::Empty => break,
+                Next::Message { off, len: l, rec, stamp } => {
+                    if stamp != self.seq as u32 {
+                        return Err(corrupt(format!(
+                            "message at {} has stamp {stamp}, expected {}",
+                            self.cursor, self.seq
+                        )));
+                    }
+                    if l != len {
+                        if count == 0 {
+                            self.advance(rec, l);
+                            self.publish();
+                            return Err(TopicError::WrongSize { len: l, expected: len });
+                        }
+                        break;
+                    }
+                    match first {
+                        None => {
+                            first = Some((off, self.cursor));
+                            stride = rec;
+                        }
+                        Some((start, _)) if off != start + count as u64 * stride => break,
+                        Some(_) => {}
+                    }
+                    self.advance(rec, l);
+                    count += 1;
+                }
+            }
+        }
+        let run = first.map(|(off, start)| {
+            // Hold everything from the first record on: `publish` releases only what precedes.
+            self.held = self.cursor - start;
+            DetachedRun { mem: self.mem.clone(), ptr: self.mem.data.ptr(off), count, stride: stride as usize, len }
+        });
+        self.publish();
+        Ok(run)
     }
 
     /// Frees the slot now (dropping the subscriber does the same).

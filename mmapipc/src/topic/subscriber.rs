@@ -5,12 +5,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::mem::Bytes;
+
 use crate::sync::{fence, Ordering};
 use crate::wait::{asymmetric, Deadline};
 
 use super::error::{check_window, corrupt, TopicError};
 use super::handle::{Overflow, Start, Topic, TopicMemory};
 use super::layout::{align8, widen, LEN_PADDING, NO_CURSOR, NO_GROUP, RECORD_HEADER};
+use super::views::{Got, Received};
 use super::{fork_generation, RUST_SLICE};
 
 /// One subscriber of a topic ([`Topic::subscribe`], [`Topic::subscribe_group`]). Dropping it
@@ -22,13 +24,13 @@ pub struct Subscriber {
     pub(super) group: Option<usize>,
     generation: u64,
     /// Exclusive: the next position to read.
-    cursor: u64,
-    off: u64,
+    pub(super) cursor: u64,
+    pub(super) off: u64,
     /// Exclusive: the sequence number of the next message.
-    seq: u64,
+    pub(super) seq: u64,
     cached_tail: u64,
     /// Bytes of a detached view still held (the shared cursor stays behind them).
-    held: u64,
+    pub(super) held: u64,
     pub(super) messages: u64,
     pub(super) bytes: u64,
     dropped: u64,
@@ -178,146 +180,8 @@ pub(super) fn release_slot(mem: &TopicMemory, i: usize) {
     asymmetric::notify(&mem.head().wait.space);
 }
 
-/// A received message (derefs to its payload): in place in the topic (an exclusive subscriber
-/// of a block-mode topic; its space is released when the guard drops) or copied.
-pub struct Received<'a> {
-    sub: &'a mut Subscriber,
-    bytes: Bytes,
-    /// In place: the record's size; copied: 0 (the payload is the subscriber's buffer).
-    rec: u64,
-    len: usize,
-}
-
-impl std::ops::Deref for Received<'_> {
-    type Target = [u8];
-    #[inline]
-    fn deref(&self) -> &[u8] {
-        if self.rec != 0 {
-            self.bytes.as_slice()
-        } else {
-            &self.sub.buf[..self.len]
-        }
-    }
-}
-
-impl Drop for Received<'_> {
-    #[inline]
-    fn drop(&mut self) {
-        if self.rec != 0 {
-            // The bytes go back to the publisher below: let go of them first.
-            self.bytes.end();
-            self.sub.advance(self.rec, self.len);
-            self.sub.publish();
-        }
-    }
-}
-
-impl std::fmt::Debug for Received<'_> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Received").field("len", &self.len).field("in_place", &(self.rec != 0)).finish()
-    }
-}
-
-impl<'a> Received<'a> {
-    /// True if the payload is read in place (not a copy).
-    pub fn in_place(&self) -> bool {
-        self.rec != 0
-    }
-
-    /// Keeps an in-place record held past the guard, until the next operation of this
-    /// subscriber (for bindings exporting views without a borrow). `None` for a copy.
-    pub fn detach(self) -> Option<DetachedView> {
-        if self.rec == 0 {
-            return None;
-        }
-        let mut me = std::mem::ManuallyDrop::new(self);
-        me.bytes.end();
-        let (rec, len) = (me.rec, me.len);
-        let sub: &mut Subscriber = me.sub;
-        let ptr = sub.mem.data.ptr(sub.off + RECORD_HEADER as u64);
-        sub.advance(rec, len);
-        sub.held = rec;
-        Some(DetachedView { mem: sub.mem.clone(), ptr, len })
-    }
-}
-
-/// A record held in place after its guard ([`Received::detach`]): valid until the next
-/// operation of the subscriber that read it.
-#[derive(Debug)]
-pub struct DetachedView {
-    /// Keeps the mapping alive.
-    pub mem: Arc<TopicMemory>,
-    ptr: *mut u8,
-    len: usize,
-}
-
-// SAFETY: a pointer into memory `mem` keeps alive; reads through it are governed by the
-// subscriber protocol (the record stays held), not by which thread holds the value.
-unsafe impl Send for DetachedView {}
-
-impl DetachedView {
-    /// Start of the payload.
-    pub fn as_ptr(&self) -> *mut u8 {
-        self.ptr
-    }
-    /// Payload length.
-    pub fn len(&self) -> usize {
-        self.len
-    }
-    /// True for an empty message.
-    pub fn is_empty(&self) -> bool {
-        self.len == 0
-    }
-}
-
-/// A message taken, before its guard is made: in place (`rec != 0`) or copied to `buf`.
-pub(super) struct Got {
-    pub(super) off: u64,
-    pub(super) len: usize,
-    pub(super) rec: u64,
-}
-
-/// A run of equally sized records held in place ([`Subscriber::try_recv_fixed_batch`]), valid
-/// until the next operation of the subscriber that took it.
-#[derive(Debug)]
-pub struct DetachedRun {
-    /// Keeps the mapping alive.
-    pub mem: Arc<TopicMemory>,
-    ptr: *mut u8,
-    count: usize,
-    stride: usize,
-    len: usize,
-}
-
-// SAFETY: a pointer into memory `mem` keeps alive; reads through it are governed by the
-// subscriber protocol (the records stay held), not by which thread holds the value.
-unsafe impl Send for DetachedRun {}
-
-impl DetachedRun {
-    /// Start of the first record's payload; record `i`'s is `i * stride()` further.
-    pub fn as_ptr(&self) -> *mut u8 {
-        self.ptr
-    }
-    /// Number of records.
-    pub fn count(&self) -> usize {
-        self.count
-    }
-    /// Distance between consecutive payloads.
-    pub fn stride(&self) -> usize {
-        self.stride
-    }
-    /// Bytes from the first payload to the end of the last one.
-    pub fn span(&self) -> usize {
-        if self.count == 0 {
-            0
-        } else {
-            (self.count - 1) * self.stride + self.len
-        }
-    }
-}
-
 /// What the next record is.
-enum Next {
+pub(super) enum Next {
     Empty,
     /// A message at data offset `off` (payload), `len` bytes, record `rec` bytes.
     Message {
@@ -391,7 +255,7 @@ impl Subscriber {
     }
 
     #[inline]
-    fn advance(&mut self, rec: u64, len: usize) {
+    pub(super) fn advance(&mut self, rec: u64, len: usize) {
         self.cursor += rec;
         self.off += rec;
         if self.off == self.mem.capacity {
@@ -404,7 +268,7 @@ impl Subscriber {
 
     /// Stores our position (minus a held view) and counters; wakes a sleeping publisher.
     #[inline]
-    fn publish(&mut self) {
+    pub(super) fn publish(&mut self) {
         let e = self.mem.sub(self.slot);
         // SYNC: cursor-release. Release: our reads below the cursor happen-before the
         // publisher's Acquire scan that lets it overwrite them.
@@ -420,7 +284,7 @@ impl Subscriber {
 
     /// The next record at our cursor (skipping padding), validated (block mode: in place).
     #[inline]
-    fn next(&mut self) -> Result<Next, TopicError> {
+    pub(super) fn next(&mut self) -> Result<Next, TopicError> {
         let mem = &*self.mem;
         let cap = mem.capacity;
         for _ in 0..3 {
@@ -712,62 +576,6 @@ impl Subscriber {
                 Ok(Some(Ok(m.len())))
             }
         }
-    }
-
-    /// Takes up to `max` consecutive messages of exactly `len` bytes that lie contiguously in the
-    /// data area (the run stops at the wrap or at a message of another length) and keeps them
-    /// held in place until the next operation of this subscriber: an array of records with a
-    /// fixed stride, which bindings expose without copying (a structured NumPy array). An
-    /// exclusive subscriber of a block-mode topic only ([`TopicError::Unsupported`] otherwise).
-    /// `Ok(None)`: nothing to read. A first message of another length is received and reported
-    /// as [`TopicError::WrongSize`].
-    pub fn try_recv_fixed_batch(&mut self, max: usize, len: usize) -> Result<Option<DetachedRun>, TopicError> {
-        self.check()?;
-        if self.group.is_some() || self.mem.overflow == Overflow::Overwrite {
-            return Err(TopicError::Unsupported(
-                "runs in place are for exclusive subscribers of a block-mode topic (receive copies)",
-            ));
-        }
-        let mut first: Option<(u64, u64)> = None; // (payload offset, cursor at the first record)
-        let (mut count, mut stride) = (0usize, 0u64);
-        while count < max {
-            match self.next()? {
-                Next::Empty => break,
-                Next::Message { off, len: l, rec, stamp } => {
-                    if stamp != self.seq as u32 {
-                        return Err(corrupt(format!(
-                            "message at {} has stamp {stamp}, expected {}",
-                            self.cursor, self.seq
-                        )));
-                    }
-                    if l != len {
-                        if count == 0 {
-                            self.advance(rec, l);
-                            self.publish();
-                            return Err(TopicError::WrongSize { len: l, expected: len });
-                        }
-                        break;
-                    }
-                    match first {
-                        None => {
-                            first = Some((off, self.cursor));
-                            stride = rec;
-                        }
-                        Some((start, _)) if off != start + count as u64 * stride => break,
-                        Some(_) => {}
-                    }
-                    self.advance(rec, l);
-                    count += 1;
-                }
-            }
-        }
-        let run = first.map(|(off, start)| {
-            // Hold everything from the first record on: `publish` releases only what precedes.
-            self.held = self.cursor - start;
-            DetachedRun { mem: self.mem.clone(), ptr: self.mem.data.ptr(off), count, stride: stride as usize, len }
-        });
-        self.publish();
-        Ok(run)
     }
 
     /// Frees the slot now (dropping the subscriber does the same).

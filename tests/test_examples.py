@@ -46,6 +46,14 @@ def test_video_frames(producer: str) -> None:
     assert "fps" in out
 
 
+def test_video_frames_fan_out_to_two_subscribers() -> None:
+    pytest.importorskip("numpy")
+    out = run(str(EXAMPLES / "video_frames/fanout.py"), "--frames", "40", "--width", "320", "--height", "240")
+    assert "display: 40 frames, every one in place" in out
+    assert "recorder: 40 frames, every one in place" in out
+    assert "written once" in out
+
+
 def test_market_data_v1_and_v2_feeds() -> None:
     pytest.importorskip("numpy")
     out = run(str(EXAMPLES / "market_data/run.py"), "--ticks", "100000")

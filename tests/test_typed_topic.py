@@ -35,8 +35,15 @@ def test_every_subscription_gets_every_record_in_place(shm_path: str) -> None:
                 rec.size  # released by the next receive
             batch = a.recv_batch(100)
             assert batch.dtype == a.dtype and list(batch["size"]) == list(range(2, 10))
+            assert not batch.flags.owndata and not batch.flags.writeable, "over the slots"
+            t.send(tick(10))
+            with pytest.raises(BufferError):
+                a.recv()  # the batch is alive: its slots stay held
+            del batch
+            late = a.recv()
+            assert late is not None and late.size == 10
             whole = b.recv_batch(100)
-            assert list(whole["timestamp_ns"]) == list(range(10)) and b.lag == 0
+            assert list(whole["timestamp_ns"]) == list(range(11)) and b.lag == 0
 
 
 def test_send_batch_and_overwrite_and_groups(shm_path: str) -> None:

@@ -50,7 +50,8 @@ pub(crate) enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Print the messages waiting in a ring or queue as JSON lines, without consuming them.
+    /// Print the messages waiting in a ring or queue (retained in a topic) as JSON lines, without
+    /// consuming them.
     ///
     /// Typed channels are decoded with the schema stored in the file; untyped messages are shown
     /// as their length and a UTF-8 or hex preview. Nothing is consumed: the real consumer still
@@ -59,7 +60,7 @@ pub(crate) enum Command {
     /// --follow the messages the consumer took between two polls are never seen (a
     /// {"missed":true} line says so). tail shows what is waiting, not everything that passes.
     Tail {
-        /// The ring or queue file.
+        /// The ring, queue or topic file.
         path: PathBuf,
         /// Show the last N waiting messages (0: none, only follow).
         #[arg(short = 'n', long = "lines", default_value_t = 10)]
@@ -74,12 +75,12 @@ pub(crate) enum Command {
         #[arg(long)]
         max: Option<u64>,
     },
-    /// Live rates (msg/s, MB/s in and out), fill level and lag of a ring or queue.
+    /// Live rates (msg/s, MB/s in and out), fill level and lag of a ring, queue or topic.
     ///
     /// On a terminal the display is redrawn in place like top; otherwise one line per refresh is
     /// printed (machine-readable with --json).
     Stat {
-        /// The ring or queue file.
+        /// The ring, queue or topic file.
         path: PathBuf,
         /// Seconds between refreshes.
         #[arg(short, long, default_value_t = 1.0)]

@@ -60,6 +60,23 @@ pub(crate) fn doctor(
             Status::Unusable(why) => found.push((format!("not usable: {why}"), None, "")),
             Status::Live | Status::Idle | Status::BeingCreated => {}
         }
+        // A topic's subscriber slots that name dead processes: the publisher reclaims a slot when
+        // it needs the room (block mode), a subscriber when the table is full; nothing to repair.
+        if let Some(t) = p.live.as_ref().and_then(|l| l.topic.as_ref()) {
+            for sub in t.subscribers.iter().filter(|s| !s.alive) {
+                found.push((
+                    format!(
+                        "topic subscriber slot {} names dead pid {}{} (lag {}): reclaimed when the publisher needs its room",
+                        sub.slot,
+                        mmapipc::owner::pid(sub.owner),
+                        sub.group.as_ref().map_or(String::new(), |g| format!(" of group {g:?}")),
+                        sub.lag
+                    ),
+                    None,
+                    "",
+                ));
+            }
+        }
         // A leftover is removed whole; its mode does not matter.
         if r.mode & 0o022 != 0 && p.status.creation().is_none() {
             let path2 = path.clone();

@@ -11,6 +11,7 @@ use mmapipc::owner;
 use mmapipc::queue::{Queue, QueueOptions};
 use mmapipc::region::OpenOptions;
 use mmapipc::ring::Ring;
+use mmapipc::topic::Topic;
 use mmapipc::Kind;
 use std::sync::atomic::Ordering;
 
@@ -71,6 +72,8 @@ pub struct Live {
     pub counters: Counters,
     /// Processes recorded in the control block.
     pub holders: Vec<Holder>,
+    /// A topic's subscriber table and groups.
+    pub topic: Option<mmapipc::topic::TopicInspect>,
 }
 
 /// Opens `path` read-only-in-spirit as its kind and samples its state.
@@ -84,6 +87,10 @@ pub fn live(path: &Path, kind: Kind) -> Result<Option<Live>, String> {
             let q = Queue::open_with(path, &QueueOptions { allow_foreign_owner: true, ..QueueOptions::default() })
                 .map_err(|e| e.to_string())?;
             Ok(Some(queue_live(&q)))
+        }
+        Kind::Topic => {
+            let t = Topic::open_with(path, &OpenOptions { allow_foreign_owner: true }).map_err(|e| e.to_string())?;
+            Ok(Some(topic_live(&t)))
         }
         _ => Ok(None),
     }
@@ -121,6 +128,47 @@ pub fn ring_live(r: &Ring) -> Live {
             view_stalls: None,
         },
         holders,
+        topic: None,
+    }
+}
+
+/// A topic's state: the lag is the slowest subscriber's (or group's).
+pub fn topic_live(t: &Topic) -> Live {
+    let s = t.stats();
+    let i = t.inspect();
+    let mut holders = Vec::new();
+    if i.publisher != 0 {
+        holders.push(Holder { role: "publisher", pid: owner::pid(i.publisher), alive: owner::alive(i.publisher) });
+    }
+    for sub in &i.subscribers {
+        let role = if sub.group.is_some() { "member" } else { "subscriber" };
+        holders.push(Holder { role, pid: owner::pid(sub.owner), alive: sub.alive });
+    }
+    let pending = i.subscribers.iter().map(|x| x.lag).max().unwrap_or(0);
+    let slowest = i.subscribers.iter().filter_map(|x| x.cursor).chain(i.groups.iter().filter_map(|g| g.cursor)).min();
+    let used = i.tail.saturating_sub(i.oldest).min(t.capacity() as u64);
+    Live {
+        capacity: t.capacity() as u64,
+        used,
+        lag_bytes: slowest.map_or(0, |c| i.tail.saturating_sub(c).min(t.capacity() as u64)),
+        pending,
+        counters: Counters {
+            msgs_in: s.messages_in,
+            bytes_in: s.bytes_in,
+            msgs_out: i.subscribers.iter().map(|x| x.messages).sum(),
+            bytes_out: 0,
+            full_waits: s.full_waits,
+            empty_waits: 0,
+            consumer_wakes: 0,
+            producer_wakes: 0,
+            consumers_sleeping: i.data_sleepers,
+            producers_sleeping: i.space_sleepers,
+            lock_recoveries: None,
+            view_recoveries: Some(s.reclaimed),
+            view_stalls: None,
+        },
+        holders,
+        topic: Some(i),
     }
 }
 
@@ -163,6 +211,7 @@ pub fn queue_live(q: &Queue) -> Live {
             view_stalls: Some(s.view_stalls),
         },
         holders,
+        topic: None,
     }
 }
 
@@ -191,6 +240,25 @@ impl Counters {
 impl Live {
     /// As JSON.
     pub fn to_json(&self) -> Value {
+        let mut v = self.base_json();
+        if let Some(t) = &self.topic {
+            v["topic"] = json!({
+                "tail": t.tail,
+                "oldest": t.oldest,
+                "subscribers": t.subscribers.iter().map(|s| json!({
+                    "slot": s.slot, "pid": owner::pid(s.owner), "alive": s.alive, "group": s.group,
+                    "cursor": s.cursor, "lag": s.lag, "messages": s.messages, "dropped": s.dropped,
+                })).collect::<Vec<_>>(),
+                "groups": t.groups.iter().map(|g| json!({
+                    "name": g.name, "members": g.members, "cursor": g.cursor, "lag": g.lag,
+                    "messages": g.messages, "dropped": g.dropped,
+                })).collect::<Vec<_>>(),
+            });
+        }
+        v
+    }
+
+    fn base_json(&self) -> Value {
         json!({
             "capacity": self.capacity,
             "used_bytes": self.used,

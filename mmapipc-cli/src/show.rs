@@ -52,6 +52,9 @@ fn holders_label(p: &Probe) -> String {
                 "consumer" => "C",
                 "producer lock" => "PL",
                 "consumer lock" => "CL",
+                "publisher" => "P",
+                "subscriber" => "S",
+                "member" => "G",
                 _ => "V",
             };
             parts.push(format!("{tag}:{}{}", h.pid, if h.alive { "" } else { "(dead)" }));
@@ -264,7 +267,40 @@ pub(crate) fn inspect(out: &mut impl Write, path: &Path, json: bool) -> Result<i
             short_opt(c.lock_recoveries),
             short_opt(c.view_recoveries)
         );
-        if let Some(stalls) = c.view_stalls {
+        if let Some(t) = &l.topic {
+            let _ = writeln!(
+                s,
+                "topic           tail {} oldest {} ({} subscribers reclaimed)",
+                t.tail,
+                t.oldest,
+                short_opt(c.view_recoveries)
+            );
+            let _ = writeln!(
+                s,
+                "  {:<5} {:<8} {:<6} {:<16} {:>10} {:>12} {:>10}",
+                "SLOT", "PID", "ALIVE", "GROUP", "LAG", "MESSAGES", "DROPPED"
+            );
+            for sub in &t.subscribers {
+                let _ = writeln!(
+                    s,
+                    "  {:<5} {:<8} {:<6} {:<16} {:>10} {:>12} {:>10}",
+                    sub.slot,
+                    mmapipc::owner::pid(sub.owner),
+                    if sub.alive { "yes" } else { "DEAD" },
+                    sub.group.as_deref().unwrap_or("-"),
+                    sub.lag,
+                    sub.messages,
+                    sub.dropped
+                );
+            }
+            for g in &t.groups {
+                let _ = writeln!(
+                    s,
+                    "  group {:<16} {} members, lag {}, {} messages, {} dropped",
+                    g.name, g.members, g.lag, g.messages, g.dropped
+                );
+            }
+        } else if let Some(stalls) = c.view_stalls {
             let _ = writeln!(s, "  view stalls   {stalls} (producers waited for space held by unreleased views)");
         }
     }

@@ -4,12 +4,13 @@ use mmapipc::layout::{FileHeader, Kind};
 use mmapipc::OpenError;
 
 /// The user-facing name of a file's kind, the same in every command, in `--json` and in the
-/// documentation: `region` (a [`mmapipc::SharedMemory`]), `ring`, `queue`.
+/// documentation: `region` (a [`mmapipc::SharedMemory`]), `ring`, `queue`, `topic`.
 pub(crate) fn kind_name(h: &FileHeader) -> &'static str {
     match Kind::from_code(h.kind) {
         Kind::SharedMemory => "region",
         Kind::Ring => "ring",
         Kind::Queue => "queue",
+        Kind::Topic => "topic",
         _ => "?",
     }
 }

@@ -1,4 +1,5 @@
-//! `tail` and `stat`: the messages waiting in a ring or queue, and its live rates. Both only
+//! `tail` and `stat`: the messages waiting in a ring or queue (retained in a topic), and its live
+//! rates. Both only
 //! peek: no role, no lock, no write.
 
 use std::fmt::Write as _;
@@ -15,6 +16,7 @@ use crate::text::{human, io, kind_name};
 use mmapipc::queue::{Queue, QueueOptions};
 use mmapipc::region::OpenOptions;
 use mmapipc::ring::Ring;
+use mmapipc::topic::Topic;
 use mmapipc::Kind;
 use mmapipc::Schema;
 
@@ -22,6 +24,7 @@ use mmapipc::Schema;
 enum Chan {
     Ring(Ring),
     Queue(Queue),
+    Topic(Topic),
 }
 
 impl Chan {
@@ -44,6 +47,9 @@ impl Chan {
                 Queue::open_with(path, &QueueOptions { allow_foreign_owner: true, ..QueueOptions::default() })
                     .map_err(|e| (1, e.to_string()))?,
             ),
+            Kind::Topic => Chan::Topic(
+                Topic::open_with(path, &OpenOptions { allow_foreign_owner: true }).map_err(|e| (1, e.to_string()))?,
+            ),
             _ => return Err((1, format!("{}: a {} has no messages", path.display(), kind_name(&h)))),
         };
         Ok((chan, schema))
@@ -53,6 +59,7 @@ impl Chan {
         match self {
             Chan::Ring(r) => probe::ring_live(r),
             Chan::Queue(q) => probe::queue_live(q),
+            Chan::Topic(t) => probe::topic_live(t),
         }
     }
 
@@ -63,6 +70,7 @@ impl Chan {
                 .peek_committed(from, keep)
                 .map(|p| mmapipc::ring::Peeked { records: p.records, next: p.next, missed: p.missed })
                 .map_err(|e| e.to_string()),
+            Chan::Topic(t) => t.peek_retained(from, keep).map_err(|e| e.to_string()),
         }
     }
 }
@@ -150,6 +158,7 @@ pub(crate) fn stat(
     let kind = match chan {
         Chan::Ring(_) => "ring",
         Chan::Queue(_) => "queue",
+        Chan::Topic(_) => "topic",
     };
     let label = schema.as_ref().map_or("untyped".to_string(), |s| format!("{} v{}", s.name, s.version));
     let in_place = tty && !json;

@@ -21,6 +21,7 @@
 //! | `TopicError::TooLarge`, `InvalidArgument` | `ValueError` |
 //! | `TopicError::AlreadyAttached` | `mmapipc.AlreadyAttached` |
 //! | `TopicError::Corrupt` | `mmapipc.CorruptHeader` |
+//! | `TopicError::WrongSize` | `mmapipc.CorruptMessage` |
 //! | `TopicError::TooManySubscribers`, `Unsupported`, `Inherited` | `mmapipc.Error` |
 //!
 //! The same condition maps to the same exception from either primitive: a channel whose shared
@@ -136,6 +137,7 @@ pub fn topic_error(e: mmapipc::TopicError) -> PyErr {
         TopicError::TooLarge { .. } | TopicError::InvalidArgument(_) => PyValueError::new_err(msg),
         TopicError::AlreadyAttached { .. } => AlreadyAttached::new_err(msg),
         TopicError::Corrupt { .. } => CorruptHeader::new_err(msg),
+        TopicError::WrongSize { .. } => CorruptMessage::new_err(msg),
         _ => Error::new_err(msg),
     }
 }

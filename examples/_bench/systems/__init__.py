@@ -12,6 +12,7 @@ from .faster_fifo_queue import FasterFifo, FasterFifoBatch
 from .iceoryx2_pubsub import Iceoryx2
 from .mmapipc_queue import Queue, QueueBatch, QueueInto, QueueView
 from .mmapipc_ring import Ring, RingBatch, RingInto, RingView
+from .mmapipc_topic import Topic, TopicView
 from .mmapipc_typed import TICK_SCHEMA, TICK_SIZE, TypedRing, TypedRingBatch
 from .mp_pipe import MpPipe
 from .mp_queue import MpQueue
@@ -27,6 +28,8 @@ ALL_SYSTEMS: list[System] = [
     QueueBatch(),
     QueueView(),
     QueueInto(),
+    Topic(),
+    TopicView(),
     MpQueue(),
     MpPipe(),
     FasterFifo(),

@@ -3,10 +3,9 @@ carries the record schema; the publisher sends records, each subscription receiv
 
 A :class:`TypedTopic` publishes (``send``, ``send_batch``) and makes subscriptions
 (``subscribe``); a :class:`TypedSubscription` receives (``recv``, ``recv_batch``) with the
-typed channels' rules. A record from ``recv`` lies in the topic's slot for an exclusive
-subscriber of a block-mode topic (held until the next receive on that subscription, like a
-typed ring's record), and in a copy otherwise. ``recv_batch`` returns one structured NumPy array
-of the records received (a copy of their bytes, made once).
+typed channels' rules. A record from ``recv``, and a batch from ``recv_batch`` (one structured
+NumPy array), lie in the topic's slots for an exclusive subscriber of a block-mode topic (held
+until the next receive on that subscription, like a typed ring's), and in a copy otherwise.
 """
 
 from __future__ import annotations
@@ -122,6 +121,15 @@ class TypedSubscription(_TypedChannel[TopicSubscriber]):
         return None if data is None else memoryview(data)
 
     def _fixed_batch(self, max_count: int, size: int, block: bool, timeout: float | None) -> tuple[memoryview, int, int] | None:
+        from .errors import CorruptMessage, Error
+
+        if self._in_place:
+            try:
+                return self._bytes.recv_fixed_batch(max_count, size, block=block, timeout=timeout)
+            except CorruptMessage:
+                raise
+            except Error:
+                self._in_place = False  # overwrite mode or a group: copies
         got = self._bytes.recv_batch(max_count, block=block, timeout=timeout)
         if not got:
             return None
@@ -130,8 +138,11 @@ class TypedSubscription(_TypedChannel[TopicSubscriber]):
 
     def recv_batch(self, max_count: int, block: bool = True, timeout: float | None = None) -> npt.NDArray[Any]:
         """Up to `max_count` fixed-size records that are ready (waiting, with ``block``, up to
-        `timeout` for the first) as **one structured NumPy array** of the reader's dtype (its own
-        copy: keep it as long as you like). An empty array means nothing arrived."""
+        `timeout` for the first) as **one structured NumPy array** of the reader's dtype. For an
+        exclusive subscriber of a block-mode topic the array lies **over the topic's slots** (no
+        copy; held until the next receive, which raises ``BufferError`` if the array, or one made
+        from it, is still alive: copy what you keep), and the run stops at the wrap; in overwrite
+        mode and in a group it is a copy of the records. An empty array means nothing arrived."""
         return self._recv_batch(max_count, block, timeout)
 
     @property

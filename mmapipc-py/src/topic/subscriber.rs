@@ -8,9 +8,10 @@
 //! raises `BufferError` if something made from it (a NumPy array, a slice) is still alive.
 
 use std::path::PathBuf;
+use std::sync::{Arc, Weak};
 
 use mmapipc::topic::Subscriber;
-use pyo3::exceptions::{PyStopIteration, PyTypeError, PyValueError};
+use pyo3::exceptions::{PyBufferError, PyStopIteration, PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyList, PyMemoryView};
 
@@ -22,10 +23,18 @@ use crate::sync::{Shared, SideLock, Using};
 
 const NAME: &str = "TopicSubscriber";
 
-/// The subscriber and the memoryview of its last `recv_view`.
+/// The subscriber, the memoryview of its last `recv_view` / `recv_fixed_batch`, and the token
+/// that tells whether anything made from that view still exports its buffer.
 pub(crate) struct SubSide {
     sub: Subscriber,
     view: Option<Py<PyMemoryView>>,
+    token: Option<Weak<ViewToken>>,
+}
+
+/// The owner of an exported view's buffer: keeps the mapping alive; its `Weak` in [`SubSide`]
+/// says whether a consumer of the buffer (a NumPy array, a slice) is still alive.
+struct ViewToken {
+    _mem: Arc<mmapipc::topic::TopicMemory>,
 }
 
 pub(crate) struct SubState {
@@ -43,7 +52,10 @@ pub struct PySubscriber {
 
 impl PySubscriber {
     pub fn new(sub: Subscriber, path: PathBuf) -> PySubscriber {
-        PySubscriber { inner: Shared::new(SubState { side: SideLock::new(SubSide { sub, view: None }) }, NAME), path }
+        PySubscriber {
+            inner: Shared::new(SubState { side: SideLock::new(SubSide { sub, view: None, token: None }) }, NAME),
+            path,
+        }
     }
 }
 
@@ -54,7 +66,8 @@ fn check_open(s: &Using<'_, SubState>) -> PyResult<()> {
     Ok(())
 }
 
-/// Releases the last view (`BufferError` if something made from it is still alive).
+/// Releases the last view (`BufferError`, and the record stays held, if something made from
+/// it is still alive).
 fn release_view(py: Python<'_>, side: &mut SubSide) -> PyResult<()> {
     if let Some(v) = side.view.take() {
         if let Err(e) = v.bind(py).call_method0(pyo3::intern!(py, "release")) {
@@ -62,7 +75,34 @@ fn release_view(py: Python<'_>, side: &mut SubSide) -> PyResult<()> {
             return Err(e);
         }
     }
+    if side.token.as_ref().is_some_and(|w| w.strong_count() > 0) {
+        return Err(PyBufferError::new_err(
+            "something made from the last recv_view/recv_fixed_batch result (a NumPy array, a slice) is still \
+             alive: its records stay held; drop it (copy what you keep) before the next receive",
+        ));
+    }
+    side.token = None;
     Ok(())
+}
+
+/// Exports `len` bytes at `ptr` as a read-only memoryview whose owner is a fresh token, and
+/// records the view and the token in `side`.
+///
+/// # Safety
+/// The bytes stay held (unwritten) until `release_view` lets them go, and `mem` maps them.
+unsafe fn export_held<'py>(
+    py: Python<'py>,
+    side: &mut SubSide,
+    mem: Arc<mmapipc::topic::TopicMemory>,
+    ptr: *const u8,
+    len: usize,
+) -> PyResult<Bound<'py, PyMemoryView>> {
+    let token = Arc::new(ViewToken { _mem: mem });
+    side.token = Some(Arc::downgrade(&token));
+    // SAFETY: the caller's contract; the token keeps the mapping alive with the buffer.
+    let mv = unsafe { export(py, token, ptr, len, true) }?;
+    side.view = Some(mv.clone().unbind());
+    Ok(mv)
 }
 
 impl PySubscriber {
@@ -156,11 +196,39 @@ impl PySubscriber {
             let d = m.detach().expect("a view is in place");
             let (ptr, len, mem) = (d.as_ptr(), d.len(), d.mem.clone());
             // SAFETY: the record stays held (our cursor stays behind it, so the publisher does
-            // not overwrite it) until the next receiving call, which releases this memoryview
-            // first; `mem` keeps the mapping alive for as long as the buffer lives.
-            let mv = unsafe { export(py, mem, ptr, len, true) }?;
-            side.view = Some(mv.clone().unbind());
-            Ok(Some(mv))
+            // not overwrite it) until the next receiving call releases this view (and finds
+            // nothing made from it alive); `mem` maps it.
+            Ok(Some(unsafe { export_held(py, side, mem, ptr, len) }?))
+        })
+    }
+
+    /// Zero-copy run of fixed-size records: up to `max_count` messages of exactly `size` bytes
+    /// that lie at equal distances, as `(view, count, stride)` (payload `i` at `i * stride` in
+    /// the read-only `view`), held until the next receiving call on this subscriber (which
+    /// releases the view first). None on timeout. Exclusive subscribers of a block-mode topic
+    /// only (`mmapipc.Error` otherwise); a first message of another size is received, discarded
+    /// and raises `mmapipc.CorruptMessage`.
+    #[pyo3(signature = (max_count, size, block = true, timeout = None))]
+    fn recv_fixed_batch<'py>(
+        &self,
+        py: Python<'py>,
+        max_count: i64,
+        size: usize,
+        block: bool,
+        timeout: Option<f64>,
+    ) -> PyResult<Option<(Bound<'py, PyMemoryView>, usize, usize)>> {
+        let max = usize::try_from(max_count)
+            .map_err(|_| PyValueError::new_err(format!("max_count must be non-negative, got {max_count}")))?;
+        if max == 0 {
+            return Ok(None);
+        }
+        self.receive(py, block, timeout, |side| {
+            let Some(run) = side.sub.try_recv_fixed_batch(max, size).map_err(topic_error)? else { return Ok(None) };
+            let (ptr, span, count, stride) = (run.as_ptr(), run.span(), run.count(), run.stride());
+            // SAFETY: the run stays held (our cursor stays at its first record) until the next
+            // receiving call releases this view (as for recv_view); `run.mem` maps it.
+            let mv = unsafe { export_held(py, side, run.mem.clone(), ptr, span) }?;
+            Ok(Some((mv, count, stride)))
         })
     }
 
@@ -242,12 +310,15 @@ impl PySubscriber {
     }
 
     /// Frees this subscriber's slot (it stops holding the publisher back). A view from
-    /// `recv_view` is released. Calls blocked on it in other threads raise ValueError within
+    /// `recv_view` is released (an array made from it keeps the mapping alive but may then show
+    /// newer bytes). Calls blocked on it in other threads raise ValueError within
     /// one wait slice. Calling it twice is harmless.
     fn close(&self, py: Python<'_>) -> PyResult<()> {
         if let Ok(s) = self.inner.enter(py) {
             if let Some(mut side) = s.side.try_lock(py) {
-                release_view(py, &mut side)?;
+                // Closing goes ahead even if an array made from the last view is alive (it
+                // keeps the mapping, and may then show newer bytes).
+                let _ = release_view(py, &mut side);
             }
         }
         self.inner.close(py);

@@ -35,6 +35,16 @@ pub enum TopicError {
     /// The operation is not available for this subscriber (see the message).
     #[error("{0}")]
     Unsupported(&'static str),
+    /// A run of fixed-size records ([`Subscriber::try_recv_fixed_batch`](crate::topic::Subscriber::try_recv_fixed_batch))
+    /// met a first message of another length: it was received (so it cannot block the
+    /// subscriber) and discarded.
+    #[error("message of {len} bytes in a topic of {expected}-byte records (received and discarded)")]
+    WrongSize {
+        /// The message's length.
+        len: usize,
+        /// The record length asked for.
+        expected: usize,
+    },
     /// A bad argument (an empty or too long group name).
     #[error("invalid argument: {0}")]
     InvalidArgument(String),

@@ -15,7 +15,8 @@ use super::handle::{Overflow, Start, Topic, TopicMemory};
 use super::layout::{
     align8, widen, GROUP_FREE, GROUP_READY, LEN_PADDING, MAX_GROUP_NAME, NAME_WORDS, NO_CURSOR, RECORD_HEADER,
 };
-use super::subscriber::{join, release_slot, seq_at, Got, Subscriber};
+use super::subscriber::{join, release_slot, seq_at, Subscriber};
+use super::views::Got;
 
 /// How long naming a group may wait for the group lock.
 const LOCK_WAIT: Duration = Duration::from_secs(10);

@@ -135,3 +135,59 @@ impl Topic {
         }
     }
 }
+
+/// The topic as [`crate::inspect::peek`] walks it: retained records from `oldest` to `tail`,
+/// reuse bound `oldest`.
+struct Retained<'t>(&'t Topic);
+
+impl crate::inspect::Walk for Retained<'_> {
+    type Error = super::TopicError;
+
+    fn window(&self) -> Option<(u64, u64)> {
+        let p = &self.0.head().publisher;
+        // SYNC: oldest-publish, tail-publish (Acquire): oldest first, so oldest <= tail holds.
+        let oldest = p.oldest.load(Ordering::Acquire);
+        let tail = p.tail.load(Ordering::Acquire);
+        super::error::check_window(oldest, tail, self.0.mem.capacity).ok().map(|()| (oldest, tail))
+    }
+
+    fn record(&self, pos: u64, end: u64) -> Result<crate::inspect::Record, super::TopicError> {
+        use super::layout::{align8, LEN_PADDING, RECORD_HEADER};
+        use crate::inspect::Record;
+        let mem = &*self.0.mem;
+        let cap = mem.capacity;
+        let off = pos % cap;
+        let (len, _) = mem.load_header(off);
+        let to_end = cap - off;
+        if len == LEN_PADDING && off != 0 && to_end <= end - pos {
+            return Ok(Record::Padding { span: to_end });
+        }
+        let span = align8(u64::from(len) + RECORD_HEADER as u64);
+        if span > to_end || span > end - pos {
+            return Err(super::error::corrupt(format!("record of {len} bytes at offset {off} exceeds the area")));
+        }
+        Ok(Record::Message { span, off: off + RECORD_HEADER as u64, len: len as usize })
+    }
+
+    fn copy(&self, off: u64, buf: &mut [u8]) {
+        // SAFETY: `off` and `buf.len()` come from `record`: 8-aligned, ending inside the area.
+        unsafe { self.0.mem.data.snapshot(off, buf) }
+    }
+
+    fn reuse_bound(&self) -> u64 {
+        // SYNC: oldest-validate (the seqlock re-read): bytes are overwritten only below oldest.
+        self.0.head().publisher.oldest.load(Ordering::Acquire)
+    }
+
+    fn no_snapshot(&self) -> super::TopicError {
+        super::error::corrupt("no consistent snapshot of the topic in 100 attempts")
+    }
+}
+
+impl Topic {
+    /// Copies retained messages without receiving them (for `mmapipc tail`): from `from` (a
+    /// [`crate::inspect::Peeked::next`]) or the oldest retained, the last `keep` of them.
+    pub fn peek_retained(&self, from: Option<u64>, keep: usize) -> Result<crate::inspect::Peeked, super::TopicError> {
+        crate::inspect::peek(&Retained(self), from, keep)
+    }
+}

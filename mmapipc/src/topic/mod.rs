@@ -80,9 +80,9 @@
 //!
 //! `layout.rs` (the control block, tables, offsets, record framing), `handle.rs` (the [`Topic`]
 //! handle: create, open, heap, counters), `publisher.rs`, `subscriber.rs` (slots, joining,
-//! exclusive receives), `group.rs` (groups), `inspect.rs` (tools), `error.rs`. Every access to
-//! the data area goes through [`crate::mem::DataArea`], whose loom twin lets
-//! `tests/loom_topic.rs` check this code.
+//! exclusive receives), `views.rs` (what receives hand out, runs held in place), `group.rs`
+//! (groups), `inspect.rs` (tools), `error.rs`. Every access to the data area goes through
+//! `mem::DataArea`, whose loom twin lets `tests/loom_topic.rs` check this code.
 
 mod error;
 mod group;
@@ -91,6 +91,7 @@ mod inspect;
 mod layout;
 mod publisher;
 mod subscriber;
+mod views;
 
 #[cfg(all(test, not(loom)))]
 mod tests;
@@ -99,11 +100,12 @@ pub use error::TopicError;
 pub use handle::{Overflow, Start, Topic, TopicMemory, TopicOptions, TopicStats};
 pub use inspect::{GroupInfo, SubscriberInfo, TopicInspect};
 pub use layout::{
-    control_size, group_offsets, offsets, record_size, sub_offsets, ENTRY_SIZE, HEAD_SIZE, LEN_MARK, LEN_PADDING,
-    MAX_GROUP_NAME, MAX_SUBSCRIBERS, RECORD_HEADER,
+    control_size, group_offsets, offsets, record_size, sub_offsets, ENTRY_SIZE, GROUP_FREE, GROUP_READY, HEAD_SIZE,
+    LEN_MARK, LEN_PADDING, MAX_GROUP_NAME, MAX_SUBSCRIBERS, NO_CURSOR, NO_GROUP, RECORD_HEADER,
 };
 pub use publisher::{Publisher, REAP_INTERVAL};
-pub use subscriber::{DetachedView, Received, Subscriber};
+pub use subscriber::Subscriber;
+pub use views::{DetachedRun, DetachedView, Received};
 
 /// Slice length for Rust-side blocking waits.
 pub(crate) const RUST_SLICE: std::time::Duration = std::time::Duration::from_secs(1);

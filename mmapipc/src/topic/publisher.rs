@@ -132,6 +132,7 @@ impl Publisher {
         Ok(me)
     }
 
+    #[inline]
     fn check(&self) -> Result<(), TopicError> {
         if self.generation != fork_generation() {
             return Err(TopicError::Inherited { what: "publisher" });
@@ -297,6 +298,7 @@ impl Publisher {
 
     /// Finds room for a `len`-byte record (padding the end of the area first if it would not
     /// fit there) and its following mark: its offset, or `None` if there is no room now.
+    #[inline]
     fn reserve(&mut self, len: usize) -> Result<Option<u64>, TopicError> {
         let cap = self.mem.capacity;
         let rec = record_size(len) as u64;
@@ -320,6 +322,7 @@ impl Publisher {
     }
 
     /// Writes a message into the record reserved at our position, and the mark after it.
+    #[inline]
     fn write(&mut self, data: &[u8]) {
         let mem = &*self.mem;
         let rec = record_size(data.len()) as u64;
@@ -346,6 +349,7 @@ impl Publisher {
     }
 
     /// Publishes everything written: counters, then tail; wakes sleeping subscribers.
+    #[inline]
     fn flush(&mut self) {
         let p = &self.mem.head().publisher;
         self.messages = self.messages.wrapping_add(self.pending_msgs);
@@ -367,6 +371,7 @@ impl Publisher {
 
     /// Publishes one message if there is room now. `Ok(false)`: block mode and the slowest
     /// subscriber has not made room (overwrite mode always has room).
+    #[inline]
     pub fn try_publish(&mut self, data: &[u8]) -> Result<bool, TopicError> {
         self.check()?;
         self.topic_check_len(data.len())?;
@@ -461,6 +466,7 @@ impl Publisher {
         Ok(sent)
     }
 
+    #[inline]
     fn topic_check_len(&self, len: usize) -> Result<(), TopicError> {
         let max = self.mem.capacity as usize - 2 * RECORD_HEADER;
         if len > max {

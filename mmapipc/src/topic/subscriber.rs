@@ -5,12 +5,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::mem::Bytes;
+
 use crate::sync::{fence, Ordering};
 use crate::wait::{asymmetric, Deadline};
 
 use super::error::{check_window, corrupt, TopicError};
 use super::handle::{Overflow, Start, Topic, TopicMemory};
 use super::layout::{align8, widen, LEN_PADDING, NO_CURSOR, NO_GROUP, RECORD_HEADER};
+use super::views::{Got, Received};
 use super::{fork_generation, RUST_SLICE};
 
 /// One subscriber of a topic ([`Topic::subscribe`], [`Topic::subscribe_group`]). Dropping it
@@ -22,13 +24,13 @@ pub struct Subscriber {
     pub(super) group: Option<usize>,
     generation: u64,
     /// Exclusive: the next position to read.
-    cursor: u64,
-    off: u64,
+    pub(super) cursor: u64,
+    pub(super) off: u64,
     /// Exclusive: the sequence number of the next message.
-    seq: u64,
+    pub(super) seq: u64,
     cached_tail: u64,
     /// Bytes of a detached view still held (the shared cursor stays behind them).
-    held: u64,
+    pub(super) held: u64,
     pub(super) messages: u64,
     pub(super) bytes: u64,
     dropped: u64,
@@ -178,106 +180,8 @@ pub(super) fn release_slot(mem: &TopicMemory, i: usize) {
     asymmetric::notify(&mem.head().wait.space);
 }
 
-/// A received message (derefs to its payload): in place in the topic (an exclusive subscriber
-/// of a block-mode topic; its space is released when the guard drops) or copied.
-pub struct Received<'a> {
-    sub: &'a mut Subscriber,
-    bytes: Bytes,
-    /// In place: the record's size; copied: 0 (the payload is the subscriber's buffer).
-    rec: u64,
-    len: usize,
-}
-
-impl std::ops::Deref for Received<'_> {
-    type Target = [u8];
-    #[inline]
-    fn deref(&self) -> &[u8] {
-        if self.rec != 0 {
-            self.bytes.as_slice()
-        } else {
-            &self.sub.buf[..self.len]
-        }
-    }
-}
-
-impl Drop for Received<'_> {
-    fn drop(&mut self) {
-        if self.rec != 0 {
-            // The bytes go back to the publisher below: let go of them first.
-            self.bytes.end();
-            self.sub.advance(self.rec, self.len);
-            self.sub.publish();
-        }
-    }
-}
-
-impl std::fmt::Debug for Received<'_> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Received").field("len", &self.len).field("in_place", &(self.rec != 0)).finish()
-    }
-}
-
-impl<'a> Received<'a> {
-    /// True if the payload is read in place (not a copy).
-    pub fn in_place(&self) -> bool {
-        self.rec != 0
-    }
-
-    /// Keeps an in-place record held past the guard, until the next operation of this
-    /// subscriber (for bindings exporting views without a borrow). `None` for a copy.
-    pub fn detach(self) -> Option<DetachedView> {
-        if self.rec == 0 {
-            return None;
-        }
-        let mut me = std::mem::ManuallyDrop::new(self);
-        me.bytes.end();
-        let (rec, len) = (me.rec, me.len);
-        let sub: &mut Subscriber = me.sub;
-        let ptr = sub.mem.data.ptr(sub.off + RECORD_HEADER as u64);
-        sub.advance(rec, len);
-        sub.held = rec;
-        Some(DetachedView { mem: sub.mem.clone(), ptr, len })
-    }
-}
-
-/// A record held in place after its guard ([`Received::detach`]): valid until the next
-/// operation of the subscriber that read it.
-#[derive(Debug)]
-pub struct DetachedView {
-    /// Keeps the mapping alive.
-    pub mem: Arc<TopicMemory>,
-    ptr: *mut u8,
-    len: usize,
-}
-
-// SAFETY: a pointer into memory `mem` keeps alive; reads through it are governed by the
-// subscriber protocol (the record stays held), not by which thread holds the value.
-unsafe impl Send for DetachedView {}
-
-impl DetachedView {
-    /// Start of the payload.
-    pub fn as_ptr(&self) -> *mut u8 {
-        self.ptr
-    }
-    /// Payload length.
-    pub fn len(&self) -> usize {
-        self.len
-    }
-    /// True for an empty message.
-    pub fn is_empty(&self) -> bool {
-        self.len == 0
-    }
-}
-
-/// A message taken, before its guard is made: in place (`rec != 0`) or copied to `buf`.
-pub(super) struct Got {
-    pub(super) off: u64,
-    pub(super) len: usize,
-    pub(super) rec: u64,
-}
-
 /// What the next record is.
-enum Next {
+pub(super) enum Next {
     Empty,
     /// A message at data offset `off` (payload), `len` bytes, record `rec` bytes.
     Message {
@@ -308,6 +212,7 @@ impl Subscriber {
         }
     }
 
+    #[inline]
     pub(super) fn check(&mut self) -> Result<(), TopicError> {
         if self.generation != fork_generation() {
             return Err(TopicError::Inherited { what: "subscriber" });
@@ -349,7 +254,8 @@ impl Subscriber {
         self.group.map(|g| super::group::name(&self.mem, g))
     }
 
-    fn advance(&mut self, rec: u64, len: usize) {
+    #[inline]
+    pub(super) fn advance(&mut self, rec: u64, len: usize) {
         self.cursor += rec;
         self.off += rec;
         if self.off == self.mem.capacity {
@@ -361,7 +267,8 @@ impl Subscriber {
     }
 
     /// Stores our position (minus a held view) and counters; wakes a sleeping publisher.
-    fn publish(&mut self) {
+    #[inline]
+    pub(super) fn publish(&mut self) {
         let e = self.mem.sub(self.slot);
         // SYNC: cursor-release. Release: our reads below the cursor happen-before the
         // publisher's Acquire scan that lets it overwrite them.
@@ -376,7 +283,8 @@ impl Subscriber {
     }
 
     /// The next record at our cursor (skipping padding), validated (block mode: in place).
-    fn next(&mut self) -> Result<Next, TopicError> {
+    #[inline]
+    pub(super) fn next(&mut self) -> Result<Next, TopicError> {
         let mem = &*self.mem;
         let cap = mem.capacity;
         for _ in 0..3 {
@@ -418,6 +326,7 @@ impl Subscriber {
     }
 
     /// Receives one message if one is ready. `Ok(None)`: nothing new.
+    #[inline]
     pub fn try_recv(&mut self) -> Result<Option<Received<'_>>, TopicError> {
         Ok(self.take(false)?.map(|g| self.guard(g)))
     }
@@ -425,11 +334,13 @@ impl Subscriber {
     /// Receives one message in place (an exclusive subscriber of a block-mode topic only:
     /// elsewhere the publisher or another member may overwrite it while held, so views are
     /// refused with [`TopicError::Unsupported`]).
+    #[inline]
     pub fn try_recv_view(&mut self) -> Result<Option<Received<'_>>, TopicError> {
         Ok(self.take(true)?.map(|g| self.guard(g)))
     }
 
     /// Takes the next message (as plain data; `guard` makes the borrow).
+    #[inline]
     fn take(&mut self, view: bool) -> Result<Option<Got>, TopicError> {
         self.check()?;
         if view && self.group.is_some() {
@@ -449,6 +360,7 @@ impl Subscriber {
         self.take_in_place()
     }
 
+    #[inline]
     fn guard(&mut self, g: Got) -> Received<'_> {
         let bytes = if g.rec != 0 {
             // SAFETY: `take_in_place` validated off + len within the area and the record below
@@ -461,6 +373,7 @@ impl Subscriber {
         Received { sub: self, bytes, rec: g.rec, len: g.len }
     }
 
+    #[inline]
     fn take_in_place(&mut self) -> Result<Option<Got>, TopicError> {
         let start = self.cursor;
         match self.next()? {

@@ -259,3 +259,25 @@ fn hostile_table_and_headers_are_errors() {
     assert_eq!(t.stats().reclaimed, 1);
     assert_eq!(t.inspect().subscribers.len(), 1);
 }
+
+#[test]
+fn a_run_of_fixed_size_records_is_held_in_place() {
+    let t = heap(1024, Overflow::Block, 2);
+    let mut s = t.subscribe(Start::Latest).unwrap();
+    let mut p = t.publisher().unwrap();
+    for i in 0..5u8 {
+        p.try_publish(&[i; 16]).unwrap();
+    }
+    let run = s.try_recv_fixed_batch(10, 16).unwrap().unwrap();
+    assert_eq!((run.count(), run.stride(), run.span()), (5, 24, 4 * 24 + 16));
+    // SAFETY: the run is held until the next operation of `s`; nothing else writes the heap topic.
+    let bytes = unsafe { std::slice::from_raw_parts(run.as_ptr(), run.span()) };
+    assert!((0..5).all(|i| bytes[i * 24..i * 24 + 16] == [i as u8; 16]));
+    // Held: the publisher cannot overwrite the run until the subscriber moves on.
+    while p.try_publish(&[9; 16]).unwrap() {}
+    assert!(bytes[..16] == [0; 16]);
+    assert!(s.try_recv_fixed_batch(100, 16).unwrap().is_some(), "the next call releases the run");
+    p.try_publish(&[1; 8]).unwrap();
+    assert_eq!(s.try_recv_fixed_batch(10, 16).unwrap_err(), TopicError::WrongSize { len: 8, expected: 16 });
+    assert!(s.try_recv().unwrap().is_none(), "the odd message was taken");
+}

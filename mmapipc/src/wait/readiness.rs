@@ -46,7 +46,8 @@ use std::time::Duration;
 
 use super::asymmetric;
 use super::reactor::{self, Ticket};
-use super::Waiter;
+use super::spin::Spin;
+use super::{Deadline, Waiter};
 use crate::sync::{fence, Ordering};
 
 /// How a side's wakers order their publication before their `sleepers` load.
@@ -209,6 +210,24 @@ impl Notifier {
                 Err(e)
             }
         }
+    }
+
+    /// [`arm`](Self::arm) after polling `watch` as a blocking wait does first ([`SPIN_PURE`] of
+    /// spinning, then yielding until [`SPIN_TOTAL`]): a peer that answers within that time is
+    /// seen without the two thread wake-ups of the descriptor path. Returns `Ok(true)` as soon
+    /// as the watch is ready (without registering).
+    ///
+    /// [`SPIN_PURE`]: super::SPIN_PURE
+    /// [`SPIN_TOTAL`]: super::SPIN_TOTAL
+    pub fn arm_after_spin(&self, watch: Arc<dyn Watch>) -> io::Result<bool> {
+        let mut spin = Spin::new();
+        let no_deadline = Deadline::after(None);
+        while spin.step(&no_deadline) {
+            if watch.ready() {
+                return Ok(true);
+            }
+        }
+        self.arm(watch)
     }
 
     /// Drops the registration, if any (the descriptor keeps its state).

@@ -7,11 +7,11 @@ use std::path::Path;
 
 use serde_json::{json, Value};
 
-use mmapipc::Kind;
 use mmapipc::owner;
 use mmapipc::queue::{Queue, QueueOptions};
 use mmapipc::region::OpenOptions;
 use mmapipc::ring::Ring;
+use mmapipc::Kind;
 use std::sync::atomic::Ordering;
 
 /// A process recorded in a channel's control block.

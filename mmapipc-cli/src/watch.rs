@@ -12,10 +12,10 @@ use crate::file::examine;
 use crate::preview;
 use crate::probe::{self, Live};
 use crate::text::{human, io, kind_name};
-use mmapipc::Kind;
 use mmapipc::queue::{Queue, QueueOptions};
 use mmapipc::region::OpenOptions;
 use mmapipc::ring::Ring;
+use mmapipc::Kind;
 use mmapipc::Schema;
 
 /// A ring or queue opened for peeking.

@@ -4,8 +4,8 @@
 
 use std::path::PathBuf;
 
-use mmapipc::Kind;
 use mmapipc::region::{self, CreateOptions, OpenOptions};
+use mmapipc::Kind;
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 

@@ -137,6 +137,9 @@ impl Default for Notifier {
 impl Notifier {
     /// A notifier; its eventfd is opened at the first [`fd`](Self::fd) or [`arm`](Self::arm).
     pub fn new() -> Notifier {
+        // The fork handler must be in place before a child can inherit the eventfd: a child
+        // tells its copy from the parent's by the fork generation.
+        crate::fork::registered();
         Notifier { inner: Mutex::new(Inner { generation: crate::fork::generation(), fd: None, ticket: None }) }
     }
 

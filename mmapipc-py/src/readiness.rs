@@ -85,11 +85,18 @@ pub fn ready_fileno(handle: &Bound<'_, PyAny>, writable: bool) -> PyResult<i32> 
 /// Drains the descriptor and registers interest in the side (`size`: the message to write).
 /// True: ready now (nothing registered; retry the call). False: the descriptor becomes
 /// readable once the side may be ready.
+/// With `spin`, first polls the side as a blocking call does (up to 50 us, the GIL released):
+/// a peer that answers within that time costs no wake-up of the waiter thread and the loop.
 #[pyfunction]
-#[pyo3(signature = (handle, writable = false, size = 0))]
-pub fn ready_arm(handle: &Bound<'_, PyAny>, writable: bool, size: usize) -> PyResult<bool> {
+#[pyo3(signature = (handle, writable = false, size = 0, spin = false))]
+pub fn ready_arm(handle: &Bound<'_, PyAny>, writable: bool, size: usize, spin: bool) -> PyResult<bool> {
     let w = watch(handle, writable, size)?;
-    fds(handle)?.side(writable).arm(w).map_err(os_error)
+    let n = fds(handle)?.side(writable);
+    if spin {
+        handle.py().allow_threads(|| n.arm_after_spin(w)).map_err(os_error)
+    } else {
+        n.arm(w).map_err(os_error)
+    }
 }
 
 /// Drops the registration of the side, if any.

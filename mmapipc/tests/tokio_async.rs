@@ -5,12 +5,16 @@
 #![cfg(all(target_os = "linux", not(loom)))]
 
 mod common;
+#[allow(dead_code)]
+#[path = "../../mmapipc-cli/src/example_types.rs"]
+mod example_types;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use mmapipc::aio::{AsyncQueue, AsyncRing};
+use example_types::Tick;
+use mmapipc::aio::{AsyncQueue, AsyncRing, AsyncTypedRing};
 use mmapipc::wait::readiness;
 use mmapipc::{Queue, Ring};
 
@@ -24,7 +28,8 @@ fn seq(m: &[u8]) -> u64 {
 /// * `rings N PATH...`: writes 0..N into each ring, round robin;
 /// * `paced KIND PATH STOP COUNT`: writes 0, 1, ... with 2 ms pauses until the file STOP exists,
 ///   then writes how many it wrote to the file COUNT;
-/// * `hang PATH N`: writes 0..N, then sleeps until killed.
+/// * `hang PATH N`: writes 0..N, then sleeps until killed;
+/// * `ticks PATH N`: sends ticks 0..N (timestamp i) into the typed ring at PATH.
 fn roles(role: &str, args: &[String]) {
     let n = |i: usize| args[i].parse::<u64>().unwrap();
     match role {
@@ -77,10 +82,20 @@ fn roles(role: &str, args: &[String]) {
             }
             std::thread::sleep(Duration::from_secs(3600));
         }
+        "ticks" => {
+            let mut ring = mmapipc::TypedRing::<Tick>::open(&args[0]).unwrap();
+            for i in 0..n(1) {
+                ring.send(&tick(i)).unwrap();
+            }
+        }
         other => panic!("unknown role {other}"),
     }
 }
 common::child_roles!(roles);
+
+fn tick(i: u64) -> Tick {
+    Tick { timestamp_ns: i, symbol: *b"SYM\0\0\0\0\0", price: i as f64 / 2.0, size: i as u32, side: (i % 2) as u8 }
+}
 
 fn temp(name: &str) -> PathBuf {
     let p = std::env::temp_dir().join(format!("mmapipc-tokio-{name}-{}", std::process::id()));
@@ -285,4 +300,38 @@ fn send_async_waits_for_room() {
         ring.send_async(&n.to_le_bytes()).await.unwrap();
     });
     assert_eq!(reader.join().unwrap(), (0..=n).collect::<Vec<_>>());
+}
+
+#[test]
+fn typed_records_from_another_process_and_send_async() {
+    let path = temp("typed");
+    let ring = mmapipc::TypedRing::<Tick>::create(&path, 4096).unwrap();
+    let total = 20_000u64;
+    let child = common::child("ticks", &[path.to_str().unwrap(), &total.to_string()]).spawn().unwrap();
+    let mut r = AsyncTypedRing::new(ring);
+    runtime().block_on(async {
+        for i in 0..total {
+            assert_eq!(r.recv_with(|t| t.timestamp_ns.to_native()).await.unwrap(), i);
+        }
+    });
+    finish(child);
+    // send_async into a full ring completes once a record is read (by another handle: this one
+    // gives the consumer role back).
+    r.get_mut().ring().release_consumer();
+    let mut reader = mmapipc::TypedRing::<Tick>::open(&path).unwrap();
+    let mut n = 0;
+    while r.get_mut().try_send(&tick(n)).unwrap() {
+        n += 1;
+    }
+    let t = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(50));
+        let first = reader.recv().unwrap().timestamp_ns.to_native();
+        (first, reader)
+    });
+    runtime().block_on(async {
+        tokio::time::timeout(Duration::from_secs(60), r.send_async(&tick(n))).await.expect("room came").unwrap()
+    });
+    let (first, _reader) = t.join().unwrap();
+    assert_eq!(first, 0);
+    std::fs::remove_file(&path).unwrap();
 }

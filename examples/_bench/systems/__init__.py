@@ -6,6 +6,7 @@ A system whose library is missing reports why from ``unavailable()`` and the har
 
 from __future__ import annotations
 
+from .aio import RingAsync, ZmqAsync
 from .base import Result, Sync, System
 from .batch import BatchChecker, BatchStamper
 from .faster_fifo_queue import FasterFifo, FasterFifoBatch
@@ -36,6 +37,8 @@ ALL_SYSTEMS: list[System] = [
     FasterFifoBatch(),
     Zmq(),
     Iceoryx2(),
+    RingAsync(),
+    ZmqAsync(),
 ]
 
 #: Typed rings, measured in their own section at the record's size.

@@ -331,10 +331,11 @@ class TopicSubscriber:
 def ready_fileno(handle: SharedMemoryRing | SharedMemoryQueue, writable: bool = False) -> int:
     """The handle's readiness eventfd for reading (or, `writable`, for writing)."""
 
-def ready_arm(handle: SharedMemoryRing | SharedMemoryQueue, writable: bool = False, size: int = 0) -> bool:
+def ready_arm(handle: SharedMemoryRing | SharedMemoryQueue, writable: bool = False, size: int = 0, spin: bool = False) -> bool:
     """Drains the descriptor and registers interest in the side (`size`: the message to write).
     True: ready now (nothing registered; retry the call). False: the descriptor becomes
-    readable once the side may be ready."""
+    readable once the side may be ready. With `spin`, first polls the side as a blocking call
+    does (up to 50 us, the GIL released)."""
 
 def ready_disarm(handle: SharedMemoryRing | SharedMemoryQueue, writable: bool = False) -> None:
     """Drops the registration of the side, if any."""

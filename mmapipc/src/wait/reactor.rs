@@ -230,8 +230,10 @@ pub(crate) fn register(watch: Arc<dyn Watch>, fd: Arc<EventFd>, nap: Option<Dura
             s
         }
     };
-    drop(shards);
+    // Pushed before the registry's lock is released: two registrations cannot both take the
+    // last place of one thread (`futex_waitv` takes at most 128 words).
     shard.lock().push(Reg { id, watch, fd, nap });
+    drop(shards);
     shard.changed();
     Ok(Ticket { shard, id })
 }

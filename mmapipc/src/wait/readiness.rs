@@ -46,7 +46,8 @@ use std::time::Duration;
 
 use super::asymmetric;
 use super::reactor::{self, Ticket};
-use super::Waiter;
+use super::spin::Spin;
+use super::{Deadline, Waiter};
 use crate::sync::{fence, Ordering};
 
 /// How a side's wakers order their publication before their `sleepers` load.
@@ -136,6 +137,9 @@ impl Default for Notifier {
 impl Notifier {
     /// A notifier; its eventfd is opened at the first [`fd`](Self::fd) or [`arm`](Self::arm).
     pub fn new() -> Notifier {
+        // The fork handler must be in place before a child can inherit the eventfd: a child
+        // tells its copy from the parent's by the fork generation.
+        crate::fork::registered();
         Notifier { inner: Mutex::new(Inner { generation: crate::fork::generation(), fd: None, ticket: None }) }
     }
 
@@ -209,6 +213,24 @@ impl Notifier {
                 Err(e)
             }
         }
+    }
+
+    /// [`arm`](Self::arm) after polling `watch` as a blocking wait does first ([`SPIN_PURE`] of
+    /// spinning, then yielding until [`SPIN_TOTAL`]): a peer that answers within that time is
+    /// seen without the two thread wake-ups of the descriptor path. Returns `Ok(true)` as soon
+    /// as the watch is ready (without registering).
+    ///
+    /// [`SPIN_PURE`]: super::SPIN_PURE
+    /// [`SPIN_TOTAL`]: super::SPIN_TOTAL
+    pub fn arm_after_spin(&self, watch: Arc<dyn Watch>) -> io::Result<bool> {
+        let mut spin = Spin::new();
+        let no_deadline = Deadline::after(None);
+        while spin.step(&no_deadline) {
+            if watch.ready() {
+                return Ok(true);
+            }
+        }
+        self.arm(watch)
     }
 
     /// Drops the registration, if any (the descriptor keeps its state).

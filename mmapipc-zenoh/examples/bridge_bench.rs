@@ -177,6 +177,7 @@ fn main() {
                 path: args[2].clone().into(),
                 key: "bench/bridged".into(),
                 endpoints: Endpoints { listen: vec![EP.into()], connect: vec![] },
+                start: mmapipc::topic::Start::Latest,
             };
             mmapipc_zenoh::export(&o).unwrap();
             return;
@@ -188,6 +189,7 @@ fn main() {
                 path: args[2].clone().into(),
                 endpoints: Endpoints { listen: vec![], connect: vec![EP.into()] },
                 wait: None,
+                history: false,
             };
             mmapipc_zenoh::import(&o).unwrap();
             return;

@@ -281,11 +281,10 @@ impl<'a> Batch<'a> {
             return;
         }
         let (first, count, bytes) = (self.first, self.count, self.bytes as usize);
-        if count == 1 {
-            self.buf.drain(..4);
-        }
-        let payload =
-            ZBytes::from(std::mem::replace(&mut self.buf, Vec::with_capacity(BATCH_BYTES + BATCH_MSG_MAX + 4)));
+        // A copy (at most BATCH_BYTES and a message), so that the buffer is kept for the next
+        // batch rather than a fresh one allocated per sample.
+        let payload = ZBytes::from(if count == 1 { &self.buf[4..] } else { &self.buf[..] });
+        self.buf.clear();
         self.count = 0;
         self.bytes = 0;
         self.put(first, count, bytes, payload);

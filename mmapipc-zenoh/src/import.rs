@@ -89,10 +89,10 @@ impl State {
         self.stats.add(off::BYTES, len as u64);
     }
 
-    /// The first sequence number of the first held sample, if any.
-    fn first_held(&self) -> Option<u64> {
-        let s = self.held.as_ref()?.first()?;
-        Some(attachment(s)?.seq)
+    /// The first held sample's first sequence number and stream, if any.
+    fn first_held(&self) -> Option<(u64, u64)> {
+        let a = attachment(self.held.as_ref()?.first()?)?;
+        Some((a.seq, a.stream))
     }
 
     /// Writes the messages of one sample that are new, counting what is missing before them
@@ -212,8 +212,9 @@ fn history_then_live(session: &Session, key: &str, fp: &str, state: &Mutex<State
     for attempt in 1..=HISTORY_TRIES {
         let n = fetch_history(session, key, fp, from, state)?;
         let mut st = state.lock().map_err(|_| poisoned())?;
-        if let Some(first) = st.first_held() {
-            if first > st.expected && st.stream != 0 && attempt < HISTORY_TRIES {
+        if let Some((first, stream)) = st.first_held() {
+            // Asking again helps only within the stream the history gave.
+            if first > st.expected && stream == st.stream && attempt < HISTORY_TRIES {
                 from = st.expected;
                 eprintln!("mmapipc-bridge: history ended at {from}, live stream at {first}: asking again");
                 continue;

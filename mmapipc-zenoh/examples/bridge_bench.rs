@@ -1,6 +1,6 @@
-//! ring → bridge → bridge → ring against a bare zenoh publisher and subscriber, same endpoints,
-//! same machine, same run: 64 B msg/s, 1 MiB and 8 MiB GB/s, one-way latency p50/p99 (the
-//! added latency of the two bridges is the difference).
+//! ring → bridge → bridge → ring (and topic → bridge → bridge → topic, 64 B) against a bare
+//! zenoh publisher and subscriber, same endpoints, same machine, same run: 64 B msg/s, 1 MiB and
+//! 8 MiB GB/s, one-way latency p50/p99 (the added latency of the two bridges is the difference).
 //!
 //! ```text
 //! cargo run --release -p mmapipc-zenoh --example bridge_bench -- [--quick]
@@ -19,7 +19,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use mmapipc::Ring;
+use mmapipc::topic::Start;
+use mmapipc::{Ring, Topic};
 use mmapipc_cli::bridge_stats;
 use mmapipc_zenoh::{Endpoints, ExportOptions, ImportOptions};
 use zenoh::qos::CongestionControl;
@@ -128,6 +129,33 @@ fn bridged(a: &Path, b: &Path, n: u64, size: usize, gap: Duration) -> Run {
     Run { secs, lat }
 }
 
+/// The bridges between topics: `n` messages of `size` bytes published on topic A, received by
+/// one subscriber of topic B.
+fn bridged_topic(a: &Path, b: &Path, n: u64, size: usize) -> Run {
+    let topic = loop {
+        if let Ok(t) = Topic::open(b) {
+            break t;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    let mut rx = topic.subscribe(Start::Latest).unwrap();
+    let a = a.to_path_buf();
+    let start = Instant::now();
+    let producer = std::thread::spawn(move || {
+        let mut tx = Topic::open(&a).unwrap().publisher().unwrap();
+        let buf = vec![7u8; size];
+        for _ in 0..n {
+            tx.publish(&buf).unwrap();
+        }
+    });
+    for _ in 0..n {
+        rx.recv_timeout(Some(Duration::from_secs(60))).unwrap().expect("a message within a minute");
+    }
+    let secs = start.elapsed().as_secs_f64();
+    producer.join().unwrap();
+    Run { secs, lat: vec![] }
+}
+
 fn spawn(args: &[&str]) -> Child {
     Command::new(std::env::current_exe().unwrap()).args(args).spawn().unwrap()
 }
@@ -140,12 +168,21 @@ fn stop(mut c: Child) {
 
 /// Runs `f` with two bridges between fresh rings of `cap` bytes at A and B.
 fn with_bridges<T>(cap: usize, f: impl FnOnce(&Path, &Path) -> T) -> T {
+    with_bridges_of(false, cap, f)
+}
+
+/// [`with_bridges`] between rings, or between topics (`topic`).
+fn with_bridges_of<T>(topic: bool, cap: usize, f: impl FnOnce(&Path, &Path) -> T) -> T {
     let (a, b) = (PathBuf::from("/dev/shm/mmz-bench-a"), PathBuf::from("/dev/shm/mmz-bench-b"));
     for p in [&a, &b] {
         let _ = std::fs::remove_file(p);
         let _ = std::fs::remove_file(bridge_stats::stats_path(p));
     }
-    drop(Ring::create(&a, cap).unwrap());
+    if topic {
+        drop(Topic::create(&a, cap).unwrap());
+    } else {
+        drop(Ring::create(&a, cap).unwrap());
+    }
     let exp = spawn(&["export", a.to_str().unwrap()]);
     let imp = spawn(&["import", b.to_str().unwrap()]);
     let start = Instant::now();
@@ -177,6 +214,7 @@ fn main() {
                 path: args[2].clone().into(),
                 key: "bench/bridged".into(),
                 endpoints: Endpoints { listen: vec![EP.into()], connect: vec![] },
+                start: mmapipc::topic::Start::Latest,
             };
             mmapipc_zenoh::export(&o).unwrap();
             return;
@@ -188,6 +226,7 @@ fn main() {
                 path: args[2].clone().into(),
                 endpoints: Endpoints { listen: vec![], connect: vec![EP.into()] },
                 wait: None,
+                history: false,
             };
             mmapipc_zenoh::import(&o).unwrap();
             return;
@@ -209,6 +248,14 @@ fn main() {
         }
     });
     row(&format!("64 B, {n64} msgs"), "msg/s", &zs, &rs);
+    let (mut zs, mut ts) = (vec![], vec![]);
+    with_bridges_of(true, 1 << 22, |a, b| {
+        for _ in 0..rounds {
+            zs.push(n64 as f64 / bare(n64, 64, Duration::ZERO).secs);
+            ts.push(n64 as f64 / bridged_topic(a, b, n64, 64).secs);
+        }
+    });
+    row(&format!("64 B topic→bridge→bridge→topic, {n64} msgs"), "msg/s", &zs, &ts);
     for (size, n) in [(1usize << 20, 2000 / scale), (8 << 20, 250 / scale)] {
         let (mut zs, mut rs) = (vec![], vec![]);
         let gb = |s: f64| (n as f64 * size as f64) / s / 1e9;

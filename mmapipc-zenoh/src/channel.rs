@@ -1,7 +1,7 @@
 //! The two small traits the bridge needs of a local channel, one pair per kind: a [`Source`]
-//! (what `export` reads) and a [`Sink`] (what `import` writes). Rings and queues implement them
-//! here; another kind (a topic) is one more pair of impls and a match arm in [`open_source`] and
-//! [`open_sink`].
+//! (what `export` reads) and a [`Sink`] (what `import` writes). Rings, queues and topics
+//! implement them here; another kind is one more pair of impls and a match arm in
+//! [`open_source`] and [`open_sink`].
 
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -9,7 +9,8 @@ use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use mmapipc::ring::DetachedRead;
-use mmapipc::{Queue, Ring};
+use mmapipc::topic::{Overflow, Start};
+use mmapipc::{Publisher, Queue, Ring, Subscriber, Topic};
 
 use crate::info::ChannelInfo;
 use crate::Error;
@@ -39,11 +40,16 @@ pub trait Source {
     fn next(&mut self, timeout: Duration, send: &mut dyn FnMut(u64, Outgoing<'_>)) -> Result<bool, Error>;
     /// Messages waiting in the channel.
     fn backlog(&self) -> u64;
-    /// The fraction of the channel's data area in use (0.0 to 1.0).
-    fn fill(&self) -> f64;
-    /// True when messages that no importer takes are dropped to keep the local producers going
-    /// (a ring); false when they stay for a later consumer (a queue).
-    fn drops_when_alone(&self) -> bool;
+    /// With no importer: true when the next message is to be taken (and dropped) now, to keep
+    /// the local producers going. A ring: once it is [`DROP_FILL`](crate::export::DROP_FILL)
+    /// full. A queue: never (its messages stay for a later consumer). A topic: always (the
+    /// exporter never holds its publisher back, and what it drops stays in the topic's retained
+    /// history until the publisher needs the room).
+    fn drop_when_alone(&self) -> bool;
+    /// Messages this source skipped on its own (a lapped subscriber of an overwrite topic).
+    fn skipped(&self) -> u64 {
+        0
+    }
     /// The sequence number the next message will get.
     fn next_seq(&self) -> u64;
 }
@@ -53,14 +59,21 @@ pub trait Sink: Send {
     /// Writes one message of `len` bytes, filled in place by `fill`, waiting for room while
     /// `stop` is false. `Ok(false)`: stopped before there was room (nothing written).
     fn write(&mut self, len: usize, fill: &mut dyn FnMut(&mut [u8]), stop: &AtomicBool) -> Result<bool, Error>;
+
+    /// Writes one message (the bytes of a batch's frame), waiting for room while `stop` is
+    /// false. `Ok(false)`: stopped before there was room.
+    fn write_slice(&mut self, msg: &[u8], stop: &AtomicBool) -> Result<bool, Error> {
+        self.write(msg.len(), &mut |slot: &mut [u8]| slot.copy_from_slice(msg), stop)
+    }
 }
 
 /// How often blocking calls look at the stop flag.
 pub const POLL: Duration = Duration::from_millis(100);
 
 /// Opens the channel at `path` for export. `next_seq` is where a queue's numbering resumes (a
-/// ring numbers its messages by its own consumed count, kept in the ring file).
-pub fn open_source(path: &Path, info: &ChannelInfo, next_seq: u64) -> Result<Box<dyn Source>, Error> {
+/// ring numbers its messages by its own consumed count, kept in the ring file; a topic by the
+/// publisher's sequence numbers). `start`: where a topic's subscription starts.
+pub fn open_source(path: &Path, info: &ChannelInfo, next_seq: u64, start: Start) -> Result<Box<dyn Source>, Error> {
     match info.kind.as_str() {
         "ring" => {
             let mut ring = Ring::open(path)?;
@@ -69,6 +82,11 @@ pub fn open_source(path: &Path, info: &ChannelInfo, next_seq: u64) -> Result<Box
             Ok(Box::new(RingSource { ring, seq }))
         }
         "queue" => Ok(Box::new(QueueSource { queue: Queue::open(path)?, seq: next_seq })),
+        "topic" => {
+            let topic = Topic::open(path)?;
+            let sub = topic.subscribe(start)?;
+            Ok(Box::new(TopicSource::new(topic, sub)))
+        }
         other => Err(Error::Protocol(format!("cannot export a {other}"))),
     }
 }
@@ -82,6 +100,7 @@ pub fn open_sink(path: &Path, info: &ChannelInfo) -> Result<Box<dyn Sink>, Error
             Ok(Box::new(RingSink { ring }))
         }
         "queue" => Ok(Box::new(QueueSink { queue: Queue::open(path)? })),
+        "topic" => Ok(Box::new(TopicSink { publisher: Topic::open(path)?.publisher()?, buf: Vec::new() })),
         other => Err(Error::Protocol(format!("cannot import a {other}"))),
     }
 }
@@ -134,12 +153,8 @@ impl Source for RingSource {
         self.ring.len() as u64
     }
 
-    fn fill(&self) -> f64 {
-        self.ring.available_read() as f64 / self.ring.capacity() as f64
-    }
-
-    fn drops_when_alone(&self) -> bool {
-        true
+    fn drop_when_alone(&self) -> bool {
+        self.ring.available_read() as f64 / self.ring.capacity() as f64 >= crate::export::DROP_FILL
     }
 
     fn next_seq(&self) -> u64 {
@@ -167,11 +182,7 @@ impl Source for QueueSource {
         self.queue.len() as u64
     }
 
-    fn fill(&self) -> f64 {
-        self.queue.used_bytes() as f64 / self.queue.capacity() as f64
-    }
-
-    fn drops_when_alone(&self) -> bool {
+    fn drop_when_alone(&self) -> bool {
         false
     }
 
@@ -218,6 +229,114 @@ impl Sink for QueueSink {
                 Ok(())
             })?;
             if put {
+                return Ok(true);
+            }
+        }
+    }
+}
+
+/// One subscriber of a topic. Sequence numbers are the topic's own (its publisher's), so a
+/// restarted exporter, a history reply and the live stream all number a message alike.
+pub struct TopicSource {
+    sub: Subscriber,
+    /// Overwrite mode: messages are copied here (the publisher never waits for a reader).
+    buf: Vec<u8>,
+    max: usize,
+    overwrite: bool,
+}
+
+impl TopicSource {
+    /// A source reading `sub`, a subscriber of `topic`.
+    pub fn new(topic: Topic, sub: Subscriber) -> TopicSource {
+        let overwrite = topic.overflow() == Overflow::Overwrite;
+        let max = topic.max_message_size();
+        let buf = if overwrite { vec![0; max] } else { Vec::new() };
+        TopicSource { sub, buf, max, overwrite }
+    }
+
+    /// The next message if one is ready now, as a copy, with its sequence number.
+    pub fn try_next(&mut self) -> Result<Option<(u64, &[u8])>, Error> {
+        if self.buf.len() < self.max {
+            self.buf = vec![0; self.max];
+        }
+        match self.sub.try_recv_into(&mut self.buf)? {
+            None => Ok(None),
+            Some(Ok(n)) => Ok(Some((self.sub.next_seq() - 1, &self.buf[..n]))),
+            Some(Err(n)) => Err(Error::Protocol(format!("a topic message of {n} bytes exceeds its maximum size"))),
+        }
+    }
+
+    /// Waits up to `timeout` for a message to be ready.
+    pub fn wait(&mut self, timeout: Duration) -> Result<bool, Error> {
+        Ok(self.sub.wait_readable(Some(timeout))?)
+    }
+}
+
+impl Source for TopicSource {
+    fn next(&mut self, timeout: Duration, send: &mut dyn FnMut(u64, Outgoing<'_>)) -> Result<bool, Error> {
+        if !self.overwrite {
+            let seq = self.sub.next_seq();
+            let Some(m) = self.sub.recv_timeout(Some(timeout))? else { return Ok(false) };
+            send(seq, Outgoing::Slice(&m));
+            return Ok(true);
+        }
+        for _ in 0..2 {
+            match self.sub.try_recv_into(&mut self.buf)? {
+                Some(Ok(n)) => {
+                    send(self.sub.next_seq() - 1, Outgoing::Slice(&self.buf[..n]));
+                    return Ok(true);
+                }
+                Some(Err(n)) => {
+                    return Err(Error::Protocol(format!("a topic message of {n} bytes exceeds its maximum size")))
+                }
+                None if !self.sub.wait_readable(Some(timeout))? => return Ok(false),
+                None => {}
+            }
+        }
+        Ok(false)
+    }
+
+    fn backlog(&self) -> u64 {
+        self.sub.lag()
+    }
+
+    fn drop_when_alone(&self) -> bool {
+        true
+    }
+
+    fn skipped(&self) -> u64 {
+        self.sub.dropped()
+    }
+
+    fn next_seq(&self) -> u64 {
+        self.sub.next_seq()
+    }
+}
+
+/// A topic's publisher (the importer is the local topic's one publisher).
+struct TopicSink {
+    publisher: Publisher,
+    buf: Vec<u8>,
+}
+
+impl Sink for TopicSink {
+    fn write(&mut self, len: usize, fill: &mut dyn FnMut(&mut [u8]), stop: &AtomicBool) -> Result<bool, Error> {
+        let mut buf = std::mem::take(&mut self.buf);
+        buf.clear();
+        buf.resize(len, 0);
+        fill(&mut buf);
+        let r = self.write_slice(&buf, stop);
+        self.buf = buf;
+        r
+    }
+
+    fn write_slice(&mut self, msg: &[u8], stop: &AtomicBool) -> Result<bool, Error> {
+        loop {
+            // Relaxed: as in RingSink.
+            if stop.load(Ordering::Relaxed) {
+                return Ok(false);
+            }
+            if self.publisher.publish_timeout(msg, Some(POLL))? {
                 return Ok(true);
             }
         }

@@ -1,21 +1,25 @@
 //! `mmapipc-bridge export PATH --key KEY`: one consumer of a local channel publishing every
-//! message on `mmapipc/data/KEY/FP` (see `docs/bridge.md` for the semantics and the policy).
+//! message on `mmapipc/data/KEY/FP` (small messages batched, several per zenoh sample), and for
+//! a topic a `history` queryable answering its retained messages (see `docs/bridge.md`).
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{fence, AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use mmapipc::region::{self, OpenOptions};
+use mmapipc::topic::Start;
+use mmapipc::Topic;
 use mmapipc_cli::bridge_stats::{now_ns, off, BridgeStatsFile, Role};
 use zenoh::bytes::ZBytes;
+use zenoh::pubsub::Publisher;
 use zenoh::qos::CongestionControl;
 use zenoh::query::Query;
 use zenoh::Wait;
 
-use crate::channel::{open_source, Outgoing, POLL};
+use crate::channel::{open_source, Outgoing, TopicSource, POLL};
 use crate::info::{check, Announcement, ChannelInfo};
-use crate::net::{self, Attachment, Endpoints};
+use crate::net::{self, push_frame, Attachment, Endpoints};
 use crate::{z, Error};
 
 /// Without an importer, a ring exporter drops the oldest messages while the ring is at least
@@ -24,6 +28,18 @@ pub const DROP_FILL: f64 = 0.5;
 
 /// How often an exporter without an importer looks at the ring's fill.
 const ALONE_POLL: Duration = Duration::from_millis(5);
+
+/// Messages up to this size that are ready together travel in one zenoh sample (a batch of
+/// frames, [`push_frame`]); larger ones alone. zenoh's cost is per sample, so a batch of small
+/// messages costs about what one does.
+pub const BATCH_MSG_MAX: usize = 2048;
+
+/// A batch is sent once it holds this many bytes (well inside zenoh's 64 KiB transport batch,
+/// so a sample is never fragmented).
+pub const BATCH_BYTES: usize = 16 << 10;
+
+/// At most this many messages per batch.
+pub const BATCH_COUNT: u64 = 1024;
 
 /// What `export` needs.
 #[derive(Debug, Clone)]
@@ -34,6 +50,8 @@ pub struct ExportOptions {
     pub key: String,
     /// zenoh endpoints.
     pub endpoints: Endpoints,
+    /// Where a topic's subscription starts (`Latest`: what is published from now on).
+    pub start: Start,
 }
 
 /// The identity of a channel file: its creator's pid and creation time, mixed. A new file at
@@ -52,7 +70,7 @@ pub fn export(opts: &ExportOptions) -> Result<(), Error> {
     let stream = stream_id(&path)?;
     let fp = info.fingerprint();
     let stats = Arc::new(BridgeStatsFile::open(&path, Role::Export, &format!("{}/{fp}", opts.key))?);
-    let mut source = open_source(&path, &info, stats.get(off::NEXT_SEQ))?;
+    let mut source = open_source(&path, &info, stats.get(off::NEXT_SEQ), opts.start)?;
     stats.set(off::STREAM, stream);
 
     let session = opts.endpoints.open()?;
@@ -79,6 +97,26 @@ pub fn export(opts: &ExportOptions) -> Result<(), Error> {
         .wait()
         .map_err(z)?;
     let matching = Arc::new(AtomicBool::new(false));
+    let history_q = if info.kind == "topic" {
+        let topic = Topic::open(&path)?;
+        let m = matching.clone();
+        let q = session
+            .declare_queryable(net::key("history", &opts.key, &fp))
+            .callback(move |q: Query| {
+                // An importer asks for history after subscribing to the live stream: from now on
+                // the exporter forwards what it takes (SeqCst, with the fence in `history`:
+                // what was published after the history's end is taken after this store).
+                m.store(true, Ordering::SeqCst);
+                let topic = topic.clone();
+                // Replies may wait on zenoh's congestion control: not on its callback thread.
+                std::thread::spawn(move || history(q, &topic, stream));
+            })
+            .wait()
+            .map_err(z)?;
+        Some(q)
+    } else {
+        None
+    };
     let (m, ms) = (matching.clone(), stats.clone());
     publisher
         .matching_listener()
@@ -101,43 +139,28 @@ pub fn export(opts: &ExportOptions) -> Result<(), Error> {
     );
 
     let mut last_update = Instant::now();
+    let mut out = Batch::new(&publisher, &stats, &matching, stream);
+    let mut skipped = source.skipped();
     while !net::stopped() {
         // Relaxed: see the matching listener.
         let alone = !matching.load(Ordering::Relaxed);
-        if alone && !(source.drops_when_alone() && source.fill() >= DROP_FILL) {
+        if alone && !source.drop_when_alone() {
             // Without an importer a queue keeps its messages (for a later importer or another
             // local consumer), and a ring keeps them while it has room: a short outage (a
             // bridge restarting) loses nothing the ring can hold.
             std::thread::sleep(ALONE_POLL);
         } else {
-            source.next(POLL, &mut |seq, msg| {
-                let len = match &msg {
-                    Outgoing::Slice(s) => s.len(),
-                    Outgoing::Shared(b) => b.len(),
-                };
-                stats.set(off::NEXT_SEQ, seq + 1);
-                // Looked at once the message is here (the wait for it may have been long).
-                // Relaxed: see the matching listener.
-                if !matching.load(Ordering::Relaxed) {
-                    stats.add(off::DROPPED, 1);
-                    return;
-                }
-                let payload = match msg {
-                    Outgoing::Slice(s) => ZBytes::from(s),
-                    Outgoing::Shared(b) => ZBytes::from(b),
-                };
-                let att = Attachment { seq, sent_ns: now_ns(), stream }.encode();
-                match publisher.put(payload).attachment(att).wait() {
-                    Ok(()) => {
-                        stats.add(off::FORWARDED, 1);
-                        stats.add(off::BYTES, len as u64);
-                    }
-                    Err(e) => {
-                        eprintln!("mmapipc-bridge: put failed, message {seq} dropped: {e}");
-                        stats.add(off::DROPPED, 1);
-                    }
-                }
-            })?;
+            // The first message waits; those ready behind it join its batch without waiting.
+            let mut more = source.next(POLL, &mut |seq, msg| out.push(seq, msg))?;
+            while more && out.count != 0 {
+                more = source.next(Duration::ZERO, &mut |seq, msg| out.push(seq, msg))?;
+            }
+            out.flush();
+        }
+        let now_skipped = source.skipped();
+        if now_skipped != skipped {
+            stats.add(off::DROPPED, now_skipped - skipped);
+            skipped = now_skipped;
         }
         if last_update.elapsed() >= Duration::from_millis(50) {
             stats.set(off::BACKLOG, source.backlog());
@@ -147,7 +170,8 @@ pub fn export(opts: &ExportOptions) -> Result<(), Error> {
     }
     stats.set(off::BACKLOG, source.backlog());
     stats.set(off::PEERS, 0);
-    drop((token, hello_q, info_q, publisher));
+    drop(out);
+    drop((token, hello_q, info_q, history_q, publisher));
     session.close().wait().map_err(z)?;
     Ok(())
 }
@@ -176,4 +200,161 @@ fn hello(q: &Query, exported: &ChannelInfo, stats: &BridgeStatsFile) {
             let _ = q.reply_err(refusal.to_string()).wait();
         }
     }
+}
+
+/// The messages taken and not yet put: a batch of frames, consecutive sequence numbers.
+struct Batch<'a> {
+    publisher: &'a Publisher<'static>,
+    stats: &'a BridgeStatsFile,
+    matching: &'a AtomicBool,
+    stream: u64,
+    buf: Vec<u8>,
+    first: u64,
+    count: u64,
+    bytes: u64,
+}
+
+impl<'a> Batch<'a> {
+    fn new(
+        publisher: &'a Publisher<'static>,
+        stats: &'a BridgeStatsFile,
+        matching: &'a AtomicBool,
+        stream: u64,
+    ) -> Self {
+        Batch {
+            publisher,
+            stats,
+            matching,
+            stream,
+            buf: Vec::with_capacity(BATCH_BYTES + BATCH_MSG_MAX + 4),
+            first: 0,
+            count: 0,
+            bytes: 0,
+        }
+    }
+
+    /// Takes one message: into the batch, or (a large one) straight out after the batch.
+    fn push(&mut self, seq: u64, msg: Outgoing<'_>) {
+        self.stats.set(off::NEXT_SEQ, seq + 1);
+        // Looked at once the message is here (the wait for it may have been long).
+        // Relaxed: see the matching listener. Before dropping, a SeqCst fence and a second look:
+        // a history query's SeqCst store of the flag and fence before it reads the published
+        // count make this see the flag for every message that count left out (the history ends
+        // where the live stream is sure to begin; the importer also asks again for a gap).
+        if !self.matching.load(Ordering::Relaxed) && {
+            fence(Ordering::SeqCst);
+            !self.matching.load(Ordering::Relaxed)
+        } {
+            self.flush();
+            self.stats.add(off::DROPPED, 1);
+            return;
+        }
+        if self.count != 0 && seq != self.first + self.count {
+            self.flush(); // a gap (a lapped topic subscriber): numbers in a batch are consecutive
+        }
+        match msg {
+            Outgoing::Slice(s) if s.len() <= BATCH_MSG_MAX => {
+                if self.count == 0 {
+                    self.first = seq;
+                }
+                push_frame(&mut self.buf, s);
+                self.count += 1;
+                self.bytes += s.len() as u64;
+                if self.buf.len() >= BATCH_BYTES || self.count >= BATCH_COUNT {
+                    self.flush();
+                }
+            }
+            Outgoing::Slice(s) => {
+                self.flush();
+                self.put(seq, 1, s.len(), ZBytes::from(s));
+            }
+            Outgoing::Shared(b) => {
+                self.flush();
+                self.put(seq, 1, b.len(), ZBytes::from(b));
+            }
+        }
+    }
+
+    /// Puts the batch: one message as itself, several as frames.
+    fn flush(&mut self) {
+        if self.count == 0 {
+            return;
+        }
+        let (first, count, bytes) = (self.first, self.count, self.bytes as usize);
+        // A copy (at most BATCH_BYTES and a message), so that the buffer is kept for the next
+        // batch rather than a fresh one allocated per sample.
+        let payload = ZBytes::from(if count == 1 { &self.buf[4..] } else { &self.buf[..] });
+        self.buf.clear();
+        self.count = 0;
+        self.bytes = 0;
+        self.put(first, count, bytes, payload);
+    }
+
+    fn put(&self, seq: u64, count: u64, bytes: usize, payload: ZBytes) {
+        let att = Attachment { seq, sent_ns: now_ns(), stream: self.stream, count }.encode();
+        match self.publisher.put(payload).attachment(att).wait() {
+            Ok(()) => {
+                self.stats.add(off::FORWARDED, count);
+                self.stats.add(off::BYTES, bytes as u64);
+            }
+            Err(e) => {
+                eprintln!("mmapipc-bridge: put failed, {count} message(s) from {seq} dropped: {e}");
+                self.stats.add(off::DROPPED, count);
+            }
+        }
+    }
+}
+
+/// Answers a history query: the messages a `Start::Oldest` subscriber gets, from the parameter
+/// `from` (a sequence number, default 0) up to the last one published when the query came,
+/// in batches like the data key's. Bounded by what the topic retains (at most its capacity).
+fn history(q: Query, topic: &Topic, stream: u64) {
+    let from: u64 = q.parameters().get("from").and_then(|v| v.parse().ok()).unwrap_or(0);
+    // SeqCst: pairs with the store of `matching` before this thread was started (see there).
+    fence(Ordering::SeqCst);
+    let end = topic.stats().messages_in;
+    let sub = match topic.subscribe(Start::Oldest) {
+        Ok(s) => s,
+        Err(e) => {
+            let _ = q.reply_err(format!("history: {e}")).wait();
+            return;
+        }
+    };
+    let mut src = TopicSource::new(topic.clone(), sub);
+    let (mut buf, mut first, mut count) = (Vec::new(), 0u64, 0u64);
+    let mut sent = 0u64;
+    let reply = |buf: Vec<u8>, first: u64, count: u64| {
+        let att = Attachment { seq: first, sent_ns: now_ns(), stream, count }.encode();
+        let _ = q.reply(q.key_expr().clone(), ZBytes::from(buf)).attachment(att).wait();
+    };
+    loop {
+        let next = match src.try_next() {
+            Ok(n) => n,
+            Err(e) => {
+                eprintln!("mmapipc-bridge: history: {e}");
+                break;
+            }
+        };
+        let Some((seq, msg)) = next else { break };
+        if seq >= end {
+            break;
+        }
+        if seq < from {
+            continue;
+        }
+        if count != 0 && (seq != first + count || buf.len() >= BATCH_BYTES || count >= BATCH_COUNT) {
+            reply(std::mem::take(&mut buf), first, count);
+            count = 0;
+        }
+        if count == 0 {
+            first = seq;
+        }
+        push_frame(&mut buf, msg);
+        count += 1;
+        sent += 1;
+    }
+    if count != 0 {
+        reply(buf, first, count);
+    }
+    eprintln!("mmapipc-bridge: history from {from}: {sent} message(s) before {end}");
 }

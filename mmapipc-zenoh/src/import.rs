@@ -1,6 +1,9 @@
 //! `mmapipc-bridge import KEY PATH`: finds the exporter of KEY, checks (or creates) the local
 //! channel, says hello, then writes every message of `mmapipc/data/KEY/FP` straight into its
-//! local slot, in order, counting gaps and repeats by sequence number.
+//! local slot, in order, counting gaps and repeats by sequence number. With `--history` (a
+//! topic), the retained messages first: the live samples are held while the exporter's
+//! `history` queryable answers, then delivered after it, the sequence numbers deciding what is
+//! new.
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -8,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use mmapipc::region;
 use mmapipc_cli::bridge_stats::{now_ns, off, BridgeStatsFile, Role};
+use zenoh::query::ConsolidationMode;
 use zenoh::sample::{Sample, SampleKind};
 use zenoh::{Session, Wait};
 
@@ -27,7 +31,16 @@ pub struct ImportOptions {
     pub endpoints: Endpoints,
     /// How long to look for the exporter before giving up (`None`: until stopped).
     pub wait: Option<Duration>,
+    /// A topic: fetch the exported topic's retained messages first (see the module docs).
+    pub history: bool,
 }
+
+/// How long a history query may take (it answers at most the exported topic's capacity).
+const HISTORY_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// History queries at most: when the first live message held is past the history's end, the
+/// missing ones are asked for again (the exporter may have taken them before it saw us).
+const HISTORY_TRIES: usize = 3;
 
 /// Asks `mmapipc/info/KEY/*` until an exporter answers (or `wait` passes, or STOP).
 pub fn find_exporter(session: &Session, key: &str, wait: Option<Duration>) -> Result<Option<Announcement>, Error> {
@@ -56,15 +69,40 @@ struct State {
     /// The stream and next sequence number expected (from the counters file on start).
     stream: u64,
     expected: u64,
+    /// While the history is fetched: the live samples, delivered after it.
+    held: Option<Vec<Sample>>,
 }
 
 impl State {
     fn receive(&mut self, sample: &Sample) {
-        let Some(att) = sample.attachment().and_then(|a| Attachment::decode(&a.to_bytes())) else {
+        match &mut self.held {
+            Some(h) => h.push(sample.clone()),
+            None => self.deliver(sample),
+        }
+    }
+
+    /// Counts one message written (numbered `expected`).
+    fn written(&mut self, len: usize) {
+        self.expected += 1;
+        self.stats.set(off::NEXT_SEQ, self.expected);
+        self.stats.add(off::FORWARDED, 1);
+        self.stats.add(off::BYTES, len as u64);
+    }
+
+    /// The first held sample's first sequence number and stream, if any.
+    fn first_held(&self) -> Option<(u64, u64)> {
+        let a = attachment(self.held.as_ref()?.first()?)?;
+        Some((a.seq, a.stream))
+    }
+
+    /// Writes the messages of one sample that are new, counting what is missing before them
+    /// (`lost`) and what was had already (`duplicates`).
+    fn deliver(&mut self, sample: &Sample) {
+        let Some(att) = attachment(sample) else {
             eprintln!("mmapipc-bridge: message without the bridge's attachment ignored");
             return;
         };
-        let s = &self.stats;
+        let s = self.stats.clone();
         if att.stream != self.stream {
             // A new exported channel (or the first message ever): numbering starts here.
             if self.stream != 0 {
@@ -74,38 +112,122 @@ impl State {
             self.expected = att.seq;
             s.set(off::STREAM, att.stream);
         }
-        if att.seq < self.expected {
-            s.add(off::DUPLICATES, 1);
+        let end = att.seq + att.count;
+        if end <= self.expected {
+            s.add(off::DUPLICATES, att.count);
             return;
+        }
+        let had = self.expected.saturating_sub(att.seq);
+        if had > 0 {
+            s.add(off::DUPLICATES, had);
         }
         if att.seq > self.expected {
             s.add(off::LOST, att.seq - self.expected);
         }
+        self.expected = att.seq.max(self.expected);
         let payload = sample.payload();
-        let len = payload.len();
-        let mut fill = |slot: &mut [u8]| {
-            let mut at = 0;
-            for part in payload.slices() {
-                slot[at..at + part.len()].copy_from_slice(part);
-                at += part.len();
+        if att.count == 1 {
+            let len = payload.len();
+            let mut fill = |slot: &mut [u8]| {
+                let mut at = 0;
+                for part in payload.slices() {
+                    slot[at..at + part.len()].copy_from_slice(part);
+                    at += part.len();
+                }
+            };
+            match self.sink.write(len, &mut fill, &net::STOP) {
+                Ok(true) => self.written(len),
+                Ok(false) => return, // stopped
+                Err(e) => {
+                    eprintln!("mmapipc-bridge: local write of message {} failed: {e}", att.seq);
+                    self.expected = end;
+                    s.add(off::LOST, 1);
+                    return;
+                }
             }
-        };
-        match self.sink.write(len, &mut fill, &net::STOP) {
-            Ok(true) => {
-                self.expected = att.seq + 1;
-                s.set(off::NEXT_SEQ, self.expected);
-                s.add(off::FORWARDED, 1);
-                s.add(off::BYTES, len as u64);
-                s.set(off::LAG_NS, now_ns().saturating_sub(att.sent_ns));
+        } else {
+            let raw = payload.to_bytes();
+            let Some(msgs) = net::frames(&raw, att.count) else {
+                eprintln!("mmapipc-bridge: a batch of {} from {} is malformed; counted lost", att.count, att.seq);
+                self.expected = end;
+                s.add(off::LOST, att.count - had);
+                return;
+            };
+            // One message at a time, each counted as it is written: a crash between the two
+            // miscounts at most that one.
+            for m in &msgs[had as usize..] {
+                match self.sink.write_slice(m, &net::STOP) {
+                    Ok(true) => self.written(m.len()),
+                    Ok(false) => return,
+                    Err(e) => {
+                        eprintln!("mmapipc-bridge: local write of message {} failed: {e}", self.expected);
+                        s.add(off::LOST, end - self.expected);
+                        self.expected = end;
+                        return;
+                    }
+                }
             }
-            Ok(false) => {}
+        }
+        s.set(off::LAG_NS, now_ns().saturating_sub(att.sent_ns));
+    }
+}
+
+fn attachment(sample: &Sample) -> Option<Attachment> {
+    sample.attachment().and_then(|a| Attachment::decode(&a.to_bytes()))
+}
+
+/// Asks the exporter's `history` queryable for the messages from `from` on and delivers them in
+/// order; returns how many samples came.
+fn fetch_history(session: &Session, key: &str, fp: &str, from: u64, state: &Mutex<State>) -> Result<usize, Error> {
+    let replies = session
+        .get(format!("{}?from={from}", net::key("history", key, fp)))
+        .consolidation(ConsolidationMode::None)
+        .timeout(HISTORY_TIMEOUT)
+        .wait()
+        .map_err(z)?;
+    let mut got = Vec::new();
+    while let Ok(reply) = replies.recv() {
+        match reply.result() {
+            Ok(sample) => got.push(sample.clone()),
             Err(e) => {
-                eprintln!("mmapipc-bridge: local write of message {} failed: {e}", att.seq);
-                self.expected = att.seq + 1;
-                s.add(off::LOST, 1);
+                let why = e.payload().try_to_string().map_or_else(|_| "?".into(), |s| s.into_owned());
+                return Err(Error::Protocol(format!("the exporter's history failed: {why}")));
             }
         }
     }
+    got.sort_by_key(|s| attachment(s).map_or(0, |a| a.seq));
+    let mut st = state.lock().map_err(|_| Error::Protocol("importer state poisoned".into()))?;
+    for s in &got {
+        st.deliver(s);
+    }
+    Ok(got.len())
+}
+
+/// The history, then the held live samples, then live delivery (see the module docs).
+fn history_then_live(session: &Session, key: &str, fp: &str, state: &Mutex<State>) -> Result<(), Error> {
+    let poisoned = || Error::Protocol("importer state poisoned".into());
+    // The whole retained history (the counters' stream may not be the exporter's any more);
+    // what this importer had already is skipped by number.
+    let mut from = 0;
+    for attempt in 1..=HISTORY_TRIES {
+        let n = fetch_history(session, key, fp, from, state)?;
+        let mut st = state.lock().map_err(|_| poisoned())?;
+        if let Some((first, stream)) = st.first_held() {
+            // Asking again helps only within the stream the history gave.
+            if first > st.expected && stream == st.stream && attempt < HISTORY_TRIES {
+                from = st.expected;
+                eprintln!("mmapipc-bridge: history ended at {from}, live stream at {first}: asking again");
+                continue;
+            }
+        }
+        let held = st.held.take().unwrap_or_default();
+        eprintln!("mmapipc-bridge: history: {n} sample(s), then {} live one(s) held", held.len());
+        for s in &held {
+            st.deliver(s);
+        }
+        return Ok(());
+    }
+    Ok(())
 }
 
 /// Runs an importer until [`net::STOP`] is set. Returns [`Error::Refused`] (exit status 3) when
@@ -121,6 +243,9 @@ pub fn import(opts: &ImportOptions) -> Result<(), Error> {
         return Err(Error::Usage(format!("no exporter of {} answered", opts.key)));
     };
     let fp = remote.channel.fingerprint();
+    if opts.history && remote.channel.kind != "topic" {
+        return Err(Error::Usage(format!("--history needs a topic; {} exports a {}", opts.key, remote.channel.kind)));
+    }
     let local = if path.exists() {
         ChannelInfo::probe(&path)?
     } else {
@@ -166,16 +291,21 @@ pub fn import(opts: &ImportOptions) -> Result<(), Error> {
     let sink = open_sink(&path, &local)?;
     let stream = stats.get(off::STREAM);
     let expected = stats.get(off::NEXT_SEQ);
-    let state = Mutex::new(State { sink, stats: stats.clone(), stream, expected });
+    let held = opts.history.then(Vec::new);
+    let state = Arc::new(Mutex::new(State { sink, stats: stats.clone(), stream, expected, held }));
+    let live = state.clone();
     let subscriber = session
         .declare_subscriber(net::key("data", &opts.key, &fp))
         .callback(move |sample| {
-            if let Ok(mut st) = state.lock() {
+            if let Ok(mut st) = live.lock() {
                 st.receive(&sample);
             }
         })
         .wait()
         .map_err(z)?;
+    if opts.history {
+        history_then_live(&session, &opts.key, &fp, &state)?;
+    }
     let ps = stats.clone();
     let presence = session
         .liveliness()

@@ -4,20 +4,28 @@
 use std::path::Path;
 
 use mmapipc::region::{self, OpenOptions};
-use mmapipc::{CreateOptions, Kind, Queue, QueueOptions, Ring, Schema};
+use mmapipc::topic::{Overflow, TopicOptions};
+use mmapipc::{CreateOptions, Kind, Queue, QueueOptions, Ring, Schema, Topic};
 use serde::{Deserialize, Serialize};
 
 use crate::Error;
 
-/// A channel as the bridge sees it: kind, capacity, schema.
+/// A channel as the bridge sees it: kind, capacity, schema (and a topic's table size and
+/// overflow mode, which the importer gives the topic it creates).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ChannelInfo {
-    /// `"ring"` or `"queue"`.
+    /// `"ring"`, `"queue"` or `"topic"`.
     pub kind: String,
     /// Data area size in bytes.
     pub capacity: u64,
     /// The schema of a typed channel, `None` for bytes.
     pub schema: Option<Schema>,
+    /// A topic's `max_subscribers`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_subscribers: Option<usize>,
+    /// A topic's overflow mode: `"block"` or `"overwrite"`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub overflow: Option<String>,
 }
 
 impl ChannelInfo {
@@ -26,14 +34,21 @@ impl ChannelInfo {
         let path = region::resolve_path(path);
         let (_region, header) = region::open_any(&path, &OpenOptions::default())?;
         let kind = Kind::from_code(header.kind);
-        let kind = match kind {
-            Kind::Ring => "ring",
-            Kind::Queue => "queue",
-            other => return Err(Error::Usage(format!("{}: a {other}, not a ring or a queue", path.display()))),
+        let (name, max_subscribers, overflow) = match kind {
+            Kind::Ring => ("ring", None, None),
+            Kind::Queue => ("queue", None, None),
+            Kind::Topic => {
+                let t = Topic::open(&path)?;
+                let o = if t.overflow() == Overflow::Overwrite { "overwrite" } else { "block" };
+                ("topic", Some(t.max_subscribers()), Some(o.to_string()))
+            }
+            other => {
+                return Err(Error::Usage(format!("{}: a {other}, not a ring, a queue or a topic", path.display())))
+            }
         };
-        let schema = mmapipc::typed::channel_schema(&path, Kind::from_code(header.kind), &OpenOptions::default())
+        let schema = mmapipc::typed::channel_schema(&path, kind, &OpenOptions::default())
             .map_err(|e| Error::Usage(e.to_string()))?;
-        Ok(ChannelInfo { kind: kind.into(), capacity: header.data_size, schema })
+        Ok(ChannelInfo { kind: name.into(), capacity: header.data_size, schema, max_subscribers, overflow })
     }
 
     /// The fingerprint chunk of the zenoh keys: the schema's 16 hex digits, or `bytes`.
@@ -49,13 +64,24 @@ impl ChannelInfo {
         self.schema.as_ref().map_or("bytes (untyped)".into(), Schema::label)
     }
 
-    /// Creates a channel like this one at `path` (kind, capacity, schema).
+    /// Creates a channel like this one at `path` (kind, capacity, schema; a topic's
+    /// `max_subscribers` and overflow mode).
     pub fn create(&self, path: &Path) -> Result<(), Error> {
         let blob = self.schema.as_ref().map(Schema::to_json).unwrap_or_default();
         let cap = self.capacity as usize;
         match self.kind.as_str() {
             "ring" => drop(Ring::create_with_schema(path, cap, &CreateOptions::default(), blob.as_bytes())?),
             "queue" => drop(Queue::create_with_schema(path, cap, &QueueOptions::default(), blob.as_bytes())?),
+            "topic" => {
+                let mut opts = TopicOptions::default();
+                if let Some(n) = self.max_subscribers {
+                    opts.max_subscribers = n;
+                }
+                if self.overflow.as_deref() == Some("overwrite") {
+                    opts.overflow = Overflow::Overwrite;
+                }
+                drop(Topic::create_with_schema(path, cap, &opts, blob.as_bytes())?);
+            }
             other => return Err(Error::Protocol(format!("unknown channel kind {other:?}"))),
         }
         Ok(())
@@ -160,7 +186,7 @@ mod tests {
     use super::*;
 
     fn chan(kind: &str, schema: Option<Schema>) -> ChannelInfo {
-        ChannelInfo { kind: kind.into(), capacity: 4096, schema }
+        ChannelInfo { kind: kind.into(), capacity: 4096, schema, max_subscribers: None, overflow: None }
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! # mmapipc-zenoh
 //!
 //! Bridges mmapipc channels between hosts over [Eclipse Zenoh](https://zenoh.io): an *exporter*
-//! consumes a local ring or queue and publishes each message on a zenoh key; an *importer*
+//! consumes a local ring, queue or topic and publishes each message on a zenoh key; an *importer*
 //! subscribes to that key and writes each message into a local channel of the same kind and
 //! schema. Local producers and consumers stay on shared memory; only the bridge talks to the
 //! network. The `mmapipc-bridge` binary runs [`export()`], [`import()`] and [`ls()`]; the commands,
@@ -14,6 +14,8 @@
 //! * `mmapipc/hello/K/F`: the exporter's queryable an importer asks with its own announcement;
 //!   the answer is `ok` or the schema refusal (a reply error), and both ends print the diff.
 //! * `mmapipc/live/K/F`: the exporter's liveliness token (what [`ls()`] lists).
+//! * `mmapipc/history/K/F`: a topic exporter's queryable answering the retained messages
+//!   (`?from=N`: those numbered `N` and up), as batches like the data key's.
 //!
 //! Two layouts never share a data key, so a subscriber of one fingerprint never sees a message
 //! of another even without the hello.
@@ -55,6 +57,9 @@ pub enum Error {
     /// The queue refused an operation.
     #[error(transparent)]
     Queue(#[from] mmapipc::QueueError),
+    /// The topic refused an operation.
+    #[error(transparent)]
+    Topic(#[from] mmapipc::TopicError),
     /// zenoh failed.
     #[error("zenoh: {0}")]
     Zenoh(String),

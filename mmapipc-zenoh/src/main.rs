@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
+use mmapipc::topic::Start;
 use mmapipc_zenoh::{net, Endpoints, ExportOptions, ImportOptions};
 
 #[derive(Parser)]
@@ -32,13 +33,17 @@ impl Net {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Publish every message of the local ring or queue at PATH on KEY.
+    /// Publish every message of the local ring, queue or topic at PATH on KEY.
     Export {
         /// The local channel (a bare name lives in /dev/shm).
         path: PathBuf,
         /// The key to export it as (e.g. market/ticks).
         #[arg(long)]
         key: String,
+        /// Where a topic's subscription starts: latest (what is published from now on) or
+        /// oldest (everything the topic retains, then the live stream).
+        #[arg(long, value_name = "WHERE", default_value = "latest", value_parser = ["latest", "oldest"])]
+        start: String,
         #[command(flatten)]
         net: Net,
     },
@@ -52,6 +57,10 @@ enum Command {
         /// Give up after this many seconds without an exporter (default: wait until stopped).
         #[arg(long, value_name = "SECS")]
         wait: Option<f64>,
+        /// A topic: first the messages the exported topic retains, then the live stream (no
+        /// gap and no repeat at the seam; sequence numbers decide).
+        #[arg(long)]
+        history: bool,
         #[command(flatten)]
         net: Net,
     },
@@ -76,12 +85,17 @@ fn main() {
     let cli = Cli::parse();
     net::stop_on_signals();
     let result = match cli.command {
-        Command::Export { path, key, net } => {
-            mmapipc_zenoh::export(&ExportOptions { path, key, endpoints: net.endpoints() })
+        Command::Export { path, key, start, net } => {
+            let start = if start == "oldest" { Start::Oldest } else { Start::Latest };
+            mmapipc_zenoh::export(&ExportOptions { path, key, endpoints: net.endpoints(), start })
         }
-        Command::Import { key, path, wait, net } => {
-            mmapipc_zenoh::import(&ImportOptions { key, path, endpoints: net.endpoints(), wait: wait.map(secs) })
-        }
+        Command::Import { key, path, wait, history, net } => mmapipc_zenoh::import(&ImportOptions {
+            key,
+            path,
+            endpoints: net.endpoints(),
+            wait: wait.map(secs),
+            history,
+        }),
         Command::Ls { wait, json, net } => {
             let mut out = std::io::stdout().lock();
             mmapipc_zenoh::ls(&mut out, &net.endpoints(), secs(wait), json).map(|_| ())

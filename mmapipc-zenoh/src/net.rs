@@ -72,38 +72,62 @@ pub fn parse_key<'a>(what: &str, full: &'a str) -> Option<(&'a str, &'a str)> {
     rest.rsplit_once('/')
 }
 
-/// The 24 bytes every message carries as its zenoh attachment (three little-endian `u64`).
+/// The 32 bytes every zenoh sample of the bridge carries as its attachment (four little-endian
+/// `u64`). A sample holds `count` messages numbered `seq..seq + count`: one message is the
+/// payload itself; several are [`frames`] (a batch of small messages taken at once).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Attachment {
-    /// The message's sequence number in its stream (consecutive).
+    /// The (first) message's sequence number in its stream (consecutive).
     pub seq: u64,
     /// When the exporter sent it (ns since the Unix epoch).
     pub sent_ns: u64,
     /// The stream: the exported channel's identity (its creator pid and creation time).
     pub stream: u64,
+    /// Messages in the sample (at least 1).
+    pub count: u64,
 }
 
 impl Attachment {
     /// Encoded size.
-    pub const LEN: usize = 24;
+    pub const LEN: usize = 32;
 
     /// The bytes.
     pub fn encode(&self) -> [u8; Self::LEN] {
         let mut b = [0u8; Self::LEN];
         b[..8].copy_from_slice(&self.seq.to_le_bytes());
         b[8..16].copy_from_slice(&self.sent_ns.to_le_bytes());
-        b[16..].copy_from_slice(&self.stream.to_le_bytes());
+        b[16..24].copy_from_slice(&self.stream.to_le_bytes());
+        b[24..].copy_from_slice(&self.count.to_le_bytes());
         b
     }
 
-    /// Parses the bytes; `None` unless exactly [`Self::LEN`].
+    /// Parses the bytes; `None` unless exactly [`Self::LEN`] with a count of at least 1.
     pub fn decode(b: &[u8]) -> Option<Attachment> {
         if b.len() != Self::LEN {
             return None;
         }
         let u = |i: usize| u64::from_le_bytes(b[i..i + 8].try_into().unwrap_or_default());
-        Some(Attachment { seq: u(0), sent_ns: u(8), stream: u(16) })
+        let a = Attachment { seq: u(0), sent_ns: u(8), stream: u(16), count: u(24) };
+        (a.count >= 1).then_some(a)
     }
+}
+
+/// Appends one message to a batch: its length (little-endian `u32`), then its bytes.
+pub fn push_frame(batch: &mut Vec<u8>, msg: &[u8]) {
+    batch.extend_from_slice(&(msg.len() as u32).to_le_bytes());
+    batch.extend_from_slice(msg);
+}
+
+/// The messages of a batch made by [`push_frame`]; `None` if it is not exactly `count` frames.
+pub fn frames(batch: &[u8], count: u64) -> Option<Vec<&[u8]>> {
+    let mut out = Vec::with_capacity(count.min(1 << 16) as usize);
+    let mut rest = batch;
+    while !rest.is_empty() {
+        let len = u32::from_le_bytes(rest.get(..4)?.try_into().ok()?) as usize;
+        out.push(rest.get(4..4 + len)?);
+        rest = &rest[4 + len..];
+    }
+    (out.len() as u64 == count).then_some(out)
 }
 
 /// Set by SIGINT/SIGTERM: the bridge stops at the next poll.
@@ -135,9 +159,21 @@ mod tests {
 
     #[test]
     fn attachments_round_trip() {
-        let a = Attachment { seq: 7, sent_ns: u64::MAX, stream: 0x0123_4567_89ab_cdef };
+        let a = Attachment { seq: 7, sent_ns: u64::MAX, stream: 0x0123_4567_89ab_cdef, count: 3 };
         assert_eq!(Attachment::decode(&a.encode()), Some(a));
-        assert_eq!(Attachment::decode(&a.encode()[..23]), None);
+        assert_eq!(Attachment::decode(&a.encode()[..31]), None);
+        assert_eq!(Attachment::decode(&Attachment { count: 0, ..a }.encode()), None);
+    }
+
+    #[test]
+    fn batches_round_trip_and_bad_ones_are_refused() {
+        let mut b = Vec::new();
+        for m in [&b"one"[..], b"", b"three"] {
+            push_frame(&mut b, m);
+        }
+        assert_eq!(frames(&b, 3), Some(vec![&b"one"[..], b"", b"three"]));
+        assert_eq!(frames(&b, 2), None, "count mismatch");
+        assert_eq!(frames(&b[..b.len() - 1], 3), None, "truncated");
     }
 
     #[test]

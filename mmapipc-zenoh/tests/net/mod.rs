@@ -91,12 +91,26 @@ impl Hosts {
 
     /// Starts `mmapipc-bridge export PATH --key KEY --listen EP` on host A.
     pub fn export(&self, path: &Path, key: &str, log: &Path) -> Child {
-        self.bridge(true, &["export", path.to_str().unwrap(), "--key", key, "--listen", &self.endpoint], log)
+        self.export_with(path, key, log, &[])
+    }
+
+    /// [`export`](Self::export) with more arguments.
+    pub fn export_with(&self, path: &Path, key: &str, log: &Path, more: &[&str]) -> Child {
+        let mut args = vec!["export", path.to_str().unwrap(), "--key", key, "--listen", &self.endpoint];
+        args.extend_from_slice(more);
+        self.bridge(true, &args, log)
     }
 
     /// Starts `mmapipc-bridge import KEY PATH --connect EP` on host B.
     pub fn import(&self, key: &str, path: &Path, log: &Path) -> Child {
-        self.bridge(false, &["import", key, path.to_str().unwrap(), "--connect", &self.endpoint], log)
+        self.import_with(key, path, log, &[])
+    }
+
+    /// [`import`](Self::import) with more arguments.
+    pub fn import_with(&self, key: &str, path: &Path, log: &Path, more: &[&str]) -> Child {
+        let mut args = vec!["import", key, path.to_str().unwrap(), "--connect", &self.endpoint];
+        args.extend_from_slice(more);
+        self.bridge(false, &args, log)
     }
 }
 

@@ -238,6 +238,17 @@ impl Subscriber {
         self.messages
     }
 
+    /// The sequence number of the next message this exclusive subscriber receives (in overwrite
+    /// mode a lapped one skips ahead, adding the difference to [`dropped`](Self::dropped)); for
+    /// a group member, its group's.
+    pub fn next_seq(&self) -> u64 {
+        match self.group {
+            // Relaxed: the group's counter, a hint for a member (another may take the next).
+            Some(g) => self.mem.group(g).seq.load(Ordering::Relaxed),
+            None => self.seq,
+        }
+    }
+
     /// Messages published and not yet received (by this subscriber, or by its group).
     pub fn lag(&self) -> u64 {
         // Relaxed: statistics.

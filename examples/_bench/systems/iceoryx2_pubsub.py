@@ -24,6 +24,7 @@ class Iceoryx2(System):
         "resend when send() reached no subscriber (full buffer)"
     )
     pingpong = True
+    fanout = True  # every subscriber of the service receives every sample
     requires = ("iceoryx2", "iceoryx2")
 
     def setup(self, p: Params) -> Any:

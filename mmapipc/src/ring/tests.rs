@@ -457,7 +457,7 @@ fn frames_reuse_the_released_half_and_pipeline_while_one_is_held() {
     };
     assert!(r.try_write(&frame(2)).unwrap());
     let d = r.try_read().unwrap().unwrap().detach();
-    assert_eq!(d.as_ptr() as *const u8, first, "a frame after a released one reuses its bytes");
+    assert_eq!(d.as_ptr(), first, "a frame after a released one reuses its bytes");
     // SAFETY: no consumer operation since the detach.
     assert_eq!(unsafe { d.as_slice() }, &frame(2)[..]);
     // Frame 2 is held (at 0, behind a padding record): the other half is free for frame 3.

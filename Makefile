@@ -36,7 +36,7 @@ lint: venv
 	$(PY) -m mypy examples/video_frames
 	$(PY) -m mypy examples/market_data
 	$(PY) -m mypy examples/demo.py examples/ring_buffer_example.py
-	$(PY) -m mypy examples/benchmark.py examples/benchmark_advanced.py examples/_bench
+	$(PY) -m mypy examples/benchmark.py examples/benchmark_advanced.py examples/benchmark_fanout.py examples/_bench
 	$(PY) -m mypy.stubtest mmapipc._mmapipc --allowlist mmapipc-py/stubtest-allowlist.txt
 
 # (includes the bridge's tests, mmapipc-zenoh/tests/bridge.rs: see test-bridge)

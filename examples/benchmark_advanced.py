@@ -25,12 +25,13 @@ from typing import Optional, Sequence
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from _bench.common import MiB, fmt_size, parse_size  # noqa: E402
-from _bench.driver import SuiteConfig, run_mpmc_suite, run_suite, steps  # noqa: E402
+from _bench.driver import SuiteConfig, run_fanout_suite, run_mpmc_suite, run_suite, steps  # noqa: E402
 from _bench.progress import Progress  # noqa: E402
 from _bench.report import (  # noqa: E402
     check_targets,
     command_line,
     ensure_parent,
+    fanout_table,
     format_targets,
     latency_table,
     machine_info,
@@ -53,7 +54,8 @@ from _bench.summary import (  # noqa: E402
     readme_summary,
     splice,
 )
-from _bench.systems import ALL_SYSTEMS, BY_KEY, TICK_SIZE, TYPED_SYSTEMS, System  # noqa: E402
+from _bench.systems import (  # noqa: E402
+    ALL_SYSTEMS, BY_KEY, FANOUT_SYSTEMS, TICK_SIZE, TYPED_SYSTEMS, System)
 
 DEFAULT_SIZES = "8,64,1K,64K,1M,8M"
 #: The page with the methodology, which the generated results link to.
@@ -91,6 +93,10 @@ def parse_args(argv: Optional[Sequence[str]]) -> argparse.Namespace:
                     help="leave out typed rings (market.Tick records, 32 B) vs raw rings")
     ap.add_argument("--mpmc", default="1,2,4", metavar="N,N,...",
                     help="N producers x N consumers on one queue, 64 B (default 1,2,4; '' = off)")
+    ap.add_argument("--fanout", type=int, metavar="N",
+                    help="fan-out mode: only one producer and N consumer processes of one "
+                         "channel, each receiving every message, per --sizes; systems: "
+                         + ", ".join(s.key for s in FANOUT_SYSTEMS))
     ap.add_argument("--no-memcpy", action="store_true", help="skip the memcpy reference rows")
     ap.add_argument("--json", metavar="PATH", help="write every result and the machine info")
     ap.add_argument("--plot", metavar="PATH", help="write a PNG chart (needs matplotlib)")
@@ -137,6 +143,45 @@ def select_systems(spec: str) -> list[System]:
     return out
 
 
+def fanout_main(args: argparse.Namespace, cfg: SuiteConfig, sizes: list[int]) -> int:
+    """``--fanout N``: the fan-out rows only (msg/s per consumer, the slowest consumer's)."""
+    if args.systems.strip() in ("", "all"):
+        systems = list(FANOUT_SYSTEMS)
+    else:
+        systems = select_systems(args.systems)
+        no = [s.key for s in systems if not s.fanout]
+        if no:
+            raise SystemExit(f"no fan-out mode in {', '.join(no)}; choose from "
+                             + ", ".join(s.key for s in FANOUT_SYSTEMS))
+    if args.fanout < 1:
+        raise SystemExit("--fanout must be at least 1")
+    install_sigterm_handler()
+    info = machine_info()
+    print(f"mmapipc fan-out benchmark: {info['cpu']}, {info['cores']} cores, Python "
+          f"{info['python']}; 1 producer + {args.fanout} consumer processes; {cfg.repeat} run(s) "
+          f"per row, each <= {cfg.seconds:g} s / {cfg.max_count:,} msgs", flush=True)
+    progress = Progress(len(sizes) * sum(1 if s.unavailable() else cfg.repeat for s in systems),
+                        enabled=not args.no_progress)
+    try:
+        rows = run_fanout_suite(systems, sizes, args.fanout, cfg, progress=progress)
+    except KeyboardInterrupt:
+        progress.close()
+        kill_all_children()
+        print("interrupted: children stopped, shared-memory files removed", file=sys.stderr)
+        return 130
+    finally:
+        progress.close()
+    print()
+    print("Fan-out (msg/s per consumer: median of runs; vs mmapipc: the first mmapipc row of "
+          "the size over this row)")
+    print(fanout_table(rows))
+    if args.json:
+        ensure_parent(args.json)
+        to_json(args.json, {"machine": info, "command": command_line(),
+                            "config": cfg.as_dict(), "fanout": rows_json(rows)})
+    return 1 if any(r.status == "error" for r in rows) else 0
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = parse_args(argv)
     if args.list:
@@ -157,6 +202,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         raise SystemExit(str(e)) from None
     if any(s < 8 for s in sizes):
         raise SystemExit("sizes must be at least 8 bytes (the sequence stamp)")
+    if args.fanout is not None:
+        return fanout_main(args, cfg, sizes)
     systems = select_systems(args.systems)
     lat_systems = [] if args.no_latency else [s for s in systems if s.pingpong]
     try:

@@ -62,6 +62,15 @@ def test_market_data_v1_and_v2_feeds() -> None:
     assert "from a market.Tick v2" in out and "matches the feed's" in out
 
 
+def test_market_data_fan_out_to_two_strategies() -> None:
+    pytest.importorskip("numpy")
+    out = run(str(EXAMPLES / "market_data/fanout.py"), "--ticks", "100000")
+    for role in ("momentum", "risk"):
+        assert f"{role}: 100000 ticks, every one received" in out
+    assert out.count("matches the feed's") == 2
+    assert "published once" in out
+
+
 def test_market_data_incompatible_consumer_refused() -> None:
     pytest.importorskip("numpy")
     out = run(str(EXAMPLES / "market_data/run.py"), "--incompatible")

@@ -8,7 +8,7 @@ from typing import Any, Callable, Sequence
 from .common import BenchError, fmt_size, make_params
 from .progress import Progress
 from .report import MEMCPY, MEMCPY_FROM, MEMCPY_RING, LatRow, TputRow
-from .runner import START_METHOD, run_mpmc, run_pingpong, run_throughput
+from .runner import START_METHOD, run_fanout, run_mpmc, run_pingpong, run_throughput
 from .stats import latency_percentiles
 from .systems import System
 from .systems.memcpy import run_memcpy
@@ -151,6 +151,46 @@ def run_mpmc_suite(
                 continue
             _repeat(row, row.reps_msg_s, lambda: run_mpmc(s, p, n, n)["msg_s"],
                     f"{s.key} {n}P/{n}C", cfg.repeat, progress)
+    return rows
+
+
+def run_fanout_suite(
+    systems: Sequence[System], sizes: Sequence[int], consumers: int, cfg: SuiteConfig, *,
+    progress: Progress,
+) -> list[TputRow]:
+    """One producer, ``consumers`` consumer processes of one channel, per size: msg/s per
+    consumer. Rounds as in ``run_suite``: each system once per round."""
+    rows: list[TputRow] = []
+    for size in sizes:
+        p = make_params(size, seconds=cfg.seconds, max_count=cfg.max_count,
+                        max_bytes=cfg.max_bytes, stall=cfg.stall, batch=1)
+        mine: list[tuple[System, TputRow]] = []
+        for s in systems:
+            row = TputRow(s.key, s.label, s.family, size, count_bound=p.count,
+                          seconds_bound=p.seconds, procs=consumers)
+            rows.append(row)
+            why = s.unavailable()
+            if why:
+                row.status, row.note = "skipped", why
+                progress.step(f"fan-out {s.key} {fmt_size(size)} skipped")
+            else:
+                mine.append((s, row))
+        for rep in range(cfg.repeat):
+            for s, row in mine:
+                if row.status != "ok":
+                    continue
+                label = f"fan-out {s.key} {fmt_size(size)} x{consumers} run {rep + 1}/{cfg.repeat}"
+                progress.start(label)
+                try:
+                    row.reps_msg_s.append(run_fanout(s, p, consumers)["msg_s"])
+                except BenchError as e:
+                    row.status, row.note = "error", str(e)
+                    progress.note(f"error {label}: {e}")
+                    row.reps_msg_s.clear()
+                    progress.done += cfg.repeat - rep - 1
+                progress.step(label)
+        for _, row in mine:
+            row.finish()
     return rows
 
 

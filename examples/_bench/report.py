@@ -291,6 +291,23 @@ def mpmc_table(rows: Sequence[TputRow], *, markdown: bool = False) -> str:
     return render(headers, body, right, markdown)
 
 
+def fanout_table(rows: Sequence[TputRow], *, markdown: bool = False) -> str:
+    """One producer, N consumers: msg/s per consumer (median, min-max of runs), and each row
+    against the first mmapipc row of its size."""
+    headers = ["system", "size", "consumers", "msg/s per consumer", "min-max", "vs mmapipc"]
+    right = [False, True, True, True, True, True]
+    body = []
+    for r in rows:
+        ref = next((x for x in rows if x.size == r.size and x.family == "mmapipc" and x.ok), None)
+        if not r.ok:
+            body.append([r.label, fmt_size(r.size), str(r.procs), r.status, r.note[:40], "-"])
+            continue
+        vs = f"{ref.msg_s / r.msg_s:.1f}x" if ref is not None and ref is not r else "-"
+        body.append([r.label, fmt_size(r.size), str(r.procs), fmt_rate(r.msg_s),
+                     f"{fmt_rate(r.min_msg_s)}-{fmt_rate(r.max_msg_s)}", vs])
+    return render(headers, body, right, markdown)
+
+
 def ratio_matrix(rows: Sequence[TputRow], *, markdown: bool = False) -> str:
     """Each mmapipc system against each peer, per size: msg/s ratio (>1 means mmapipc is faster)."""
     peers = [k for k in dict.fromkeys(r.system for r in rows if r.family == "peer")

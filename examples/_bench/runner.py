@@ -154,6 +154,35 @@ def run_mpmc(system: System, p: Params, producers: int, consumers: int) -> dict[
     return {"msgs": received, "seconds": secs, "msg_s": rate, "gb_s": rate * p.size / 1e9}
 
 
+def run_fanout(system: System, p: Params, consumers: int) -> dict[str, Any]:
+    """One producer and ``consumers`` consumer processes of one channel, each receiving every
+    message: messages per second per consumer (the slowest one's, after its warm-up)."""
+    h = system.fanout_setup(p, consumers)
+    roles: list[tuple[Role, str]] = [(system.produce, "producer")]
+    roles += [(functools.partial(system.fan_consume, consumer=i), f"consumer {i}")
+              for i in range(consumers)]
+    try:
+        res = run_group(roles, h, p)
+    finally:
+        system.teardown(h)
+    sent = int(res[0]["sent"])
+    rates = []
+    for i, cons in enumerate(res[1:]):
+        received = int(cons["received"])
+        if received != sent:
+            raise BenchError(f"producer sent {sent} messages, consumer {i} received {received}")
+        n_warm = int(cons.get("n_warm", p.warm))
+        if received > n_warm and cons["t_warm"] > 0:
+            msgs, secs = received - n_warm, float(cons["t_end"]) - float(cons["t_warm"])
+        else:
+            msgs, secs = received, float(cons["t_end"]) - float(res[0]["t0"])
+        if secs <= 0 or msgs <= 0:
+            raise BenchError(f"consumer {i} timed no messages")
+        rates.append(msgs / secs)
+    rate = min(rates)
+    return {"msgs": sent, "msg_s": rate, "gb_s": rate * p.size / 1e9}
+
+
 def run_throughput(system: System, p: Params) -> dict[str, Any]:
     """One throughput run: messages per second from the consumer's view, after the warm-up."""
     h = system.setup(p)

@@ -1,10 +1,11 @@
 //! Rust market-data feed: ticks written straight into a typed ring.
 //!
 //! ```text
-//! cargo run --release -p mmapipc --example market_feed -- PATH COUNT [--v2]
+//! cargo run --release -p mmapipc --example market_feed -- PATH COUNT [--v2 | --topic]
 //! ```
 //! The ring at PATH must exist with the `market.Tick` schema of the chosen version (run.py creates
-//! it). Prices follow a deterministic random walk per symbol; at the end the feed prints, as one
+//! it); with `--topic`, PATH is a `market.Tick` v1 topic whose subscribers are attached
+//! (fanout.py), and every tick is published once for all of them. Prices follow a deterministic random walk per symbol; at the end the feed prints, as one
 //! JSON line, the volume-weighted average price (VWAP) of every symbol, so a consumer's result can
 //! be checked.
 
@@ -16,7 +17,7 @@ mod example_types;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use mmapipc::typed::TypedRing;
+use mmapipc::typed::{TypedRing, TypedTopic};
 
 use example_types::{Tick, TickV2};
 
@@ -36,7 +37,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let path = args.get(1).ok_or("usage: market_feed PATH COUNT [--v2]")?;
     let count: u64 = args.get(2).ok_or("missing COUNT")?.parse()?;
     let v2 = args.iter().any(|a| a == "--v2");
-    let mut v1_ring = if v2 { None } else { Some(TypedRing::<Tick>::open(path)?) };
+    let topic = if args.iter().any(|a| a == "--topic") { Some(TypedTopic::<Tick>::open(path)?) } else { None };
+    let mut publisher = topic.as_ref().map(|t| t.publisher()).transpose()?;
+    let mut v1_ring = if v2 || topic.is_some() { None } else { Some(TypedRing::<Tick>::open(path)?) };
     let mut v2_ring = if v2 { Some(TypedRing::<TickV2>::open(path)?) } else { None };
     let mut price = [100.0f64; 8];
     let mut state = 0x2545_f491_4f6c_dd1du64;
@@ -55,6 +58,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         notional[s] += price[s] * f64::from(size);
         volume[s] += u64::from(size);
         let sent = match (&mut v1_ring, &mut v2_ring) {
+            _ if publisher.is_some() => publisher.as_mut().map_or(Ok(false), |p| {
+                p.send_timeout(&Tick { timestamp_ns: i, symbol: *SYMBOLS[s], price: price[s], size, side }, wait)
+            })?,
             (Some(r), _) => {
                 r.send_timeout(&Tick { timestamp_ns: i, symbol: *SYMBOLS[s], price: price[s], size, side }, wait)?
             }

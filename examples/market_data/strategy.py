@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import time
 from pathlib import Path
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -20,34 +21,45 @@ ROOT = Path(__file__).resolve().parent.parent.parent
 TICK_V1 = ROOT / "schemas" / "market" / "tick.v1.json"
 
 
-def run(path: str, count: int, batch: int = 4096, schema: Path = TICK_V1) -> dict[str, float]:
-    """Consumes `count` ticks; returns {symbol: vwap}."""
+class BatchSource(Protocol):
+    """A typed ring or a typed topic's subscription: where the batches come from."""
+
+    def recv_batch(self, max_count: int, block: bool = True, timeout: float | None = None) -> Any: ...
+
+
+def vwap_of(source: BatchSource, count: int, batch: int, who: str = "strategy") -> tuple[dict[str, float], float]:
+    """Consumes `count` ticks from `source`; returns ({symbol: vwap}, M ticks/s)."""
     notional: dict[bytes, float] = {}
     volume: dict[bytes, int] = {}
     seen = 0
-    with TypedRing.open(path, schema) as ring:
-        start = None
-        while seen < count:
-            ticks = ring.recv_batch(batch, block=True, timeout=30.0)
-            if ticks.size == 0:
-                raise SystemExit(f"strategy: no ticks within 30 s after {seen}")
-            start = start or time.perf_counter()
-            seen += ticks.size
-            # Group by symbol (8 raw bytes) without leaving NumPy.
-            syms = ticks["symbol"].copy().view("S8").ravel()
-            uniq, inverse = np.unique(syms, return_inverse=True)
-            px_sz = ticks["price"] * ticks["size"]
-            n = np.bincount(inverse, weights=px_sz, minlength=uniq.size)
-            v = np.bincount(inverse, weights=ticks["size"], minlength=uniq.size)
-            for sym, nn, vv in zip(uniq.tolist(), n.tolist(), v.tolist()):
-                notional[sym] = notional.get(sym, 0.0) + nn
-                volume[sym] = volume.get(sym, 0) + int(vv)
-            del ticks  # the batch is a view of the ring's slots: release them before the next read
-        elapsed = time.perf_counter() - (start or time.perf_counter())
-        label = ring.schema.label
+    start = None
+    while seen < count:
+        ticks = source.recv_batch(batch, block=True, timeout=30.0)
+        if ticks.size == 0:
+            raise SystemExit(f"{who}: no ticks within 30 s after {seen}")
+        start = start or time.perf_counter()
+        seen += ticks.size
+        # Group by symbol (8 raw bytes) without leaving NumPy.
+        syms = ticks["symbol"].copy().view("S8").ravel()
+        uniq, inverse = np.unique(syms, return_inverse=True)
+        px_sz = ticks["price"] * ticks["size"]
+        n = np.bincount(inverse, weights=px_sz, minlength=uniq.size)
+        v = np.bincount(inverse, weights=ticks["size"], minlength=uniq.size)
+        for sym, nn, vv in zip(uniq.tolist(), n.tolist(), v.tolist()):
+            notional[sym] = notional.get(sym, 0.0) + nn
+            volume[sym] = volume.get(sym, 0) + int(vv)
+        del ticks  # the batch is a view of the channel's slots: release them before the next read
+    elapsed = time.perf_counter() - (start or time.perf_counter())
     vwap = {s.decode().rstrip("\0"): notional[s] / volume[s] for s in sorted(notional)}
-    rate = seen / elapsed / 1e6 if elapsed > 0 else float("inf")
-    print(f"strategy: {seen} ticks from a {label} feed, read as v1 batches ({rate:.1f} M ticks/s)")
+    return vwap, (seen / elapsed / 1e6 if elapsed > 0 else float("inf"))
+
+
+def run(path: str, count: int, batch: int = 4096, schema: Path = TICK_V1) -> dict[str, float]:
+    """Consumes `count` ticks from the ring at `path`; returns {symbol: vwap}."""
+    with TypedRing.open(path, schema) as ring:
+        vwap, rate = vwap_of(ring, count, batch)
+        label = ring.schema.label
+    print(f"strategy: {count} ticks from a {label} feed, read as v1 batches ({rate:.1f} M ticks/s)")
     for s, p in vwap.items():
         print(f"  {s:5} VWAP {p:10.4f}")
     return vwap

@@ -549,20 +549,43 @@ pub(crate) fn create_channel(
     Ok((creating.publish()?, plan, path))
 }
 
+/// The control-block size [`open_channel`] accepts.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum ControlSize {
+    /// Exactly this many bytes (ring, queue: a fixed control block).
+    Exact(usize),
+    /// At least this many bytes (topic: the block grows with its subscriber table, whose size
+    /// the caller checks against the config it then reads inside the block).
+    AtLeast(usize),
+}
+
+impl From<usize> for ControlSize {
+    fn from(n: usize) -> Self {
+        ControlSize::Exact(n)
+    }
+}
+
 /// Opens a channel's file at `path` (resolved here) for `kind`, validating the header, the
 /// control block's size and the capacity rule. Returns the region, the validated header copy and
 /// the resolved path.
 pub(crate) fn open_channel(
     path: impl AsRef<Path>,
     kind: Kind,
-    control_size: usize,
+    control_size: impl Into<ControlSize>,
     opts: &OpenOptions,
 ) -> Result<(Region, FileHeader, PathBuf), OpenError> {
     let path = resolve_path(path);
     let (region, header) = open_file(&path, kind, opts)?;
     let bad = |reason: String| OpenError::CorruptHeader { path: path.clone(), reason };
-    if header.control_size != control_size as u64 {
-        return Err(bad(format!("{kind} control block is {} bytes, expected {control_size}", header.control_size)));
+    let have = header.control_size;
+    match control_size.into() {
+        ControlSize::Exact(n) if have != n as u64 => {
+            return Err(bad(format!("{kind} control block is {have} bytes, expected {n}")));
+        }
+        ControlSize::AtLeast(n) if have < n as u64 => {
+            return Err(bad(format!("{kind} control block of {have} bytes is too small, expected at least {n}")));
+        }
+        _ => {}
     }
     let cap = header.data_size;
     if usize::try_from(cap).ok().and_then(|c| layout::checked_capacity(kind, c).ok()) != Some(cap as usize) {

@@ -13,11 +13,13 @@ from .faster_fifo_queue import FasterFifo, FasterFifoBatch
 from .iceoryx2_pubsub import Iceoryx2
 from .mmapipc_queue import Queue, QueueBatch, QueueInto, QueueView
 from .mmapipc_ring import Ring, RingBatch, RingInto, RingView
+from .mmapipc_rings_fanout import RingsFanout
 from .mmapipc_topic import Topic, TopicView
 from .mmapipc_typed import TICK_SCHEMA, TICK_SIZE, TypedRing, TypedRingBatch
 from .mp_pipe import MpPipe
 from .mp_queue import MpQueue
 from .pyzmq import Zmq
+from .pyzmq_pubsub import ZmqPubSub
 
 #: The throughput systems, in the order of the tables.
 ALL_SYSTEMS: list[System] = [
@@ -44,7 +46,10 @@ ALL_SYSTEMS: list[System] = [
 #: Typed rings, measured in their own section at the record's size.
 TYPED_SYSTEMS: list[System] = [TypedRing(), TypedRingBatch()]
 
-BY_KEY: dict[str, System] = {s.key: s for s in ALL_SYSTEMS + TYPED_SYSTEMS}
+#: The fan-out rows' systems (``--fanout N``): one producer, N consumers of every message.
+FANOUT_SYSTEMS: list[System] = [Topic(), TopicView(), ZmqPubSub(), Iceoryx2(), RingsFanout()]
 
-__all__ = ["ALL_SYSTEMS", "BY_KEY", "TICK_SCHEMA", "TICK_SIZE", "TYPED_SYSTEMS", "BatchChecker",
+BY_KEY: dict[str, System] = {s.key: s for s in ALL_SYSTEMS + TYPED_SYSTEMS + FANOUT_SYSTEMS}
+
+__all__ = ["ALL_SYSTEMS", "BY_KEY", "FANOUT_SYSTEMS", "TICK_SCHEMA", "TICK_SIZE", "TYPED_SYSTEMS", "BatchChecker",
            "BatchStamper", "Result", "Sync", "System"]

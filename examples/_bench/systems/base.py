@@ -291,6 +291,8 @@ class System:
     batched: bool = False
     typed: bool = False
     mpmc: bool = False  # many producers, many consumers on one channel
+    #: One producer, N consumer processes each receiving every message (``fanout_*``).
+    fanout: bool = False
     #: The module the system needs and the distribution that installs it.
     requires: tuple[str, str] = ("", "")
 
@@ -321,6 +323,10 @@ class System:
         for one in h:
             self.teardown(one)
 
+    def fanout_setup(self, p: Params, consumers: int) -> Any:
+        """Fan-out: the channel for one producer and ``consumers`` consumers of every message."""
+        return self.setup(p)
+
     # --- in a child: the ends
     def sender(self, h: Any, p: Params) -> Sender:
         raise NotImplementedError
@@ -333,6 +339,10 @@ class System:
 
     def consumer(self, h: Any, p: Params) -> End:
         return self.receiver(h, p)
+
+    def fanout_consumer(self, h: Any, p: Params, consumer: int) -> End:
+        """Fan-out consumer number ``consumer`` (each one of them receives every message)."""
+        return self.consumer(h, p)
 
     def pp_ends(self, h: Any, p: Params, server: bool) -> tuple[Sender, Receiver]:
         """The ping-pong server's or client's (sender, receiver) on ``pp_setup``'s channels."""
@@ -350,6 +360,9 @@ class System:
 
     def consume(self, h: Any, p: Params, sync: Sync) -> Result:
         return _run(self.consumer(h, p), p, sync)
+
+    def fan_consume(self, h: Any, p: Params, sync: Sync, consumer: int) -> Result:
+        return _run(self.fanout_consumer(h, p, consumer), p, sync)
 
     def pp_server(self, h: Any, p: Params, sync: Sync) -> Result:
         return self._pingpong(h, p, sync, True)

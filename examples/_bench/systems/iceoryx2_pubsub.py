@@ -3,6 +3,9 @@
 Its Python API has no blocking receive without a WaitSet, so the subscriber polls. iceoryx2
 0.10's Python publisher drops a sample when the subscriber's buffer is full even with
 ``RetryUntilDelivered``; ``send()`` then returns 0 receivers and the message is sent again.
+In the fan-out rows (``--fanout N``) a sample dropped for one subscriber of several cannot be
+sent again without duplicating it for the others: the consumer that missed it fails the run
+(lost message), so a fan-out row either delivered every message to every subscriber or fails.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ class Iceoryx2(System):
         "resend when send() reached no subscriber (full buffer)"
     )
     pingpong = True
+    fanout = True  # every subscriber of the service receives every sample
     requires = ("iceoryx2", "iceoryx2")
 
     def setup(self, p: Params) -> Any:

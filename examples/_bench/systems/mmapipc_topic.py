@@ -17,6 +17,7 @@ class Topic(MmapipcSystem):
               "publish(buf, True, t) / recv(True, t)")
     cls_name, noun, calls = "SharedMemoryTopic", "topic", ("publish", "recv")
     pingpong = False
+    fanout = True
 
     def receiver(self, h: Any, p: Params) -> Receiver:
         t = self.open(h)

@@ -6,9 +6,11 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use crate::error::OpenError;
-use crate::layout::{Kind, Plan};
+use crate::layout::Kind;
+#[cfg(not(loom))]
+use crate::layout::Plan;
 use crate::mem::DataArea;
-use crate::region::{self, CreateOptions, OpenOptions, Region};
+use crate::region::{self, ChannelPlan, ControlSize, CreateOptions, OpenOptions, Region};
 use crate::sync::Ordering;
 
 use super::layout::{control_size, GroupEntry, Head, SubEntry, MAX_SUBSCRIBERS, RECORD_HEADER};
@@ -188,14 +190,29 @@ impl fmt::Debug for Topic {
     }
 }
 
-fn check_options(capacity: usize, opts: &TopicOptions) -> Result<usize, OpenError> {
+fn check_options(opts: &TopicOptions) -> Result<(), OpenError> {
     if opts.max_subscribers == 0 || opts.max_subscribers > MAX_SUBSCRIBERS {
         return Err(OpenError::InvalidArgument(format!(
             "max_subscribers must be between 1 and {MAX_SUBSCRIBERS}, got {}",
             opts.max_subscribers
         )));
     }
-    crate::layout::checked_capacity(Kind::Topic, capacity)
+    Ok(())
+}
+
+/// Marks `n` subscriber entries at `subs` as holding nothing back (a fresh file is zero-filled,
+/// and a zero cursor would be a position).
+///
+/// # Safety
+/// `subs` points at `n` [`SubEntry`]s in live memory that nobody else uses yet.
+unsafe fn init_entries(subs: *const SubEntry, n: usize) {
+    for i in 0..n {
+        // SAFETY: the caller's contract: `i < n` entries lie in the memory.
+        let s = unsafe { &*subs.add(i) };
+        // Relaxed: before the topic is shared (published by READY, or by the Arc).
+        s.cursor.store(super::layout::NO_CURSOR, Ordering::Relaxed);
+        s.group.store(super::layout::NO_GROUP, Ordering::Relaxed);
+    }
 }
 
 impl Topic {
@@ -218,33 +235,25 @@ impl Topic {
         opts: &TopicOptions,
         schema: &[u8],
     ) -> Result<Topic, OpenError> {
-        let path = region::resolve_path(path);
-        let capacity = check_options(capacity, opts)?;
-        let csize = control_size(opts.max_subscribers) as u64;
-        let plan = Plan::new(csize, schema.len() as u64, capacity as u64)
-            .ok_or_else(|| OpenError::InvalidArgument(format!("capacity {capacity} is too large")))?;
-        let creating = region::create_file(&path, Kind::Topic, plan, &opts.create)?;
-        if !schema.is_empty() {
-            creating.write_schema(schema)?;
-        }
-        let head = creating.region().as_ptr().wrapping_add(plan.control_offset as usize) as *const Head;
-        // SAFETY: the control block lies inside the new mapping (plan), 8-aligned, atomics only.
-        let config = unsafe { &(*head).config };
-        // Relaxed: published by the Release store of READY (SYNC: header-publish). The rest of
-        // the fresh file is zero: positions, counters, waiters and owner words all start at 0.
-        config.capacity.store(capacity as u64, Ordering::Relaxed);
-        config.max_subscribers.store(opts.max_subscribers as u64, Ordering::Relaxed);
-        config.overflow.store(opts.overflow.code(), Ordering::Relaxed);
-        let topic = Self::from_region(
-            creating.region().as_ptr(),
-            plan.control_offset,
-            plan.data_offset,
-            capacity as u64,
-            opts.max_subscribers,
-            opts.overflow,
-        );
-        topic.init_entries();
-        let region = creating.publish()?;
+        check_options(opts)?;
+        let n = opts.max_subscribers;
+        let spec = ChannelPlan { kind: Kind::Topic, control_size: control_size(n), capacity, schema };
+        let (region, plan, path) = region::create_channel(path, spec, &opts.create, |ctrl, capacity| {
+            let head = ctrl as *const Head;
+            // SAFETY: the control block (head, then `n` subscriber entries, then `n` group
+            // entries: control_size(n)) lies inside the new mapping (plan), 8-aligned, atomics
+            // only; nobody else trusts the file before publish.
+            let (config, subs) = unsafe { (&(*head).config, ctrl.add(super::layout::HEAD_SIZE) as *const SubEntry) };
+            // Relaxed: published by the Release store of READY (SYNC: header-publish). The rest of
+            // the fresh file is zero: positions, counters, waiters and owner words all start at 0.
+            config.capacity.store(capacity, Ordering::Relaxed);
+            config.max_subscribers.store(n as u64, Ordering::Relaxed);
+            config.overflow.store(opts.overflow.code(), Ordering::Relaxed);
+            // SAFETY: as above, the `n` subscriber entries follow the head inside the block.
+            unsafe { init_entries(subs, n) };
+        })?;
+        let topic =
+            Self::from_region(region.as_ptr(), plan.control_offset, plan.data_offset, plan.data_size, n, opts.overflow);
         Ok(Self::finish(topic, region, Some(path)))
     }
 
@@ -255,17 +264,11 @@ impl Topic {
 
     /// [`open`](Self::open) with options.
     pub fn open_with(path: impl AsRef<Path>, opts: &OpenOptions) -> Result<Topic, OpenError> {
-        let path = region::resolve_path(path);
-        let (region, header) = region::open_file(&path, Kind::Topic, opts)?;
+        let min = ControlSize::AtLeast(control_size(1));
+        let (region, header, path) = region::open_channel(path, Kind::Topic, min, opts)?;
         let bad = |reason: String| OpenError::CorruptHeader { path: path.clone(), reason };
         let capacity = header.data_size;
-        if crate::layout::checked_capacity(Kind::Topic, capacity as usize).ok() != Some(capacity as usize) {
-            return Err(bad(format!("topic capacity {capacity} is out of range or not a multiple of 8")));
-        }
         let base = region.as_ptr().wrapping_add(header.control_offset as usize) as *const Head;
-        if header.control_size < control_size(1) as u64 {
-            return Err(bad(format!("topic control block of {} bytes is too small", header.control_size)));
-        }
         // SAFETY: the control block (at least the fixed part, checked above) lies inside the
         // validated mapping, 8-aligned; atomics only.
         let config = unsafe { &(*base).config };
@@ -299,7 +302,8 @@ impl Topic {
 
     /// A process-local topic on the heap, for tests and model checking (loom, Miri).
     pub fn heap(capacity: usize, opts: &TopicOptions) -> Result<Topic, OpenError> {
-        let capacity = check_options(capacity, opts)?;
+        check_options(opts)?;
+        let capacity = crate::layout::checked_capacity(Kind::Topic, capacity)?;
         #[cfg(not(loom))]
         {
             let plan = Plan::new(control_size(opts.max_subscribers) as u64, 0, capacity as u64)
@@ -318,7 +322,8 @@ impl Topic {
             c.capacity.store(capacity as u64, Ordering::Relaxed);
             c.max_subscribers.store(opts.max_subscribers as u64, Ordering::Relaxed);
             c.overflow.store(opts.overflow.code(), Ordering::Relaxed);
-            topic.init_entries();
+            // SAFETY: the subscriber table of `n` entries lies in the fresh heap block.
+            unsafe { init_entries(topic.subs, opts.max_subscribers) };
             Ok(Self::finish(topic, region, None))
         }
         #[cfg(loom)]
@@ -495,15 +500,5 @@ impl PartialTopic {
     fn head(&self) -> &Head {
         // SAFETY: as TopicMemory::head: the block lies in the memory the caller keeps.
         unsafe { &*self.head }
-    }
-
-    fn init_entries(&self) {
-        for i in 0..self.nsubs {
-            // SAFETY: as TopicMemory::sub: `i < nsubs` entries lie in the memory.
-            let s = unsafe { &*self.subs.add(i) };
-            // Relaxed: before the topic is shared.
-            s.cursor.store(super::layout::NO_CURSOR, Ordering::Relaxed);
-            s.group.store(super::layout::NO_GROUP, Ordering::Relaxed);
-        }
     }
 }

@@ -10,6 +10,7 @@ use std::any::Any;
 use std::ffi::{c_int, c_void};
 use std::sync::Arc;
 
+use mmapipc::OwnedView;
 use pyo3::exceptions::PyBufferError;
 use pyo3::ffi;
 use pyo3::prelude::*;
@@ -17,6 +18,13 @@ use pyo3::types::PyMemoryView;
 
 /// Something that keeps exported memory valid while it lives.
 pub type Owner = Arc<dyn Any + Send + Sync>;
+
+/// What a [`SharedBuffer`] keeps alive: any owner, or a queue view held in place (no `Arc`
+/// of its own: one allocation less per `get_view` message).
+enum Keep {
+    Shared { _owner: Owner },
+    QueueView { _view: OwnedView },
+}
 
 /// A span of shared memory exported through the buffer protocol.
 ///
@@ -26,7 +34,7 @@ pub type Owner = Arc<dyn Any + Send + Sync>;
 #[pyclass(module = "mmapipc", name = "SharedBuffer", frozen)]
 pub struct SharedBuffer {
     /// Keeps the span valid; dropped with the last export.
-    _owner: Owner,
+    _owner: Keep,
     ptr: usize,
     len: usize,
     readonly: bool,
@@ -39,7 +47,7 @@ impl SharedBuffer {
     /// `ptr..ptr+len` must stay valid for reads (and writes, unless `readonly`) for as long as
     /// `owner` lives.
     pub unsafe fn new(owner: Owner, ptr: *mut u8, len: usize, readonly: bool) -> SharedBuffer {
-        SharedBuffer { _owner: owner, ptr: ptr as usize, len, readonly }
+        SharedBuffer { _owner: Keep::Shared { _owner: owner }, ptr: ptr as usize, len, readonly }
     }
 
     /// `memoryview(self)`.
@@ -63,6 +71,15 @@ pub unsafe fn export<'py>(
 ) -> PyResult<Bound<'py, PyMemoryView>> {
     // SAFETY: the caller's contract is `new`'s.
     unsafe { SharedBuffer::new(owner, ptr as *mut u8, len, readonly) }.memoryview(py)
+}
+
+/// A read-only memoryview of a queue view's payload, kept valid (and its slot held) by the
+/// view itself, which goes with the last export.
+pub fn export_queue_view(py: Python<'_>, view: OwnedView) -> PyResult<Bound<'_, PyMemoryView>> {
+    let (ptr, len) = (view.as_ptr() as usize, view.len());
+    // The payload stays valid and unwritten while the OwnedView lives: its record is TAKEN by
+    // this process and the view holds an Arc of the queue's mapping.
+    SharedBuffer { _owner: Keep::QueueView { _view: view }, ptr, len, readonly: true }.memoryview(py)
 }
 
 #[pymethods]

@@ -18,15 +18,17 @@ use std::time::Duration;
 
 use mmapipc::{FixedViews, OwnedView, Queue, QueueOptions};
 use pyo3::exceptions::PyValueError;
+use pyo3::ffi;
 use pyo3::prelude::*;
 use pyo3::sync::GILOnceCell;
 use pyo3::types::{PyBytes, PyList, PyMemoryView, PyType};
 
 use crate::blocking::{retry, timeout_arg, CallDeadline, Waited};
 use crate::borrow::{copy_to_raw, with_bytes, BorrowedBytes, WritableBuffer};
-use crate::buffer::export;
+use crate::buffer::{export, export_queue_view};
 use crate::errors::{buffer_too_short, closed, open_error, queue_error};
 use crate::ffi::malloc::keep_heap_for;
+use crate::ffi::memoryview::release;
 use crate::handle::{handle_pymethods, Closable, Handle};
 use crate::sync::{Shared, Using};
 
@@ -122,15 +124,20 @@ impl Leftover {
     }
 }
 
-fn views_to_list<'py>(py: Python<'py>, views: Vec<OwnedView>) -> PyResult<Bound<'py, PyList>> {
-    let list = PyList::empty(py);
+/// A `ViewBatch` of the memoryviews of `views`, made without calling the class: an empty
+/// instance (what `list`'s `tp_new` makes; `ViewBatch` defines no `__new__` or `__init__`,
+/// which `_views.py` keeps so) filled in place.
+fn views_to_batch<'py>(cls: &Bound<'py, PyType>, views: Vec<OwnedView>) -> PyResult<Bound<'py, PyList>> {
+    let py = cls.py();
+    // SAFETY: `cls` is a live type object (a list subclass); PyType_GenericAlloc returns a new
+    // reference to a zeroed instance (an empty list: no items, no allocation) or null with an
+    // exception set, which `from_owned_ptr_or_err` takes.
+    let batch = unsafe { Bound::from_owned_ptr_or_err(py, ffi::PyType_GenericAlloc(cls.as_type_ptr(), 0)) }?;
+    let batch = batch.downcast_into::<PyList>()?;
     for v in views {
-        let (ptr, len) = (v.as_ptr(), v.len());
-        // SAFETY: the bytes stay valid and unwritten while the OwnedView (the owner) lives: its
-        // record is TAKEN by this process and the view holds an Arc of the mapping.
-        list.append(unsafe { export(py, Arc::new(v), ptr, len, true) }?)?;
+        batch.append(export_queue_view(py, v)?)?;
     }
-    Ok(list)
+    Ok(batch)
 }
 
 impl Handle for PyQueue {
@@ -384,10 +391,9 @@ handle_pymethods! {
                 Ok((!v.is_empty()).then_some(v))
             })?;
             let Some(v) = taken else { return Ok(None) };
-            let list = views_to_list(py, v)?;
             static VIEW_BATCH: GILOnceCell<Py<PyType>> = GILOnceCell::new();
             let cls = VIEW_BATCH.import(py, "mmapipc._views", "ViewBatch")?;
-            Ok(Some(cls.call1((list,))?))
+            Ok(Some(views_to_batch(cls, v)?.into_any()))
         }
 
         /// Zero-copy take of fixed-size records: up to `max_count` messages of exactly `size` bytes
@@ -437,7 +443,7 @@ handle_pymethods! {
         /// BufferError if something exports the memoryview object itself.
         fn release(&self, views: &Bound<'_, PyAny>) -> PyResult<()> {
             for v in views.try_iter()? {
-                v?.call_method0(pyo3::intern!(views.py(), "release"))?;
+                release(&v?)?;
             }
             Ok(())
         }

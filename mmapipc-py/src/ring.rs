@@ -43,6 +43,7 @@ use crate::handle::{handle_pymethods, Closable, Handle};
 use crate::sync::{Shared, SideLock};
 
 mod sides;
+mod view;
 
 use sides::{side_ring, wait_ring, Consumer, Need, Producer, ViewToken};
 
@@ -61,8 +62,12 @@ const NAME: &str = "SharedMemoryRing";
 /// the next consumer call on this handle (`read`, `read_view`, `read_batch`, `clear`, `close`),
 /// which first releases the view, so using it afterwards raises `ValueError` instead of showing
 /// recycled bytes. If anything made from the view is still alive (a NumPy array, a slice of the
-/// view, its `.obj`), that call raises `BufferError` and does nothing: the slot stays held until
-/// those are gone (drop or copy them first). A handle that is garbage-collected (not closed)
+/// view, a memoryview of its `.obj`), that call raises `BufferError` and does nothing: the slot
+/// stays held until those are gone (drop or copy them first). The `.obj` of every view of one
+/// handle is the same exporter object; a reference to it holds the slot too (NumPy's
+/// `ndarray(buffer=view)` keeps it as the array's base), and once the view and every buffer
+/// made from it are gone it refuses buffer requests until the next `read_view`. A slot held
+/// only by such a reference is released by the next consumer call after it goes. A handle that is garbage-collected (not closed)
 /// while such an array lives gives up its role without releasing that slot: the message is
 /// delivered again to the next consumer, and the array keeps the mapping alive but may then show
 /// recycled bytes; call `close()` to be told instead.
@@ -82,7 +87,7 @@ pub struct PyRing {
     /// Set by `close`: blocked calls stop waiting and raise.
     stop: AtomicBool,
     prod: SideLock<Producer>,
-    /// In an Arc: a read view's owner tells it when the view is gone (see [`ViewToken`]).
+    /// In an Arc: a read view's exporter tells it when the view is gone (see `view.rs`).
     cons: Arc<SideLock<Consumer>>,
 }
 
@@ -286,7 +291,7 @@ handle_pymethods! {
                     r.loan_detached_timeout(size, Some(Duration::ZERO)).map_err(ring_error)
                 })?;
                 let Some(slot) = slot else { return Ok(None) };
-                let token = Arc::new(ViewToken { _mem: slot.mem.clone(), side: None });
+                let token = Arc::new(ViewToken { _mem: slot.mem.clone() });
                 let weak = Arc::downgrade(&token);
                 // SAFETY: the slot (size bytes at as_ptr) is reserved for this producer and
                 // unpublished; this handle makes no other write while the loan is out (no_loan), and

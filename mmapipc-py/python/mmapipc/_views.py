@@ -17,6 +17,9 @@ class ViewBatch(list):  # type: ignore[type-arg]
     array never shows recycled bytes; the slot is freed when the array is garbage-collected.
     (An object that exports the memoryview itself, e.g. ``memoryview(view)``, makes
     ``release`` raise ``BufferError``.)
+
+    The binding makes instances without calling the class (an empty list filled in place), so
+    this class defines no ``__new__`` or ``__init__``.
     """
 
     def release(self) -> None:

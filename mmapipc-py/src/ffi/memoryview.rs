@@ -15,6 +15,7 @@ use std::sync::atomic::{AtomicU8, Ordering};
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::ffi;
 use pyo3::prelude::*;
+use pyo3::sync::GILOnceCell;
 use pyo3::types::{PyBytes, PyMemoryView};
 
 /// CPython's `_PyManagedBufferObject` (the exporter's buffer a memoryview shares).
@@ -44,6 +45,25 @@ const MV_C: c_int = 0x002;
 
 /// 0: not checked yet, 1: layout verified, 2: layout differs (use buffer requests).
 static STATE: AtomicU8 = AtomicU8::new(0);
+
+/// `view.release()`, through `memoryview.release` looked up once per process (no attribute
+/// lookup per call); any other object gets its own `release()` called.
+pub fn release(view: &Bound<'_, PyAny>) -> PyResult<()> {
+    let py = view.py();
+    if !is_memoryview(view) {
+        return view.call_method0(pyo3::intern!(py, "release")).map(drop);
+    }
+    static RELEASE: GILOnceCell<Py<PyAny>> = GILOnceCell::new();
+    let f = RELEASE.get_or_try_init(py, || py.get_type::<PyMemoryView>().getattr("release").map(Bound::unbind))?;
+    let args = [view.as_ptr()];
+    // SAFETY: `f` is `memoryview.release` (a method descriptor, kept alive by the cell) and
+    // `args` one live memoryview, borrowed for the call; the GIL is held. The result is a new
+    // reference (or null with an exception set), which `from_owned_ptr_or_err` takes.
+    unsafe {
+        let r = ffi::PyObject_Vectorcall(f.as_ptr(), args.as_ptr(), 1, std::ptr::null_mut());
+        Bound::from_owned_ptr_or_err(py, r).map(drop)
+    }
+}
 
 pub fn is_memoryview(obj: &Bound<'_, PyAny>) -> bool {
     // SAFETY: `obj` is a live object (we hold a reference and the GIL).

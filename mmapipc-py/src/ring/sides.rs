@@ -11,10 +11,11 @@ use pyo3::exceptions::{PyBufferError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::PyMemoryView;
 
+use super::view::ViewExporter;
 use super::{PyRing, NAME};
 use crate::blocking::{retry, CallDeadline, Waited};
-use crate::buffer::export;
 use crate::errors::{closed, ring_error};
+use crate::ffi::memoryview::release;
 use crate::sync::{Shared, SideLock};
 
 /// The producer side: its ring handle (`None` once closed) and an outstanding `loan()`.
@@ -29,39 +30,17 @@ pub(super) struct Producer {
 pub(super) struct Consumer {
     pub(super) ring: Option<Ring>,
     pub(super) view: Option<Py<PyMemoryView>>,
-    /// Alive while any exported buffer of the last `read_view` is alive (the SharedBuffer owns
-    /// the only strong reference).
-    pub(super) view_token: Option<Weak<ViewToken>>,
+    /// The exporter of this side's views, made at the first one and armed again for each.
+    pub(super) exporter: Option<Py<ViewExporter>>,
+    /// A view is held: its record(s) and the consumer role stay held until its exporter has no
+    /// buffer left alive (the exporter then clears this if the side is free, or the next call).
+    pub(super) viewing: bool,
 }
 
-/// The owner of a `read_view` or `loan` buffer: keeps the mapping alive, and tells (through a
-/// `Weak`) whether any consumer of the buffer still exists. A read view's token, when the last
-/// export goes, releases the held record and the consumer role if the side is free.
+/// The owner of a `loan` buffer: keeps the mapping alive, and tells (through a `Weak`)
+/// whether any consumer of the buffer still exists.
 pub(super) struct ViewToken {
     pub(super) _mem: Arc<mmapipc::ring::RingMemory>,
-    pub(super) side: Option<Weak<SideLock<Consumer>>>,
-}
-
-impl Drop for ViewToken {
-    fn drop(&mut self) {
-        let Some(side) = self.side.take().and_then(|w| w.upgrade()) else { return };
-        let me: *const ViewToken = self;
-        // The last export of a buffer goes in its deallocation, with the GIL held.
-        Python::with_gil(|py| {
-            // Busy (a call in progress, maybe the one releasing this view): that call, or the
-            // next one, releases the record.
-            let Some(mut c) = side.try_lock(py) else { return };
-            if c.view_token.as_ref().is_some_and(|w| w.as_ptr() == me) {
-                c.view_token = None;
-                if let Some(ring) = c.ring.as_mut() {
-                    // A consumer operation releases the held record; then the role goes too.
-                    if ring.claim_consumer().is_ok() {
-                        ring.release_consumer();
-                    }
-                }
-            }
-        });
-    }
 }
 
 /// The side's ring handle, or `ValueError` once closed.
@@ -82,7 +61,7 @@ impl Producer {
     /// Releases the loan's memoryview; BufferError if something made from it is still alive.
     pub(super) fn take_loan(&mut self, py: Python<'_>) -> PyResult<Option<DetachedSlot>> {
         let Some((slot, view, token)) = self.loan.take() else { return Ok(None) };
-        if let Err(e) = view.bind(py).call_method0(pyo3::intern!(py, "release")) {
+        if let Err(e) = release(view.bind(py)) {
             self.loan = Some((slot, view, token));
             return Err(e);
         }
@@ -100,19 +79,19 @@ impl Consumer {
     /// Releases the memoryview of the previous `read_view`, so its slot may be recycled.
     pub(super) fn release_view(&mut self, py: Python<'_>) -> PyResult<()> {
         if let Some(v) = self.view.take() {
-            if let Err(e) = v.bind(py).call_method0(pyo3::intern!(py, "release")) {
+            if let Err(e) = release(v.bind(py)) {
                 self.view = Some(v);
                 return Err(e);
             }
         }
-        if let Some(token) = &self.view_token {
-            if token.strong_count() != 0 {
+        if self.viewing {
+            if self.exporter.as_ref().is_some_and(|e| ViewExporter::in_use(e, py)) {
                 return Err(PyBufferError::new_err(
                     "the previous read_view's buffer is still in use (a NumPy array, a slice of the \
-                     memoryview, or its .obj); release it (or copy the data) before reading again",
+                     memoryview, or a memoryview of its .obj); release it (or copy the data) before reading again",
                 ));
             }
-            self.view_token = None;
+            self.viewing = false;
         }
         Ok(())
     }
@@ -126,15 +105,21 @@ impl Consumer {
         ptr: *const u8,
         len: usize,
     ) -> PyResult<Bound<'py, PyMemoryView>> {
-        let token = Arc::new(ViewToken { _mem: mem.clone(), side: Some(Arc::downgrade(side)) });
-        let weak = Arc::downgrade(&token);
-        // SAFETY: the record(s) at ptr..ptr+len stay held (not released to the producer) until
-        // the view's last export goes (the token then releases them) or this side's next
-        // consumer call, which releases the memoryview first; the mapping lives as long as
-        // the token. The view is read-only.
-        let mv = unsafe { export(py, token, ptr, len, true) }?;
+        let exporter = match &self.exporter {
+            Some(e) if e.get().maps(mem) && !ViewExporter::in_use(e, py) => e.bind(py).clone(),
+            _ => {
+                let e = ViewExporter::new(py, mem, side)?.into_bound(py);
+                self.exporter = Some(e.clone().unbind());
+                e
+            }
+        };
+        // SAFETY: the record(s) at ptr..ptr+len, in `mem`, stay held (not released to the
+        // producer) until the exporter's last buffer goes (it then releases them) or this
+        // side's next consumer call, which releases the memoryview first and refuses to go on
+        // while the exporter is in use; it is not in use here (checked, or new).
+        let mv = unsafe { ViewExporter::view(&exporter, ptr, len) }?;
         self.view = Some(mv.clone().unbind());
-        self.view_token = Some(weak);
+        self.viewing = true;
         Ok(mv)
     }
 }
@@ -183,7 +168,7 @@ impl PyRing {
     pub(super) fn new(ring: Ring) -> PyRing {
         let path = ring.path().map(|p| p.to_path_buf()).unwrap_or_default();
         let prod = Producer { ring: Some(ring.new_handle()), loan: None };
-        let cons = Consumer { ring: Some(ring.new_handle()), view: None, view_token: None };
+        let cons = Consumer { ring: Some(ring.new_handle()), view: None, exporter: None, viewing: false };
         PyRing {
             path,
             info: Shared::new(ring, NAME),
@@ -275,7 +260,7 @@ impl Side for Consumer {
         &mut self.ring
     }
     fn lent(&self) -> bool {
-        self.view_token.is_some()
+        self.viewing
     }
     fn take_back(&mut self, py: Python<'_>) -> PyResult<()> {
         self.release_view(py)

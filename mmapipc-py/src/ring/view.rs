@@ -1,0 +1,178 @@
+//! The exporter behind every `read_view` / `read_fixed_batch` memoryview of one ring handle.
+//!
+//! One [`ViewExporter`] per consumer side, made at its first view and armed again for each
+//! one, so a view costs the memoryview CPython builds and no allocation of ours. The held
+//! record(s) stay held while anything uses the exporter: a buffer it handed out (the
+//! memoryview, its slices and everything exported from them share one), or a reference to the
+//! object itself (a view's `.obj`, the base NumPy keeps for `ndarray(buffer=view)`). When the
+//! last buffer goes and nothing else references it, the record and the consumer role are
+//! released at once if the side is free (the user released the view); otherwise the next
+//! consumer call on the handle releases them, or raises `BufferError` while it is still in
+//! use. Unarmed (its last buffer gone) it refuses buffer requests, so an old view's `.obj`
+//! never gives a view of recycled bytes.
+
+use std::ffi::{c_int, c_void};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Weak};
+
+use mmapipc::ring::RingMemory;
+use pyo3::exceptions::PyBufferError;
+use pyo3::ffi;
+use pyo3::prelude::*;
+use pyo3::types::PyMemoryView;
+
+use super::sides::Consumer;
+use crate::sync::SideLock;
+
+/// A read-only span of the ring's held record(s), exported through the buffer protocol.
+///
+/// Every field is read and written with the GIL held (buffer requests, their release and the
+/// consumer calls that arm it all run under it), so the atomics need no ordering beyond
+/// `Relaxed`: they are there only to make the frozen class `Sync`.
+#[pyclass(module = "mmapipc", name = "RingViewBuffer", frozen)]
+pub(super) struct ViewExporter {
+    /// Keeps the mapping valid while any buffer exported from this object is alive.
+    mem: Arc<RingMemory>,
+    /// The consumer side to give the record and the role back to when the last buffer goes.
+    side: Weak<SideLock<Consumer>>,
+    ptr: AtomicUsize,
+    len: AtomicUsize,
+    /// A view is held: buffer requests are served.
+    armed: AtomicBool,
+    /// Buffers handed out and not released yet.
+    exports: AtomicUsize,
+}
+
+/// References to the exporter while the last buffer is released, when nothing else holds it:
+/// the side's, the managed buffer's (released after this call) and the one pyo3's slot
+/// trampoline takes for `slf`. `tests/test_views.py` fails if this count is too high (a NumPy
+/// array over a released view would then let the record go).
+const RELEASE_REFS: isize = 3;
+
+impl ViewExporter {
+    pub(super) fn new(py: Python<'_>, mem: &Arc<RingMemory>, side: &Arc<SideLock<Consumer>>) -> PyResult<Py<Self>> {
+        let me = ViewExporter {
+            mem: mem.clone(),
+            side: Arc::downgrade(side),
+            ptr: AtomicUsize::new(0),
+            len: AtomicUsize::new(0),
+            armed: AtomicBool::new(false),
+            exports: AtomicUsize::new(0),
+        };
+        Py::new(py, me)
+    }
+
+    /// Whether this exporter serves `mem`.
+    pub(super) fn maps(&self, mem: &Arc<RingMemory>) -> bool {
+        Arc::ptr_eq(&self.mem, mem)
+    }
+
+    /// Whether anything but the side's own reference `me` holds this exporter: a buffer
+    /// exported from it, or a reference to the object (a view's `.obj`, which NumPy keeps as
+    /// the base of `ndarray(buffer=view)` without exporting a buffer).
+    pub(super) fn in_use(me: &Py<Self>, py: Python<'_>) -> bool {
+        me.get().exports.load(Ordering::Relaxed) != 0 || me.get_refcnt(py) > 1
+    }
+
+    /// A read-only memoryview of `len` bytes at `ptr`.
+    ///
+    /// # Safety
+    /// `ptr..ptr+len` lies in `self.mem` and stays valid and unwritten until the consumer side
+    /// lets the record(s) go, which it does only once [`in_use`](Self::in_use) is false; the
+    /// exporter must not be in use (nothing of a previous arming alive).
+    pub(super) unsafe fn view<'py>(
+        slf: &Bound<'py, Self>,
+        ptr: *const u8,
+        len: usize,
+    ) -> PyResult<Bound<'py, PyMemoryView>> {
+        let me = slf.get();
+        me.ptr.store(ptr as usize, Ordering::Relaxed);
+        me.len.store(len, Ordering::Relaxed);
+        me.armed.store(true, Ordering::Relaxed);
+        let mv = PyMemoryView::from(slf.as_any());
+        if mv.is_err() && me.exports.load(Ordering::Relaxed) == 0 {
+            me.armed.store(false, Ordering::Relaxed);
+        }
+        mv
+    }
+}
+
+#[pymethods]
+impl ViewExporter {
+    /// Implements the buffer protocol: a read-only 1-D span of unsigned bytes, while armed.
+    ///
+    /// # Safety
+    /// Called by CPython with a valid `view` to fill.
+    unsafe fn __getbuffer__(slf: Bound<'_, Self>, view: *mut ffi::Py_buffer, flags: c_int) -> PyResult<()> {
+        if view.is_null() {
+            return Err(PyBufferError::new_err("null Py_buffer"));
+        }
+        let me = slf.get();
+        if !me.armed.load(Ordering::Relaxed) {
+            return Err(PyBufferError::new_err("this ring view was released"));
+        }
+        if (flags & ffi::PyBUF_WRITABLE) == ffi::PyBUF_WRITABLE {
+            return Err(PyBufferError::new_err("this view is read-only"));
+        }
+        me.exports.fetch_add(1, Ordering::Relaxed);
+        // SAFETY: CPython passes a valid, writable Py_buffer; we fill every field. `obj` gets a
+        // new strong reference (released by PyBuffer_Release), which keeps this object and so
+        // the mapping alive while the buffer is in use; the record stays held until the
+        // matching release brings `exports` to zero. Shape/strides point into the Py_buffer.
+        unsafe {
+            (*view).obj = slf.clone().into_any().into_ptr();
+            (*view).buf = me.ptr.load(Ordering::Relaxed) as *mut c_void;
+            (*view).len = me.len.load(Ordering::Relaxed) as ffi::Py_ssize_t;
+            (*view).readonly = 1;
+            (*view).itemsize = 1;
+            (*view).format = if (flags & ffi::PyBUF_FORMAT) == ffi::PyBUF_FORMAT {
+                c"B".as_ptr() as *mut _
+            } else {
+                std::ptr::null_mut()
+            };
+            (*view).ndim = 1;
+            (*view).shape =
+                if (flags & ffi::PyBUF_ND) == ffi::PyBUF_ND { &mut (*view).len } else { std::ptr::null_mut() };
+            (*view).strides = if (flags & ffi::PyBUF_STRIDES) == ffi::PyBUF_STRIDES {
+                &mut (*view).itemsize
+            } else {
+                std::ptr::null_mut()
+            };
+            (*view).suboffsets = std::ptr::null_mut();
+            (*view).internal = std::ptr::null_mut();
+        }
+        Ok(())
+    }
+
+    /// The last buffer gone: disarms, and releases the held record and the consumer role if
+    /// the side is free (a call in progress, maybe the one releasing this view, or the next
+    /// call does it otherwise).
+    ///
+    /// # Safety
+    /// Called by CPython (GIL held) once per buffer filled by `__getbuffer__`.
+    unsafe fn __releasebuffer__(slf: Bound<'_, Self>, _view: *mut ffi::Py_buffer) {
+        let me = slf.get();
+        if me.exports.fetch_sub(1, Ordering::Relaxed) != 1 {
+            return;
+        }
+        me.armed.store(false, Ordering::Relaxed);
+        // Something else still references this object (NumPy's `ndarray(buffer=view)` keeps
+        // the view's `.obj` as its base without a buffer of its own, a user keeps `view.obj`):
+        // keep the record held; the next consumer call finds it in use or free (`in_use`).
+        if slf.get_refcnt() > RELEASE_REFS {
+            return;
+        }
+        let Some(side) = me.side.upgrade() else { return };
+        let Some(mut c) = side.try_lock(slf.py()) else { return };
+        let current = c.exporter.as_ref().is_some_and(|e| std::ptr::eq(e.get(), me));
+        if c.viewing && current {
+            c.viewing = false;
+            if let Some(ring) = c.ring.as_mut() {
+                // A consumer operation releases the held record; then the role goes too.
+                if ring.claim_consumer().is_ok() {
+                    ring.release_consumer();
+                }
+            }
+        }
+    }
+}

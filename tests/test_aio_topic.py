@@ -283,3 +283,28 @@ def test_typed_subscription_async(tmp_path: Any) -> None:
     assert asyncio.run(main()) == list(range(10))
     sub.close()
     topic.close()
+
+
+def test_close_wakes_awaits_on_both_sides(tmp_path: Any) -> None:
+    topic = SharedMemoryTopic.create(str(tmp_path / "t"), 1 << 10, overflow="block")
+    sub = topic.subscribe()
+    other = SharedMemoryTopic.open(str(tmp_path / "t")).subscribe()
+    while topic.publish(b"x" * 64, block=False):
+        pass
+    while other.recv(block=False) is not None:
+        pass
+
+    async def main() -> None:
+        pub = asyncio.ensure_future(topic.publish_async(b"x" * 64))
+        rec = asyncio.ensure_future(other.recv_async())
+        await asyncio.sleep(0.1)
+        assert not pub.done() and not rec.done()
+        topic.close()
+        other.close()
+        with pytest.raises(ValueError):
+            await asyncio.wait_for(pub, WAIT)
+        with pytest.raises(ValueError):
+            await asyncio.wait_for(rec, WAIT)
+
+    asyncio.run(main())
+    sub.close()

@@ -119,6 +119,13 @@ impl Handle for PyTopic {
         &self.inner
     }
 
+    /// Closes, and wakes a `publish_async` waiting on the descriptor (its retry then raises).
+    fn shut(&self, py: Python<'_>) -> PyResult<()> {
+        self.inner.close(py);
+        self.ready.close();
+        Ok(())
+    }
+
     fn describe(&self, py: Python<'_>) -> Option<String> {
         let s = self.inner.enter(py).ok()?;
         let o = match s.topic.overflow() {

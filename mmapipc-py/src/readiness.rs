@@ -1,4 +1,5 @@
-//! Readiness descriptors of ring and queue handles, for event loops (`mmapipc._aio`).
+//! Readiness descriptors of ring, queue and topic handles (a topic subscriber's readable side,
+//! a topic's publisher's writable side), for event loops (`mmapipc._aio`).
 //!
 //! Each handle owns two [`Notifier`]s (readable: a message may be there; writable: room for a
 //! message of a given size), whose eventfds the module functions here expose. The await logic
@@ -17,6 +18,7 @@ use pyo3::prelude::*;
 use crate::errors::{queue_error, ring_error};
 use crate::queue::PyQueue;
 use crate::ring::PyRing;
+use crate::topic::{PySubscriber, PyTopic};
 
 /// A handle's two notifiers.
 #[derive(Default)]
@@ -47,22 +49,43 @@ fn os_error(e: std::io::Error) -> PyErr {
     PyOSError::new_err(e.to_string())
 }
 
-/// The watch of the side asked for (`size`: the message to write).
-fn watch(handle: &Bound<'_, PyAny>, writable: bool, size: usize) -> PyResult<Arc<dyn Watch>> {
+/// The watch of the side asked for (`size`: the message to write). `None`: another call holds
+/// the topic side (it may take what is ready; the caller retries at once).
+fn watch(handle: &Bound<'_, PyAny>, writable: bool, size: usize) -> PyResult<Option<Arc<dyn Watch>>> {
     let py = handle.py();
     if let Ok(r) = handle.downcast::<PyRing>() {
         let info = r.get().info.enter(py)?;
-        return if writable { info.writable_watch(size).map_err(ring_error) } else { Ok(info.readable_watch()) };
+        return if writable {
+            info.writable_watch(size).map(Some).map_err(ring_error)
+        } else {
+            Ok(Some(info.readable_watch()))
+        };
     }
     if let Ok(q) = handle.downcast::<PyQueue>() {
         let q = q.get().inner.arc(py)?;
-        return if writable { q.writable_watch(size).map_err(queue_error) } else { Ok(q.readable_watch()) };
+        return if writable {
+            q.writable_watch(size).map(Some).map_err(queue_error)
+        } else {
+            Ok(Some(q.readable_watch()))
+        };
+    }
+    if let Ok(s) = handle.downcast::<PySubscriber>() {
+        if writable {
+            return Err(PyTypeError::new_err("a TopicSubscriber has no writable side"));
+        }
+        return s.get().readable_watch(py);
+    }
+    if let Ok(t) = handle.downcast::<PyTopic>() {
+        if !writable {
+            return Err(PyTypeError::new_err("a SharedMemoryTopic has no readable side (subscribe to read)"));
+        }
+        return t.get().writable_watch(py, size);
     }
     Err(not_a_channel())
 }
 
 fn not_a_channel() -> PyErr {
-    PyTypeError::new_err("expected a SharedMemoryRing or SharedMemoryQueue")
+    PyTypeError::new_err("expected a SharedMemoryRing, SharedMemoryQueue, SharedMemoryTopic or TopicSubscriber")
 }
 
 fn fds<'a>(handle: &'a Bound<'_, PyAny>) -> PyResult<&'a Fds> {
@@ -71,6 +94,12 @@ fn fds<'a>(handle: &'a Bound<'_, PyAny>) -> PyResult<&'a Fds> {
     }
     if let Ok(q) = handle.downcast::<PyQueue>() {
         return Ok(&q.get().ready);
+    }
+    if let Ok(s) = handle.downcast::<PySubscriber>() {
+        return Ok(&s.get().ready);
+    }
+    if let Ok(t) = handle.downcast::<PyTopic>() {
+        return Ok(&t.get().ready);
     }
     Err(not_a_channel())
 }
@@ -90,7 +119,7 @@ pub fn ready_fileno(handle: &Bound<'_, PyAny>, writable: bool) -> PyResult<i32> 
 #[pyfunction]
 #[pyo3(signature = (handle, writable = false, size = 0, spin = false))]
 pub fn ready_arm(handle: &Bound<'_, PyAny>, writable: bool, size: usize, spin: bool) -> PyResult<bool> {
-    let w = watch(handle, writable, size)?;
+    let Some(w) = watch(handle, writable, size)? else { return Ok(true) };
     let n = fds(handle)?.side(writable);
     if spin {
         handle.py().allow_threads(|| n.arm_after_spin(w)).map_err(os_error)

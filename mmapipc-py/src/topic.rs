@@ -12,6 +12,7 @@
 //! After `fork`, the child's handle claims the publisher role anew at its next `publish`.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use mmapipc::topic::{Overflow, Publisher, Start, Topic, TopicOptions};
 use mmapipc::CreateOptions;
@@ -43,12 +44,31 @@ pub(crate) struct TopicState {
 pub struct PyTopic {
     inner: Shared<TopicState>,
     path: PathBuf,
+    pub(crate) ready: crate::readiness::Fds,
 }
 
 impl PyTopic {
     fn new(topic: Topic) -> PyTopic {
         let path = topic.path().map(Path::to_path_buf).unwrap_or_default();
-        PyTopic { inner: Shared::new(TopicState { topic, publisher: SideLock::new(None) }, NAME), path }
+        PyTopic {
+            inner: Shared::new(TopicState { topic, publisher: SideLock::new(None) }, NAME),
+            path,
+            ready: Default::default(),
+        }
+    }
+
+    /// The publisher's "room for `size` bytes" watch (claiming the role if this handle holds
+    /// none), or `None` if another call holds the publisher (the caller retries).
+    pub(crate) fn writable_watch(
+        &self,
+        py: Python<'_>,
+        size: usize,
+    ) -> PyResult<Option<Arc<dyn mmapipc::wait::Watch>>> {
+        let s = self.state(py)?;
+        check_open(&s)?;
+        let Some(mut slot) = s.publisher.try_lock(py) else { return Ok(None) };
+        let p = claim(&s.topic, &mut slot)?;
+        p.writable_watch(size).map(Some).map_err(topic_error)
     }
 
     fn state<'a>(&'a self, py: Python<'a>) -> PyResult<Using<'a, TopicState>> {
@@ -97,6 +117,13 @@ impl Handle for PyTopic {
 
     fn slot(&self) -> &dyn Closable {
         &self.inner
+    }
+
+    /// Closes, and wakes a `publish_async` waiting on the descriptor (its retry then raises).
+    fn shut(&self, py: Python<'_>) -> PyResult<()> {
+        self.inner.close(py);
+        self.ready.close();
+        Ok(())
     }
 
     fn describe(&self, py: Python<'_>) -> Option<String> {

@@ -1,4 +1,5 @@
-"""asyncio for rings, queues and typed channels: ``await ring.read_async()``, ``async for``.
+"""asyncio for rings, queues, topics and typed channels: ``await ring.read_async()``,
+``await sub.recv_async()``, ``async for``.
 
 Every await tries the non-blocking call first and returns its result at once when there is
 one (no loop machinery: the coroutine never suspends). Only when the channel is empty (or full,
@@ -21,12 +22,20 @@ from __future__ import annotations
 import asyncio
 from typing import Any, Callable, Dict, Optional, Set, Tuple, TypeVar, Union
 
-from ._mmapipc import SharedMemoryQueue, SharedMemoryRing, ready_arm, ready_disarm, ready_fileno
+from ._mmapipc import (
+    SharedMemoryQueue,
+    SharedMemoryRing,
+    SharedMemoryTopic,
+    TopicSubscriber,
+    ready_arm,
+    ready_disarm,
+    ready_fileno,
+)
 
 __all__ = ["install", "receive", "send", "wait_ready"]
 
 T = TypeVar("T")
-Channel = Union[SharedMemoryRing, SharedMemoryQueue]
+Channel = Union[SharedMemoryRing, SharedMemoryQueue, SharedMemoryTopic, TopicSubscriber]
 
 # Futures waiting on one descriptor of one loop: one reader callback wakes them all (a second
 # `add_reader` on the same descriptor would replace the first waiter's callback).
@@ -185,8 +194,50 @@ async def _queue_anext(self: SharedMemoryQueue) -> bytes:
     return m
 
 
+async def _sub_recv_async(self: TopicSubscriber, timeout: Optional[float] = None) -> Optional[bytes]:
+    return await receive(self, lambda: self.recv(block=False), _some, timeout)
+
+
+async def _sub_recv_batch_async(self: TopicSubscriber, max_count: int, timeout: Optional[float] = None) -> list[bytes]:
+    return await receive(self, lambda: self.recv_batch(max_count, block=False), _nonempty, timeout)
+
+
+async def _sub_anext(self: TopicSubscriber) -> bytes:
+    """The next message; the iteration ends when the subscriber is closed (as ``__next__``)."""
+    if self.closed:
+        raise StopAsyncIteration
+    try:
+        m = await receive(self, lambda: self.recv(block=False), _some, None)
+    except ValueError:
+        if self.closed:
+            raise StopAsyncIteration from None
+        raise
+    assert m is not None
+    return m
+
+
+async def _topic_publish_async(self: SharedMemoryTopic, data: Any, timeout: Optional[float] = None) -> bool:
+    return await send(self, lambda: self.publish(data, block=False), _nbytes(data), timeout)
+
+
+def _topic_fileno(self: SharedMemoryTopic) -> int:
+    return ready_fileno(self, True)
+
+
+def _topic_arm(self: SharedMemoryTopic, size: int = 0) -> bool:
+    return ready_arm(self, True, size, False)
+
+
+def _sub_fileno(self: TopicSubscriber) -> int:
+    return ready_fileno(self, False)
+
+
+def _sub_arm(self: TopicSubscriber) -> bool:
+    return ready_arm(self, False, 0, False)
+
+
 def install() -> None:
-    """Attaches ``fileno``, ``arm`` and the async methods to the ring and queue classes."""
+    """Attaches ``fileno``, ``arm`` and the async methods to the ring, queue and topic classes."""
     methods: Dict[type, Dict[str, Any]] = {
         SharedMemoryRing: {
             "read_async": _ring_read_async,
@@ -203,5 +254,19 @@ def install() -> None:
     }
     for cls, table in methods.items():
         table.update({"fileno": _fileno, "arm": _arm, "__aiter__": _aiter})
+        for name, fn in table.items():
+            setattr(cls, name, fn)
+    topic_methods: Dict[type, Dict[str, Any]] = {
+        TopicSubscriber: {
+            "recv_async": _sub_recv_async,
+            "recv_batch_async": _sub_recv_batch_async,
+            "fileno": _sub_fileno,
+            "arm": _sub_arm,
+            "__aiter__": _aiter,
+            "__anext__": _sub_anext,
+        },
+        SharedMemoryTopic: {"publish_async": _topic_publish_async, "fileno": _topic_fileno, "arm": _topic_arm},
+    }
+    for cls, table in topic_methods.items():
         for name, fn in table.items():
             setattr(cls, name, fn)

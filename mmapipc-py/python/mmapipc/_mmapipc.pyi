@@ -289,6 +289,16 @@ class SharedMemoryTopic:
         tb: TracebackType | None,
     ) -> bool: ...
     def __reduce__(self) -> tuple[Callable[..., SharedMemoryTopic], tuple[str]]: ...
+    # asyncio and readiness descriptors (mmapipc/_aio.py attaches these on import).
+    def fileno(self) -> int:
+        """The publisher's readiness eventfd: readable once a message may fit after `arm()`
+        (block mode). Another number in a forked child."""
+    def arm(self, size: int = 0) -> bool:
+        """Drains `fileno()` and registers interest in room for `size` bytes (claiming the
+        publisher role). True: room now (retry). False: the descriptor becomes readable once
+        there may be."""
+    async def publish_async(self, data: Buffer, timeout: float | None = None) -> bool:
+        """`publish()` that waits for room without blocking the loop; False after `timeout`."""
 
 @final
 class TopicSubscriber:
@@ -325,22 +335,38 @@ class TopicSubscriber:
     def __iter__(self) -> Self: ...
     def __next__(self) -> bytes: ...
     def __reduce__(self) -> NoReturn: ...
+    # asyncio and readiness descriptors (mmapipc/_aio.py attaches these on import).
+    def fileno(self) -> int:
+        """The readiness eventfd: readable once a message may be ready after `arm()`. Another
+        number in a forked child."""
+    def arm(self) -> bool:
+        """Drains `fileno()` and registers interest. True: a message may be ready now (retry).
+        False: the descriptor becomes readable once one may be."""
+    async def recv_async(self, timeout: float | None = None) -> bytes | None:
+        """`recv()` without blocking the event loop: the next message, or None after `timeout`."""
+    async def recv_batch_async(self, max_count: int, timeout: float | None = None) -> list[bytes]:
+        """Up to `max_count` messages, at least one unless `timeout` passed (then [])."""
+    def __aiter__(self) -> Self: ...
+    async def __anext__(self) -> bytes:
+        """The next message; the iteration ends when the subscriber is closed."""
 
 # Readiness descriptors (used by mmapipc/_aio.py; the methods above wrap them).
 
-def ready_fileno(handle: SharedMemoryRing | SharedMemoryQueue, writable: bool = False) -> int:
+_Ready = SharedMemoryRing | SharedMemoryQueue | SharedMemoryTopic | TopicSubscriber
+
+def ready_fileno(handle: _Ready, writable: bool = False) -> int:
     """The handle's readiness eventfd for reading (or, `writable`, for writing)."""
 
-def ready_arm(handle: SharedMemoryRing | SharedMemoryQueue, writable: bool = False, size: int = 0, spin: bool = False) -> bool:
+def ready_arm(handle: _Ready, writable: bool = False, size: int = 0, spin: bool = False) -> bool:
     """Drains the descriptor and registers interest in the side (`size`: the message to write).
     True: ready now (nothing registered; retry the call). False: the descriptor becomes
     readable once the side may be ready. With `spin`, first polls the side as a blocking call
     does (up to 50 us, the GIL released)."""
 
-def ready_disarm(handle: SharedMemoryRing | SharedMemoryQueue, writable: bool = False) -> None:
+def ready_disarm(handle: _Ready, writable: bool = False) -> None:
     """Drops the registration of the side, if any."""
 
-def ready_armed(handle: SharedMemoryRing | SharedMemoryQueue, writable: bool = False) -> bool:
+def ready_armed(handle: _Ready, writable: bool = False) -> bool:
     """Whether the side has a registration that has not fired (for tests)."""
 
 def ready_threads() -> int:

@@ -48,6 +48,7 @@ pub(crate) struct SubState {
 pub struct PySubscriber {
     inner: Shared<SubState>,
     path: PathBuf,
+    pub(crate) ready: crate::readiness::Fds,
 }
 
 impl PySubscriber {
@@ -55,7 +56,16 @@ impl PySubscriber {
         PySubscriber {
             inner: Shared::new(SubState { side: SideLock::new(SubSide { sub, view: None, token: None }) }, NAME),
             path,
+            ready: Default::default(),
         }
+    }
+
+    /// The subscriber's readable watch, or `None` if another call holds it (that call may take
+    /// what is ready: the caller retries).
+    pub(crate) fn readable_watch(&self, py: Python<'_>) -> PyResult<Option<Arc<dyn mmapipc::wait::Watch>>> {
+        let s = self.inner.enter(py)?;
+        check_open(&s)?;
+        Ok(s.side.try_lock(py).map(|side| side.sub.readable_watch()))
     }
 }
 
@@ -322,6 +332,7 @@ impl PySubscriber {
             }
         }
         self.inner.close(py);
+        self.ready.close();
         Ok(())
     }
 

@@ -81,7 +81,8 @@
 //! `layout.rs` (the control block, tables, offsets, record framing), `handle.rs` (the [`Topic`]
 //! handle: create, open, heap, counters), `publisher.rs`, `subscriber.rs` (slots, joining,
 //! exclusive receives), `views.rs` (what receives hand out, runs held in place), `group.rs`
-//! (groups), `inspect.rs` (tools), `error.rs`. Every access to the data area goes through
+//! (groups), `inspect.rs` (tools), `watch.rs` (the two sides as readiness watches, for event
+//! loops), `error.rs`. Every access to the data area goes through
 //! `mem::DataArea`, whose loom twin lets `tests/loom_topic.rs` check this code.
 
 mod error;
@@ -92,6 +93,8 @@ mod layout;
 mod publisher;
 mod subscriber;
 mod views;
+#[cfg(all(target_os = "linux", not(loom)))]
+mod watch;
 
 #[cfg(all(test, not(loom)))]
 mod tests;

@@ -512,6 +512,12 @@ impl Publisher {
         Ok(got.is_some() || !deadline.expired())
     }
 
+    /// Our position and its offset in the data area (the next record goes there).
+    #[cfg(all(target_os = "linux", not(loom)))]
+    pub(super) fn position(&self) -> (u64, u64) {
+        (self.tail, self.off)
+    }
+
     /// Messages published so far (the sequence number of the next one).
     pub fn messages(&self) -> u64 {
         self.messages

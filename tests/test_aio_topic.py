@@ -310,3 +310,48 @@ def test_close_wakes_awaits_on_both_sides(tmp_path: Any) -> None:
 
     asyncio.run(main())
     sub.close()
+
+
+_BUSY_SIDE = """
+import asyncio, threading, time
+from mmapipc import SharedMemoryTopic
+topic = SharedMemoryTopic.create({path!r}, 1 << 16)
+sub = topic.subscribe()
+def hold() -> None:
+    try:
+        sub.recv(block=True, timeout=3.0)
+    except ValueError:
+        pass  # closed below
+blocked = threading.Thread(target=hold)
+blocked.start()
+time.sleep(0.2)  # the thread is inside its blocking recv, holding the subscriber
+
+async def main() -> None:
+    ticks = 0
+    async def ticker() -> None:
+        nonlocal ticks
+        while True:
+            ticks += 1
+            await asyncio.sleep(0.01)
+    t = asyncio.ensure_future(ticker())
+    got = await sub.recv_async(timeout=0.5)
+    t.cancel()
+    assert got is None, got
+    assert ticks >= 5, ticks
+    print("ok", ticks)
+
+asyncio.run(main())
+sub.close()
+blocked.join()
+"""
+
+
+def test_an_await_on_a_subscriber_busy_in_another_thread_keeps_the_loop_running(tmp_path: Any) -> None:
+    # Another thread is inside a blocking recv on the same subscriber: the await must neither
+    # stall the event loop nor ignore its timeout (it runs in a child so that a stall fails it).
+    import subprocess
+    import sys
+
+    code = _BUSY_SIDE.format(path=str(tmp_path / "t"))
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0 and r.stdout.startswith("ok"), (r.stdout, r.stderr)

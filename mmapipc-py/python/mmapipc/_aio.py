@@ -72,7 +72,11 @@ async def wait_ready(handle: Channel, writable: bool = False, size: int = 0, dea
     ready: True, or False once `deadline` (the running loop's ``time()``) has passed."""
     loop = asyncio.get_running_loop()
     if ready_arm(handle, writable, size, SPIN and _idle(loop)):
-        return True
+        # Ready now, or the side is busy in another thread's call: let the loop run once before
+        # the caller tries again, so that a side held elsewhere never stalls the loop, and keep
+        # to the deadline.
+        await asyncio.sleep(0)
+        return deadline is None or loop.time() < deadline
     fd = ready_fileno(handle, writable)
     key = (loop, fd)
     futs = _waiting.get(key)

@@ -283,7 +283,7 @@ impl<'a> Batch<'a> {
         let (first, count, bytes) = (self.first, self.count, self.bytes as usize);
         // A copy (at most BATCH_BYTES and a message), so that the buffer is kept for the next
         // batch rather than a fresh one allocated per sample.
-        let payload = ZBytes::from(if count == 1 { &self.buf[4..] } else { &self.buf[..] });
+        let payload = ZBytes::from(net::sample_bytes(&self.buf, count));
         self.buf.clear();
         self.count = 0;
         self.bytes = 0;
@@ -325,7 +325,7 @@ fn history(q: Query, topic: &Topic, stream: u64) {
     let mut sent = 0u64;
     let reply = |buf: Vec<u8>, first: u64, count: u64| {
         let att = Attachment { seq: first, sent_ns: now_ns(), stream, count }.encode();
-        let _ = q.reply(q.key_expr().clone(), ZBytes::from(buf)).attachment(att).wait();
+        let _ = q.reply(q.key_expr().clone(), ZBytes::from(net::sample_bytes(&buf, count))).attachment(att).wait();
     };
     loop {
         let next = match src.try_next() {

@@ -118,6 +118,17 @@ pub fn push_frame(batch: &mut Vec<u8>, msg: &[u8]) {
     batch.extend_from_slice(msg);
 }
 
+/// The payload of a sample holding the `count` messages framed in `batch` by [`push_frame`]:
+/// one message as itself (no frame), several as their frames. Every sender uses this, so that
+/// receivers can tell the two apart by the attachment's count alone.
+pub fn sample_bytes(batch: &[u8], count: u64) -> &[u8] {
+    if count == 1 {
+        &batch[4..]
+    } else {
+        batch
+    }
+}
+
 /// The messages of a batch made by [`push_frame`]; `None` if it is not exactly `count` frames.
 pub fn frames(batch: &[u8], count: u64) -> Option<Vec<&[u8]>> {
     let mut out = Vec::with_capacity(count.min(1 << 16) as usize);
@@ -174,6 +185,15 @@ mod tests {
         assert_eq!(frames(&b, 3), Some(vec![&b"one"[..], b"", b"three"]));
         assert_eq!(frames(&b, 2), None, "count mismatch");
         assert_eq!(frames(&b[..b.len() - 1], 3), None, "truncated");
+    }
+
+    #[test]
+    fn a_sample_of_one_message_is_the_message_itself() {
+        let mut b = Vec::new();
+        push_frame(&mut b, b"only");
+        assert_eq!(sample_bytes(&b, 1), b"only", "one message travels without its frame");
+        push_frame(&mut b, b"two");
+        assert_eq!(frames(sample_bytes(&b, 2), 2), Some(vec![&b"only"[..], b"two"]));
     }
 
     #[test]

@@ -164,6 +164,24 @@ fn a_late_joiner_with_history_gets_the_retained_messages_then_the_live_ones() {
 }
 
 #[test]
+fn a_history_of_one_message_arrives_intact() {
+    // A history reply holding a single message is that message, not a one-frame batch.
+    let mut h = Hosts::new("history1");
+    let (a, b, ea, ib) = (h.channel("a"), h.channel("b"), h.log("exp"), h.log("imp"));
+    topic(&a, 1 << 16, 4, Overflow::Block);
+    let mut exp = h.export(&a, "test/history1", &ea);
+    stats(&a);
+    assert!(publisher(&a, 0, 1, None).wait().unwrap().success());
+    wait_for("the exporter to take the retained message", || (stats(&a).dropped == 1).then_some(()));
+    let mut imp = h.import_with("test/history1", &b, &ib, &["--history"]);
+    let rx = wait_for("the imported topic", || Topic::open(&b).ok());
+    let mut sub = rx.subscribe(Start::Oldest).unwrap();
+    assert_eq!(recv_one(&mut sub), 0, "importer log:\n{}", read_log(&ib));
+    stop(&mut exp);
+    stop(&mut imp);
+}
+
+#[test]
 fn a_typed_topic_arrives_typed_and_a_mismatch_is_refused_on_both_ends() {
     const N: u64 = 2000;
     let mut h = Hosts::new("typedtopic");

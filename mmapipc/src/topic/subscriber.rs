@@ -4,16 +4,14 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::mem::Bytes;
-
-use crate::sync::{fence, Ordering};
-use crate::wait::{asymmetric, Deadline};
-
 use super::error::{check_window, corrupt, TopicError};
 use super::handle::{Overflow, Start, Topic, TopicMemory};
 use super::layout::{align8, widen, LEN_PADDING, NO_CURSOR, NO_GROUP, RECORD_HEADER};
 use super::views::{Got, Received};
 use super::{fork_generation, RUST_SLICE};
+use crate::mem::Bytes;
+use crate::sync::{fence, Ordering};
+use crate::wait::{asymmetric, Deadline};
 
 /// One subscriber of a topic ([`Topic::subscribe`], [`Topic::subscribe_group`]). Dropping it
 /// frees its slot (it stops holding the publisher back).
@@ -48,13 +46,13 @@ impl std::fmt::Debug for Subscriber {
 pub(super) fn reclaim(mem: &TopicMemory, i: usize, word: u64) -> bool {
     let e = mem.sub(i);
     // AcqRel: exclusive between reclaimers; the slot's stale fields are ignored once it is 0.
-    if e.owner.compare_exchange(word, 0, Ordering::AcqRel, Ordering::Relaxed).is_ok() {
+    let freed = e.owner.compare_exchange(word, 0, Ordering::AcqRel, Ordering::Relaxed).is_ok();
+    if freed {
         // Relaxed: a statistic.
         mem.head().publisher.reclaimed.fetch_add(1, Ordering::Relaxed);
         asymmetric::notify(&mem.head().wait.space);
-        return true;
     }
-    false
+    freed
 }
 
 /// Claims a free slot (reclaiming those of dead subscribers if none is free).

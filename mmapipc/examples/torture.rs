@@ -32,7 +32,8 @@
 //!   discarded at least that many, so `lost = max(0, unlogged - view_recoveries)` (necessary,
 //!   not exact: it also counts logged, unreleased messages, at most `batch × consumer kills`).
 //!
-//! # Stall: the parent samples the queue every millisecond. A side is stalled while it could progress
+//! # Stall
+//! The parent samples the queue every millisecond. A side is stalled while it could progress
 //! and does not: the consumer while messages wait and none is taken, the producer while there is
 //! room by the read position (`tail - read <= capacity / 2`) and none is put, each clock starting
 //! no earlier than that side's oldest live process. The longest stall must stay within the

@@ -6,7 +6,8 @@
 
 use std::path::Path;
 
-use mmapipc::process::{liveness, Liveness, ProcessId};
+use mmapipc::owner::process_alive;
+use mmapipc::process::ProcessId;
 use mmapipc::region::parse_creating_name;
 
 /// A temporary creation file, from its name.
@@ -21,7 +22,7 @@ pub struct Creation {
 impl Creation {
     /// Whether its creator still runs (pid and start time; see [`liveness`]).
     pub fn creator_alive(&self) -> bool {
-        liveness(self.creator) == Liveness::Alive
+        process_alive(self.creator)
     }
 }
 

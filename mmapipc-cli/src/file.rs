@@ -5,7 +5,8 @@ use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use mmapipc::layout::{FileHeader, Kind};
-use mmapipc::process::{liveness, Liveness, ProcessId};
+use mmapipc::owner::process_alive;
+use mmapipc::process::ProcessId;
 use mmapipc::region::{self, OpenOptions};
 use mmapipc::{OpenError, Schema};
 
@@ -170,16 +171,14 @@ pub fn examine(path: &Path) -> FileReport {
         Err(e) => (None, Err(e)),
     };
     let creator_alive = match &header {
-        Ok(h) => Some(creator_liveness(h)),
-        Err(_) => {
-            raw_creator(path).map(|(pid, start)| liveness(ProcessId { pid, start_time: start }) == Liveness::Alive)
-        }
+        Ok(h) => Some(creator_alive_now(h)),
+        Err(_) => raw_creator(path).map(|(pid, start)| process_alive(ProcessId { pid, start_time: start })),
     };
     FileReport { path: path.to_path_buf(), header, schema, creator_alive, mode, uid, len }
 }
 
-fn creator_liveness(h: &FileHeader) -> bool {
-    liveness(ProcessId { pid: h.creator_pid, start_time: h.creator_start_time }) == Liveness::Alive
+fn creator_alive_now(h: &FileHeader) -> bool {
+    process_alive(ProcessId { pid: h.creator_pid, start_time: h.creator_start_time })
 }
 
 /// The creator fields of a file whose header did not validate (e.g. not ready), if readable.

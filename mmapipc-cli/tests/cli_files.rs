@@ -204,7 +204,7 @@ fn creation_leftovers_are_removed_and_running_creations_left_alone() {
     let (dead, dead_start) = exited_process();
     let leftover = dir.join(format!(".ticks.{dead}-{dead_start}.mmapipc-creating"));
     std::fs::write(&leftover, b"").unwrap();
-    let me = mmapipc::process::current();
+    let me = mmapipc::owner::current();
     let running = dir.join(format!(".orders.{}-{}.mmapipc-creating", me.pid, me.start_time));
     // A complete ring not yet linked into place: still not a channel.
     drop(mmapipc::Ring::create(dir.join("model"), 4096).unwrap());

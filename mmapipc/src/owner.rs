@@ -271,4 +271,25 @@ mod tests {
         assert_ne!(w, parent);
         assert_eq!(me(), parent);
     }
+
+    #[test]
+    fn self_is_alive_and_pid_reuse_is_dead() {
+        let me = current();
+        assert!(process_alive(me));
+        if cfg!(target_os = "linux") {
+            assert_ne!(me.start_time, 0);
+            let other = ProcessId { pid: me.pid, start_time: me.start_time + 1 };
+            assert!(!process_alive(other));
+        }
+        assert!(!process_alive(ProcessId { pid: 0, start_time: 0 }));
+    }
+
+    #[test]
+    #[cfg_attr(miri, ignore = "spawns a process")]
+    fn exited_child_is_dead() {
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let who = ProcessId { pid: child.id(), start_time: crate::process::start_time(child.id()).unwrap_or(0) };
+        child.wait().unwrap();
+        assert!(!process_alive(who));
+    }
 }

@@ -14,20 +14,6 @@ pub struct ProcessId {
     pub start_time: u64,
 }
 
-/// Whether a recorded process still runs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Liveness {
-    /// The process runs (same pid, same start time).
-    Alive,
-    /// The process has exited, or its pid now belongs to another process.
-    Dead,
-}
-
-/// This process (cached by [`crate::owner::current`], reset in a forked child).
-pub fn current() -> ProcessId {
-    crate::owner::current()
-}
-
 /// Start time of `pid`, or `None` if there is no such process (or it cannot be read).
 #[cfg(target_os = "linux")]
 pub fn start_time(pid: u32) -> Option<u64> {
@@ -48,16 +34,6 @@ pub fn parse_start_time(stat: &[u8]) -> Option<u64> {
     let rest = std::str::from_utf8(stat.get(close + 1..)?).ok()?;
     // After ")" come fields 3.. ; field 22 is the 20th of them.
     rest.split_ascii_whitespace().nth(19)?.parse().ok()
-}
-
-/// Whether `who` still runs (same pid and start time, not a zombie); see
-/// [`crate::owner::process_alive`]. A pid of 0 is never alive.
-pub fn liveness(who: ProcessId) -> Liveness {
-    if crate::owner::process_alive(who) {
-        Liveness::Alive
-    } else {
-        Liveness::Dead
-    }
 }
 
 /// A process that has exited, for tests of dead-owner recovery: a spawned and reaped `true`; under
@@ -88,26 +64,5 @@ mod tests {
         assert_eq!(parse_start_time(line), Some(99887766));
         assert_eq!(parse_start_time(b"garbage"), None);
         assert_eq!(parse_start_time(b"1 (x) S 1"), None);
-    }
-
-    #[test]
-    fn self_is_alive_and_pid_reuse_is_dead() {
-        let me = current();
-        assert_eq!(liveness(me), Liveness::Alive);
-        if cfg!(target_os = "linux") {
-            assert_ne!(me.start_time, 0);
-            let other = ProcessId { pid: me.pid, start_time: me.start_time + 1 };
-            assert_eq!(liveness(other), Liveness::Dead);
-        }
-        assert_eq!(liveness(ProcessId { pid: 0, start_time: 0 }), Liveness::Dead);
-    }
-
-    #[test]
-    #[cfg_attr(miri, ignore = "spawns a process")]
-    fn exited_child_is_dead() {
-        let mut child = std::process::Command::new("true").spawn().unwrap();
-        let who = ProcessId { pid: child.id(), start_time: start_time(child.id()).unwrap_or(0) };
-        child.wait().unwrap();
-        assert_eq!(liveness(who), Liveness::Dead);
     }
 }

@@ -96,32 +96,10 @@ impl SharedBuffer {
         if me.readonly && (flags & ffi::PyBUF_WRITABLE) == ffi::PyBUF_WRITABLE {
             return Err(PyBufferError::new_err("this view is read-only"));
         }
-        // SAFETY: CPython passes a valid, writable Py_buffer; we fill every field. `obj` gets a
-        // new strong reference (released by PyBuffer_Release), which keeps `me` and so its owner
-        // and the memory alive while the buffer is in use. The shape/strides pointers point into
-        // the Py_buffer itself, which lives as long as the consumer uses them.
-        unsafe {
-            (*view).obj = slf.clone().into_any().into_ptr();
-            (*view).buf = me.ptr as *mut c_void;
-            (*view).len = me.len as ffi::Py_ssize_t;
-            (*view).readonly = c_int::from(me.readonly);
-            (*view).itemsize = 1;
-            (*view).format = if (flags & ffi::PyBUF_FORMAT) == ffi::PyBUF_FORMAT {
-                c"B".as_ptr() as *mut _
-            } else {
-                std::ptr::null_mut()
-            };
-            (*view).ndim = 1;
-            (*view).shape =
-                if (flags & ffi::PyBUF_ND) == ffi::PyBUF_ND { &mut (*view).len } else { std::ptr::null_mut() };
-            (*view).strides = if (flags & ffi::PyBUF_STRIDES) == ffi::PyBUF_STRIDES {
-                &mut (*view).itemsize
-            } else {
-                std::ptr::null_mut()
-            };
-            (*view).suboffsets = std::ptr::null_mut();
-            (*view).internal = std::ptr::null_mut();
-        }
+        // SAFETY: CPython passes a valid, writable Py_buffer. `obj` is a new strong reference
+        // (released by PyBuffer_Release), which keeps `me` and so its owner and the memory alive
+        // while the buffer is in use.
+        unsafe { fill_bytes(view, slf.clone().into_any().into_ptr(), me.ptr, me.len, me.readonly, flags) };
         Ok(())
     }
 
@@ -133,5 +111,46 @@ impl SharedBuffer {
 
     fn __len__(&self) -> usize {
         self.len
+    }
+}
+
+/// Fills `view` as a one-dimensional buffer of `len` unsigned bytes at address `addr`, owned by
+/// `obj`:
+/// the buffer protocol's answer of every exporter of this binding.
+///
+/// # Safety
+/// `view` is a valid Py_buffer to fill; `obj` is a new strong reference that keeps `addr..addr +
+/// len` valid (and unwritten by others, when `readonly`) until CPython releases the buffer. The
+/// shape and strides pointers point into `view` itself, which lives as long as its user needs
+/// them.
+pub(crate) unsafe fn fill_bytes(
+    view: *mut ffi::Py_buffer,
+    obj: *mut ffi::PyObject,
+    addr: usize,
+    len: usize,
+    readonly: bool,
+    flags: c_int,
+) {
+    // SAFETY: the caller's contract: `view` is valid to write, every field is set here.
+    unsafe {
+        (*view).obj = obj;
+        (*view).buf = addr as *mut c_void;
+        (*view).len = len as ffi::Py_ssize_t;
+        (*view).readonly = c_int::from(readonly);
+        (*view).itemsize = 1;
+        (*view).format = if (flags & ffi::PyBUF_FORMAT) == ffi::PyBUF_FORMAT {
+            c"B".as_ptr() as *mut _
+        } else {
+            std::ptr::null_mut()
+        };
+        (*view).ndim = 1;
+        (*view).shape = if (flags & ffi::PyBUF_ND) == ffi::PyBUF_ND { &mut (*view).len } else { std::ptr::null_mut() };
+        (*view).strides = if (flags & ffi::PyBUF_STRIDES) == ffi::PyBUF_STRIDES {
+            &mut (*view).itemsize
+        } else {
+            std::ptr::null_mut()
+        };
+        (*view).suboffsets = std::ptr::null_mut();
+        (*view).internal = std::ptr::null_mut();
     }
 }

@@ -11,7 +11,7 @@
 //! use. Unarmed (its last buffer gone) it refuses buffer requests, so an old view's `.obj`
 //! never gives a view of recycled bytes.
 
-use std::ffi::{c_int, c_void};
+use std::ffi::c_int;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Weak};
 
@@ -22,6 +22,7 @@ use pyo3::prelude::*;
 use pyo3::types::PyMemoryView;
 
 use super::sides::Consumer;
+use crate::buffer::fill_bytes;
 use crate::sync::SideLock;
 
 /// A read-only span of the ring's held record(s), exported through the buffer protocol.
@@ -115,32 +116,14 @@ impl ViewExporter {
             return Err(PyBufferError::new_err("this view is read-only"));
         }
         me.exports.fetch_add(1, Ordering::Relaxed);
-        // SAFETY: CPython passes a valid, writable Py_buffer; we fill every field. `obj` gets a
-        // new strong reference (released by PyBuffer_Release), which keeps this object and so
-        // the mapping alive while the buffer is in use; the record stays held until the
-        // matching release brings `exports` to zero. Shape/strides point into the Py_buffer.
+        // SAFETY: CPython passes a valid, writable Py_buffer. `obj` is a new strong reference
+        // (released by PyBuffer_Release), which keeps this object and so the mapping alive while
+        // the buffer is in use; the record stays held until the matching release brings
+        // `exports` to zero.
         unsafe {
-            (*view).obj = slf.clone().into_any().into_ptr();
-            (*view).buf = me.ptr.load(Ordering::Relaxed) as *mut c_void;
-            (*view).len = me.len.load(Ordering::Relaxed) as ffi::Py_ssize_t;
-            (*view).readonly = 1;
-            (*view).itemsize = 1;
-            (*view).format = if (flags & ffi::PyBUF_FORMAT) == ffi::PyBUF_FORMAT {
-                c"B".as_ptr() as *mut _
-            } else {
-                std::ptr::null_mut()
-            };
-            (*view).ndim = 1;
-            (*view).shape =
-                if (flags & ffi::PyBUF_ND) == ffi::PyBUF_ND { &mut (*view).len } else { std::ptr::null_mut() };
-            (*view).strides = if (flags & ffi::PyBUF_STRIDES) == ffi::PyBUF_STRIDES {
-                &mut (*view).itemsize
-            } else {
-                std::ptr::null_mut()
-            };
-            (*view).suboffsets = std::ptr::null_mut();
-            (*view).internal = std::ptr::null_mut();
-        }
+            let (ptr, len) = (me.ptr.load(Ordering::Relaxed), me.len.load(Ordering::Relaxed));
+            fill_bytes(view, slf.clone().into_any().into_ptr(), ptr, len, true, flags)
+        };
         Ok(())
     }
 

@@ -140,6 +140,15 @@ fn random_kills_of_publisher_subscribers_and_members() {
     let end = Instant::now() + Duration::from_secs(secs);
     while Instant::now() < end {
         std::thread::sleep(Duration::from_millis(20 + rng.next(200)));
+        // Every role runs until it is killed (or sent END): one that exited on its own failed.
+        for (c, role) in std::iter::once((&mut publisher, "publisher"))
+            .chain(subs.iter_mut().map(|c| (c, "sub")))
+            .chain(members.iter_mut().map(|c| (c, "member")))
+        {
+            if let Some(status) = c.try_wait().unwrap() {
+                panic!("a {role} exited on its own ({status}) before it was killed");
+            }
+        }
         let before = t.stats().messages_in;
         let which = rng.next(3) as usize;
         kills[which] += 1;
@@ -158,6 +167,9 @@ fn random_kills_of_publisher_subscribers_and_members() {
             r => spawn(r, &[&p]),
         };
         moves(&t, before, &format!("killing a {role}"));
+    }
+    if let Some(status) = publisher.try_wait().unwrap() {
+        panic!("the publisher exited on its own ({status})");
     }
     publisher.kill().unwrap();
     publisher.wait().unwrap();

@@ -170,7 +170,9 @@ impl Subscriber {
                     self.group_skip(c)?;
                     continue;
                 }
-                if c > tail && e.cursor.load(Ordering::Acquire) != c {
+                // Another member may have moved the cursor on between our two loads (and the
+                // publisher the tail with it): only a cursor that still holds is out of range.
+                if e.cursor.load(Ordering::Acquire) != c {
                     continue;
                 }
                 return Err(corrupt(format!("group cursor {c} is out of range of tail {tail}")));

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, Iterable
 
 from ._mmapipc import SharedMemoryTopic, TopicSubscriber, create_topic_with_schema
 from .schema import Schema
-from .typed import SchemaLike, _TypedChannel, as_schema
+from ._typed_base import SchemaLike, _TypedChannel, as_schema
 
 if TYPE_CHECKING:  # pragma: no cover
     import numpy.typing as npt

@@ -95,7 +95,7 @@ def test_an_older_handle_reads_but_may_not_write(kind: str, shm_path: str) -> No
                 attempt()
 
 
-@pytest.mark.parametrize("module", ["mmapipc.record", "mmapipc._dtype", "mmapipc.schema", "mmapipc._typed_base", "mmapipc._typed_topic", "mmapipc.typed"])
+@pytest.mark.parametrize("module", ["mmapipc.record", "mmapipc._dtype", "mmapipc._image", "mmapipc.schema", "mmapipc._typed_base", "mmapipc._typed_topic", "mmapipc.typed"])
 def test_each_module_imports_first_without_a_cycle(module: str) -> None:
     subprocess.run([sys.executable, "-c", f"import {module}"], check=True, timeout=120)
 

@@ -2,7 +2,7 @@
 little-endian structured dtypes with the schema's exact offsets and sizes.
 
 Works on the JSON type descriptions alone (``{"kind": "scalar", "scalar": "f64"}``, ...), so
-both :mod:`mmapipc.schema` and :mod:`mmapipc.record` can use it without importing each other.
+:mod:`mmapipc.schema` (the model and the record reader) and the image helpers can use it.
 """
 
 from __future__ import annotations

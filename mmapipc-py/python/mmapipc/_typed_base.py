@@ -12,8 +12,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Generic, Iterable, Mapping, Typ
 from . import _aio
 from ._mmapipc import SharedMemoryQueue, SharedMemoryRing, SharedMemoryTopic, TopicSubscriber, channel_schema
 from .errors import Error
-from .record import Record
-from .schema import Schema
+from .schema import Record, Schema
 
 if TYPE_CHECKING:  # pragma: no cover
     import numpy as np

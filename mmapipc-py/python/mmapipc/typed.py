@@ -33,10 +33,10 @@ import os
 from typing import TYPE_CHECKING, Any, Iterable, Mapping
 
 from ._dtype import field_dtype
+from ._image import Dim, _resolve_dims, image_view
 from ._mmapipc import SharedMemoryQueue, SharedMemoryRing, create_queue_with_schema, create_ring_with_schema
 from ._typed_base import SchemaLike, _check_writer, _TypedChannel
 from ._typed_topic import TypedSubscription, TypedTopic
-from .record import Dim, _resolve_dims, image_view
 
 if TYPE_CHECKING:  # pragma: no cover
     import numpy.typing as npt

@@ -24,6 +24,10 @@ use crate::Error;
 /// allocation's page faults as well.
 pub const ZERO_COPY_MIN: usize = 4 << 20;
 
+/// Without an importer, a ring exporter drops the oldest messages while the ring is at least
+/// this full, so local producers always find room (see `docs/bridge.md`, "Backpressure").
+pub const DROP_FILL: f64 = 0.5;
+
 /// A message taken from a local channel, handed to the sender in place.
 pub enum Outgoing<'a> {
     /// The message's bytes, valid during the call.
@@ -41,7 +45,7 @@ pub trait Source {
     /// Messages waiting in the channel.
     fn backlog(&self) -> u64;
     /// With no importer: true when the next message is to be taken (and dropped) now, to keep
-    /// the local producers going. A ring: once it is [`DROP_FILL`](crate::export::DROP_FILL)
+    /// the local producers going. A ring: once it is [`DROP_FILL`]
     /// full. A queue: never (its messages stay for a later consumer). A topic: always (the
     /// exporter never holds its publisher back, and what it drops stays in the topic's retained
     /// history until the publisher needs the room).
@@ -154,7 +158,7 @@ impl Source for RingSource {
     }
 
     fn drop_when_alone(&self) -> bool {
-        self.ring.available_read() as f64 / self.ring.capacity() as f64 >= crate::export::DROP_FILL
+        self.ring.available_read() as f64 / self.ring.capacity() as f64 >= DROP_FILL
     }
 
     fn next_seq(&self) -> u64 {

@@ -22,10 +22,6 @@ use crate::info::{check, Announcement, ChannelInfo};
 use crate::net::{self, push_frame, Attachment, Endpoints};
 use crate::{z, Error};
 
-/// Without an importer, a ring exporter drops the oldest messages while the ring is at least
-/// this full, so local producers always find room (see `docs/bridge.md`, "Backpressure").
-pub const DROP_FILL: f64 = 0.5;
-
 /// How often an exporter without an importer looks at the ring's fill.
 const ALONE_POLL: Duration = Duration::from_millis(5);
 

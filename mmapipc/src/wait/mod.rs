@@ -9,9 +9,9 @@
 //!   fence on each side; the queue);
 //! * `asymmetric.rs`: the same loop with the asymmetric handshake (no fence on the waker's
 //!   side, `membarrier` on the sleeper's; the ring);
-//! * `readiness.rs` and `reactor.rs` (Linux): readiness as an eventfd ([`Notifier`], a
-//!   primitive's side as a [`Watch`]) signalled by per-process waiter threads on
-//!   `futex_waitv`, for event loops.
+//! * `watch.rs`, `readiness.rs` and `reactor.rs` (Linux): readiness as an eventfd (a
+//!   primitive's side as a [`Watch`], in `watch.rs`; the [`Notifier`] that owns the eventfd)
+//!   signalled by per-process waiter threads on `futex_waitv`, for event loops.
 //!
 //! Deadlines are monotonic ([`Instant`](std::time::Instant)).
 
@@ -23,11 +23,15 @@ mod reactor;
 pub mod readiness;
 mod spin;
 mod waiter;
+#[cfg(all(target_os = "linux", not(loom)))]
+mod watch;
 
 pub use futex::{wait_on, wake_all};
 
 #[cfg(all(target_os = "linux", not(loom)))]
-pub use readiness::{Handshake, Notifier, Watch};
+pub use readiness::Notifier;
 pub use spin::{SPIN_PURE, SPIN_TOTAL};
 pub(crate) use waiter::wait_loop;
 pub use waiter::{Deadline, Waiter};
+#[cfg(all(target_os = "linux", not(loom)))]
+pub use watch::{Handshake, Watch};

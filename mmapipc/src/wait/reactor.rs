@@ -23,7 +23,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use super::futex::{wait_on, wake_all};
-use super::readiness::{EventFd, Watch};
+use super::watch::{EventFd, Watch};
 
 /// Watches per `futex_waitv` thread (the call takes 128 words; one is the control word).
 pub(crate) const PER_THREAD: usize = 127;

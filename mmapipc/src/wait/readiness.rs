@@ -2,7 +2,7 @@
 //! readable on an `eventfd`, so event loops (asyncio, tokio, selectors) can wait for shared
 //! memory without a thread per channel and without polling.
 //!
-//! A primitive describes one side it can wait for as a [`Watch`]: the side's [`Waiter`] (the
+//! A primitive describes one side it can wait for as a [`Watch`]: the side's [`Waiter`](super::Waiter) (the
 //! futex word and sleeper count its peers already signal), a readiness check, and which
 //! handshake its wakers use. A [`Notifier`] owns one eventfd; [`Notifier::arm`] registers a
 //! watch with the per-process waiter threads (`reactor.rs`), which make the eventfd readable
@@ -11,14 +11,14 @@
 //!
 //! # The protocol (why no wake is lost)
 //!
-//! Registering counts as a sleeper of the side's [`Waiter`] for as long as the registration
+//! Registering counts as a sleeper of the side's [`Waiter`](super::Waiter) for as long as the registration
 //! lasts, so the peers' wakers, which make their syscall only while `sleepers > 0`, wake the
 //! waiter thread; while nobody is registered they keep their syscall-free fast path.
 //!
 //! 1. [`Notifier::arm`] drains the eventfd, increments `sleepers`, issues a SeqCst fence and,
 //!    for the asymmetric handshake (the ring), the system-wide barrier of `asymmetric.rs`, then
 //!    re-checks the condition: either the re-check sees the peer's publication, or every later
-//!    waker sees `sleepers > 0` (the handshake of [`Waiter`]) and bumps `seq` after publishing.
+//!    waker sees `sleepers > 0` (the handshake of [`Waiter`](super::Waiter)) and bumps `seq` after publishing.
 //! 2. The waiter thread reads `seq` (Acquire), then checks the condition, then blocks while
 //!    `seq` still holds the value read: a bump after the read makes the wait return at once, a
 //!    bump before it is seen together with the publication it follows (Release/Acquire).
@@ -40,74 +40,15 @@
 //! Linux only (eventfd, futex). See `reactor.rs` for the kernels each path needs.
 
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::RawFd;
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Duration;
 
 use super::asymmetric;
 use super::reactor::{self, Ticket};
 use super::spin::Spin;
-use super::{Deadline, Waiter};
+use super::watch::{EventFd, Handshake, Watch};
+use super::Deadline;
 use crate::sync::{fence, Ordering};
-
-/// How a side's wakers order their publication before their `sleepers` load.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Handshake {
-    /// A SeqCst fence on each side ([`Waiter::notify`]): the queue.
-    Symmetric,
-    /// No fence on the waker's side, a system-wide barrier on the sleeper's
-    /// (`wait/asymmetric.rs`): the ring.
-    Asymmetric,
-}
-
-/// One side of a channel that a [`Notifier`] can wait for. Implemented by each primitive for
-/// its "readable" and "writable" sides; the value keeps the channel's memory alive.
-pub trait Watch: Send + Sync + 'static {
-    /// The side's sleep/wake words (in the channel's shared memory).
-    fn waiter(&self) -> &Waiter;
-    /// True when a non-blocking call on this side may make progress now. May be true
-    /// spuriously (the caller retries and arms again); must never be false once the peer's
-    /// publication that makes progress possible is visible.
-    fn ready(&self) -> bool;
-    /// Which handshake the side's wakers use.
-    fn handshake(&self) -> Handshake;
-    /// Re-check at least this often even without a wake: for conditions no peer signals (the
-    /// records of a dead view holder of a queue). `None`: only wakes.
-    fn poll_interval(&self) -> Option<Duration> {
-        None
-    }
-}
-
-/// An eventfd (non-blocking, close-on-exec), readable while its counter is non-zero.
-#[derive(Debug)]
-pub(crate) struct EventFd(OwnedFd);
-
-impl EventFd {
-    fn new() -> io::Result<EventFd> {
-        // SAFETY: eventfd takes two integers and returns a new descriptor or -1.
-        let fd = unsafe { libc::eventfd(0, libc::EFD_NONBLOCK | libc::EFD_CLOEXEC) };
-        if fd < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        // SAFETY: `fd` is a descriptor we just opened and own.
-        Ok(EventFd(unsafe { OwnedFd::from_raw_fd(fd) }))
-    }
-
-    /// Makes the descriptor readable.
-    pub(crate) fn signal(&self) {
-        let one: u64 = 1;
-        // SAFETY: writes 8 bytes from a local u64 to our descriptor. The only failure for a
-        // non-blocking eventfd is EAGAIN (counter at its maximum), which is readable anyway.
-        unsafe { libc::write(self.0.as_raw_fd(), (&one as *const u64).cast(), 8) };
-    }
-
-    /// Resets the counter (the descriptor is not readable afterwards until signalled).
-    fn drain(&self) {
-        let mut v: u64 = 0;
-        // SAFETY: reads 8 bytes into a local u64; EAGAIN (already zero) is the other outcome.
-        unsafe { libc::read(self.0.as_raw_fd(), (&mut v as *mut u64).cast(), 8) };
-    }
-}
 
 struct Inner {
     /// The fork generation `fd` and `ticket` belong to.
@@ -172,7 +113,7 @@ impl Notifier {
     /// readable until the next [`arm`](Self::arm). Another number in a forked child.
     pub fn fd(&self) -> io::Result<RawFd> {
         let mut g = self.lock();
-        Ok(Self::eventfd(&mut g)?.0.as_raw_fd())
+        Ok(Self::eventfd(&mut g)?.raw_fd())
     }
 
     /// Drains the eventfd and registers `watch` (replacing any earlier registration), then

@@ -15,8 +15,7 @@ use super::handle::{Overflow, Start, Topic, TopicMemory};
 use super::layout::{
     align8, widen, GROUP_FREE, GROUP_READY, LEN_PADDING, MAX_GROUP_NAME, NAME_WORDS, NO_CURSOR, RECORD_HEADER,
 };
-use super::subscriber::{join, release_slot, seq_at, Subscriber};
-use super::views::Got;
+use super::subscriber::{join, release_slot, seq_at, Got, Subscriber};
 
 /// How long naming a group may wait for the group lock.
 const LOCK_WAIT: Duration = Duration::from_secs(10);
@@ -149,6 +148,11 @@ impl Topic {
 }
 
 impl Subscriber {
+    /// The group this subscriber belongs to.
+    pub fn group_name(&self) -> Option<String> {
+        self.group.map(|g| name(&self.mem, g))
+    }
+
     /// A group member's receive: copy the record at the group's cursor, then CAS the cursor.
     pub(super) fn take_group(&mut self) -> Result<Option<Got>, TopicError> {
         let mem = self.mem.clone();

@@ -7,9 +7,7 @@ use std::time::Duration;
 use super::error::{check_window, corrupt, TopicError};
 use super::handle::{Overflow, Start, Topic, TopicMemory};
 use super::layout::{align8, widen, LEN_PADDING, NO_CURSOR, NO_GROUP, RECORD_HEADER};
-use super::views::{Got, Received};
 use super::{fork_generation, RUST_SLICE};
-use crate::mem::Bytes;
 use crate::sync::{fence, Ordering};
 use crate::wait::{asymmetric, Deadline};
 
@@ -190,6 +188,13 @@ pub(super) enum Next {
     },
 }
 
+/// A message taken, before its guard is made: in place (`rec != 0`) or copied to `buf`.
+pub(super) struct Got {
+    pub(super) off: u64,
+    pub(super) len: usize,
+    pub(super) rec: u64,
+}
+
 impl Subscriber {
     pub(super) fn new(mem: Arc<TopicMemory>, slot: usize, group: Option<usize>, pos: u64, seq: u64) -> Subscriber {
         let cap = mem.capacity;
@@ -256,11 +261,6 @@ impl Subscriber {
             None => self.seq,
         };
         published.saturating_sub(next)
-    }
-
-    /// The group this subscriber belongs to.
-    pub fn group_name(&self) -> Option<String> {
-        self.group.map(|g| super::group::name(&self.mem, g))
     }
 
     #[inline]
@@ -334,23 +334,9 @@ impl Subscriber {
         Err(corrupt("two padding records in a row"))
     }
 
-    /// Receives one message if one is ready. `Ok(None)`: nothing new.
-    #[inline]
-    pub fn try_recv(&mut self) -> Result<Option<Received<'_>>, TopicError> {
-        Ok(self.take(false)?.map(|g| self.guard(g)))
-    }
-
-    /// Receives one message in place (an exclusive subscriber of a block-mode topic only:
-    /// elsewhere the publisher or another member may overwrite it while held, so views are
-    /// refused with [`TopicError::Unsupported`]).
-    #[inline]
-    pub fn try_recv_view(&mut self) -> Result<Option<Received<'_>>, TopicError> {
-        Ok(self.take(true)?.map(|g| self.guard(g)))
-    }
-
     /// Takes the next message (as plain data; `guard` makes the borrow).
     #[inline]
-    fn take(&mut self, view: bool) -> Result<Option<Got>, TopicError> {
+    pub(super) fn take(&mut self, view: bool) -> Result<Option<Got>, TopicError> {
         self.check()?;
         if view && self.group.is_some() {
             return Err(TopicError::Unsupported("views are not available to a group member (receive a copy)"));
@@ -367,19 +353,6 @@ impl Subscriber {
             return self.take_copy();
         }
         self.take_in_place()
-    }
-
-    #[inline]
-    fn guard(&mut self, g: Got) -> Received<'_> {
-        let bytes = if g.rec != 0 {
-            // SAFETY: `take_in_place` validated off + len within the area and the record below
-            // the Acquire-loaded tail; our cursor (published at or below it) keeps the publisher
-            // from overwriting it until the guard releases it; `self.mem` keeps it mapped.
-            unsafe { self.mem.data.bytes(g.off, g.len) }
-        } else {
-            Bytes::default()
-        };
-        Received { sub: self, bytes, rec: g.rec, len: g.len }
     }
 
     #[inline]
@@ -470,37 +443,6 @@ impl Subscriber {
             }
         }
         Err(corrupt("no stable oldest position in 1000 attempts"))
-    }
-
-    /// Receives one message, waiting at most `timeout` (`None`: forever). `Ok(None)`: timed out.
-    pub fn recv_timeout(&mut self, timeout: Option<Duration>) -> Result<Option<Received<'_>>, TopicError> {
-        self.recv_until(Deadline::after(timeout), None, false)
-    }
-
-    /// [`recv_timeout`](Self::recv_timeout), also giving up (`Ok(None)`) once `stop` is set.
-    pub fn recv_or_stop(
-        &mut self,
-        timeout: Option<Duration>,
-        stop: &std::sync::atomic::AtomicBool,
-        view: bool,
-    ) -> Result<Option<Received<'_>>, TopicError> {
-        self.recv_until(Deadline::after(timeout), Some(stop), view)
-    }
-
-    fn recv_until(
-        &mut self,
-        deadline: Deadline,
-        stop: Option<&std::sync::atomic::AtomicBool>,
-        view: bool,
-    ) -> Result<Option<Received<'_>>, TopicError> {
-        loop {
-            if let Some(g) = self.take(view)? {
-                return Ok(Some(self.guard(g)));
-            }
-            if !self.wait_readable_until(deadline, stop)? {
-                return Ok(None);
-            }
-        }
     }
 
     /// Waits until a message may be ready (at most `timeout`). `Ok(false)`: timed out.

@@ -3,13 +3,15 @@
 //! [`Subscriber::try_recv_fixed_batch`]).
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use crate::mem::Bytes;
+use crate::wait::Deadline;
 
 use super::error::{corrupt, TopicError};
 use super::handle::{Overflow, TopicMemory};
 use super::layout::RECORD_HEADER;
-use super::subscriber::{Next, Subscriber};
+use super::subscriber::{Got, Next, Subscriber};
 
 /// A received message (derefs to its payload): in place in the topic (an exclusive subscriber
 /// of a block-mode topic; its space is released when the guard drops) or copied.
@@ -101,13 +103,6 @@ impl DetachedView {
     pub fn is_empty(&self) -> bool {
         self.len == 0
     }
-}
-
-/// A message taken, before its guard is made: in place (`rec != 0`) or copied to `buf`.
-pub(super) struct Got {
-    pub(super) off: u64,
-    pub(super) len: usize,
-    pub(super) rec: u64,
 }
 
 /// A run of equally sized records held in place ([`Subscriber::try_recv_fixed_batch`]), valid
@@ -204,5 +199,66 @@ impl Subscriber {
         });
         self.publish();
         Ok(run)
+    }
+}
+
+/// Receiving one message: the guard ([`Received`]) over what `take` found.
+impl Subscriber {
+    /// Receives one message if one is ready. `Ok(None)`: nothing new.
+    #[inline]
+    pub fn try_recv(&mut self) -> Result<Option<Received<'_>>, TopicError> {
+        Ok(self.take(false)?.map(|g| self.guard(g)))
+    }
+
+    /// Receives one message in place (an exclusive subscriber of a block-mode topic only:
+    /// elsewhere the publisher or another member may overwrite it while held, so views are
+    /// refused with [`TopicError::Unsupported`]).
+    #[inline]
+    pub fn try_recv_view(&mut self) -> Result<Option<Received<'_>>, TopicError> {
+        Ok(self.take(true)?.map(|g| self.guard(g)))
+    }
+
+    #[inline]
+    pub(super) fn guard(&mut self, g: Got) -> Received<'_> {
+        let bytes = if g.rec != 0 {
+            // SAFETY: `take_in_place` validated off + len within the area and the record below
+            // the Acquire-loaded tail; our cursor (published at or below it) keeps the publisher
+            // from overwriting it until the guard releases it; `self.mem` keeps it mapped.
+            unsafe { self.mem.data.bytes(g.off, g.len) }
+        } else {
+            Bytes::default()
+        };
+        Received { sub: self, bytes, rec: g.rec, len: g.len }
+    }
+
+    /// Receives one message, waiting at most `timeout` (`None`: forever). `Ok(None)`: timed out.
+    pub fn recv_timeout(&mut self, timeout: Option<Duration>) -> Result<Option<Received<'_>>, TopicError> {
+        self.recv_until(Deadline::after(timeout), None, false)
+    }
+
+    /// [`recv_timeout`](Self::recv_timeout), also giving up (`Ok(None)`) once `stop` is set.
+    pub fn recv_or_stop(
+        &mut self,
+        timeout: Option<Duration>,
+        stop: &std::sync::atomic::AtomicBool,
+        view: bool,
+    ) -> Result<Option<Received<'_>>, TopicError> {
+        self.recv_until(Deadline::after(timeout), Some(stop), view)
+    }
+
+    fn recv_until(
+        &mut self,
+        deadline: Deadline,
+        stop: Option<&std::sync::atomic::AtomicBool>,
+        view: bool,
+    ) -> Result<Option<Received<'_>>, TopicError> {
+        loop {
+            if let Some(g) = self.take(view)? {
+                return Ok(Some(self.guard(g)));
+            }
+            if !self.wait_readable_until(deadline, stop)? {
+                return Ok(None);
+            }
+        }
     }
 }

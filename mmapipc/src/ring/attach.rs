@@ -4,33 +4,10 @@
 
 use crate::sync::{fence, AtomicU64, Ordering};
 
-use super::consumer::ConsumerState;
 use super::error::{check_indices, RingError};
 use super::handle::{Ring, RingMemory};
 use super::layout::Role;
-use super::producer::ProducerState;
-
-/// A role this handle holds, or held.
-#[derive(Debug)]
-pub(super) struct Claim {
-    /// The fork generation the claim was made in, or [`RELEASED`]. The fast paths compare it
-    /// with the current generation only: a released or inherited role fails that one test.
-    pub(super) generation: u64,
-}
-
-/// [`Claim::generation`] of a role given back: never equal to a fork generation.
-pub(super) const RELEASED: u64 = u64::MAX;
-
-/// The fork generation now ([`crate::fork::generation`]; 0 under loom, which never forks).
-#[inline]
-pub(super) fn fork_generation() -> u64 {
-    #[cfg(not(loom))]
-    {
-        crate::fork::generation()
-    }
-    #[cfg(loom)]
-    0
-}
+use super::state::{fork_generation, Claim, ConsumerState, ProducerState, RELEASED};
 
 /// The owner word of `role` (0 = free), on that side's own line.
 fn owner_word(mem: &RingMemory, role: Role) -> &AtomicU64 {

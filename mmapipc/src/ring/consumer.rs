@@ -6,33 +6,12 @@ use std::time::Duration;
 use crate::sync::Ordering;
 use crate::wait::{asymmetric, Deadline};
 
-use super::attach::{fork_generation, Claim};
 use super::error::{check_indices, corrupt, RingError};
 use super::guards::{FixedBatch, RecvGuard};
 use super::handle::{Ring, RingMemory, RUST_SLICE};
 use super::layout::{align8, Role, FLAG_MESSAGE, FLAG_PADDING, RECORD_HEADER};
+use super::state::{fork_generation, ConsumerState};
 use crate::mem::FixedRun;
-
-#[derive(Debug)]
-pub(super) struct ConsumerState {
-    pub(super) claim: Claim,
-    /// Our position (may run ahead of the published head by skipped padding and detached reads).
-    pub(super) head: u64,
-    /// `head % capacity`.
-    pub(super) off: u64,
-    /// Last tail we loaded; reloaded only when the ring looks empty.
-    pub(super) cached_tail: u64,
-    /// Bytes of a detached record ([`RecvGuard::detach`]) not yet released.
-    pub(super) held: u64,
-    /// Counters not yet published (messages, payload bytes).
-    pub(super) pending_msgs: u64,
-    pub(super) pending_bytes: u64,
-    /// Our copies of the shared `messages_out`/`bytes_out` (see ProducerState::messages).
-    pub(super) messages: u64,
-    pub(super) bytes: u64,
-    /// Inside a "found empty" episode (counted once).
-    pub(super) empty: bool,
-}
 
 /// What the consumer found at its position.
 pub(super) enum Peek {

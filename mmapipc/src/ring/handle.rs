@@ -12,9 +12,8 @@ use crate::mem::DataArea;
 use crate::region::{self, ChannelPlan, CreateOptions, OpenOptions, Region};
 use crate::sync::Ordering;
 
-use super::consumer::ConsumerState;
 use super::layout::{checked_capacity, RingControl, CONTROL_SIZE, RECORD_HEADER};
-use super::producer::ProducerState;
+use super::state::{ConsumerState, ProducerState};
 
 /// Keeps a ring's memory alive; shared by every handle and every exported view of one ring.
 pub struct RingMemory {

@@ -99,6 +99,7 @@ mod handle;
 mod inspect;
 mod layout;
 mod producer;
+mod state;
 #[cfg(all(target_os = "linux", not(loom)))]
 mod watch;
 

@@ -3,35 +3,15 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::mem::reuse::{self, is_frame};
+use crate::mem::reuse::is_frame;
 use crate::sync::{fence, Ordering};
 use crate::wait::{asymmetric, Deadline};
 
-use super::attach::{fork_generation, Claim};
 use super::error::{check_indices, corrupt, RingError};
 use super::guards::{DetachedSlot, SlotMut};
 use super::handle::{Ring, RingMemory, RUST_SLICE};
 use super::layout::{record_size, FLAG_MESSAGE, FLAG_PADDING, RECORD_ALIGN, RECORD_HEADER};
-
-#[derive(Debug)]
-pub(super) struct ProducerState {
-    pub(super) claim: Claim,
-    /// Our position (equals the published tail between operations).
-    pub(super) tail: u64,
-    /// `tail % capacity`.
-    pub(super) off: u64,
-    /// Last head we loaded; reloaded only when the ring looks full.
-    pub(super) cached_head: u64,
-    /// Inside a "found full" episode (counted once).
-    pub(super) full: bool,
-    /// Our copies of the shared `messages_in`/`bytes_in` (only the producer writes them): the
-    /// shared counters are then updated with plain stores, never a load of a line the consumer
-    /// may have just pulled away to read `tail` (a load there would stall the producer).
-    pub(super) messages: u64,
-    pub(super) bytes: u64,
-    /// When to wait for the consumer's release of the previous frame ([`reuse::Backoff`]).
-    pub(super) hot: reuse::Backoff,
-}
+use super::state::{fork_generation, ProducerState};
 
 impl ProducerState {
     /// Free bytes, reloading head only if the cached view shows fewer than `need`.

@@ -11,7 +11,7 @@ use pyo3::exceptions::{PyBufferError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::PyMemoryView;
 
-use super::view::ViewExporter;
+use super::view::{ViewExporter, ViewSide};
 use super::{PyRing, NAME};
 use crate::blocking::{retry, CallDeadline, Waited};
 use crate::errors::{closed, ring_error};
@@ -108,7 +108,7 @@ impl Consumer {
         let exporter = match &self.exporter {
             Some(e) if e.get().maps(mem) && !ViewExporter::in_use(e, py) => e.bind(py).clone(),
             _ => {
-                let e = ViewExporter::new(py, mem, side)?.into_bound(py);
+                let e = ViewExporter::new(py, mem, Arc::downgrade(side) as Weak<dyn ViewSide>)?.into_bound(py);
                 self.exporter = Some(e.clone().unbind());
                 e
             }
@@ -121,6 +121,22 @@ impl Consumer {
         self.view = Some(mv.clone().unbind());
         self.viewing = true;
         Ok(mv)
+    }
+}
+
+impl ViewSide for SideLock<Consumer> {
+    fn view_gone(&self, py: Python<'_>, exporter: &ViewExporter) {
+        let Some(mut c) = self.try_lock(py) else { return };
+        let current = c.exporter.as_ref().is_some_and(|e| std::ptr::eq(e.get(), exporter));
+        if c.viewing && current {
+            c.viewing = false;
+            if let Some(ring) = c.ring.as_mut() {
+                // A consumer operation releases the held record; then the role goes too.
+                if ring.claim_consumer().is_ok() {
+                    ring.release_consumer();
+                }
+            }
+        }
     }
 }
 

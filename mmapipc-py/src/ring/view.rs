@@ -21,9 +21,16 @@ use pyo3::ffi;
 use pyo3::prelude::*;
 use pyo3::types::PyMemoryView;
 
-use super::sides::Consumer;
 use crate::buffer::fill_bytes;
-use crate::sync::SideLock;
+
+/// The consumer side an exporter belongs to, as the exporter sees it (implemented in
+/// `sides.rs`).
+pub(super) trait ViewSide: Send + Sync {
+    /// The last buffer of `exporter`'s view is gone and nothing else references the exporter:
+    /// the side lets the held record(s) and the consumer role go if it is free and `exporter`
+    /// is its current one.
+    fn view_gone(&self, py: Python<'_>, exporter: &ViewExporter);
+}
 
 /// A read-only span of the ring's held record(s), exported through the buffer protocol.
 ///
@@ -35,7 +42,7 @@ pub(super) struct ViewExporter {
     /// Keeps the mapping valid while any buffer exported from this object is alive.
     mem: Arc<RingMemory>,
     /// The consumer side to give the record and the role back to when the last buffer goes.
-    side: Weak<SideLock<Consumer>>,
+    side: Weak<dyn ViewSide>,
     ptr: AtomicUsize,
     len: AtomicUsize,
     /// A view is held: buffer requests are served.
@@ -51,10 +58,10 @@ pub(super) struct ViewExporter {
 const RELEASE_REFS: isize = 3;
 
 impl ViewExporter {
-    pub(super) fn new(py: Python<'_>, mem: &Arc<RingMemory>, side: &Arc<SideLock<Consumer>>) -> PyResult<Py<Self>> {
+    pub(super) fn new(py: Python<'_>, mem: &Arc<RingMemory>, side: Weak<dyn ViewSide>) -> PyResult<Py<Self>> {
         let me = ViewExporter {
             mem: mem.clone(),
-            side: Arc::downgrade(side),
+            side,
             ptr: AtomicUsize::new(0),
             len: AtomicUsize::new(0),
             armed: AtomicBool::new(false),
@@ -145,17 +152,8 @@ impl ViewExporter {
         if slf.get_refcnt() > RELEASE_REFS {
             return;
         }
-        let Some(side) = me.side.upgrade() else { return };
-        let Some(mut c) = side.try_lock(slf.py()) else { return };
-        let current = c.exporter.as_ref().is_some_and(|e| std::ptr::eq(e.get(), me));
-        if c.viewing && current {
-            c.viewing = false;
-            if let Some(ring) = c.ring.as_mut() {
-                // A consumer operation releases the held record; then the role goes too.
-                if ring.claim_consumer().is_ok() {
-                    ring.release_consumer();
-                }
-            }
+        if let Some(side) = me.side.upgrade() {
+            side.view_gone(slf.py(), me);
         }
     }
 }

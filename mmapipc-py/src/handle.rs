@@ -1,10 +1,12 @@
-//! What every handle class (`SharedMemory`, `SharedMemoryRing`, `SharedMemoryQueue`) has in
-//! common: `path`, `closed`, `close`, `unlink`, the context manager, `repr`, and pickling by
-//! path (refused for a closed handle).
+//! What every handle class (`SharedMemory`, `SharedMemoryRing`, `SharedMemoryQueue`,
+//! `SharedMemoryTopic`, `TopicSubscriber`) has in common: `path`, `closed`, `close`, `unlink`,
+//! the context manager, `repr`, and pickling by path (refused for a closed handle; a subscriber
+//! refuses it always).
 //!
-//! A class implements [`Handle`] and writes its `#[pymethods]` block inside
-//! [`handle_pymethods!`], which adds the shared methods to it (pyo3 takes one `#[pymethods]`
-//! block per class).
+//! A class writes its `#[pymethods]` block inside [`handle_pymethods!`], which adds the shared
+//! methods to it (pyo3 takes one `#[pymethods]` block per class) and implements [`Parts`] from
+//! the field names it is given; the class implements [`Handle`] (its `repr` fields, and what
+//! `close()` does when closing the mapping is not all).
 
 use std::path::Path;
 
@@ -12,10 +14,12 @@ use pyo3::prelude::*;
 use pyo3::PyClass;
 
 use crate::errors::{closed, open_error};
+use crate::readiness::Fds;
 use crate::sync::Shared;
 
-/// A handle class's part in the shared methods.
-pub trait Handle {
+/// The fields of a handle class that the shared methods use (implemented by
+/// [`handle_pymethods!`]).
+pub trait Parts {
     /// The Python class name.
     const NAME: &'static str;
 
@@ -25,14 +29,24 @@ pub trait Handle {
     /// The value `close()` drops (and whose state `closed` reports).
     fn slot(&self) -> &dyn Closable;
 
+    /// The readiness descriptors `close()` signals, if the class has them.
+    fn fds(&self) -> Option<&Fds>;
+}
+
+/// A handle class's own part in the shared methods.
+pub trait Handle: Parts {
     /// True after `close()`.
     fn is_closed(&self, py: Python<'_>) -> bool {
         self.slot().is_closed(py)
     }
 
-    /// What `close()` does.
+    /// What `close()` does: closes the slot and signals the readiness descriptors (an await
+    /// in progress wakes, retries and raises).
     fn shut(&self, py: Python<'_>) -> PyResult<()> {
         self.slot().close(py);
+        if let Some(fds) = self.fds() {
+            fds.close();
+        }
         Ok(())
     }
 
@@ -67,8 +81,8 @@ pub fn unlink<H: Handle>(h: &H) -> PyResult<()> {
 pub fn repr<H: Handle>(h: &H, py: Python<'_>) -> String {
     let path = path(h);
     match h.describe(py) {
-        Some(fields) => format!("{}(path={path:?}, {fields})", <H as Handle>::NAME),
-        None => format!("{}(path={path:?}, closed)", <H as Handle>::NAME),
+        Some(fields) => format!("{}(path={path:?}, {fields})", <H as Parts>::NAME),
+        None => format!("{}(path={path:?}, closed)", <H as Parts>::NAME),
     }
 }
 
@@ -78,19 +92,72 @@ pub fn reduce<'py, H: Handle + PyClass<Frozen = pyo3::pyclass::boolean_struct::T
 ) -> PyResult<(Bound<'py, PyAny>, (String,))> {
     let h = slf.get();
     if h.is_closed(slf.py()) {
-        return Err(closed(<H as Handle>::NAME));
+        return Err(closed(<H as Parts>::NAME));
     }
     Ok((slf.as_any().get_type().getattr("open")?, (path(h),)))
 }
 
-/// `#[pymethods] impl $ty { ... }` with the shared methods of [`Handle`] added; the doc
-/// comments before `fn close;` are `close()`'s docstring.
+/// `#[pymethods] impl $ty { ... }` with the shared methods of [`Handle`] added, and `$ty`'s
+/// [`Parts`] from the fields named in the first line (`ready`: only for a class with readiness
+/// descriptors). The doc comments before `fn close;` are `close()`'s docstring. `unpicklable`
+/// before them leaves `__reduce__` to the class (a subscriber refuses to be pickled).
 macro_rules! handle_pymethods {
     (
+        parts($name:ident, file: $file:ident, slot: $slot:ident $(, ready: $ready:ident)?);
         $(#[$close_doc:meta])*
         fn close;
         impl $ty:ident { $($items:tt)* }
     ) => {
+        $crate::handle::handle_pymethods! {
+            @emit parts($name, $file, $slot $(, $ready)?);
+            [$(#[$close_doc])*]
+            impl $ty {
+                $($items)*
+
+                /// Pickles by path: unpickling opens the same file (for `multiprocessing` under
+                /// spawn). A closed handle raises ValueError.
+                fn __reduce__<'py>(slf: &Bound<'py, Self>) -> PyResult<(Bound<'py, PyAny>, (String,))> {
+                    $crate::handle::reduce(slf)
+                }
+            }
+        }
+    };
+    (
+        parts($name:ident, file: $file:ident, slot: $slot:ident $(, ready: $ready:ident)?);
+        unpicklable;
+        $(#[$close_doc:meta])*
+        fn close;
+        impl $ty:ident { $($items:tt)* }
+    ) => {
+        $crate::handle::handle_pymethods! {
+            @emit parts($name, $file, $slot $(, $ready)?);
+            [$(#[$close_doc])*]
+            impl $ty { $($items)* }
+        }
+    };
+    (@fds $self:ident) => { None };
+    (@fds $self:ident $ready:ident) => { Some(&$self.$ready) };
+    (
+        @emit parts($name:ident, $file:ident, $slot:ident $(, $ready:ident)?);
+        [$(#[$close_doc:meta])*]
+        impl $ty:ident { $($items:tt)* }
+    ) => {
+        impl $crate::handle::Parts for $ty {
+            const NAME: &'static str = $name;
+
+            fn file(&self) -> &std::path::Path {
+                &self.$file
+            }
+
+            fn slot(&self) -> &dyn $crate::handle::Closable {
+                &self.$slot
+            }
+
+            fn fds(&self) -> Option<&$crate::readiness::Fds> {
+                $crate::handle::handle_pymethods!(@fds self $($ready)?)
+            }
+        }
+
         #[pyo3::pymethods]
         impl $ty {
             $($items)*
@@ -129,12 +196,6 @@ macro_rules! handle_pymethods {
 
             fn __repr__(&self, py: Python<'_>) -> String {
                 $crate::handle::repr(self, py)
-            }
-
-            /// Pickles by path: unpickling opens the same file (for `multiprocessing` under
-            /// spawn). A closed handle raises ValueError.
-            fn __reduce__<'py>(slf: &Bound<'py, Self>) -> PyResult<(Bound<'py, PyAny>, (String,))> {
-                $crate::handle::reduce(slf)
             }
         }
     };

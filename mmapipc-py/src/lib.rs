@@ -6,6 +6,7 @@
 //! ([`buffer`]). It holds no algorithm of its own. Every class is `frozen` and safe to share
 //! between threads ([`sync`]).
 
+mod aio;
 mod blocking;
 mod borrow;
 mod buffer;
@@ -48,7 +49,7 @@ fn _mmapipc(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<queue::PyQueue>()?;
     m.add_class::<topic::PyTopic>()?;
     m.add_class::<topic::PySubscriber>()?;
-    readiness::register(m)?;
+    aio::register(m)?;
     m.add("LAYOUT_VERSION", mmapipc::layout::LAYOUT_VERSION)?;
     Ok(())
 }

@@ -12,10 +12,11 @@
 //! waiting at its next slice and raises `ValueError`; the mapping goes when the last call ends.
 //! After `fork`, the child's copy works whatever the parent's threads were doing.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use mmapipc::wait::Watch;
 use mmapipc::{FixedViews, OwnedView, Queue, QueueOptions};
 use pyo3::exceptions::PyValueError;
 use pyo3::ffi;
@@ -29,7 +30,8 @@ use crate::buffer::{export, export_queue_view};
 use crate::errors::{buffer_too_short, closed, open_error, queue_error};
 use crate::ffi::malloc::keep_heap_for;
 use crate::ffi::memoryview::release;
-use crate::handle::{handle_pymethods, Closable, Handle};
+use crate::handle::{handle_pymethods, Handle};
+use crate::readiness::{Fds, Ready};
 use crate::sync::{Shared, Using};
 
 const NAME: &str = "SharedMemoryQueue";
@@ -42,7 +44,7 @@ pub struct PyQueue {
     pub(crate) inner: Shared<Queue>,
     path: PathBuf,
     /// Readiness descriptors for event loops (`readiness.rs`).
-    pub(crate) ready: crate::readiness::Fds,
+    pub(crate) ready: Fds,
 }
 
 impl PyQueue {
@@ -140,23 +142,22 @@ fn views_to_batch<'py>(cls: &Bound<'py, PyType>, views: Vec<OwnedView>) -> PyRes
     Ok(batch)
 }
 
+impl Ready for PyQueue {
+    fn fds(&self) -> &Fds {
+        &self.ready
+    }
+
+    fn watch(&self, py: Python<'_>, writable: bool, size: usize) -> PyResult<Option<Arc<dyn Watch>>> {
+        let q = self.inner.arc(py)?;
+        if writable {
+            q.writable_watch(size).map(Some).map_err(queue_error)
+        } else {
+            Ok(Some(q.readable_watch()))
+        }
+    }
+}
+
 impl Handle for PyQueue {
-    const NAME: &'static str = NAME;
-
-    fn file(&self) -> &Path {
-        &self.path
-    }
-
-    fn slot(&self) -> &dyn Closable {
-        &self.inner
-    }
-
-    fn shut(&self, py: Python<'_>) -> PyResult<()> {
-        self.inner.close(py);
-        self.ready.close();
-        Ok(())
-    }
-
     fn describe(&self, py: Python<'_>) -> Option<String> {
         let q = self.inner.enter(py).ok()?;
         Some(format!("capacity={}, qsize={}", q.capacity(), q.len()))
@@ -164,6 +165,7 @@ impl Handle for PyQueue {
 }
 
 handle_pymethods! {
+    parts(NAME, file: path, slot: inner, ready: ready);
     /// Releases this handle. Views already taken stay valid. Calls blocked on this handle in
     /// other threads raise ValueError within one wait slice. Calling it twice is harmless.
     fn close;

@@ -24,11 +24,12 @@
 //! free in the child, and its role is still the parent's (so the child gets `AlreadyAttached`
 //! for that role while the parent's call lasts).
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use mmapipc::wait::Watch;
 use mmapipc::Ring;
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
@@ -39,7 +40,8 @@ use crate::borrow::{copy_to_raw, with_bytes, BorrowedBytes, WritableBuffer};
 use crate::buffer::export;
 use crate::errors::{buffer_too_short, open_error, ring_error};
 use crate::ffi::malloc::keep_heap_for;
-use crate::handle::{handle_pymethods, Closable, Handle};
+use crate::handle::{handle_pymethods, Handle};
+use crate::readiness::{Fds, Ready};
 use crate::sync::{Shared, SideLock};
 
 mod sides;
@@ -83,7 +85,7 @@ pub struct PyRing {
     /// A handle holding no role, for status calls and waking waiters; dropped by `close`.
     pub(crate) info: Shared<Ring>,
     /// Readiness descriptors for event loops (`readiness.rs`).
-    pub(crate) ready: crate::readiness::Fds,
+    pub(crate) ready: Fds,
     /// Set by `close`: blocked calls stop waiting and raise.
     stop: AtomicBool,
     prod: SideLock<Producer>,
@@ -91,17 +93,22 @@ pub struct PyRing {
     cons: Arc<SideLock<Consumer>>,
 }
 
+impl Ready for PyRing {
+    fn fds(&self) -> &Fds {
+        &self.ready
+    }
+
+    fn watch(&self, py: Python<'_>, writable: bool, size: usize) -> PyResult<Option<Arc<dyn Watch>>> {
+        let info = self.info.enter(py)?;
+        if writable {
+            info.writable_watch(size).map(Some).map_err(ring_error)
+        } else {
+            Ok(Some(info.readable_watch()))
+        }
+    }
+}
+
 impl Handle for PyRing {
-    const NAME: &'static str = NAME;
-
-    fn file(&self) -> &Path {
-        &self.path
-    }
-
-    fn slot(&self) -> &dyn Closable {
-        &self.info
-    }
-
     fn shut(&self, py: Python<'_>) -> PyResult<()> {
         if self.info.is_closed(py) {
             return Ok(());
@@ -141,6 +148,7 @@ impl Handle for PyRing {
 }
 
 handle_pymethods! {
+    parts(NAME, file: path, slot: info, ready: ready);
     /// Releases the last `read_view`, an outstanding loan, this handle's roles and its mapping.
     /// Raises BufferError (and stays open) if an array still exports the last view or the loan.
     /// Calls blocked on this handle in other threads wake and raise ValueError. Calling it twice

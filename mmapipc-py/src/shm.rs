@@ -4,7 +4,7 @@
 //! once, and `close()` from any thread drops the mapping when no call uses it any more (views
 //! keep it alive on their own).
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use pyo3::exceptions::PyIndexError;
@@ -14,7 +14,7 @@ use pyo3::types::{PyBytes, PyMemoryView};
 use crate::borrow::with_bytes;
 use crate::buffer::export;
 use crate::errors::{access_error, open_error};
-use crate::handle::{handle_pymethods, Closable, Handle};
+use crate::handle::{handle_pymethods, Handle};
 use crate::sync::{Shared, Using};
 
 const NAME: &str = "SharedMemory";
@@ -49,22 +49,13 @@ impl PySharedMemory {
 }
 
 impl Handle for PySharedMemory {
-    const NAME: &'static str = NAME;
-
-    fn file(&self) -> &Path {
-        &self.path
-    }
-
-    fn slot(&self) -> &dyn Closable {
-        &self.inner
-    }
-
     fn describe(&self, py: Python<'_>) -> Option<String> {
         Some(format!("size={}", self.inner.enter(py).ok()?.size()))
     }
 }
 
 handle_pymethods! {
+    parts(NAME, file: path, slot: inner);
     /// Releases this handle's reference to the mapping. Views already taken stay valid.
     /// Calling it twice is harmless.
     fn close;

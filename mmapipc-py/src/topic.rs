@@ -15,15 +15,17 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use mmapipc::topic::{Overflow, Publisher, Start, Topic, TopicOptions};
+use mmapipc::wait::Watch;
 use mmapipc::CreateOptions;
-use pyo3::exceptions::PyValueError;
+use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList, PyType};
 
 use crate::blocking::{retry, CallDeadline, Waited};
 use crate::borrow::{with_bytes, BorrowedBytes};
 use crate::errors::{closed, open_error, topic_error};
-use crate::handle::{handle_pymethods, Closable, Handle};
+use crate::handle::{handle_pymethods, Handle};
+use crate::readiness::{Fds, Ready};
 use crate::sync::{generation, Shared, SideLock, Using};
 
 mod subscriber;
@@ -44,7 +46,7 @@ pub(crate) struct TopicState {
 pub struct PyTopic {
     inner: Shared<TopicState>,
     path: PathBuf,
-    pub(crate) ready: crate::readiness::Fds,
+    ready: Fds,
 }
 
 impl PyTopic {
@@ -55,20 +57,6 @@ impl PyTopic {
             path,
             ready: Default::default(),
         }
-    }
-
-    /// The publisher's "room for `size` bytes" watch (claiming the role if this handle holds
-    /// none), or `None` if another call holds the publisher (the caller retries).
-    pub(crate) fn writable_watch(
-        &self,
-        py: Python<'_>,
-        size: usize,
-    ) -> PyResult<Option<Arc<dyn mmapipc::wait::Watch>>> {
-        let s = self.state(py)?;
-        check_open(&s)?;
-        let Some(mut slot) = s.publisher.try_lock(py) else { return Ok(None) };
-        let p = claim(&s.topic, &mut slot)?;
-        p.writable_watch(size).map(Some).map_err(topic_error)
     }
 
     fn state<'a>(&'a self, py: Python<'a>) -> PyResult<Using<'a, TopicState>> {
@@ -108,24 +96,26 @@ fn claim<'a>(topic: &Topic, slot: &'a mut Option<(u64, Publisher)>) -> PyResult<
     Ok(&mut slot.as_mut().expect("claimed above").1)
 }
 
+impl Ready for PyTopic {
+    fn fds(&self) -> &Fds {
+        &self.ready
+    }
+
+    /// The publisher's "room for `size` bytes" watch (claiming the role if this handle holds
+    /// none), or `None` if another call holds the publisher (the caller retries).
+    fn watch(&self, py: Python<'_>, writable: bool, size: usize) -> PyResult<Option<Arc<dyn Watch>>> {
+        if !writable {
+            return Err(PyTypeError::new_err("a SharedMemoryTopic has no readable side (subscribe to read)"));
+        }
+        let s = self.state(py)?;
+        check_open(&s)?;
+        let Some(mut slot) = s.publisher.try_lock(py) else { return Ok(None) };
+        let p = claim(&s.topic, &mut slot)?;
+        p.writable_watch(size).map(Some).map_err(topic_error)
+    }
+}
+
 impl Handle for PyTopic {
-    const NAME: &'static str = NAME;
-
-    fn file(&self) -> &Path {
-        &self.path
-    }
-
-    fn slot(&self) -> &dyn Closable {
-        &self.inner
-    }
-
-    /// Closes, and wakes a `publish_async` waiting on the descriptor (its retry then raises).
-    fn shut(&self, py: Python<'_>) -> PyResult<()> {
-        self.inner.close(py);
-        self.ready.close();
-        Ok(())
-    }
-
     fn describe(&self, py: Python<'_>) -> Option<String> {
         let s = self.inner.enter(py).ok()?;
         let o = match s.topic.overflow() {
@@ -142,6 +132,7 @@ impl Handle for PyTopic {
 }
 
 handle_pymethods! {
+    parts(NAME, file: path, slot: inner, ready: ready);
     /// Releases this handle and the publisher role it holds. Subscribers made from it stay
     /// usable until they are closed. Calling it twice is harmless.
     fn close;

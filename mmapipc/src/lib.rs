@@ -49,6 +49,8 @@ pub mod queue;
 pub mod region;
 pub mod ring;
 pub mod shm;
+mod shorthands;
+mod span;
 mod sync;
 pub mod topic;
 pub mod typed;
@@ -61,6 +63,7 @@ pub use queue::{FixedViews, OwnedView, Queue, QueueError, QueueOptions, QueueSta
 pub use region::{resolve_path, CreateOptions, OpenOptions, Region};
 pub use ring::{RecvGuard, Ring, RingError, SlotMut};
 pub use shm::SharedMemory;
+pub use span::Span;
 pub use topic::{Publisher, Subscriber, Topic, TopicError};
 pub use typed::{
     IpcMessage, Schema, TypedGuard, TypedOpenError, TypedQueue, TypedRecvError, TypedRing, TypedSendError, TypedView,

@@ -35,6 +35,7 @@ use crate::error::OpenError;
 use crate::layout::{self, FileHeader, HeaderProblem, Kind, Plan, HEADER_SIZE, STATE_READY};
 use crate::owner;
 use crate::process::ProcessId;
+use crate::span::Span;
 use crate::sync::{AtomicU32, Ordering};
 
 /// Options for creating a shared-memory file.
@@ -155,8 +156,7 @@ enum Backing {
 /// A fixed-size span of bytes shared with other processes (or, for tests, a heap block).
 pub struct Region {
     backing: Backing,
-    ptr: *mut u8,
-    len: usize,
+    span: Span,
 }
 
 // SAFETY: a Region is a raw span of bytes; it gives out only raw pointers, and every access
@@ -174,7 +174,7 @@ impl std::fmt::Debug for Region {
             Backing::File { .. } => "file",
             Backing::Heap { .. } => "heap",
         };
-        f.debug_struct("Region").field("backing", &kind).field("len", &self.len).finish()
+        f.debug_struct("Region").field("backing", &kind).field("len", &self.span.len()).finish()
     }
 }
 
@@ -189,22 +189,7 @@ impl Region {
         // SAFETY: layout has non-zero size (asserted above).
         let raw = unsafe { std::alloc::alloc_zeroed(layout) };
         let ptr = NonNull::new(raw).unwrap_or_else(|| std::alloc::handle_alloc_error(layout));
-        Region { backing: Backing::Heap { ptr, layout }, ptr: ptr.as_ptr(), len }
-    }
-
-    /// Start of the region.
-    pub fn as_ptr(&self) -> *mut u8 {
-        self.ptr
-    }
-
-    /// Length in bytes.
-    pub fn len(&self) -> usize {
-        self.len
-    }
-
-    /// True if the region has no bytes (never the case for regions made by this crate).
-    pub fn is_empty(&self) -> bool {
-        self.len == 0
+        Region { backing: Backing::Heap { ptr, layout }, span: Span::new(ptr.as_ptr(), len) }
     }
 
     /// The header's `state` word.
@@ -213,16 +198,24 @@ impl Region {
         // and open); offset 8 is 4-byte aligned because the region is page aligned; the word
         // is only ever accessed atomically, by every process, so a shared reference to an
         // atomic over it is sound.
-        unsafe { &*(self.ptr.add(layout::STATE_OFFSET) as *const AtomicU32) }
+        unsafe { &*(self.as_ptr().add(layout::STATE_OFFSET) as *const AtomicU32) }
     }
 
     /// A copy of the header (racy by nature: the copy is what gets validated and used).
     pub(crate) fn read_header(&self) -> FileHeader {
-        debug_assert!(self.len >= HEADER_SIZE);
+        debug_assert!(self.len() >= HEADER_SIZE);
         // SAFETY: the region holds at least HEADER_SIZE bytes and is page aligned; FileHeader
         // is plain data for which every bit pattern is valid. A concurrent writer can only make
         // the copy inconsistent, which validation then rejects.
-        unsafe { std::ptr::read_volatile(self.ptr as *const FileHeader) }
+        unsafe { std::ptr::read_volatile(self.as_ptr() as *const FileHeader) }
+    }
+}
+
+/// The region's bytes: [`as_ptr`](Span::as_ptr), [`len`](Span::len).
+impl std::ops::Deref for Region {
+    type Target = Span;
+    fn deref(&self) -> &Span {
+        &self.span
     }
 }
 
@@ -381,7 +374,8 @@ pub fn create_file(path: &Path, kind: Kind, plan: Plan, opts: &CreateOptions) ->
     // created the file with O_EXCL and no opener trusts it before READY, so nothing else reads
     // these bytes as a header yet. FileHeader is plain data.
     unsafe { std::ptr::write_volatile(ptr as *mut FileHeader, header) };
-    creating.region = Some(Region { ptr, len: len as usize, backing: Backing::File { _map: map, _file: file } });
+    creating.region =
+        Some(Region { span: Span::new(ptr, len as usize), backing: Backing::File { _map: map, _file: file } });
     Ok(creating)
 }
 
@@ -467,7 +461,8 @@ fn open_checked(path: &Path, kind: Option<Kind>, opts: &OpenOptions) -> Result<(
         // The file shrank between fstat and mmap; the mapping length is what counts.
         return Err(OpenError::Truncated { path: path.to_path_buf(), actual: map.len() as u64, expected: len });
     }
-    let region = Region { ptr: map.as_mut_ptr(), len: len as usize, backing: Backing::File { _map: map, _file: file } };
+    let region =
+        Region { span: Span::new(map.as_mut_ptr(), len as usize), backing: Backing::File { _map: map, _file: file } };
     // SYNC: header-publish. Acquire pairs with the creator's Release store of READY, so the
     // header copy below sees every field the creator wrote.
     let state = region.state().load(Ordering::Acquire);

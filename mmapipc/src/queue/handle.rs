@@ -13,6 +13,7 @@ use crate::layout::{checked_capacity, Kind};
 use crate::lock::Acquired;
 use crate::mem::DataArea;
 use crate::region::{self, ChannelPlan, CreateOptions, OpenOptions, Region};
+use crate::shorthands::channel_shorthands;
 use crate::sync::{AtomicU64, Ordering};
 use crate::wait::Deadline;
 
@@ -138,20 +139,18 @@ impl std::fmt::Debug for Queue {
     }
 }
 
-impl Queue {
+channel_shorthands! {
+    impl Queue(create: QueueOptions, open: QueueOptions) -> OpenError;
     /// Creates a queue whose ring holds `capacity` bytes (64 to 4 GiB - 8, rounded up to a
     /// multiple of 8: [`crate::layout::checked_capacity`]) at `path` (a bare name lives in
     /// `/dev/shm`). Each message costs `16 + len` bytes rounded up
     /// to 8; the largest message is `capacity - 16` bytes.
-    pub fn create(path: impl AsRef<Path>, capacity: usize) -> Result<Queue, OpenError> {
-        Self::create_with(path, capacity, &QueueOptions::default())
-    }
+    fn create;
+    /// Opens an existing queue, validating its header and control block.
+    fn open;
+}
 
-    /// [`create`](Self::create) with options.
-    pub fn create_with(path: impl AsRef<Path>, capacity: usize, opts: &QueueOptions) -> Result<Queue, OpenError> {
-        Self::create_with_schema(path, capacity, opts, &[])
-    }
-
+impl Queue {
     /// [`create_with`](Self::create_with), storing `schema` (a typed channel's schema JSON; empty
     /// for an untyped queue) in the file's schema area before the file is published.
     pub fn create_with_schema(
@@ -169,11 +168,6 @@ impl Queue {
             })?;
         let cap = plan.data_size;
         Ok(Self::from_region(region, plan.control_offset as usize, plan.data_offset as usize, cap, path, opts))
-    }
-
-    /// Opens an existing queue, validating its header and control block.
-    pub fn open(path: impl AsRef<Path>) -> Result<Queue, OpenError> {
-        Self::open_with(path, &QueueOptions::default())
     }
 
     /// [`open`](Self::open) with options.

@@ -7,6 +7,7 @@ use std::fmt;
 use std::sync::Arc;
 
 use crate::mem::{Bytes, FixedRun};
+use crate::span::Span;
 
 use super::handle::{Ring, RingMemory};
 use super::layout::RECORD_HEADER;
@@ -223,10 +224,10 @@ impl std::ops::Deref for FixedBatch {
 pub struct DetachedSlot {
     /// Keeps the mapping alive.
     pub mem: Arc<RingMemory>,
-    pub(super) ptr: *mut u8,
+    /// The payload (writable until committed or dropped).
+    pub(super) span: Span,
     pub(super) off: u64,
     pub(super) tail: u64,
-    pub(super) len: usize,
 }
 
 // SAFETY: plain pointer + Arc to a Send+Sync memory owner; writing through the pointer is governed
@@ -236,19 +237,9 @@ unsafe impl Send for DetachedSlot {}
 // pointer happens only via the owner of the loan, under the producer protocol.
 unsafe impl Sync for DetachedSlot {}
 
-impl DetachedSlot {
-    /// Start of the payload (writable for `len()` bytes until committed or dropped).
-    pub fn as_ptr(&self) -> *mut u8 {
-        self.ptr
-    }
-
-    /// Payload length.
-    pub fn len(&self) -> usize {
-        self.len
-    }
-
-    /// True for an empty message.
-    pub fn is_empty(&self) -> bool {
-        self.len == 0
+impl std::ops::Deref for DetachedSlot {
+    type Target = Span;
+    fn deref(&self) -> &Span {
+        &self.span
     }
 }

@@ -10,6 +10,7 @@ use crate::error::OpenError;
 use crate::layout::{Kind, Plan};
 use crate::mem::DataArea;
 use crate::region::{self, ChannelPlan, CreateOptions, OpenOptions, Region};
+use crate::shorthands::channel_shorthands;
 use crate::sync::Ordering;
 
 use super::layout::{checked_capacity, RingControl, CONTROL_SIZE, RECORD_HEADER};
@@ -145,18 +146,16 @@ impl fmt::Debug for Ring {
 /// Slice length for Rust-side blocking waits (the futex is woken on every publication anyway).
 pub(super) const RUST_SLICE: Duration = Duration::from_secs(1);
 
-impl Ring {
+channel_shorthands! {
+    impl Ring(create: CreateOptions, open: OpenOptions) -> OpenError;
     /// Creates a ring with `capacity` data bytes (rounded up to a multiple of 8) at `path`
     /// (a bare name lives in `/dev/shm`), mode 0600. Fails if the path exists.
-    pub fn create(path: impl AsRef<Path>, capacity: usize) -> Result<Ring, OpenError> {
-        Self::create_with(path, capacity, &CreateOptions::default())
-    }
+    fn create;
+    /// Opens an existing ring, validating its header and control block.
+    fn open;
+}
 
-    /// [`create`](Self::create) with options.
-    pub fn create_with(path: impl AsRef<Path>, capacity: usize, opts: &CreateOptions) -> Result<Ring, OpenError> {
-        Self::create_with_schema(path, capacity, opts, &[])
-    }
-
+impl Ring {
     /// [`create_with`](Self::create_with), storing `schema` (a typed channel's schema JSON; empty
     /// for an untyped ring) in the file's schema area before the file is published.
     pub fn create_with_schema(
@@ -177,11 +176,6 @@ impl Ring {
         })?;
         let capacity = plan.data_size;
         Ok(Self::from_region(region, plan.control_offset, plan.data_offset, capacity, Some(path)))
-    }
-
-    /// Opens an existing ring, validating its header and control block.
-    pub fn open(path: impl AsRef<Path>) -> Result<Ring, OpenError> {
-        Self::open_with(path, &OpenOptions::default())
     }
 
     /// [`open`](Self::open) with options.

@@ -4,6 +4,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::mem::reuse::is_frame;
+use crate::span::Span;
 use crate::sync::{fence, Ordering};
 use crate::wait::{asymmetric, Deadline};
 
@@ -422,7 +423,7 @@ impl Ring {
             if let Some(off) = p.reserve(&mem, len, true)? {
                 let tail = p.tail;
                 let ptr = mem.data.ptr(off + RECORD_HEADER as u64);
-                return Ok(Some(DetachedSlot { mem, ptr, off, tail, len }));
+                return Ok(Some(DetachedSlot { mem, span: Span::new(ptr, len), off, tail }));
             }
             if timeout == Some(Duration::ZERO) || !self.wait_writable_until(len, deadline, None)? {
                 return Ok(None);
@@ -439,8 +440,8 @@ impl Ring {
         if !Arc::ptr_eq(&slot.mem, &mem) || p.off != slot.off || p.tail != slot.tail {
             return Err(corrupt("stale loan: the producer wrote since the slot was loaned"));
         }
-        p.push(&mem, slot.len);
-        p.commit(&mem, 1, slot.len as u64);
+        p.push(&mem, slot.len());
+        p.commit(&mem, 1, slot.len() as u64);
         Ok(())
     }
 }

@@ -11,6 +11,7 @@ use crate::layout::Kind;
 use crate::layout::Plan;
 use crate::mem::DataArea;
 use crate::region::{self, ChannelPlan, ControlSize, CreateOptions, OpenOptions, Region};
+use crate::shorthands::channel_shorthands;
 use crate::sync::Ordering;
 
 use super::layout::{control_size, GroupEntry, Head, SubEntry, MAX_SUBSCRIBERS, RECORD_HEADER};
@@ -215,18 +216,16 @@ unsafe fn init_entries(subs: *const SubEntry, n: usize) {
     }
 }
 
-impl Topic {
+channel_shorthands! {
+    impl Topic(create: TopicOptions, open: OpenOptions) -> OpenError;
     /// Creates a topic with `capacity` data bytes (rounded up to a multiple of 8) at `path` (a
     /// bare name lives in `/dev/shm`). Fails if the path exists.
-    pub fn create(path: impl AsRef<Path>, capacity: usize) -> Result<Topic, OpenError> {
-        Self::create_with(path, capacity, &TopicOptions::default())
-    }
+    fn create;
+    /// Opens an existing topic, validating its header and control block.
+    fn open;
+}
 
-    /// [`create`](Self::create) with options.
-    pub fn create_with(path: impl AsRef<Path>, capacity: usize, opts: &TopicOptions) -> Result<Topic, OpenError> {
-        Self::create_with_schema(path, capacity, opts, &[])
-    }
-
+impl Topic {
     /// [`create_with`](Self::create_with), storing `schema` (a typed topic's schema JSON) in the
     /// file's schema area before the file is published.
     pub fn create_with_schema(
@@ -255,11 +254,6 @@ impl Topic {
         let topic =
             Self::from_region(region.as_ptr(), plan.control_offset, plan.data_offset, plan.data_size, n, opts.overflow);
         Ok(Self::finish(topic, region, Some(path)))
-    }
-
-    /// Opens an existing topic, validating its header and control block.
-    pub fn open(path: impl AsRef<Path>) -> Result<Topic, OpenError> {
-        Self::open_with(path, &OpenOptions::default())
     }
 
     /// [`open`](Self::open) with options.

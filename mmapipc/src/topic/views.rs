@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::mem::Bytes;
+use crate::span::Span;
 use crate::wait::Deadline;
 
 use super::error::{corrupt, TopicError};
@@ -72,7 +73,7 @@ impl<'a> Received<'a> {
         let ptr = sub.mem.data.ptr(sub.off + RECORD_HEADER as u64);
         sub.advance(rec, len);
         sub.held = rec;
-        Some(DetachedView { mem: sub.mem.clone(), ptr, len })
+        Some(DetachedView { mem: sub.mem.clone(), span: Span::new(ptr, len) })
     }
 }
 
@@ -82,26 +83,17 @@ impl<'a> Received<'a> {
 pub struct DetachedView {
     /// Keeps the mapping alive.
     pub mem: Arc<TopicMemory>,
-    ptr: *mut u8,
-    len: usize,
+    span: Span,
 }
 
 // SAFETY: a pointer into memory `mem` keeps alive; reads through it are governed by the
 // subscriber protocol (the record stays held), not by which thread holds the value.
 unsafe impl Send for DetachedView {}
 
-impl DetachedView {
-    /// Start of the payload.
-    pub fn as_ptr(&self) -> *mut u8 {
-        self.ptr
-    }
-    /// Payload length.
-    pub fn len(&self) -> usize {
-        self.len
-    }
-    /// True for an empty message.
-    pub fn is_empty(&self) -> bool {
-        self.len == 0
+impl std::ops::Deref for DetachedView {
+    type Target = Span;
+    fn deref(&self) -> &Span {
+        &self.span
     }
 }
 

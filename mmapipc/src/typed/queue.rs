@@ -16,6 +16,7 @@ use crate::error::OpenError;
 use crate::kind::Kind;
 use crate::queue::QueueError;
 use crate::region::OpenOptions;
+use crate::shorthands::channel_shorthands;
 use crate::{Queue, QueueOptions, View};
 
 /// A many-producer many-consumer queue of `T` records: the typed counterpart of [`Queue`], with
@@ -51,24 +52,24 @@ impl<T> std::fmt::Debug for TypedQueue<T> {
     }
 }
 
+channel_shorthands! {
+    impl[T: IpcMessage + Encode] TypedQueue<T>
+    where [Archived<T>: Portable + for<'a> rkyv::bytecheck::CheckBytes<rkyv::api::high::HighValidator<'a, rancor::Error>>]
+    (create: QueueOptions, open: QueueOptions) -> TypedOpenError;
+    /// Creates a queue of `capacity` bytes carrying `T`, with `T`'s schema in its header.
+    fn create;
+    /// Opens a queue and checks that it carries `T` (or a newer, append-only version of it).
+    fn open;
+}
+
 impl<T: IpcMessage + Encode> TypedQueue<T>
 where
     Archived<T>: Portable + for<'a> rkyv::bytecheck::CheckBytes<rkyv::api::high::HighValidator<'a, rancor::Error>>,
 {
-    /// Creates a queue of `capacity` bytes carrying `T`, with `T`'s schema in its header.
-    pub fn create(path: impl AsRef<Path>, capacity: usize) -> Result<Self, TypedOpenError> {
-        Self::create_with(path, capacity, &QueueOptions::default())
-    }
-
     /// [`create`](Self::create) with options.
     pub fn create_with(path: impl AsRef<Path>, capacity: usize, opts: &QueueOptions) -> Result<Self, TypedOpenError> {
         let chan = Channel::create::<T>(|schema| Queue::create_with_schema(path, capacity, opts, schema))?;
         Ok(TypedQueue { chan, _t: PhantomData })
-    }
-
-    /// Opens a queue and checks that it carries `T` (or a newer, append-only version of it).
-    pub fn open(path: impl AsRef<Path>) -> Result<Self, TypedOpenError> {
-        Self::open_with(path, &QueueOptions::default())
     }
 
     /// [`open`](Self::open) with options.

@@ -16,6 +16,7 @@ use crate::error::OpenError;
 use crate::kind::Kind;
 use crate::region::{CreateOptions, OpenOptions};
 use crate::ring::RingError;
+use crate::shorthands::channel_shorthands;
 use crate::{RecvGuard, Ring, SlotMut};
 
 /// A single-producer single-consumer ring of `T` records (see the [module docs](super)).
@@ -43,25 +44,25 @@ fn loan(ring: &mut Ring, len: usize, timeout: Option<Duration>) -> Result<Option
     }
 }
 
+channel_shorthands! {
+    impl[T: IpcMessage + Encode] TypedRing<T>
+    where [Archived<T>: Portable + for<'a> rkyv::bytecheck::CheckBytes<rkyv::api::high::HighValidator<'a, rancor::Error>>]
+    (create: CreateOptions, open: OpenOptions) -> TypedOpenError;
+    /// Creates a ring of `capacity` bytes carrying `T`, with `T`'s schema in its header.
+    fn create;
+    /// Opens a ring and checks that it carries `T` (or a newer version of it that only appended
+    /// fields). A mismatch is [`TypedOpenError::Mismatch`], whose message lists every difference.
+    fn open;
+}
+
 impl<T: IpcMessage + Encode> TypedRing<T>
 where
     Archived<T>: Portable + for<'a> rkyv::bytecheck::CheckBytes<rkyv::api::high::HighValidator<'a, rancor::Error>>,
 {
-    /// Creates a ring of `capacity` bytes carrying `T`, with `T`'s schema in its header.
-    pub fn create(path: impl AsRef<Path>, capacity: usize) -> Result<Self, TypedOpenError> {
-        Self::create_with(path, capacity, &CreateOptions::default())
-    }
-
     /// [`create`](Self::create) with options.
     pub fn create_with(path: impl AsRef<Path>, capacity: usize, opts: &CreateOptions) -> Result<Self, TypedOpenError> {
         let chan = Channel::create::<T>(|schema| Ring::create_with_schema(path, capacity, opts, schema))?;
         Ok(TypedRing { chan, _t: PhantomData })
-    }
-
-    /// Opens a ring and checks that it carries `T` (or a newer version of it that only appended
-    /// fields). A mismatch is [`TypedOpenError::Mismatch`], whose message lists every difference.
-    pub fn open(path: impl AsRef<Path>) -> Result<Self, TypedOpenError> {
-        Self::open_with(path, &OpenOptions::default())
     }
 
     /// [`open`](Self::open) with options.

@@ -11,6 +11,7 @@ use pyo3::ffi;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyList, PyTuple};
 
+use crate::errors::buffer_too_short;
 use crate::ffi::memoryview as memview;
 
 /// Calls `f` with the bytes of `obj`, which must support the buffer protocol and be
@@ -89,6 +90,20 @@ impl<'py> WritableBuffer<'py> {
             (self.view.buf as *mut u8, len)
         }
     }
+
+    /// Copies `message` (taken from a channel) to the start of the span and returns its length;
+    /// `mmapipc.BufferTooShort` with the message as `args[0]` if it does not fit. The `*_into`
+    /// receives of every class end here.
+    pub fn copy_message(&self, message: &[u8]) -> PyResult<usize> {
+        let room = self.raw();
+        if message.len() > room.1 {
+            return Err(buffer_too_short(self._obj.py(), message, room.1));
+        }
+        // SAFETY: `room` is this buffer's span, held while `self` lives; `self` holds a
+        // `Bound<'py, _>`, so the GIL is held; the message fits (checked above).
+        unsafe { copy_to_raw(message, room) };
+        Ok(message.len())
+    }
 }
 
 impl Drop for WritableBuffer<'_> {
@@ -104,7 +119,7 @@ impl Drop for WritableBuffer<'_> {
 /// # Safety
 /// `dst` comes from [`WritableBuffer::raw`] of a buffer still held, the GIL is held, and
 /// `src.len() <= dst.1`.
-pub unsafe fn copy_to_raw(src: &[u8], dst: (*mut u8, usize)) {
+unsafe fn copy_to_raw(src: &[u8], dst: (*mut u8, usize)) {
     debug_assert!(src.len() <= dst.1);
     // SAFETY: per the contract `dst.0` is writable for `dst.1 >= src.len()` bytes; `copy`
     // (memmove) stays correct even if the caller's buffer overlaps the source.

@@ -1,7 +1,7 @@
 //! What every handle class (`SharedMemory`, `SharedMemoryRing`, `SharedMemoryQueue`,
 //! `SharedMemoryTopic`, `TopicSubscriber`) has in common: `path`, `closed`, `close`, `unlink`,
-//! the context manager, `repr`, and pickling by path (refused for a closed handle; a subscriber
-//! refuses it always).
+//! the context manager, `repr`, and pickling by path (refused for a closed handle, and always
+//! for a subscriber).
 //!
 //! A class writes its `#[pymethods]` block inside [`handle_pymethods!`], which adds the shared
 //! methods to it (pyo3 takes one `#[pymethods]` block per class) and implements [`Parts`] from
@@ -52,6 +52,11 @@ pub trait Handle: Parts {
 
     /// The `repr` fields after the path, or None once closed.
     fn describe(&self, py: Python<'_>) -> Option<String>;
+
+    /// Whether the handle may be pickled (by path); a class that may not raises here.
+    fn picklable(&self) -> PyResult<()> {
+        Ok(())
+    }
 }
 
 /// A [`Shared`] value of any type, as [`Handle`] sees it.
@@ -91,6 +96,7 @@ pub fn reduce<'py, H: Handle + PyClass<Frozen = pyo3::pyclass::boolean_struct::T
     slf: &Bound<'py, H>,
 ) -> PyResult<(Bound<'py, PyAny>, (String,))> {
     let h = slf.get();
+    h.picklable()?;
     if h.is_closed(slf.py()) {
         return Err(closed(<H as Parts>::NAME));
     }
@@ -99,47 +105,12 @@ pub fn reduce<'py, H: Handle + PyClass<Frozen = pyo3::pyclass::boolean_struct::T
 
 /// `#[pymethods] impl $ty { ... }` with the shared methods of [`Handle`] added, and `$ty`'s
 /// [`Parts`] from the fields named in the first line (`ready`: only for a class with readiness
-/// descriptors). The doc comments before `fn close;` are `close()`'s docstring. `unpicklable`
-/// before them leaves `__reduce__` to the class (a subscriber refuses to be pickled).
+/// descriptors). The doc comments before `fn close;` are `close()`'s docstring.
 macro_rules! handle_pymethods {
     (
         parts($name:ident, file: $file:ident, slot: $slot:ident $(, ready: $ready:ident)?);
         $(#[$close_doc:meta])*
         fn close;
-        impl $ty:ident { $($items:tt)* }
-    ) => {
-        $crate::handle::handle_pymethods! {
-            @emit parts($name, $file, $slot $(, $ready)?);
-            [$(#[$close_doc])*]
-            impl $ty {
-                $($items)*
-
-                /// Pickles by path: unpickling opens the same file (for `multiprocessing` under
-                /// spawn). A closed handle raises ValueError.
-                fn __reduce__<'py>(slf: &Bound<'py, Self>) -> PyResult<(Bound<'py, PyAny>, (String,))> {
-                    $crate::handle::reduce(slf)
-                }
-            }
-        }
-    };
-    (
-        parts($name:ident, file: $file:ident, slot: $slot:ident $(, ready: $ready:ident)?);
-        unpicklable;
-        $(#[$close_doc:meta])*
-        fn close;
-        impl $ty:ident { $($items:tt)* }
-    ) => {
-        $crate::handle::handle_pymethods! {
-            @emit parts($name, $file, $slot $(, $ready)?);
-            [$(#[$close_doc])*]
-            impl $ty { $($items)* }
-        }
-    };
-    (@fds $self:ident) => { None };
-    (@fds $self:ident $ready:ident) => { Some(&$self.$ready) };
-    (
-        @emit parts($name:ident, $file:ident, $slot:ident $(, $ready:ident)?);
-        [$(#[$close_doc:meta])*]
         impl $ty:ident { $($items:tt)* }
     ) => {
         impl $crate::handle::Parts for $ty {
@@ -197,8 +168,16 @@ macro_rules! handle_pymethods {
             fn __repr__(&self, py: Python<'_>) -> String {
                 $crate::handle::repr(self, py)
             }
+
+            /// Pickles by path: unpickling opens the same file (for `multiprocessing` under
+            /// spawn). A closed handle raises ValueError.
+            fn __reduce__<'py>(slf: &Bound<'py, Self>) -> PyResult<(Bound<'py, PyAny>, (String,))> {
+                $crate::handle::reduce(slf)
+            }
         }
     };
+    (@fds $self:ident) => { None };
+    (@fds $self:ident $ready:ident) => { Some(&$self.$ready) };
 }
 
 pub(crate) use handle_pymethods;

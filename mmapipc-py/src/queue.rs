@@ -25,9 +25,9 @@ use pyo3::sync::GILOnceCell;
 use pyo3::types::{PyBytes, PyList, PyMemoryView, PyType};
 
 use crate::blocking::{retry, timeout_arg, CallDeadline, Waited};
-use crate::borrow::{copy_to_raw, with_bytes, BorrowedBytes, WritableBuffer};
+use crate::borrow::{with_bytes, BorrowedBytes, WritableBuffer};
 use crate::buffer::{export, export_queue_view};
-use crate::errors::{buffer_too_short, closed, open_error, queue_error};
+use crate::errors::{closed, open_error, queue_error};
 use crate::ffi::malloc::keep_heap_for;
 use crate::ffi::memoryview::release;
 use crate::handle::{handle_pymethods, Handle};
@@ -307,21 +307,7 @@ handle_pymethods! {
             let dst = WritableBuffer::new(buffer)?;
             let q = self.q()?;
             let mut deadline = CallDeadline::from_args(block, timeout)?;
-            let room = dst.raw();
-            retry_take(py, &q, &mut deadline, || {
-                let r = q
-                    .try_get_with(|b| {
-                        if b.len() > room.1 {
-                            return Err(buffer_too_short(py, b, room.1));
-                        }
-                        // SAFETY: `dst` is held (it lives to the end of get_into) and this runs
-                        // with the GIL held; the message fits (checked above).
-                        unsafe { copy_to_raw(b, room) };
-                        Ok(b.len())
-                    })
-                    .map_err(queue_error)?;
-                r.transpose()
-            })
+            retry_take(py, &q, &mut deadline, || q.try_get_with(|b| dst.copy_message(b)).map_err(queue_error)?.transpose())
         }
 
         /// Takes up to `max_count` messages under one lock acquisition. With block=True, waits

@@ -36,9 +36,9 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyMemoryView, PyType};
 
 use crate::blocking::{retry, CallDeadline};
-use crate::borrow::{copy_to_raw, with_bytes, BorrowedBytes, WritableBuffer};
+use crate::borrow::{with_bytes, BorrowedBytes, WritableBuffer};
 use crate::buffer::export;
-use crate::errors::{buffer_too_short, open_error, ring_error};
+use crate::errors::{open_error, ring_error};
 use crate::ffi::malloc::keep_heap_for;
 use crate::handle::{handle_pymethods, Handle};
 use crate::readiness::{Fds, Ready};
@@ -268,14 +268,7 @@ handle_pymethods! {
             let dst = WritableBuffer::new(buffer)?;
             self.as_side(py, &self.cons, &mut deadline, None, |c, deadline| {
                 self.retry(py, deadline, side_ring(&mut c.ring)?, Need::Message, |r| {
-                    let Some(g) = r.try_read().map_err(ring_error)? else { return Ok(None) };
-                    let room = dst.raw();
-                    if g.len() > room.1 {
-                        return Err(buffer_too_short(py, &g, room.1));
-                    }
-                    // SAFETY: `dst` is held and the GIL too; the message fits (checked above).
-                    unsafe { copy_to_raw(&g, room) };
-                    Ok(Some(g.len()))
+                    r.try_read().map_err(ring_error)?.map(|g| dst.copy_message(&g)).transpose()
                 })
             })
         }

@@ -17,9 +17,9 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyList, PyMemoryView};
 
 use crate::blocking::{retry, CallDeadline, Waited};
-use crate::borrow::{copy_to_raw, WritableBuffer};
+use crate::borrow::WritableBuffer;
 use crate::buffer::export;
-use crate::errors::{buffer_too_short, closed, topic_error};
+use crate::errors::{closed, topic_error};
 use crate::handle::{handle_pymethods, Handle};
 use crate::readiness::{Fds, Ready};
 use crate::sync::{Shared, SideLock, Using};
@@ -194,6 +194,13 @@ impl Handle for PySubscriber {
         Ok(())
     }
 
+    /// A subscriber holds a slot of its own process: it cannot be pickled.
+    fn picklable(&self) -> PyResult<()> {
+        Err(PyTypeError::new_err(
+            "a TopicSubscriber belongs to the process that subscribed: pickle the SharedMemoryTopic and subscribe in the child",
+        ))
+    }
+
     fn describe(&self, py: Python<'_>) -> Option<String> {
         let s = self.inner.enter(py).ok()?;
         let fields = match s.side.try_lock(py) {
@@ -206,7 +213,6 @@ impl Handle for PySubscriber {
 
 handle_pymethods! {
     parts(NAME, file: path, slot: inner, ready: ready);
-    unpicklable;
     /// Frees this subscriber's slot (it stops holding the publisher back). A view from
     /// `recv_view` is released (an array made from it keeps the mapping alive but may then show
     /// newer bytes). Calls blocked on it in other threads raise ValueError within
@@ -310,14 +316,7 @@ handle_pymethods! {
         ) -> PyResult<Option<usize>> {
             let dst = WritableBuffer::new(buffer)?;
             self.receive(py, block, timeout, |side| {
-                let Some(m) = side.sub.try_recv().map_err(topic_error)? else { return Ok(None) };
-                let room = dst.raw();
-                if m.len() > room.1 {
-                    return Err(buffer_too_short(py, &m, room.1));
-                }
-                // SAFETY: `dst` is held and so is the GIL; the message fits (checked above).
-                unsafe { copy_to_raw(&m, room) };
-                Ok(Some(m.len()))
+                side.sub.try_recv().map_err(topic_error)?.map(|m| dst.copy_message(&m)).transpose()
             })
         }
 
@@ -362,13 +361,6 @@ handle_pymethods! {
                 }
                 Err(e) => Err(e),
             }
-        }
-
-        /// A subscriber holds a slot of its own process: it cannot be pickled.
-        fn __reduce__(&self) -> PyResult<()> {
-            Err(PyTypeError::new_err(
-                "a TopicSubscriber belongs to the process that subscribed: pickle the SharedMemoryTopic and subscribe in the child",
-            ))
         }
     }
 }

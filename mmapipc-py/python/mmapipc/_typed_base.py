@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import os
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, ClassVar, Generic, Iterable, Mapping, TypeVar, Union
+from typing import TYPE_CHECKING, Any, Callable, ClassVar, Generic, Iterable, Mapping, NamedTuple, TypeVar, Union, cast
 
 from . import _aio
 from ._mmapipc import SharedMemoryQueue, SharedMemoryRing, SharedMemoryTopic, TopicSubscriber, channel_schema
@@ -37,6 +37,20 @@ def as_schema(schema: SchemaLike | Any) -> Schema:
     raise TypeError(f"expected a Schema, a schema file path or a generated module, got {type(schema).__name__}")
 
 
+class _ByteCalls(NamedTuple):
+    """A typed channel's byte channel, as the calls :class:`_TypedChannel` makes on it: the
+    class (``open``), the function that creates a file with a schema in its header, and the
+    names of its send, batch send, in-place receive and fixed-batch receive methods (None: the
+    typed class supplies that call itself)."""
+
+    cls: Any
+    create_with_schema: Callable[..., Any] | None
+    send: str | None
+    send_batch: str | None
+    recv_view: str | None
+    recv_fixed_batch: str | None
+
+
 _B = TypeVar("_B", SharedMemoryRing, SharedMemoryQueue, SharedMemoryTopic, TopicSubscriber)
 _C = TypeVar("_C", bound="_TypedChannel[Any]")
 
@@ -44,12 +58,14 @@ _C = TypeVar("_C", bound="_TypedChannel[Any]")
 class _TypedChannel(Generic[_B]):
     """What a typed ring and a typed queue share: a byte channel `_B` whose header carries the
     channel's schema, and the reader's schema (the channel's, or an older version of it). The
-    subclasses supply the byte channel's calls (``_create_bytes`` ... ``_fixed_batch``)."""
+    subclasses name their byte channel's calls in ``_calls``; a call named None there is the
+    subclass's own method (``_create_bytes`` ... ``_fixed_batch``)."""
 
     _kind: ClassVar[str]
     """``"ring"`` or ``"queue"``: the file kind, as ``channel_schema`` names it."""
     _release_on_next: ClassVar[bool]
     """True when the next receive may reuse a record's slot (a ring): the record is released then."""
+    _calls: ClassVar[_ByteCalls]
 
     def __init__(self, inner: _B, channel: Schema, reader: Schema | None = None) -> None:
         self._bytes: _B = inner
@@ -76,12 +92,19 @@ class _TypedChannel(Generic[_B]):
     @classmethod
     def _create_bytes(cls, path: str | os.PathLike[str], capacity: int, schema_json: str, mode: int) -> _B:
         """Creates the byte channel with `schema_json` in its header and opens it."""
-        raise NotImplementedError
+        create = cls._calls.create_with_schema
+        assert create is not None
+        return cast(_B, cls._calls.cls.open(create(path, capacity, schema_json, mode=mode)))
 
     @classmethod
     def _open_bytes(cls, path: str | os.PathLike[str], allow_foreign_owner: bool) -> _B:
         """Opens the byte channel."""
-        raise NotImplementedError
+        return cast(_B, cls._calls.cls.open(path, allow_foreign_owner=allow_foreign_owner))
+
+    def _call(self, name: str | None, *args: Any, block: bool, timeout: float | None) -> Any:
+        """The byte channel's method `name` (from ``_calls``) with `args`, `block` and `timeout`."""
+        assert name is not None, "the subclass supplies this call"
+        return getattr(self._bytes, name)(*args, block=block, timeout=timeout)
 
     # -- properties --------------------------------------------------------------------------
 
@@ -133,11 +156,11 @@ class _TypedChannel(Generic[_B]):
 
     def _put(self, data: memoryview, block: bool, timeout: float | None) -> bool:
         """Writes one message."""
-        raise NotImplementedError
+        return bool(self._call(self._calls.send, data, block=block, timeout=timeout))
 
     def _put_batch(self, rows: Iterable[memoryview], block: bool, timeout: float | None) -> int:
         """Writes messages of one size; returns how many."""
-        raise NotImplementedError
+        return int(self._call(self._calls.send_batch, rows, block=block, timeout=timeout))
 
     # -- receive -----------------------------------------------------------------------------
 
@@ -195,11 +218,12 @@ class _TypedChannel(Generic[_B]):
 
     def _next_view(self, block: bool, timeout: float | None) -> memoryview | None:
         """The next message, in its slot."""
-        raise NotImplementedError
+        return cast("memoryview | None", self._call(self._calls.recv_view, block=block, timeout=timeout))
 
     def _fixed_batch(self, max_count: int, size: int, block: bool, timeout: float | None) -> tuple[memoryview, int, int] | None:
         """Up to `max_count` messages of `size` bytes at equal distances: (view, count, stride)."""
-        raise NotImplementedError
+        got = self._call(self._calls.recv_fixed_batch, max_count, size, block=block, timeout=timeout)
+        return cast("tuple[memoryview, int, int] | None", got)
 
     # -- lifetime ----------------------------------------------------------------------------
 

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, Iterable
 
 from ._mmapipc import SharedMemoryTopic, TopicSubscriber, create_topic_with_schema
 from .schema import Schema
-from ._typed_base import SchemaLike, _TypedChannel, as_schema
+from ._typed_base import SchemaLike, _ByteCalls, _TypedChannel, as_schema
 
 if TYPE_CHECKING:  # pragma: no cover
     import numpy.typing as npt
@@ -27,6 +27,7 @@ class TypedTopic(_TypedChannel[SharedMemoryTopic]):
 
     _kind = "topic"
     _release_on_next = True
+    _calls = _ByteCalls(SharedMemoryTopic, create_topic_with_schema, "publish", "publish_batch", None, None)
 
     @classmethod
     def create(
@@ -49,24 +50,10 @@ class TypedTopic(_TypedChannel[SharedMemoryTopic]):
         )
         return cls(SharedMemoryTopic.open(created), s)
 
-    @classmethod
-    def _create_bytes(cls, path: str | os.PathLike[str], capacity: int, schema_json: str, mode: int) -> SharedMemoryTopic:
-        return SharedMemoryTopic.open(create_topic_with_schema(path, capacity, schema_json, mode=mode))
-
-    @classmethod
-    def _open_bytes(cls, path: str | os.PathLike[str], allow_foreign_owner: bool) -> SharedMemoryTopic:
-        return SharedMemoryTopic.open(path, allow_foreign_owner=allow_foreign_owner)
-
     @property
     def topic(self) -> SharedMemoryTopic:
         """The underlying byte topic."""
         return self._bytes
-
-    def _put(self, data: memoryview, block: bool, timeout: float | None) -> bool:
-        return self._bytes.publish(data, block=block, timeout=timeout)
-
-    def _put_batch(self, rows: Iterable[memoryview], block: bool, timeout: float | None) -> int:
-        return self._bytes.publish_batch(rows, block=block, timeout=timeout)
 
     def _next_view(self, block: bool, timeout: float | None) -> memoryview | None:
         raise TypeError("a TypedTopic publishes; receive from topic.subscribe()")
@@ -85,6 +72,7 @@ class TypedSubscription(_TypedChannel[TopicSubscriber]):
 
     _kind = "topic"
     _release_on_next = True
+    _calls = _ByteCalls(TopicSubscriber, None, None, None, None, None)
 
     def __init__(self, inner: TopicSubscriber, channel: Schema, reader: Schema | None = None) -> None:
         super().__init__(inner, channel, reader)

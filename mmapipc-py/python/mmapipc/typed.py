@@ -29,13 +29,12 @@ read are FORMAT.md, "Typed payload" (written by :meth:`Schema.encode`, read by
 
 from __future__ import annotations
 
-import os
-from typing import TYPE_CHECKING, Any, Iterable, Mapping
+from typing import TYPE_CHECKING, Any, Mapping
 
 from ._dtype import field_dtype
 from ._image import Dim, _resolve_dims, image_view
 from ._mmapipc import SharedMemoryQueue, SharedMemoryRing, create_queue_with_schema, create_ring_with_schema
-from ._typed_base import SchemaLike, _check_writer, _TypedChannel
+from ._typed_base import SchemaLike, _ByteCalls, _check_writer, _TypedChannel
 from ._typed_topic import TypedSubscription, TypedTopic
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -51,31 +50,12 @@ class TypedRing(_TypedChannel[SharedMemoryRing]):
 
     _kind = "ring"
     _release_on_next = True
-
-    @classmethod
-    def _create_bytes(cls, path: str | os.PathLike[str], capacity: int, schema_json: str, mode: int) -> SharedMemoryRing:
-        return SharedMemoryRing.open(create_ring_with_schema(path, capacity, schema_json, mode=mode))
-
-    @classmethod
-    def _open_bytes(cls, path: str | os.PathLike[str], allow_foreign_owner: bool) -> SharedMemoryRing:
-        return SharedMemoryRing.open(path, allow_foreign_owner=allow_foreign_owner)
+    _calls = _ByteCalls(SharedMemoryRing, create_ring_with_schema, "write", "write_batch", "read_view", "read_fixed_batch")
 
     @property
     def ring(self) -> SharedMemoryRing:
         """The underlying byte ring."""
         return self._bytes
-
-    def _put(self, data: memoryview, block: bool, timeout: float | None) -> bool:
-        return self._bytes.write(data, block=block, timeout=timeout)
-
-    def _put_batch(self, rows: Iterable[memoryview], block: bool, timeout: float | None) -> int:
-        return self._bytes.write_batch(rows, block=block, timeout=timeout)
-
-    def _next_view(self, block: bool, timeout: float | None) -> memoryview | None:
-        return self._bytes.read_view(block=block, timeout=timeout)
-
-    def _fixed_batch(self, max_count: int, size: int, block: bool, timeout: float | None) -> tuple[memoryview, int, int] | None:
-        return self._bytes.read_fixed_batch(max_count, size, block=block, timeout=timeout)
 
     def loan(
         self,
@@ -137,32 +117,16 @@ class TypedQueue(_TypedChannel[SharedMemoryQueue]):
 
     _kind = "queue"
     _release_on_next = False
-
-    @classmethod
-    def _create_bytes(cls, path: str | os.PathLike[str], capacity: int, schema_json: str, mode: int) -> SharedMemoryQueue:
-        return SharedMemoryQueue.open(create_queue_with_schema(path, capacity, schema_json, mode=mode))
-
-    @classmethod
-    def _open_bytes(cls, path: str | os.PathLike[str], allow_foreign_owner: bool) -> SharedMemoryQueue:
-        return SharedMemoryQueue.open(path, allow_foreign_owner=allow_foreign_owner)
+    _calls = _ByteCalls(SharedMemoryQueue, create_queue_with_schema, "put", "put_batch", None, "get_fixed_batch")
 
     @property
     def queue(self) -> SharedMemoryQueue:
         """The underlying byte queue."""
         return self._bytes
 
-    def _put(self, data: memoryview, block: bool, timeout: float | None) -> bool:
-        return self._bytes.put(data, block=block, timeout=timeout)
-
-    def _put_batch(self, rows: Iterable[memoryview], block: bool, timeout: float | None) -> int:
-        return self._bytes.put_batch(rows, block=block, timeout=timeout)
-
     def _next_view(self, block: bool, timeout: float | None) -> memoryview | None:
         views = self._bytes.get_view(block=block, timeout=timeout, max_count=1)
         return views[0] if views else None
-
-    def _fixed_batch(self, max_count: int, size: int, block: bool, timeout: float | None) -> tuple[memoryview, int, int] | None:
-        return self._bytes.get_fixed_batch(max_count, size, block=block, timeout=timeout)
 
     def recv_batch(self, max_count: int, block: bool = True, timeout: float | None = None) -> npt.NDArray[Any]:
         """Up to `max_count` fixed-size records as **one structured array over the queue's

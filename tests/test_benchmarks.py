@@ -345,7 +345,7 @@ def test_fanout_mode_every_consumer_gets_every_message(tmp_path: Path) -> None:
     out = tmp_path / "fanout.json"
     # Not iceoryx2: its Python publisher can drop a sample for one subscriber of several (the
     # module doc of its system), which fails its row rather than testing the harness.
-    keys = ["topic", "topic-view", "rings-fanout", "zmq-pubsub"]
+    keys = ["topic", "topic-view", "topic-batch", "rings-fanout", "zmq-pubsub"]
     res = _run([str(ADVANCED), "--smoke", "--fanout", "3", "--sizes", "64,1M", "--systems",
                 ",".join(keys), "--no-progress", "--json", str(out)], timeout=240)
     assert res.returncode == 0, res.stdout + res.stderr

@@ -42,7 +42,7 @@ lint: venv
 # (includes the bridge's tests, mmapipc-zenoh/tests/bridge.rs: see test-bridge)
 test-rust:
 	$(CARGO) test --workspace
-	$(CARGO) test -p mmapipc --features tokio --test tokio_async --test tokio_topic
+	$(CARGO) test -p mmapipc --features tokio --test tokio_async --test tokio_topic --test tokio_typed
 
 ## test-bridge: only the zenoh bridge's tests (two network namespaces when run as root,
 ## loopback otherwise; docs/bridge.md). `make test` runs them within test-rust.

@@ -26,6 +26,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from _bench.common import MiB, fmt_size, parse_size  # noqa: E402
 from _bench.driver import SuiteConfig, run_fanout_suite, run_mpmc_suite, run_suite, steps  # noqa: E402
+from _bench.idle import CHANNELS, IDLE, IdleRow, idle_table, run_idle_suite  # noqa: E402
 from _bench.progress import Progress  # noqa: E402
 from _bench.report import (  # noqa: E402
     check_targets,
@@ -71,6 +72,13 @@ PRESETS = {
     "smoke": SuiteConfig(repeat=1, seconds=0.05, max_count=2_000, max_bytes=16 * MiB,
                          stall=5.0, batch=64, lat_seconds=0.05, lat_count=200),
 }
+IDLE_HEADING = ("Idle: {n} channels awaited by one asyncio loop for {s:g} s, nothing sent (CPU of "
+                "the whole process, user + system, resource.getrusage; target: mmapipc < 1 %)")
+IDLE_NOTE = ("CPU of the whole waiting process (every thread), user + system time from "
+             "`resource.getrusage`, over the wall time; one run per row (issue 18: mmapipc under "
+             "1 % of one core).")
+#: Seconds of each idle row (100 channels awaited, nothing sent) per preset.
+IDLE_SECONDS = {"full": 10.0, "quick": 3.0, "smoke": 0.2}
 
 
 def parse_args(argv: Optional[Sequence[str]]) -> argparse.Namespace:
@@ -98,6 +106,12 @@ def parse_args(argv: Optional[Sequence[str]]) -> argparse.Namespace:
                          "channel, each receiving every message, per --sizes; systems: "
                          + ", ".join(s.key for s in FANOUT_SYSTEMS))
     ap.add_argument("--no-memcpy", action="store_true", help="skip the memcpy reference rows")
+    ap.add_argument("--no-idle", action="store_true",
+                    help=f"skip the idle rows ({CHANNELS} channels awaited by one asyncio loop, "
+                         "nothing sent: CPU used; run for the async systems "
+                         + ", ".join(IDLE) + ")")
+    ap.add_argument("--idle-seconds", type=float,
+                    help="how long an idle row waits (default 10, --quick 3)")
     ap.add_argument("--json", metavar="PATH", help="write every result and the machine info")
     ap.add_argument("--plot", metavar="PATH", help="write a PNG chart (needs matplotlib)")
     ap.add_argument("--markdown", metavar="PATH",
@@ -211,6 +225,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except ValueError:
         raise SystemExit(f"--mpmc takes numbers like 1,2,4, not {args.mpmc!r}") from None
     mpmc_systems = [s for s in systems if s.mpmc] if procs else []
+    idle_keys = [] if args.no_idle else [s.key for s in systems if s.key in IDLE]
+    idle_seconds = args.idle_seconds if args.idle_seconds is not None else IDLE_SECONDS[preset]
     typed_systems: list[System] = []
     if not args.no_typed and args.systems.strip() in ("", "all"):
         typed_systems = list(TYPED_SYSTEMS) + [BY_KEY[k] for k in TYPED_VERSUS]
@@ -236,7 +252,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     progress = Progress(steps(main_systems, sizes, lat_systems, not args.no_memcpy, cfg.repeat,
                               mpmc_systems, procs)
                         + steps(typed_systems, [TICK_SIZE] if typed_systems else [], [], False,
-                                cfg.repeat),
+                                cfg.repeat)
+                        + len(idle_keys),
                         enabled=not args.no_progress)
     t0 = time.monotonic()
     try:
@@ -247,6 +264,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             typed, _ = run_suite(typed_systems, [TICK_SIZE], [], cfg, memcpy=False,
                                  progress=progress)
         mpmc = run_mpmc_suite(mpmc_systems, procs, cfg, size=cfg.lat_size, progress=progress)
+        idle: list[IdleRow] = run_idle_suite(idle_keys, idle_seconds, cfg.stall,
+                                             lambda key: BY_KEY[key].unavailable(), progress)
     except KeyboardInterrupt:
         progress.close()
         kill_all_children()
@@ -273,6 +292,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         print(f"Many producers x many consumers, one queue, {fmt_size(cfg.lat_size)} "
               "(aggregate msg/s, median of runs)")
         print(mpmc_table(mpmc))
+    if idle:
+        print()
+        print(IDLE_HEADING.format(n=CHANNELS, s=idle_seconds))
+        print(idle_table(idle))
     rm = ratio_matrix(tput)
     if rm:
         print()
@@ -282,7 +305,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     print("Targets (issues 3 and 4)")
     print(format_targets(targets))
     notes = sorted({(r.system, r.status, r.note)
-                    for r in list(tput) + list(lat) + list(mpmc) + list(typed) if not r.ok})
+                    for r in list(tput) + list(lat) + list(mpmc) + list(typed) + list(idle)
+                    if not r.ok})
     for key, status, note in notes:
         print(f"{status} {key}: {note}")
     print(f"\nfinished in {elapsed:.0f} s")
@@ -302,7 +326,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             "sizes": sizes, "systems": [s.key for s in systems],
             "methods": {s.key: s.method for s in systems},
             "throughput": rows_json(tput), "latency": rows_json(lat), "mpmc": rows_json(mpmc),
-            "typed": rows_json(typed),
+            "typed": rows_json(typed), "idle": rows_json(idle),
             "targets": targets,
         })
         print(f"results written to {args.json}")
@@ -316,7 +340,13 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         methods = os.path.relpath(DOCS_PAGE, where) + "#methodology"
         if os.path.abspath(target) == DOCS_PAGE:
             methods = "#methodology"
+        sections = []
+        if idle:
+            sections.append((f"Idle ({CHANNELS} channels awaited by one asyncio loop, "
+                             f"{idle_seconds:g} s, nothing sent)",
+                             IDLE_NOTE + "\n\n" + idle_table(idle, markdown=True)))
         md = markdown_report(tput=tput, lat=lat, mpmc=mpmc, typed=typed, targets=targets,
+                             sections=sections, notes_from=idle,
                              info=info, command=command, elapsed_s=elapsed, plot_path=rel_plot,
                              config=cfg.as_dict(), methods_link=methods,
                              heading=target != args.docs)  # the page has its own heading
@@ -336,7 +366,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                README_BEGIN, README_END)
         print(f"summary replaced in {args.readme}")
     # An mmapipc row that failed is a bug to look at; a peer that failed is reported above.
-    errors = [r for r in list(tput) + list(lat) + list(mpmc) + list(typed)
+    errors = [r for r in list(tput) + list(lat) + list(mpmc) + list(typed) + list(idle)
               if r.status == "error" and r.family == "mmapipc"]
     return 3 if errors else 0
 

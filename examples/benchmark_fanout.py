@@ -22,7 +22,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import benchmark_advanced  # noqa: E402
 
-ROWS = (("4", "64", "topic,zmq-pubsub,iceoryx2"), ("2", "8M", "topic-view,rings-fanout"))
+ROWS = (("4", "64", "topic,topic-batch,zmq-pubsub,iceoryx2"), ("2", "8M", "topic-view,rings-fanout"))
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:

@@ -162,10 +162,12 @@ def run_fanout_suite(
     consumer. Rounds as in ``run_suite``: each system once per round."""
     rows: list[TputRow] = []
     for size in sizes:
-        p = make_params(size, seconds=cfg.seconds, max_count=cfg.max_count,
-                        max_bytes=cfg.max_bytes, stall=cfg.stall, batch=1)
+        single, batched = (make_params(size, seconds=cfg.seconds, max_count=cfg.max_count,
+                                       max_bytes=cfg.max_bytes, stall=cfg.stall, batch=b)
+                           for b in (1, cfg.batch))
         mine: list[tuple[System, TputRow]] = []
         for s in systems:
+            p = batched if s.batched else single
             row = TputRow(s.key, s.label, s.family, size, count_bound=p.count,
                           seconds_bound=p.seconds, procs=consumers)
             rows.append(row)
@@ -182,6 +184,7 @@ def run_fanout_suite(
                 label = f"fan-out {s.key} {fmt_size(size)} x{consumers} run {rep + 1}/{cfg.repeat}"
                 progress.start(label)
                 try:
+                    p = batched if s.batched else single
                     row.reps_msg_s.append(run_fanout(s, p, consumers)["msg_s"])
                 except BenchError as e:
                     row.status, row.note = "error", str(e)

@@ -422,9 +422,12 @@ def markdown_report(
     mpmc: Sequence[TputRow] = (), typed: Sequence[TputRow] = (),
     info: dict[str, Any], command: str, elapsed_s: float, plot_path: Optional[str],
     config: dict[str, Any], heading: bool = True, methods_link: str = "docs/benchmarks.md",
+    sections: Sequence[tuple[str, str]] = (), notes_from: Sequence[Any] = (),
 ) -> str:
     """The full results of a run. ``heading``: start with a title of its own (a file alone);
-    ``methods_link``: where the methodology is, relative to the file this goes into."""
+    ``methods_link``: where the methodology is, relative to the file this goes into;
+    ``sections``: more (title, Markdown) sections, before the ratios; ``notes_from``: more rows
+    (with ``label``, ``status``, ``note``, ``ok``) whose failures are listed at the end."""
     m = info
     parts = ["## Benchmark results", ""] if heading else []
     parts += [
@@ -463,12 +466,15 @@ def markdown_report(
     if mpmc:
         parts += ["### Many producers, many consumers (one queue, aggregate)", "",
                   mpmc_table(mpmc, markdown=True), ""]
+    for title, body in sections:
+        parts += [f"### {title}", "", body, ""]
     rm = ratio_matrix(tput, markdown=True)
     if rm:
         parts += ["### mmapipc against each peer (msg/s ratio, same run)", "", rm, ""]
     parts += ["### Targets (issues 3 and 4)", "", "```", format_targets(targets), "```", ""]
     notes = sorted({(r.label, r.status, r.note)
-                    for r in list(tput) + list(lat) + list(mpmc) + list(typed) if not r.ok})
+                    for r in list(tput) + list(lat) + list(mpmc) + list(typed) + list(notes_from)
+                    if not r.ok})
     if notes:
         parts += ["Not measured in this run:", ""]
         parts += [f"- {label}: {status}, {note}" for label, status, note in notes]

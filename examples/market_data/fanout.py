@@ -51,6 +51,8 @@ def main() -> None:
     topic = TypedTopic.create(path, 1 << 20, strategy.TICK_V1, max_subscribers=4)
     subs: list[subprocess.Popen[str]] = []
     try:
+        # Built before the strategies start: their receive timeout must not run during a build.
+        subprocess.run(["cargo", "build", "-q", "--release", "-p", "mmapipc", "--example", "market_feed"], cwd=ROOT, check=True)
         for role, _ in ROLES:
             p = subprocess.Popen(
                 [sys.executable, __file__, "--role", role, "--path", path, "--ticks", str(args.ticks)],
@@ -59,7 +61,6 @@ def main() -> None:
             )
             subs.append(p)
             assert p.stdout is not None and p.stdout.readline().strip() == "ready", f"{role} did not start"
-        subprocess.run(["cargo", "build", "-q", "--release", "-p", "mmapipc", "--example", "market_feed"], cwd=ROOT, check=True)
         exe = ROOT / "target" / "release" / "examples" / "market_feed"
         print(f"topic {path}: {topic.schema.label}, {len(ROLES)} strategies, {args.ticks} ticks")
         feed = subprocess.run([str(exe), path, str(args.ticks), "--topic"], check=True, timeout=300, capture_output=True, text=True)

@@ -64,6 +64,10 @@ def main() -> None:
     path = os.path.join(tempfile.mkdtemp(prefix="mmapipc-fanout-"), "frames")
     topic = TypedTopic.create(path, 4 * (frame_bytes + 4096), ROOT / "schemas/video/frame.v1.json", max_subscribers=4)
     try:
+        # Built before the subscribers start: their receive timeout must not run during a build.
+        subprocess.run(
+            ["cargo", "build", "-q", "--release", "-p", "mmapipc", "--example", "video_topic_producer"], cwd=ROOT, check=True
+        )
         subs = []
         for role in ("display", "recorder"):
             p = subprocess.Popen(
@@ -73,9 +77,6 @@ def main() -> None:
             )
             assert p.stdout is not None and p.stdout.readline().strip() == "ready", f"{role} did not start"
             subs.append(p)
-        subprocess.run(
-            ["cargo", "build", "-q", "--release", "-p", "mmapipc", "--example", "video_topic_producer"], cwd=ROOT, check=True
-        )
         exe = ROOT / "target" / "release" / "examples" / "video_topic_producer"
         print(f"topic {path}: {topic.schema.label}, 2 subscribers, {args.frames} frames of {args.width}x{args.height}")
         subprocess.run([str(exe), path, str(args.frames), str(args.width), str(args.height)], check=True, timeout=300)

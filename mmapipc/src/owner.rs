@@ -145,9 +145,11 @@ fn check(pid: u32, same_start: impl Fn(u64) -> bool) -> bool {
     {
         match std::fs::read(format!("/proc/{pid}/stat")) {
             Ok(stat) => !stat_says_dead(&stat) && process::parse_start_time(&stat).is_some_and(same_start),
-            // No entry: no such process, as long as /proc works here at all (it does if we could
-            // read our own start time). Without /proc, fall back to asking the kernel.
-            Err(_) if current().start_time != 0 => false,
+            // No entry (or it went while we read it): no such process, as long as /proc works
+            // here at all (it does if we could read our own start time). Any other failure (no
+            // file descriptor left, no memory) says nothing of the process: ask the kernel, so
+            // that a live holder is never taken for dead. Without /proc, ask the kernel too.
+            Err(e) if gone(&e) && current().start_time != 0 => false,
             Err(_) => signal_zero(pid),
         }
     }
@@ -157,6 +159,12 @@ fn check(pid: u32, same_start: impl Fn(u64) -> bool) -> bool {
         let _ = same_start;
         signal_zero(pid)
     }
+}
+
+/// True if reading `/proc/<pid>/stat` failed because the process does not exist.
+#[cfg(target_os = "linux")]
+fn gone(e: &std::io::Error) -> bool {
+    e.kind() == std::io::ErrorKind::NotFound || e.raw_os_error() == Some(libc::ESRCH)
 }
 
 /// `kill(pid, 0)`: the process exists (EPERM: it exists and belongs to another user).

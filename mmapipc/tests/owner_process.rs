@@ -272,3 +272,25 @@ fn create_leaves_no_temporary_name_and_keeps_o_excl() {
     assert!(!dir.join("mmapipc-owner-nowhere").exists());
     std::fs::remove_file(&path).unwrap();
 }
+
+/// A process that can open no file (its descriptor limit reached) cannot read `/proc`: that
+/// says nothing of the holder it asks about, which must still count as alive (a reaper that
+/// took it for dead would hand a live subscriber's or producer's place to someone else).
+#[test]
+fn a_live_holder_stays_alive_when_proc_cannot_be_read() {
+    let parent = mmapipc::owner::me();
+    let (mut child, fd) = Child::fork(false, move || {
+        mmapipc::owner::me(); // our own identity is known before the limit
+        let mut limit = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+        // SAFETY: reads this process's limit into `limit`.
+        assert_eq!(unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) }, 0);
+        limit.rlim_cur = 0;
+        // SAFETY: lowers this (forked, single-threaded) child's soft descriptor limit to 0.
+        assert_eq!(unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &limit) }, 0);
+        let unreadable = std::fs::read(format!("/proc/{}/stat", mmapipc::owner::pid(parent))).is_err();
+        let alive = mmapipc::owner::alive(parent);
+        unreadable && alive
+    });
+    assert_eq!(report(fd), Some(0), "the parent was taken for dead while /proc could not be read");
+    child.reap();
+}

@@ -14,7 +14,7 @@ from .iceoryx2_pubsub import Iceoryx2
 from .mmapipc_queue import Queue, QueueBatch, QueueInto, QueueView
 from .mmapipc_ring import Ring, RingBatch, RingInto, RingView
 from .mmapipc_rings_fanout import RingsFanout
-from .mmapipc_topic import Topic, TopicView
+from .mmapipc_topic import Topic, TopicBatch, TopicView
 from .mmapipc_typed import TICK_SCHEMA, TICK_SIZE, TypedRing, TypedRingBatch
 from .mp_pipe import MpPipe
 from .mp_queue import MpQueue
@@ -47,7 +47,7 @@ ALL_SYSTEMS: list[System] = [
 TYPED_SYSTEMS: list[System] = [TypedRing(), TypedRingBatch()]
 
 #: The fan-out rows' systems (``--fanout N``): one producer, N consumers of every message.
-FANOUT_SYSTEMS: list[System] = [Topic(), TopicView(), ZmqPubSub(), Iceoryx2(), RingsFanout()]
+FANOUT_SYSTEMS: list[System] = [Topic(), TopicView(), TopicBatch(), ZmqPubSub(), Iceoryx2(), RingsFanout()]
 
 BY_KEY: dict[str, System] = {s.key: s for s in ALL_SYSTEMS + TYPED_SYSTEMS + FANOUT_SYSTEMS}
 

@@ -1,13 +1,15 @@
-"""mmapipc ``SharedMemoryTopic`` with one subscriber (the harness runs one producer and one
-consumer process): publish / recv, and publish / recv_view (in place)."""
+"""mmapipc ``SharedMemoryTopic``: publish / recv, publish / recv_view (in place), and
+publish_batch / recv_batch (stamped and checked per batch), with one subscriber per consumer
+process (one in the two-process rows, N in the fan-out rows)."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from ..common import Params
-from .base import Receiver
-from .mmapipc_base import MmapipcSystem
+from .base import BatchReceiver, End, Receiver
+from .batch import BatchChecker
+from .mmapipc_base import Batched, MmapipcSystem
 
 
 class Topic(MmapipcSystem):
@@ -45,3 +47,23 @@ class TopicView(Topic):
             t.close()
 
         return Receiver("topic.recv_view", s.recv_view, False, wait=(True, p.stall), close=close)
+
+
+class TopicBatch(Batched, Topic):
+    key = "topic-batch"
+    label = "mmapipc topic batch"
+    method = ("publish_batch(list_of_64, True, t) / subscriber.recv_batch(64, True, t), stamped "
+              "and checked per batch")
+    needs = ("publish_batch", "subscribe")
+    batch_calls = ("publish_batch", "recv_batch")
+
+    def consumer(self, h: Any, p: Params) -> End:
+        t = self.open(h)
+        s = t.subscribe()  # before the barrier: the producer starts after it
+
+        def close() -> None:
+            s.close()
+            t.close()
+
+        return BatchReceiver("topic.recv_batch", s.recv_batch, (p.batch, True, p.stall),
+                             check=BatchChecker(p).check, close=close)

@@ -142,6 +142,32 @@ class _TypedChannel(Generic[_B]):
         channel is full with ``block=False``)."""
         return self._put_batch(self._rows(records), block, timeout)
 
+    async def send_async(self, values: Mapping[str, Any] | Any = None, /, *, timeout: float | None = None, **fields: Any) -> bool:
+        """:meth:`send` for asyncio: waits for room (up to `timeout` seconds, None: as long as
+        it takes) without blocking the loop (see ``mmapipc._aio``); False on timeout. The
+        record is written by one non-blocking send after a wake-up, never across an ``await``,
+        so a cancelled await either sent the whole record or sent nothing."""
+        _check_writer(self._channel, self._reader)
+        data = self._channel.encode(values, **fields).data
+        return await _aio.send(self._bytes, lambda: self._put(data, False, None), _aio._nbytes(data), timeout)
+
+    async def send_batch_async(self, records: Any, timeout: float | None = None) -> int:
+        """:meth:`send_batch` for asyncio: sends every record, in order, waiting for room
+        between non-blocking batch sends; returns how many were sent (fewer after `timeout`
+        seconds). A cancelled await has sent a prefix of `records` (whole records): use
+        `timeout` to learn how many."""
+        rows = self._rows(records)
+        sent = 0
+
+        def attempt() -> bool:
+            nonlocal sent
+            if sent < len(rows):
+                sent += self._put_batch(rows[sent:], False, None)
+            return sent == len(rows)
+
+        await _aio.send(self._bytes, attempt, self._channel.size, timeout)
+        return sent
+
     def _rows(self, records: Any) -> list[memoryview]:
         """One memoryview per record of a structured array of the channel's dtype."""
         import numpy as np

@@ -4,6 +4,7 @@
 
 use std::marker::PhantomData;
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 use rkyv::rancor;
@@ -39,7 +40,8 @@ use crate::{Queue, QueueOptions, View};
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub struct TypedQueue<T> {
-    chan: Channel<Queue>,
+    // In an `Arc`: a queue's readiness `Watch`es hold one (`Queue::readable_watch`).
+    chan: Channel<Arc<Queue>>,
     _t: PhantomData<fn() -> T>,
 }
 
@@ -68,14 +70,15 @@ where
 {
     /// [`create`](Self::create) with options.
     pub fn create_with(path: impl AsRef<Path>, capacity: usize, opts: &QueueOptions) -> Result<Self, TypedOpenError> {
-        let chan = Channel::create::<T>(|schema| Queue::create_with_schema(path, capacity, opts, schema))?;
+        let chan =
+            Channel::create::<T>(|schema| Queue::create_with_schema(path, capacity, opts, schema).map(Arc::new))?;
         Ok(TypedQueue { chan, _t: PhantomData })
     }
 
     /// [`open`](Self::open) with options.
     pub fn open_with(path: impl AsRef<Path>, opts: &QueueOptions) -> Result<Self, TypedOpenError> {
         let oo = OpenOptions { allow_foreign_owner: opts.allow_foreign_owner };
-        let chan = Channel::open::<T>(path, Kind::Queue, &oo, |path| Queue::open_with(path, opts))?;
+        let chan = Channel::open::<T>(path, Kind::Queue, &oo, |path| Queue::open_with(path, opts).map(Arc::new))?;
         Ok(TypedQueue { chan, _t: PhantomData })
     }
 
@@ -84,8 +87,8 @@ where
         self.chan.schema()
     }
 
-    /// The underlying byte queue.
-    pub fn queue(&self) -> &Queue {
+    /// The underlying byte queue (in an `Arc`, for its readiness watches).
+    pub fn queue(&self) -> &Arc<Queue> {
         &self.chan.bytes
     }
 

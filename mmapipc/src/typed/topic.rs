@@ -114,6 +114,18 @@ impl<T: IpcMessage + Encode> TypedPublisher<T> {
 
     /// Publishes one record, waiting at most `timeout`. `Ok(false)`: timed out.
     pub fn send_timeout(&mut self, value: &T, timeout: Option<Duration>) -> Result<bool, TypedSendError> {
+        self.encode(value)?;
+        Ok(self.publisher.publish_timeout(&self.buf, timeout)?)
+    }
+
+    /// Publishes one record if there is room now; `Ok(false)` if not (block mode).
+    pub fn try_send(&mut self, value: &T) -> Result<bool, TypedSendError> {
+        self.encode(value)?;
+        Ok(self.publisher.try_publish(&self.buf)?)
+    }
+
+    /// Archives `value` into `buf`.
+    fn encode(&mut self, value: &T) -> Result<(), TypedSendError> {
         let len = match self.fixed {
             Some(n) => n,
             None => codec::archived_len(value)?,
@@ -121,7 +133,7 @@ impl<T: IpcMessage + Encode> TypedPublisher<T> {
         self.buf.clear();
         self.buf.resize(len, 0);
         codec::serialize_into(value, &mut self.buf)?;
-        Ok(self.publisher.publish_timeout(&self.buf, timeout)?)
+        Ok(())
     }
 
     /// The byte publisher underneath.

@@ -1,0 +1,56 @@
+//! [`AsyncRing`]: a byte [`Ring`] under tokio.
+
+use super::{AsyncError, Readiness};
+use crate::{Ring, RingError};
+
+/// A [`Ring`] with async receive and send.
+#[derive(Debug)]
+pub struct AsyncRing {
+    ring: Ring,
+    read: Readiness,
+    write: Readiness,
+}
+
+impl AsyncRing {
+    /// Wraps a ring handle (either side, or both).
+    pub fn new(ring: Ring) -> AsyncRing {
+        AsyncRing { ring, read: Readiness::new(), write: Readiness::new() }
+    }
+
+    /// The ring, for its synchronous calls.
+    pub fn get_mut(&mut self) -> &mut Ring {
+        &mut self.ring
+    }
+
+    /// The ring handle back.
+    pub fn into_inner(self) -> Ring {
+        self.ring
+    }
+
+    /// Receives the next message and passes it to `f` in place.
+    pub async fn recv_with<R>(&mut self, f: impl FnOnce(&[u8]) -> R) -> Result<R, AsyncError<RingError>> {
+        let mut f = Some(f);
+        loop {
+            if let Some(g) = self.ring.try_read().map_err(AsyncError::Channel)? {
+                return Ok((f.take().expect("called once"))(&g));
+            }
+            self.read.wait(self.ring.readable_watch()).await?;
+        }
+    }
+
+    /// Receives the next message, copied out.
+    pub async fn recv_async(&mut self) -> Result<Vec<u8>, AsyncError<RingError>> {
+        self.recv_with(<[u8]>::to_vec).await
+    }
+
+    /// Sends `data`, waiting for room.
+    pub async fn send_async(&mut self, data: &[u8]) -> Result<(), AsyncError<RingError>> {
+        loop {
+            if self.ring.try_write(data).map_err(AsyncError::Channel)? {
+                return Ok(());
+            }
+            let watch = self.ring.writable_watch(data.len()).map_err(AsyncError::Channel)?;
+            self.write.wait(watch).await?;
+        }
+    }
+}

@@ -17,6 +17,7 @@ use crate::typed::{
     archived_len, Encode, IpcMessage, TypedError, TypedPublisher, TypedQueue, TypedRecvError, TypedSendError,
     TypedSubscriber,
 };
+use crate::wait::Watch;
 use crate::TypedRing;
 
 /// A validated archived record deserialized into its owned form.
@@ -32,6 +33,41 @@ where
 /// The length `value` archives to: what a send waits for room for.
 fn send_len<T: Encode>(value: &T) -> Result<usize, AsyncError<TypedSendError>> {
     archived_len(value).map_err(|e| AsyncError::Channel(e.into()))
+}
+
+/// The receive loop every typed wrapper shares: `attempt` (the non-blocking receive, passing a
+/// record to the caller's closure) until it returns a result, waiting on `watch` in between.
+async fn receive<C, R>(
+    chan: &mut C,
+    read: &mut Readiness,
+    mut attempt: impl FnMut(&mut C) -> Result<Option<R>, TypedRecvError>,
+    watch: impl Fn(&mut C) -> Arc<dyn Watch>,
+) -> Result<R, AsyncError<TypedRecvError>> {
+    loop {
+        if let Some(r) = attempt(chan).map_err(AsyncError::Channel)? {
+            return Ok(r);
+        }
+        read.wait(watch(chan)).await?;
+    }
+}
+
+/// The send loop every typed wrapper shares: `attempt` (the non-blocking send) until it
+/// succeeds, waiting in between on `watch` for room for `value`'s archived length.
+async fn send<C, T: Encode, E: Into<TypedSendError>>(
+    chan: &mut C,
+    write: &mut Readiness,
+    value: &T,
+    mut attempt: impl FnMut(&mut C, &T) -> Result<bool, TypedSendError>,
+    watch: impl Fn(&mut C, usize) -> Result<Arc<dyn Watch>, E>,
+) -> Result<(), AsyncError<TypedSendError>> {
+    loop {
+        if attempt(chan, value).map_err(AsyncError::Channel)? {
+            return Ok(());
+        }
+        let len = send_len(value)?;
+        let watch = watch(chan, len).map_err(|e| AsyncError::Channel(e.into()))?;
+        write.wait(watch).await?;
+    }
 }
 
 /// A [`TypedRing`] with async receive and send.
@@ -69,13 +105,8 @@ where
     /// Receives the next record and passes it to `f`, validated in place.
     pub async fn recv_with<R>(&mut self, f: impl FnOnce(&Archived<T>) -> R) -> Result<R, AsyncError<TypedRecvError>> {
         let mut f = Some(f);
-        loop {
-            if let Some(g) = self.ring.try_recv().map_err(AsyncError::Channel)? {
-                return Ok((f.take().expect("called once"))(&g));
-            }
-            let watch = self.ring.ring().readable_watch();
-            self.read.wait(watch).await?;
-        }
+        let attempt = |r: &mut TypedRing<T>| Ok(r.try_recv()?.map(|g| (f.take().expect("called once"))(&g)));
+        receive(&mut self.ring, &mut self.read, attempt, |r| r.ring().readable_watch()).await
     }
 
     /// Receives the next record, deserialized.
@@ -88,14 +119,7 @@ where
 
     /// Sends `value`, waiting for room.
     pub async fn send_async(&mut self, value: &T) -> Result<(), AsyncError<TypedSendError>> {
-        loop {
-            if self.ring.try_send(value).map_err(AsyncError::Channel)? {
-                return Ok(());
-            }
-            let len = send_len(value)?;
-            let watch = self.ring.ring().writable_watch(len).map_err(|e| AsyncError::Channel(e.into()))?;
-            self.write.wait(watch).await?;
-        }
+        send(&mut self.ring, &mut self.write, value, |r, v| r.try_send(v), |r, len| r.ring().writable_watch(len)).await
     }
 }
 
@@ -131,12 +155,8 @@ where
     /// when `f` returns). A record that fails validation is released and reported.
     pub async fn recv_with<R>(&mut self, f: impl FnOnce(&Archived<T>) -> R) -> Result<R, AsyncError<TypedRecvError>> {
         let mut f = Some(f);
-        loop {
-            if let Some(v) = self.queue.try_recv().map_err(AsyncError::Channel)? {
-                return Ok((f.take().expect("called once"))(&v));
-            }
-            self.read.wait(self.queue.queue().readable_watch()).await?;
-        }
+        let attempt = |q: &mut Arc<TypedQueue<T>>| Ok(q.try_recv()?.map(|v| (f.take().expect("called once"))(&v)));
+        receive(&mut self.queue, &mut self.read, attempt, |q| q.queue().readable_watch()).await
     }
 
     /// Takes the next record, deserialized.
@@ -149,14 +169,8 @@ where
 
     /// Sends `value`, waiting for room.
     pub async fn send_async(&mut self, value: &T) -> Result<(), AsyncError<TypedSendError>> {
-        loop {
-            if self.queue.try_send(value).map_err(AsyncError::Channel)? {
-                return Ok(());
-            }
-            let len = send_len(value)?;
-            let watch = self.queue.queue().writable_watch(len).map_err(|e| AsyncError::Channel(e.into()))?;
-            self.write.wait(watch).await?;
-        }
+        send(&mut self.queue, &mut self.write, value, |q, v| q.try_send(v), |q, len| q.queue().writable_watch(len))
+            .await
     }
 }
 
@@ -195,13 +209,8 @@ where
     /// in overwrite mode and groups, as [`TypedSubscriber::try_recv`]).
     pub async fn recv_with<R>(&mut self, f: impl FnOnce(&Archived<T>) -> R) -> Result<R, AsyncError<TypedRecvError>> {
         let mut f = Some(f);
-        loop {
-            if let Some(m) = self.sub.try_recv().map_err(AsyncError::Channel)? {
-                return Ok((f.take().expect("called once"))(&m));
-            }
-            let watch = self.sub.bytes().readable_watch();
-            self.read.wait(watch).await?;
-        }
+        let attempt = |s: &mut TypedSubscriber<T>| Ok(s.try_recv()?.map(|m| (f.take().expect("called once"))(&m)));
+        receive(&mut self.sub, &mut self.read, attempt, |s| s.bytes().readable_watch()).await
     }
 
     /// Receives the next record, deserialized.
@@ -244,13 +253,7 @@ impl<T: IpcMessage + Encode> AsyncTypedPublisher<T> {
 
     /// Publishes `value`, waiting for room.
     pub async fn send_async(&mut self, value: &T) -> Result<(), AsyncError<TypedSendError>> {
-        loop {
-            if self.publisher.try_send(value).map_err(AsyncError::Channel)? {
-                return Ok(());
-            }
-            let len = send_len(value)?;
-            let watch = self.publisher.bytes().writable_watch(len).map_err(|e| AsyncError::Channel(e.into()))?;
-            self.write.wait(watch).await?;
-        }
+        let attempt = |p: &mut TypedPublisher<T>, v: &T| p.try_send(v);
+        send(&mut self.publisher, &mut self.write, value, attempt, |p, len| p.bytes().writable_watch(len)).await
     }
 }

@@ -84,6 +84,9 @@ pub mod sub_offsets {
     pub const BYTES: usize = 40;
     /// Messages lost to overwrite.
     pub const DROPPED: usize = 48;
+    /// The owner word of the slot's process while it is counted in the data waiter's
+    /// `sleepers` (0 otherwise): a reclaim of a dead slot takes that count back.
+    pub const SLEEPING: usize = 56;
 }
 
 /// Offsets inside a group-table entry.
@@ -157,7 +160,8 @@ pub(super) struct SubEntry {
     pub(super) messages: AtomicU64,
     pub(super) bytes: AtomicU64,
     pub(super) dropped: AtomicU64,
-    _pad: [u8; PAD - 56],
+    pub(super) sleeping: AtomicU64,
+    _pad: [u8; PAD - 64],
 }
 
 /// Words of a group name.
@@ -208,6 +212,7 @@ const _: () = {
     assert!(offset_of!(SubEntry, messages) == sub_offsets::MESSAGES);
     assert!(offset_of!(SubEntry, bytes) == sub_offsets::BYTES);
     assert!(offset_of!(SubEntry, dropped) == sub_offsets::DROPPED);
+    assert!(offset_of!(SubEntry, sleeping) == sub_offsets::SLEEPING);
     assert!(offset_of!(GroupEntry, state) == group_offsets::STATE);
     assert!(offset_of!(GroupEntry, cursor) == group_offsets::CURSOR);
     assert!(offset_of!(GroupEntry, seq) == group_offsets::SEQ);
@@ -261,7 +266,8 @@ impl SubEntry {
             messages: z(),
             bytes: z(),
             dropped: z(),
-            _pad: [0; PAD - 56],
+            sleeping: z(),
+            _pad: [0; PAD - 64],
         }
     }
 }

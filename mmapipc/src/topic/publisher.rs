@@ -16,6 +16,12 @@ use super::{fork_generation, RUST_SLICE};
 /// still run (a `/proc` read each): the recovery bound for a killed subscriber, with one slice.
 pub const REAP_INTERVAL: Duration = Duration::from_millis(5);
 
+/// How often at most a publisher that finds sleepers to wake looks for slots of dead
+/// processes still counted asleep ([`Publisher::reap_sleepers`], a `/proc` read per sleeping
+/// slot): the longest a killed sleeper makes every publication a system call.
+#[cfg(not(loom))]
+const SLEEPER_REAP_INTERVAL: Duration = Duration::from_millis(100);
+
 /// The one publisher of a topic ([`Topic::publisher`]). Dropping it gives the role back.
 pub struct Publisher {
     pub(super) mem: Arc<TopicMemory>,
@@ -47,6 +53,9 @@ pub struct Publisher {
     /// When we last looked for dead subscribers.
     #[cfg(not(loom))]
     last_reap: Option<std::time::Instant>,
+    /// When we last looked for dead sleepers.
+    #[cfg(not(loom))]
+    last_sleeper_reap: Option<std::time::Instant>,
     /// Groups with a live member, scratch for `rescan`.
     marks: Vec<bool>,
     /// How far past what it needs the publisher moves `oldest` at once (amortises the fence).
@@ -121,6 +130,8 @@ impl Publisher {
             full: false,
             #[cfg(not(loom))]
             last_reap: None,
+            #[cfg(not(loom))]
+            last_sleeper_reap: None,
             marks: vec![false; n],
             slack: (cap / 8) & !7,
             mem,
@@ -364,8 +375,40 @@ impl Publisher {
         let notify = self.pending_msgs != 0;
         self.pending_msgs = 0;
         self.pending_bytes = 0;
-        if notify {
-            asymmetric::notify(&self.mem.head().wait.data);
+        if notify && asymmetric::notify(&self.mem.head().wait.data) {
+            self.reap_sleepers();
+        }
+    }
+
+    /// Reclaims the slots of dead subscribers still counted in the data waiter's `sleepers`
+    /// (killed asleep: their slot's `sleeping` word names them), which takes their counts back,
+    /// so that publishing goes back to making no system call. Runs only on the wake's slow path,
+    /// at most once per [`SLEEPER_REAP_INTERVAL`].
+    #[cold]
+    fn reap_sleepers(&mut self) {
+        #[cfg(not(loom))]
+        {
+            let now = std::time::Instant::now();
+            if self.last_sleeper_reap.is_some_and(|t| now.duration_since(t) < SLEEPER_REAP_INTERVAL) {
+                return;
+            }
+            self.last_sleeper_reap = Some(now);
+            let mem = &*self.mem;
+            for i in 0..mem.nsubs {
+                let e = mem.sub(i);
+                // Relaxed: candidates; `reclaim` and `take_back` decide with CASes.
+                let w = e.sleeping.load(Ordering::Relaxed);
+                if w == 0 || crate::owner::alive(w) {
+                    continue;
+                }
+                if e.owner.load(Ordering::Relaxed) == w {
+                    super::subscriber::reclaim(mem, i, w);
+                } else {
+                    // A sleeper that was not the slot's owner (a forked child's inherited
+                    // handle): only its count.
+                    crate::wait::Sleeping { word: &e.sleeping, owner: w }.take_back(&mem.head().wait.data);
+                }
+            }
         }
     }
 

@@ -11,7 +11,7 @@ use super::views::{Got, Received};
 use super::{fork_generation, RUST_SLICE};
 use crate::mem::Bytes;
 use crate::sync::{fence, Ordering};
-use crate::wait::{asymmetric, Deadline};
+use crate::wait::{asymmetric, Deadline, Sleeping};
 
 /// One subscriber of a topic ([`Topic::subscribe`], [`Topic::subscribe_group`]). Dropping it
 /// frees its slot (it stops holding the publisher back).
@@ -43,8 +43,12 @@ impl std::fmt::Debug for Subscriber {
 }
 
 /// Frees slot `i` if it still holds `word` (a dead subscriber's). True if this call freed it.
+/// A subscriber killed asleep is still counted in the data waiter's `sleepers` (its slot's
+/// `sleeping` word says so): that count is taken back first, while the slot is not yet free (a
+/// new holder's own `sleeping` word cannot be mistaken for the dead one's).
 pub(super) fn reclaim(mem: &TopicMemory, i: usize, word: u64) -> bool {
     let e = mem.sub(i);
+    Sleeping { word: &e.sleeping, owner: word }.take_back(&mem.head().wait.data);
     // AcqRel: exclusive between reclaimers; the slot's stale fields are ignored once it is 0.
     let freed = e.owner.compare_exchange(word, 0, Ordering::AcqRel, Ordering::Relaxed).is_ok();
     if freed {
@@ -522,7 +526,10 @@ impl Subscriber {
         let at = if self.group.is_some() { None } else { Some(self.cursor) };
         let slice = deadline.remaining().map_or(RUST_SLICE, |r| r.min(RUST_SLICE));
         let mut stopped = false;
-        let got = asymmetric::wait_until(&head.wait.data, deadline, slice, || {
+        // Each nap is marked in our slot, so that a reclaim of it after a kill takes the count
+        // back (the publisher would otherwise make a system call on every publish).
+        let sleeping = Sleeping { word: &mem.sub(self.slot).sleeping, owner: crate::owner::me() };
+        let got = asymmetric::wait_until_as(&head.wait.data, Some(sleeping), deadline, slice, || {
             // SeqCst: pairs with the stopper's store before its wake.
             if stop.is_some_and(|s| s.load(std::sync::atomic::Ordering::SeqCst)) {
                 stopped = true;

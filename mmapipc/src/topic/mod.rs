@@ -60,9 +60,11 @@
 //! dead process (an AcqRel CAS to 0, then the decrement: one reclaimer does it, after the
 //! increment in the count's order), and the publisher, when a wake finds sleepers, looks for
 //! such slots at most every 100 ms and reclaims them: a subscriber killed asleep stops costing
-//! publications a system call. A kill between a count and its word (two adjacent
-//! instructions at each end of a nap) still leaves one count; so does a process killed with a
-//! readiness watch armed (`wait::readiness`).
+//! publications a system call. A publisher asleep for room does the same with the control
+//! block's `sleeping` word, which the next publisher of a dead one takes back when it claims the
+//! role. A kill between a count and its word (two adjacent instructions at each end of a nap)
+//! still leaves one count; so does a process killed with a readiness watch armed
+//! (`wait::readiness`).
 //!
 //! # Synchronisation (the tags name each Release/Acquire pair)
 //!
@@ -82,6 +84,9 @@
 //! * `owner`: the publisher role and the slots are claimed by AcqRel CAS of owner words.
 //! * `asym-handshake`: wake-ups as in the ring ([`crate::wait`]): the publisher wakes
 //!   subscribers only when some sleep; subscribers wake the publisher only when it sleeps.
+//! * `sleeping`: a sleeper's Release store of its `sleeping` word, after its increment of
+//!   `sleepers`, pairs with the AcqRel CAS of whoever takes a dead sleeper's count back
+//!   (`wait::Sleeping::take_back`), before its decrement: the count never wraps.
 //!
 //! # Files
 //!

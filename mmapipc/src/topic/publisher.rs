@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::sync::{fence, Ordering};
-use crate::wait::{asymmetric, Deadline};
+use crate::wait::{asymmetric, Deadline, Sleeping};
 
 use super::error::{check_window, corrupt, TopicError};
 use super::handle::{Overflow, Topic, TopicMemory};
@@ -79,6 +79,13 @@ impl Topic {
         let p = &mem.head().publisher;
         // SYNC: owner (AcqRel CAS): a previous holder's last tail store is visible to us.
         crate::owner::claim(&p.owner).map_err(|w| TopicError::AlreadyAttached { pid: crate::owner::pid(w) })?;
+        // A publisher killed asleep is still counted in the space waiter's sleepers (every
+        // subscriber's receive would make a system call): its `sleeping` word names it. Relaxed:
+        // a candidate; `take_back` decides with a CAS.
+        let dead = p.sleeping.load(Ordering::Relaxed);
+        if dead != 0 && !crate::owner::alive(dead) {
+            Sleeping { word: &p.sleeping, owner: dead }.take_back(&mem.head().wait.space);
+        }
         asymmetric::register();
         match Publisher::resume(mem.clone()) {
             Ok(p) => Ok(p),
@@ -406,7 +413,7 @@ impl Publisher {
                 } else {
                     // A sleeper that was not the slot's owner (a forked child's inherited
                     // handle): only its count.
-                    crate::wait::Sleeping { word: &e.sleeping, owner: w }.take_back(&mem.head().wait.data);
+                    Sleeping { word: &e.sleeping, owner: w }.take_back(&mem.head().wait.data);
                 }
             }
         }
@@ -535,7 +542,9 @@ impl Publisher {
         // Naps end at the reap interval, so a killed subscriber is noticed within it.
         let slice = deadline.remaining().map_or(RUST_SLICE, |r| r.min(RUST_SLICE)).min(REAP_INTERVAL);
         let mut stopped = false;
-        let got = asymmetric::wait_until(space, deadline, slice, || {
+        // Each nap is marked, so that a takeover after a kill takes the count back.
+        let sleeping = Sleeping { word: &mem.head().publisher.sleeping, owner: crate::owner::me() };
+        let got = asymmetric::wait_until_as(space, Some(sleeping), deadline, slice, || {
             // SeqCst: pairs with the stopper's store before its wake (see `Topic::wake_waiters`).
             if stop.is_some_and(|s| s.load(std::sync::atomic::Ordering::SeqCst)) {
                 stopped = true;

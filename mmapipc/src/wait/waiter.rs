@@ -252,6 +252,46 @@ mod tests {
     }
 
     #[test]
+    fn a_nap_marks_its_word_and_clears_it() {
+        let w = Waiter { seq: AtomicU32::new(0), sleepers: AtomicU32::new(0) };
+        let word = AtomicU64::new(0);
+        let marked = AtomicU32::new(0);
+        let s = Sleeping { word: &word, owner: 42 };
+        let r: Result<Option<()>, ()> = wait_loop(
+            &w,
+            Deadline::after(Some(Duration::from_millis(20))),
+            Duration::from_millis(5),
+            Some(s),
+            || None,
+            || {
+                // The re-check inside a nap sees the nap counted and marked.
+                if w.sleepers.load(Ordering::Relaxed) == 1 && word.load(Ordering::Relaxed) == 42 {
+                    marked.fetch_add(1, Ordering::Relaxed);
+                }
+                None
+            },
+            || Ok(()),
+        );
+        assert_eq!(r, Ok(None));
+        assert!(marked.load(Ordering::Relaxed) > 0, "no nap was marked");
+        assert_eq!((w.sleepers.load(Ordering::Relaxed), word.load(Ordering::Relaxed)), (0, 0));
+    }
+
+    #[test]
+    fn a_dead_sleepers_count_is_taken_back_once() {
+        let w = Waiter { seq: AtomicU32::new(0), sleepers: AtomicU32::new(0) };
+        let word = AtomicU64::new(0);
+        // A nap's first half (counted, marked), then the process is gone.
+        w.sleepers.fetch_add(1, Ordering::Relaxed);
+        word.store(42, Ordering::Release);
+        assert!(!Sleeping { word: &word, owner: 43 }.take_back(&w), "another owner's mark");
+        let s = Sleeping { word: &word, owner: 42 };
+        assert!(s.take_back(&w));
+        assert!(!s.take_back(&w), "taken back twice");
+        assert_eq!((w.sleepers.load(Ordering::Relaxed), word.load(Ordering::Relaxed)), (0, 0));
+    }
+
+    #[test]
     fn between_slices_can_abort() {
         let w = Waiter { seq: AtomicU32::new(0), sleepers: AtomicU32::new(0) };
         let r: Result<Option<()>, &str> =

@@ -43,9 +43,7 @@ impl std::fmt::Debug for Subscriber {
 }
 
 /// Frees slot `i` if it still holds `word` (a dead subscriber's). True if this call freed it.
-/// A subscriber killed asleep is still counted in the data waiter's `sleepers` (its slot's
-/// `sleeping` word says so): that count is taken back first, while the slot is not yet free (a
-/// new holder's own `sleeping` word cannot be mistaken for the dead one's).
+/// First, while no new holder can mark the slot, takes back a count left by a kill in a nap.
 pub(super) fn reclaim(mem: &TopicMemory, i: usize, word: u64) -> bool {
     let e = mem.sub(i);
     Sleeping { word: &e.sleeping, owner: word }.take_back(&mem.head().wait.data);
@@ -526,8 +524,7 @@ impl Subscriber {
         let at = if self.group.is_some() { None } else { Some(self.cursor) };
         let slice = deadline.remaining().map_or(RUST_SLICE, |r| r.min(RUST_SLICE));
         let mut stopped = false;
-        // Each nap is marked in our slot, so that a reclaim of it after a kill takes the count
-        // back (the publisher would otherwise make a system call on every publish).
+        // Naps are marked in our slot: a reclaim after a kill takes the count back (`reclaim`).
         let sleeping = Sleeping { word: &mem.sub(self.slot).sleeping, owner: crate::owner::me() };
         let got = asymmetric::wait_until_as(&head.wait.data, Some(sleeping), deadline, slice, || {
             // SeqCst: pairs with the stopper's store before its wake.

@@ -55,6 +55,14 @@ pub mod off {
     pub const KEY: usize = 128;
     /// Length of [`KEY`].
     pub const KEY_LEN: usize = 256;
+    /// Export: messages sent in history replies (not in [`FORWARDED`]). Import: messages
+    /// written from history replies (also in [`FORWARDED`]).
+    pub const HISTORY: usize = 384;
+    /// Import: messages of history replies the local channel had already (not written, not in
+    /// [`DUPLICATES`]).
+    pub const HISTORY_SKIPPED: usize = 392;
+    /// The counters a bridge of the other role zeroes: `FORWARDED..KEY` and these.
+    pub(crate) const COUNTERS: [std::ops::Range<usize>; 2] = [FORWARDED..KEY, HISTORY..HISTORY_SKIPPED + 8];
 }
 
 /// Which side a bridge is.
@@ -121,6 +129,10 @@ pub struct BridgeStats {
     pub refused: u64,
     /// See [`off::UPDATED_NS`].
     pub updated_ns: u64,
+    /// See [`off::HISTORY`].
+    pub history: u64,
+    /// See [`off::HISTORY_SKIPPED`].
+    pub history_skipped: u64,
 }
 
 /// Reads the counters of the bridge serving `channel`; `None` when there is no readable file.
@@ -152,6 +164,8 @@ pub fn read(channel: &Path) -> Option<BridgeStats> {
         peers: u(off::PEERS),
         refused: u(off::REFUSED),
         updated_ns: u(off::UPDATED_NS),
+        history: u(off::HISTORY),
+        history_skipped: u(off::HISTORY_SKIPPED),
     })
 }
 
@@ -162,16 +176,18 @@ impl BridgeStats {
         let who = format!("pid {} {}", self.pid, if alive { "alive" } else { "dead" });
         match self.role {
             Role::Export => format!(
-                "bridge export {} ({who}): forwarded {} ({} bytes), dropped {}, backlog {}, importers {}, refused {}",
-                self.key, self.forwarded, self.bytes, self.dropped, self.backlog, self.peers, self.refused
+                "bridge export {} ({who}): forwarded {} ({} bytes), dropped {}, backlog {}, importers {}, refused {}, history sent {}",
+                self.key, self.forwarded, self.bytes, self.dropped, self.backlog, self.peers, self.refused, self.history
             ),
             Role::Import => format!(
-                "bridge import {} ({who}): forwarded {} ({} bytes), lost {}, duplicates {}, lag {:.3} ms, refused {}",
+                "bridge import {} ({who}): forwarded {} ({} bytes), lost {}, duplicates {}, history {} (skipped {}), lag {:.3} ms, refused {}",
                 self.key,
                 self.forwarded,
                 self.bytes,
                 self.lost,
                 self.duplicates,
+                self.history,
+                self.history_skipped,
                 self.lag_ns as f64 / 1e6,
                 self.refused
             ),
@@ -186,6 +202,7 @@ impl BridgeStats {
             "lost": self.lost, "duplicates": self.duplicates, "next_seq": self.next_seq,
             "lag_ns": self.lag_ns, "backlog": self.backlog, "peers": self.peers,
             "refused": self.refused, "updated_ns": self.updated_ns,
+            "history": self.history, "history_skipped": self.history_skipped,
         })
     }
 }
@@ -214,7 +231,7 @@ impl BridgeStatsFile {
         let f = BridgeStatsFile { shm };
         if f.get(off::ROLE) != role.code() {
             // Counters of the other role mean nothing to this one.
-            for o in (off::FORWARDED..off::KEY).step_by(8) {
+            for o in off::COUNTERS.into_iter().flat_map(|r| r.step_by(8)) {
                 f.set(o, 0);
             }
         }

@@ -1,6 +1,6 @@
-//! ring → bridge → bridge → ring (and topic → bridge → bridge → topic, 64 B) against a bare
-//! zenoh publisher and subscriber, same endpoints, same machine, same run: 64 B msg/s, 1 MiB and
-//! 8 MiB GB/s, one-way latency p50/p99 (the added latency of the two bridges is the difference).
+//! ring → bridge → bridge → ring (and topic → bridge → bridge → topic, 64 B and 8 MiB) against
+//! a bare zenoh publisher and subscriber, same endpoints, same machine, same run: 64 B msg/s,
+//! 1 MiB and 8 MiB GB/s, one-way latency p50/p99 (the added latency of the two bridges is the difference).
 //!
 //! ```text
 //! cargo run --release -p mmapipc-zenoh --example bridge_bench -- [--quick]
@@ -267,6 +267,16 @@ fn main() {
         });
         row(&format!("{} MiB, {n} msgs", size >> 20), "GB/s", &zs, &rs);
     }
+    let (nt, size) = (250 / scale, 8usize << 20);
+    let gb = |s: f64| (nt as f64 * size as f64) / s / 1e9;
+    let (mut zs, mut ts) = (vec![], vec![]);
+    with_bridges_of(true, 64 << 20, |a, b| {
+        for _ in 0..rounds {
+            zs.push(gb(bare(nt, size, Duration::ZERO).secs));
+            ts.push(gb(bridged_topic(a, b, nt, size).secs));
+        }
+    });
+    row(&format!("8 MiB topic→bridge→bridge→topic, {nt} msgs"), "GB/s", &zs, &ts);
     let nl = 20_000 / scale;
     let gap = Duration::from_micros(200);
     let mut z = bare(nl, 64, gap);

@@ -9,16 +9,17 @@ use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use mmapipc::ring::DetachedRead;
-use mmapipc::topic::{Overflow, Start};
+use mmapipc::topic::{DetachedView, Overflow, Start};
 use mmapipc::{Publisher, Queue, Ring, Subscriber, Topic};
 
 use crate::info::ChannelInfo;
 use crate::Error;
 
-/// Messages at least this long leave the exporter as a view of their ring slot (no copy before
-/// zenoh's own serialisation). A view keeps the ring's consumer waiting until zenoh has let go
-/// of the message (for a fragmented message: until it is on the wire), so one message is in
-/// flight at a time; a copy lets the next message go out while this one is sent, which is
+/// Messages at least this long leave the exporter as a view of their ring slot or topic record
+/// (a block-mode topic; an overwrite-mode one's are copied, nothing holds its publisher off a
+/// record), with no copy before zenoh's own serialisation. A view keeps the consumer waiting
+/// until zenoh has let go of the message (for a fragmented message: until it is on the wire),
+/// so one message is in flight at a time; a copy lets the next message go out while this one is sent, which is
 /// faster while the copy is cheap (1 MiB: 0.38 GB/s as a view, against bare zenoh's 0.94 in the
 /// same run, docs/benchmarks.md), and slower for large frames, whose copy costs a fresh
 /// allocation's page faults as well.
@@ -239,6 +240,23 @@ impl Sink for QueueSink {
     }
 }
 
+/// A detached topic record lent to zenoh, with the token whose weak count tells the exporter
+/// when zenoh has let go of it.
+struct HeldRecord {
+    view: DetachedView,
+    _token: Arc<()>,
+}
+
+impl AsRef<[u8]> for HeldRecord {
+    fn as_ref(&self) -> &[u8] {
+        // SAFETY: the record stays held (and its mapping alive, `view.mem`) until the next
+        // operation of the subscriber that read it, and `TopicSource::next` performs none until
+        // every clone of this buffer (and so this HeldRecord) has been dropped: it waits for the
+        // token's strong count to reach 0. The publisher does not write a held record.
+        unsafe { std::slice::from_raw_parts(self.view.as_ptr(), self.view.len()) }
+    }
+}
+
 /// One subscriber of a topic. Sequence numbers are the topic's own (its publisher's), so a
 /// restarted exporter, a history reply and the live stream all number a message alike.
 pub struct TopicSource {
@@ -281,7 +299,19 @@ impl Source for TopicSource {
         if !self.overwrite {
             let seq = self.sub.next_seq();
             let Some(m) = self.sub.recv_timeout(Some(timeout))? else { return Ok(false) };
-            send(seq, Outgoing::Slice(&m));
+            if m.len() < ZERO_COPY_MIN || !m.in_place() {
+                send(seq, Outgoing::Slice(&m));
+                return Ok(true);
+            }
+            // A large message leaves as a view of its record, as a ring's does (RingSource): the
+            // record stays held, and the subscriber makes no other call until zenoh has let go.
+            let Some(view) = m.detach() else { return Err(Error::Protocol("an in-place message has no view".into())) };
+            let token = Arc::new(());
+            let watch: Weak<()> = Arc::downgrade(&token);
+            send(seq, Outgoing::Shared(bytes::Bytes::from_owner(HeldRecord { view, _token: token })));
+            while watch.strong_count() > 0 {
+                std::thread::sleep(Duration::from_micros(50));
+            }
             return Ok(true);
         }
         for _ in 0..2 {

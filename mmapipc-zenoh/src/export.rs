@@ -95,7 +95,7 @@ pub fn export(opts: &ExportOptions) -> Result<(), Error> {
     let matching = Arc::new(AtomicBool::new(false));
     let history_q = if info.kind == "topic" {
         let topic = Topic::open(&path)?;
-        let m = matching.clone();
+        let (m, hs) = (matching.clone(), stats.clone());
         let q = session
             .declare_queryable(net::key("history", &opts.key, &fp))
             .callback(move |q: Query| {
@@ -103,9 +103,9 @@ pub fn export(opts: &ExportOptions) -> Result<(), Error> {
                 // the exporter forwards what it takes (SeqCst, with the fence in `history`:
                 // what was published after the history's end is taken after this store).
                 m.store(true, Ordering::SeqCst);
-                let topic = topic.clone();
+                let (topic, hs) = (topic.clone(), hs.clone());
                 // Replies may wait on zenoh's congestion control: not on its callback thread.
-                std::thread::spawn(move || history(q, &topic, stream));
+                std::thread::spawn(move || history(q, &topic, stream, &hs));
             })
             .wait()
             .map_err(z)?;
@@ -301,10 +301,14 @@ impl<'a> Batch<'a> {
     }
 }
 
+/// Serialises the history threads' adds to the `history` counter.
+static HISTORY_TURN: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 /// Answers a history query: the messages a `Start::Oldest` subscriber gets, from the parameter
 /// `from` (a sequence number, default 0) up to the last one published when the query came,
 /// in batches like the data key's. Bounded by what the topic retains (at most its capacity).
-fn history(q: Query, topic: &Topic, stream: u64) {
+/// The messages of the replies put are counted in `history`.
+fn history(q: Query, topic: &Topic, stream: u64, stats: &BridgeStatsFile) {
     let from: u64 = q.parameters().get("from").and_then(|v| v.parse().ok()).unwrap_or(0);
     // SeqCst: pairs with the store of `matching` before this thread was started (see there).
     fence(Ordering::SeqCst);
@@ -321,7 +325,13 @@ fn history(q: Query, topic: &Topic, stream: u64) {
     let mut sent = 0u64;
     let reply = |buf: Vec<u8>, first: u64, count: u64| {
         let att = Attachment { seq: first, sent_ns: now_ns(), stream, count }.encode();
-        let _ = q.reply(q.key_expr().clone(), ZBytes::from(net::sample_bytes(&buf, count))).attachment(att).wait();
+        let sent = q.reply(q.key_expr().clone(), ZBytes::from(net::sample_bytes(&buf, count))).attachment(att).wait();
+        if sent.is_ok() {
+            // Two history queries may be answered at once: their adds take turns (the counter
+            // is a load and a store).
+            let _turn = HISTORY_TURN.lock();
+            stats.add(off::HISTORY, count);
+        }
     };
     loop {
         let next = match src.try_next() {

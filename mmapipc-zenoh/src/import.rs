@@ -77,16 +77,19 @@ impl State {
     fn receive(&mut self, sample: &Sample) {
         match &mut self.held {
             Some(h) => h.push(sample.clone()),
-            None => self.deliver(sample),
+            None => self.deliver(sample, Origin::Live),
         }
     }
 
     /// Counts one message written (numbered `expected`).
-    fn written(&mut self, len: usize) {
+    fn written(&mut self, len: usize, origin: Origin) {
         self.expected += 1;
         self.stats.set(off::NEXT_SEQ, self.expected);
         self.stats.add(off::FORWARDED, 1);
         self.stats.add(off::BYTES, len as u64);
+        if origin == Origin::History {
+            self.stats.add(off::HISTORY, 1);
+        }
     }
 
     /// The first held sample's first sequence number and stream, if any.
@@ -96,8 +99,8 @@ impl State {
     }
 
     /// Writes the messages of one sample that are new, counting what is missing before them
-    /// (`lost`) and what was had already (`duplicates`).
-    fn deliver(&mut self, sample: &Sample) {
+    /// (`lost`) and what was had already (`duplicates`; in a history reply `history_skipped`).
+    fn deliver(&mut self, sample: &Sample, origin: Origin) {
         let Some(att) = attachment(sample) else {
             eprintln!("mmapipc-bridge: message without the bridge's attachment ignored");
             return;
@@ -113,13 +116,12 @@ impl State {
             s.set(off::STREAM, att.stream);
         }
         let end = att.seq + att.count;
-        if end <= self.expected {
-            s.add(off::DUPLICATES, att.count);
-            return;
-        }
-        let had = self.expected.saturating_sub(att.seq);
+        let had = self.expected.saturating_sub(att.seq).min(att.count);
         if had > 0 {
-            s.add(off::DUPLICATES, had);
+            s.add(if origin == Origin::History { off::HISTORY_SKIPPED } else { off::DUPLICATES }, had);
+        }
+        if end <= self.expected {
+            return;
         }
         if att.seq > self.expected {
             s.add(off::LOST, att.seq - self.expected);
@@ -136,7 +138,7 @@ impl State {
                 }
             };
             match self.sink.write(len, &mut fill, &net::STOP) {
-                Ok(true) => self.written(len),
+                Ok(true) => self.written(len, origin),
                 Ok(false) => return, // stopped
                 Err(e) => {
                     eprintln!("mmapipc-bridge: local write of message {} failed: {e}", att.seq);
@@ -157,7 +159,7 @@ impl State {
             // miscounts at most that one.
             for m in &msgs[had as usize..] {
                 match self.sink.write_slice(m, &net::STOP) {
-                    Ok(true) => self.written(m.len()),
+                    Ok(true) => self.written(m.len(), origin),
                     Ok(false) => return,
                     Err(e) => {
                         eprintln!("mmapipc-bridge: local write of message {} failed: {e}", self.expected);
@@ -170,6 +172,13 @@ impl State {
         }
         s.set(off::LAG_NS, now_ns().saturating_sub(att.sent_ns));
     }
+}
+
+/// Where a sample came from: the data key, or a reply to a history query.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Origin {
+    Live,
+    History,
 }
 
 fn attachment(sample: &Sample) -> Option<Attachment> {
@@ -198,7 +207,7 @@ fn fetch_history(session: &Session, key: &str, fp: &str, from: u64, state: &Mute
     got.sort_by_key(|s| attachment(s).map_or(0, |a| a.seq));
     let mut st = state.lock().map_err(|_| Error::Protocol("importer state poisoned".into()))?;
     for s in &got {
-        st.deliver(s);
+        st.deliver(s, Origin::History);
     }
     Ok(got.len())
 }
@@ -221,9 +230,16 @@ fn history_then_live(session: &Session, key: &str, fp: &str, state: &Mutex<State
             }
         }
         let held = st.held.take().unwrap_or_default();
-        eprintln!("mmapipc-bridge: history: {n} sample(s), then {} live one(s) held", held.len());
+        let c = |o| st.stats.get(o);
+        eprintln!(
+            "mmapipc-bridge: history: {n} sample(s), then {} live one(s) held; counters: history {} (skipped {}), lost {}",
+            held.len(),
+            c(off::HISTORY),
+            c(off::HISTORY_SKIPPED),
+            c(off::LOST)
+        );
         for s in &held {
-            st.deliver(s);
+            st.deliver(s, Origin::Live);
         }
         return Ok(());
     }

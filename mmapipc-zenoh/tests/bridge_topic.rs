@@ -29,7 +29,8 @@ struct OtherTick {
 
 /// Child roles. `topic-publisher PATH FROM TO [PACE]`: publishes messages FROM..TO of 16 bytes
 /// (the first 8 the index, the rest its low byte), pausing a millisecond after every PACE
-/// messages when given. `tick-publisher PATH N`: N ticks.
+/// messages when given. `frame-publisher PATH N`: N [`frame`]s. `tick-publisher PATH N`: N
+/// ticks.
 fn roles(role: &str, args: &[String]) {
     match role {
         "topic-publisher" => {
@@ -46,6 +47,14 @@ fn roles(role: &str, args: &[String]) {
                 }
             }
         }
+        "frame-publisher" => {
+            let n: u64 = args[1].parse().unwrap();
+            let mut p = Topic::open(&args[0]).unwrap().publisher().unwrap();
+            for i in 0..n {
+                let m = frame(i);
+                p.publish(&m).unwrap();
+            }
+        }
         "tick-publisher" => {
             let n: u64 = args[1].parse().unwrap();
             let mut p = TypedTopic::<Tick>::open(&args[0]).unwrap().publisher().unwrap();
@@ -57,6 +66,14 @@ fn roles(role: &str, args: &[String]) {
     }
 }
 common::child_roles!(roles);
+
+/// Message `i` of `frame-publisher`: 8 MiB for an even `i` (past the exporter's zero-copy
+/// threshold), 16 bytes for an odd one; the first 8 bytes the index, the rest its low byte.
+fn frame(i: u64) -> Vec<u8> {
+    let mut m = vec![i as u8; if i % 2 == 0 { 8 << 20 } else { 16 }];
+    m[..8].copy_from_slice(&i.to_le_bytes());
+    m
+}
 
 fn tick(i: u64) -> Tick {
     Tick {
@@ -215,6 +232,98 @@ fn a_typed_topic_arrives_typed_and_a_mismatch_is_refused_on_both_ends() {
         assert_eq!(got, tick(i));
     }
     assert!(p.wait().unwrap().success());
+    stop(&mut exp);
+    stop(&mut imp);
+}
+
+#[test]
+fn a_restarted_importer_with_history_counts_what_it_fetched_skipped_and_lost() {
+    // Three runs of an importer with --history, nothing published while one runs: each run's
+    // history is the whole retained topic, so the counters are exact. 64 KiB retains about
+    // 2,700 records of 24 bytes: runs 1 and 2 get everything, run 3 finds its start overwritten.
+    let mut h = Hosts::new("hcount");
+    let (a, b, ea) = (h.channel("a"), h.channel("b"), h.log("exp"));
+    topic(&a, 1 << 16, 4, Overflow::Block);
+    let mut exp = h.export(&a, "test/hcount", &ea);
+    stats(&a);
+    let mut published = 0;
+    let mut runs = 0;
+    // Publishes up to `to` with no importer there (the exporter takes and drops each message).
+    let mut publish = |to: u64| {
+        assert!(publisher(&a, published, to, None).wait().unwrap().success());
+        published = to;
+        wait_for("the exporter to take every message", || (stats(&a).next_seq == to).then_some(()));
+    };
+    // One importer run: its history, then it stops. Returns B's counters.
+    let mut run = |h: &mut Hosts| {
+        runs += 1;
+        let log = h.log(&format!("imp{runs}"));
+        let mut imp = h.import_with("test/hcount", &b, &log, &["--history"]);
+        // The importer says "importing" once the history is written and counted.
+        wait_for("the importer to finish its history", || read_log(&log).contains("importing").then_some(()));
+        stop(&mut imp);
+        wait_for("the exporter to see the importer gone", || (stats(&a).peers == 0).then_some(()));
+        eprintln!("run {runs}: {}", read_log(&log));
+        stats(&b)
+    };
+
+    publish(1000);
+    let s = run(&mut h);
+    let c =
+        |s: &mmapipc_cli::bridge_stats::BridgeStats| (s.forwarded, s.history, s.history_skipped, s.lost, s.duplicates);
+    assert_eq!(c(&s), (1000, 1000, 0, 0, 0), "run 1 (forwarded, history, skipped, lost, duplicates): {s:?}");
+
+    // Run 2: the history holds the 1000 it has (skipped, not duplicates) and 500 new ones.
+    publish(1500);
+    let s = run(&mut h);
+    assert_eq!(c(&s), (1500, 1500, 1000, 0, 0), "run 2 (forwarded, history, skipped, lost, duplicates): {s:?}");
+    assert_eq!(s.next_seq, 1500);
+
+    // Run 3: the topic has overwritten what followed 1500; the history starts at `first`.
+    publish(10_000);
+    let first = Topic::open(&a).unwrap().subscribe(Start::Oldest).unwrap().next_seq();
+    assert!(first > 1500 && first < 10_000, "the retained history starts at {first}");
+    let s = run(&mut h);
+    let got = 10_000 - first;
+    assert_eq!(
+        c(&s),
+        (1500 + got, 1500 + got, 1000, first - 1500, 0),
+        "run 3 (forwarded, history, skipped, lost, duplicates), history from {first}: {s:?}"
+    );
+    assert_eq!(Topic::open(&b).unwrap().stats().messages_in, 1500 + got, "each message written once");
+    // The exporter sent every message of the three histories.
+    wait_for("the exporter's third history", || (read_log(&ea).matches("history from").count() == 3).then_some(()));
+    let e = stats(&a);
+    assert_eq!(e.history, 1000 + 1500 + got, "exporter counters: {e:?}");
+    assert_eq!((e.forwarded, e.dropped), (0, 10_000), "exporter counters: {e:?}");
+    stop(&mut exp);
+}
+
+#[test]
+fn frames_of_8_mib_between_small_messages_arrive_whole_and_in_order() {
+    // The exporter sends the 8 MiB messages as views of their records (block mode), the small
+    // ones batched: each view goes out after the batch before it.
+    const N: u64 = 12;
+    let mut h = Hosts::new("topicframes");
+    let (a, b, ea, ib) = (h.channel("a"), h.channel("b"), h.log("exp"), h.log("imp"));
+    topic(&a, 32 << 20, 4, Overflow::Block);
+    let mut exp = h.export(&a, "video/topic", &ea);
+    let mut imp = h.import("video/topic", &b, &ib);
+    wait_connected(&a);
+    let rx = wait_for("the imported topic", || Topic::open(&b).ok());
+    let mut sub = rx.subscribe(Start::Latest).unwrap();
+    let mut p = common::child("frame-publisher", &[a.display().to_string(), N.to_string()]).spawn().unwrap();
+    let mut bytes = 0;
+    for i in 0..N {
+        let m = sub.recv_timeout(Some(PATIENCE)).unwrap().expect("a message within the patience bound");
+        assert!(*m == frame(i), "message {i}: {} bytes, damaged or out of order", m.len());
+        bytes += m.len() as u64;
+    }
+    assert!(p.wait().unwrap().success());
+    let s = wait_for("the importer's counters", || Some(stats(&b)).filter(|s| s.forwarded == N));
+    assert_eq!((s.bytes, s.lost, s.duplicates), (bytes, 0, 0), "importer counters: {s:?}");
+    let e = wait_for("the exporter's counters", || Some(stats(&a)).filter(|e| e.forwarded == N));
+    assert_eq!((e.bytes, e.dropped), (bytes, 0), "exporter counters: {e:?}");
     stop(&mut exp);
     stop(&mut imp);
 }

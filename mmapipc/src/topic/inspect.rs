@@ -26,6 +26,9 @@ pub struct SubscriberInfo {
     pub messages: u64,
     /// Messages lost to overwrite.
     pub dropped: u64,
+    /// Counted in the data waiter's sleepers (its `sleeping` word is set): asleep in a receive,
+    /// or killed asleep and not yet reclaimed.
+    pub asleep: bool,
 }
 
 /// One named group, as a tool sees it.
@@ -121,6 +124,7 @@ impl Topic {
                 lag,
                 messages: e.messages.load(Ordering::Relaxed),
                 dropped,
+                asleep: e.sleeping.load(Ordering::Relaxed) != 0,
             });
         }
         TopicInspect {

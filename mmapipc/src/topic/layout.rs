@@ -50,6 +50,9 @@ pub mod offsets {
     pub const PUBLISHER: usize = 40;
     /// Subscribers reclaimed after their process died.
     pub const RECLAIMED: usize = 48;
+    /// The publisher's owner word while it is counted in the space waiter's `sleepers` (0
+    /// otherwise): whoever takes over a dead publisher takes that count back.
+    pub const PUBLISHER_SLEEPING: usize = 56;
     /// The subscribers' "data available" waiter.
     pub const DATA_WAITER: usize = 128;
     /// The publisher's "space available" waiter.
@@ -84,6 +87,9 @@ pub mod sub_offsets {
     pub const BYTES: usize = 40;
     /// Messages lost to overwrite.
     pub const DROPPED: usize = 48;
+    /// The owner word of the slot's process while it is counted in the data waiter's
+    /// `sleepers` (0 otherwise): a reclaim of a dead slot takes that count back.
+    pub const SLEEPING: usize = 56;
 }
 
 /// Offsets inside a group-table entry.
@@ -113,7 +119,8 @@ pub(super) struct PublisherLine {
     pub(super) full_waits: AtomicU64,
     pub(super) owner: AtomicU64,
     pub(super) reclaimed: AtomicU64,
-    _pad: [u8; PAD - 56],
+    pub(super) sleeping: AtomicU64,
+    _pad: [u8; PAD - 64],
 }
 
 #[repr(C)]
@@ -157,7 +164,8 @@ pub(super) struct SubEntry {
     pub(super) messages: AtomicU64,
     pub(super) bytes: AtomicU64,
     pub(super) dropped: AtomicU64,
-    _pad: [u8; PAD - 56],
+    pub(super) sleeping: AtomicU64,
+    _pad: [u8; PAD - 64],
 }
 
 /// Words of a group name.
@@ -193,6 +201,7 @@ const _: () = {
     assert!(offset_of!(Head, publisher) + offset_of!(PublisherLine, full_waits) == offsets::FULL_WAITS);
     assert!(offset_of!(Head, publisher) + offset_of!(PublisherLine, owner) == offsets::PUBLISHER);
     assert!(offset_of!(Head, publisher) + offset_of!(PublisherLine, reclaimed) == offsets::RECLAIMED);
+    assert!(offset_of!(Head, publisher) + offset_of!(PublisherLine, sleeping) == offsets::PUBLISHER_SLEEPING);
     assert!(offset_of!(Head, wait) + offset_of!(WaitLine, data) == offsets::DATA_WAITER);
     assert!(offset_of!(Head, wait) + offset_of!(WaitLine, space) == offsets::SPACE_WAITER);
     assert!(offset_of!(Head, join) + offset_of!(JoinLine, joins) == offsets::JOINS);
@@ -208,6 +217,7 @@ const _: () = {
     assert!(offset_of!(SubEntry, messages) == sub_offsets::MESSAGES);
     assert!(offset_of!(SubEntry, bytes) == sub_offsets::BYTES);
     assert!(offset_of!(SubEntry, dropped) == sub_offsets::DROPPED);
+    assert!(offset_of!(SubEntry, sleeping) == sub_offsets::SLEEPING);
     assert!(offset_of!(GroupEntry, state) == group_offsets::STATE);
     assert!(offset_of!(GroupEntry, cursor) == group_offsets::CURSOR);
     assert!(offset_of!(GroupEntry, seq) == group_offsets::SEQ);
@@ -236,7 +246,8 @@ impl Head {
                 full_waits: z(),
                 owner: z(),
                 reclaimed: z(),
-                _pad: [0; PAD - 56],
+                sleeping: z(),
+                _pad: [0; PAD - 64],
             },
             wait: WaitLine { data: w(), space: w(), _pad: [0; PAD - 16] },
             join: JoinLine { joins: z(), group_lock: RobustLock { word: z(), waiter: w() }, _pad: [0; PAD - 24] },
@@ -261,7 +272,8 @@ impl SubEntry {
             messages: z(),
             bytes: z(),
             dropped: z(),
-            _pad: [0; PAD - 56],
+            sleeping: z(),
+            _pad: [0; PAD - 64],
         }
     }
 }

@@ -53,9 +53,18 @@
 //! it back) or by a subscriber that finds the table full. A group member killed before its CAS
 //! leaves the message to another member; after it, the message counts as delivered.
 //!
-//! Known limit: a subscriber killed while asleep leaves one count in the data waiter's sleeper
-//! count, so every later publication pays a futex wake (a system call) until the file is
-//! re-created.
+//! A subscriber asleep in a receive is counted in the data waiter's `sleepers` (the publisher
+//! makes its wake system call only while that is not 0). Each nap also stores the owner word
+//! in the slot's `sleeping` word (after the increment, Release) and clears it by CAS before the
+//! decrement. A reclaim of a dead slot first takes the count back if that word still names the
+//! dead process (an AcqRel CAS to 0, then the decrement: one reclaimer does it, after the
+//! increment in the count's order), and the publisher, when a wake finds sleepers, looks for
+//! such slots at most every 100 ms and reclaims them: a subscriber killed asleep stops costing
+//! publications a system call. A publisher asleep for room does the same with the control
+//! block's `sleeping` word, which the next publisher of a dead one takes back when it claims the
+//! role. A kill between a count and its word (two adjacent instructions at each end of a nap)
+//! still leaves one count; so does a process killed with a readiness watch armed
+//! (`wait::readiness`).
 //!
 //! # Synchronisation (the tags name each Release/Acquire pair)
 //!
@@ -75,6 +84,9 @@
 //! * `owner`: the publisher role and the slots are claimed by AcqRel CAS of owner words.
 //! * `asym-handshake`: wake-ups as in the ring ([`crate::wait`]): the publisher wakes
 //!   subscribers only when some sleep; subscribers wake the publisher only when it sleeps.
+//! * `sleeping`: a sleeper's Release store of its `sleeping` word, after its increment of
+//!   `sleepers`, pairs with the AcqRel CAS of whoever takes a dead sleeper's count back
+//!   (`wait::Sleeping::take_back`), before its decrement: the count never wraps.
 //!
 //! # Files
 //!

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::sync::{fence, Ordering};
-use crate::wait::{asymmetric, Deadline};
+use crate::wait::{asymmetric, Deadline, Sleeping};
 
 use super::error::{check_window, corrupt, TopicError};
 use super::handle::{Overflow, Topic, TopicMemory};
@@ -15,6 +15,12 @@ use super::{fork_generation, RUST_SLICE};
 /// How long a blocked publisher goes between looks at whether the subscribers holding it back
 /// still run (a `/proc` read each): the recovery bound for a killed subscriber, with one slice.
 pub const REAP_INTERVAL: Duration = Duration::from_millis(5);
+
+/// How often at most a publisher that finds sleepers to wake looks for slots of dead
+/// processes still counted asleep ([`Publisher::reap_sleepers`], a `/proc` read per sleeping
+/// slot): the longest a killed sleeper makes every publication a system call.
+#[cfg(not(loom))]
+const SLEEPER_REAP_INTERVAL: Duration = Duration::from_millis(100);
 
 /// The one publisher of a topic ([`Topic::publisher`]). Dropping it gives the role back.
 pub struct Publisher {
@@ -47,6 +53,9 @@ pub struct Publisher {
     /// When we last looked for dead subscribers.
     #[cfg(not(loom))]
     last_reap: Option<std::time::Instant>,
+    /// When we last looked for dead sleepers.
+    #[cfg(not(loom))]
+    last_sleeper_reap: Option<std::time::Instant>,
     /// Groups with a live member, scratch for `rescan`.
     marks: Vec<bool>,
     /// How far past what it needs the publisher moves `oldest` at once (amortises the fence).
@@ -70,6 +79,13 @@ impl Topic {
         let p = &mem.head().publisher;
         // SYNC: owner (AcqRel CAS): a previous holder's last tail store is visible to us.
         crate::owner::claim(&p.owner).map_err(|w| TopicError::AlreadyAttached { pid: crate::owner::pid(w) })?;
+        // A publisher killed asleep is still counted in the space waiter's sleepers (every
+        // subscriber's receive would make a system call): its `sleeping` word names it. Relaxed:
+        // a candidate; `take_back` decides with a CAS.
+        let dead = p.sleeping.load(Ordering::Relaxed);
+        if dead != 0 && !crate::owner::alive(dead) {
+            Sleeping { word: &p.sleeping, owner: dead }.take_back(&mem.head().wait.space);
+        }
         asymmetric::register();
         match Publisher::resume(mem.clone()) {
             Ok(p) => Ok(p),
@@ -121,6 +137,8 @@ impl Publisher {
             full: false,
             #[cfg(not(loom))]
             last_reap: None,
+            #[cfg(not(loom))]
+            last_sleeper_reap: None,
             marks: vec![false; n],
             slack: (cap / 8) & !7,
             mem,
@@ -364,8 +382,40 @@ impl Publisher {
         let notify = self.pending_msgs != 0;
         self.pending_msgs = 0;
         self.pending_bytes = 0;
-        if notify {
-            asymmetric::notify(&self.mem.head().wait.data);
+        if notify && asymmetric::notify(&self.mem.head().wait.data) {
+            self.reap_sleepers();
+        }
+    }
+
+    /// Reclaims the slots of dead subscribers still counted in the data waiter's `sleepers`
+    /// (killed asleep: their slot's `sleeping` word names them), which takes their counts back,
+    /// so that publishing goes back to making no system call. Runs only on the wake's slow path,
+    /// at most once per [`SLEEPER_REAP_INTERVAL`].
+    #[cold]
+    fn reap_sleepers(&mut self) {
+        #[cfg(not(loom))]
+        {
+            let now = std::time::Instant::now();
+            if self.last_sleeper_reap.is_some_and(|t| now.duration_since(t) < SLEEPER_REAP_INTERVAL) {
+                return;
+            }
+            self.last_sleeper_reap = Some(now);
+            let mem = &*self.mem;
+            for i in 0..mem.nsubs {
+                let e = mem.sub(i);
+                // Relaxed: candidates; `reclaim` and `take_back` decide with CASes.
+                let w = e.sleeping.load(Ordering::Relaxed);
+                if w == 0 || crate::owner::alive(w) {
+                    continue;
+                }
+                if e.owner.load(Ordering::Relaxed) == w {
+                    super::subscriber::reclaim(mem, i, w);
+                } else {
+                    // A sleeper that was not the slot's owner (a forked child's inherited
+                    // handle): only its count.
+                    Sleeping { word: &e.sleeping, owner: w }.take_back(&mem.head().wait.data);
+                }
+            }
         }
     }
 
@@ -492,7 +542,9 @@ impl Publisher {
         // Naps end at the reap interval, so a killed subscriber is noticed within it.
         let slice = deadline.remaining().map_or(RUST_SLICE, |r| r.min(RUST_SLICE)).min(REAP_INTERVAL);
         let mut stopped = false;
-        let got = asymmetric::wait_until(space, deadline, slice, || {
+        // Each nap is marked, so that a takeover after a kill takes the count back.
+        let sleeping = Sleeping { word: &mem.head().publisher.sleeping, owner: crate::owner::me() };
+        let got = asymmetric::wait_until_as(space, Some(sleeping), deadline, slice, || {
             // SeqCst: pairs with the stopper's store before its wake (see `Topic::wake_waiters`).
             if stop.is_some_and(|s| s.load(std::sync::atomic::Ordering::SeqCst)) {
                 stopped = true;

@@ -9,7 +9,7 @@ use super::handle::{Overflow, Start, Topic, TopicMemory};
 use super::layout::{align8, widen, LEN_PADDING, NO_CURSOR, NO_GROUP, RECORD_HEADER};
 use super::{fork_generation, RUST_SLICE};
 use crate::sync::{fence, Ordering};
-use crate::wait::{asymmetric, Deadline};
+use crate::wait::{asymmetric, Deadline, Sleeping};
 
 /// One subscriber of a topic ([`Topic::subscribe`], [`Topic::subscribe_group`]). Dropping it
 /// frees its slot (it stops holding the publisher back).
@@ -41,8 +41,10 @@ impl std::fmt::Debug for Subscriber {
 }
 
 /// Frees slot `i` if it still holds `word` (a dead subscriber's). True if this call freed it.
+/// First, while no new holder can mark the slot, takes back a count left by a kill in a nap.
 pub(super) fn reclaim(mem: &TopicMemory, i: usize, word: u64) -> bool {
     let e = mem.sub(i);
+    Sleeping { word: &e.sleeping, owner: word }.take_back(&mem.head().wait.data);
     // AcqRel: exclusive between reclaimers; the slot's stale fields are ignored once it is 0.
     let freed = e.owner.compare_exchange(word, 0, Ordering::AcqRel, Ordering::Relaxed).is_ok();
     if freed {
@@ -464,7 +466,9 @@ impl Subscriber {
         let at = if self.group.is_some() { None } else { Some(self.cursor) };
         let slice = deadline.remaining().map_or(RUST_SLICE, |r| r.min(RUST_SLICE));
         let mut stopped = false;
-        let got = asymmetric::wait_until(&head.wait.data, deadline, slice, || {
+        // Naps are marked in our slot: a reclaim after a kill takes the count back (`reclaim`).
+        let sleeping = Sleeping { word: &mem.sub(self.slot).sleeping, owner: crate::owner::me() };
+        let got = asymmetric::wait_until_as(&head.wait.data, Some(sleeping), deadline, slice, || {
             // SeqCst: pairs with the stopper's store before its wake.
             if stop.is_some_and(|s| s.load(std::sync::atomic::Ordering::SeqCst)) {
                 stopped = true;

@@ -20,7 +20,7 @@
 
 use std::time::Duration;
 
-use super::{wait_loop, wake_all, Deadline, Waiter};
+use super::{wait_loop, wake_all, Deadline, Sleeping, Waiter};
 use crate::sync::{fence, Ordering};
 
 /// Longest nap of a sleeper that could not run the heavy barrier.
@@ -109,9 +109,9 @@ fn forget() {
 }
 
 /// Wakes sleepers on `w` if there are any. Call right after the store that made their
-/// condition true.
+/// condition true. True if it woke (`sleepers` was not 0: the slow path, a system call).
 #[inline]
-pub(crate) fn notify(w: &Waiter) {
+pub(crate) fn notify(w: &Waiter) -> bool {
     if sys::registered() {
         // SYNC: asym-handshake (light side). The compiler must not move the sleepers load above
         // the index store; the CPU may, and a sleeper's heavy barrier covers exactly that.
@@ -120,9 +120,11 @@ pub(crate) fn notify(w: &Waiter) {
         // SYNC: asym-handshake (symmetric fallback): a full fence as in `Waiter::notify`.
         fence(Ordering::SeqCst);
     }
-    if w.sleepers.load(Ordering::Relaxed) != 0 {
+    let any = w.sleepers.load(Ordering::Relaxed) != 0;
+    if any {
         notify_slow(w);
     }
+    any
 }
 
 #[cold]
@@ -140,10 +142,21 @@ pub(crate) fn wait_until<T>(
     slice: Duration,
     ready: impl FnMut() -> Option<T>,
 ) -> Option<T> {
+    wait_until_as(w, None, deadline, slice, ready)
+}
+
+/// [`wait_until`], marking each nap in `sleeping` (see [`wait_loop`]).
+pub(crate) fn wait_until_as<T>(
+    w: &Waiter,
+    sleeping: Option<Sleeping<'_>>,
+    deadline: Deadline,
+    slice: Duration,
+    ready: impl FnMut() -> Option<T>,
+) -> Option<T> {
     // SYNC: asym-handshake (heavy side): after the loop's SeqCst fence, the system-wide barrier;
     // where the kernel refused it, naps are capped so a missed wake costs at most that long.
     let barrier = || (!sys::heavy_barrier()).then_some(NAP_WITHOUT_BARRIER);
-    match wait_loop(w, deadline, slice, barrier, ready, || Ok::<(), std::convert::Infallible>(())) {
+    match wait_loop(w, deadline, slice, sleeping, barrier, ready, || Ok::<(), std::convert::Infallible>(())) {
         Ok(got) => got,
         Err(never) => match never {},
     }

@@ -31,7 +31,7 @@ pub use futex::{wait_on, wake_all};
 #[cfg(all(target_os = "linux", not(loom)))]
 pub use readiness::Notifier;
 pub use spin::{SPIN_PURE, SPIN_TOTAL};
-pub(crate) use waiter::wait_loop;
+pub(crate) use waiter::{wait_loop, Sleeping};
 pub use waiter::{Deadline, Waiter};
 #[cfg(all(target_os = "linux", not(loom)))]
 pub use watch::{Handshake, Watch};

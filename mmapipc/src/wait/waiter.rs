@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use crate::sync::{fence, AtomicU32, Ordering};
+use crate::sync::{fence, AtomicU32, AtomicU64, Ordering};
 
 use super::futex::{wait_on, wake_all};
 use super::spin::Spin;
@@ -112,7 +112,7 @@ impl Waiter {
         between_slices: impl FnMut() -> Result<(), E>,
     ) -> Result<Option<T>, E> {
         // SYNC: sleep-handshake (sleeper side): the SeqCst fence in `wait_loop` suffices.
-        wait_loop(self, deadline, slice, || None, ready, between_slices)
+        wait_loop(self, deadline, slice, None, || None, ready, between_slices)
     }
 }
 
@@ -125,10 +125,16 @@ impl Waiter {
 /// re-check `ready()`, and only then `FUTEX_WAIT` on the `seq` read before the re-check: a wake
 /// between the re-check and the call makes it return at once. `between_slices` runs after each
 /// nap and may abort the wait with `Err`.
+///
+/// `sleeping`, if given, is a word of the sleeper's own (a topic subscriber's slot) and its
+/// owner word: stored in it right after the increment and cleared before the decrement, it
+/// tells whoever reclaims the slot of a process killed during the nap that the count is still
+/// held, and that one takes it back ([`Sleeping`]).
 pub(crate) fn wait_loop<T, E>(
     w: &Waiter,
     deadline: Deadline,
     slice: Duration,
+    sleeping: Option<Sleeping<'_>>,
     mut barrier: impl FnMut() -> Option<Duration>,
     mut ready: impl FnMut() -> Option<T>,
     mut between_slices: impl FnMut() -> Result<(), E>,
@@ -155,6 +161,11 @@ pub(crate) fn wait_loop<T, E>(
         // re-check, so a wake after it makes FUTEX_WAIT fail at once.
         let seq = w.seq.load(Ordering::Acquire);
         w.sleepers.fetch_add(1, Ordering::Relaxed);
+        if let Some(s) = sleeping {
+            // Release: the increment above happens-before the reclaimer's AcqRel CAS that reads
+            // this word, so its decrement follows the increment in the count's order.
+            s.word.store(s.owner, Ordering::Release);
+        }
         fence(Ordering::SeqCst);
         if let Some(cap) = barrier() {
             nap = nap.min(cap);
@@ -163,11 +174,39 @@ pub(crate) fn wait_loop<T, E>(
         if got.is_none() {
             wait_on(&w.seq, seq, Some(nap));
         }
-        w.sleepers.fetch_sub(1, Ordering::Relaxed);
+        // The count is still ours unless a reclaimer took it back, which it does only for a
+        // dead process (never while this one runs; the CAS makes that certain). Relaxed: our own
+        // word; the decrement is the count's usual one.
+        if sleeping.is_none_or(|s| s.word.compare_exchange(s.owner, 0, Ordering::Relaxed, Ordering::Relaxed).is_ok()) {
+            w.sleepers.fetch_sub(1, Ordering::Relaxed);
+        }
         if let Some(v) = got {
             return Ok(Some(v));
         }
         between_slices()?;
+    }
+}
+
+/// A sleeper's own word beside a shared [`Waiter`] ([`wait_loop`]): `owner` (its owner word,
+/// never 0) while it is counted in `sleepers`, 0 otherwise. Whoever reclaims the slot of a dead
+/// `owner` calls [`Sleeping::take_back`].
+#[derive(Clone, Copy)]
+pub(crate) struct Sleeping<'a> {
+    pub(crate) word: &'a AtomicU64,
+    pub(crate) owner: u64,
+}
+
+impl Sleeping<'_> {
+    /// For a dead `owner`: if it was counted in `w.sleepers` when it died, takes that count
+    /// back (once, whoever else calls this too). True if it did.
+    pub(crate) fn take_back(&self, w: &Waiter) -> bool {
+        // AcqRel: one caller wins; Acquire pairs with the sleeper's Release store of the word
+        // (its increment comes first in the count's order, so the count never wraps).
+        let took = self.word.compare_exchange(self.owner, 0, Ordering::AcqRel, Ordering::Relaxed).is_ok();
+        if took {
+            w.sleepers.fetch_sub(1, Ordering::Relaxed);
+        }
+        took
     }
 }
 
@@ -210,6 +249,46 @@ mod tests {
         assert_eq!(r, Ok(Some(7)));
         t.join().unwrap();
         assert_eq!(w.sleepers.load(Ordering::Relaxed), 0);
+    }
+
+    #[test]
+    fn a_nap_marks_its_word_and_clears_it() {
+        let w = Waiter { seq: AtomicU32::new(0), sleepers: AtomicU32::new(0) };
+        let word = AtomicU64::new(0);
+        let marked = AtomicU32::new(0);
+        let s = Sleeping { word: &word, owner: 42 };
+        let r: Result<Option<()>, ()> = wait_loop(
+            &w,
+            Deadline::after(Some(Duration::from_millis(20))),
+            Duration::from_millis(5),
+            Some(s),
+            || None,
+            || {
+                // The re-check inside a nap sees the nap counted and marked.
+                if w.sleepers.load(Ordering::Relaxed) == 1 && word.load(Ordering::Relaxed) == 42 {
+                    marked.fetch_add(1, Ordering::Relaxed);
+                }
+                None
+            },
+            || Ok(()),
+        );
+        assert_eq!(r, Ok(None));
+        assert!(marked.load(Ordering::Relaxed) > 0, "no nap was marked");
+        assert_eq!((w.sleepers.load(Ordering::Relaxed), word.load(Ordering::Relaxed)), (0, 0));
+    }
+
+    #[test]
+    fn a_dead_sleepers_count_is_taken_back_once() {
+        let w = Waiter { seq: AtomicU32::new(0), sleepers: AtomicU32::new(0) };
+        let word = AtomicU64::new(0);
+        // A nap's first half (counted, marked), then the process is gone.
+        w.sleepers.fetch_add(1, Ordering::Relaxed);
+        word.store(42, Ordering::Release);
+        assert!(!Sleeping { word: &word, owner: 43 }.take_back(&w), "another owner's mark");
+        let s = Sleeping { word: &word, owner: 42 };
+        assert!(s.take_back(&w));
+        assert!(!s.take_back(&w), "taken back twice");
+        assert_eq!((w.sleepers.load(Ordering::Relaxed), word.load(Ordering::Relaxed)), (0, 0));
     }
 
     #[test]

@@ -20,6 +20,7 @@ use zenoh::Wait;
 use crate::channel::{open_source, Outgoing, TopicSource, POLL};
 use crate::info::{check, Announcement, ChannelInfo};
 use crate::net::{self, push_frame, Attachment, Endpoints};
+use crate::pool::CopyPool;
 use crate::{z, Error};
 
 /// How often an exporter without an importer looks at the ring's fill.
@@ -208,6 +209,8 @@ struct Batch<'a> {
     first: u64,
     count: u64,
     bytes: u64,
+    /// Buffers for the copies of messages that leave alone.
+    copies: CopyPool,
 }
 
 impl<'a> Batch<'a> {
@@ -226,6 +229,7 @@ impl<'a> Batch<'a> {
             first: 0,
             count: 0,
             bytes: 0,
+            copies: CopyPool::new(),
         }
     }
 
@@ -262,7 +266,7 @@ impl<'a> Batch<'a> {
             }
             Outgoing::Slice(s) => {
                 self.flush();
-                self.put(seq, 1, s.len(), ZBytes::from(s));
+                self.put(seq, 1, s.len(), ZBytes::from(self.copies.copy(s)));
             }
             Outgoing::Shared(b) => {
                 self.flush();

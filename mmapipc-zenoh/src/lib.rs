@@ -32,6 +32,7 @@ pub mod import;
 pub mod info;
 pub mod ls;
 pub mod net;
+pub mod pool;
 
 pub use export::{export, ExportOptions};
 pub use import::{import, ImportOptions};

@@ -4,12 +4,10 @@ Measured with one producer and one consumer, and (``queue`` only) with N of each
 
 from __future__ import annotations
 
-from functools import partial
 from typing import Any
 
 from ..common import Params
-from .base import BatchReceiver, End
-from .batch import check_each
+from .base import End, FirstViewReceiver
 from .mmapipc_base import Batched, Into, MmapipcSystem
 
 
@@ -33,17 +31,16 @@ class QueueBatch(Batched, Queue):
 class QueueView(Queue):
     key = "queue-view"
     label = "mmapipc queue view"
-    method = "put(buf) / get_view(True, t) + release(views) (zero-copy, checked in place)"
+    method = ("put(buf) / get_view(False)[0], checked in place and released when the next "
+              "call's result replaces it (zero-copy); on empty get_view(True, t)")
     pingpong = False
     mpmc = False
-    needs = ("get_view", "release")
+    needs = ("get_view",)
 
     def consumer(self, h: Any, p: Params) -> End:
         q = self.open(h)
-        # Every message available (at least one), checked in place, then released.
-        return BatchReceiver("queue.get_view", q.get_view, (True, p.stall),
-                             check=partial(check_each, size=p.size, tail=p.tail),
-                             release=q.release, close=q.close)
+        return FirstViewReceiver("queue.get_view", q.get_view, False, wait=(True, p.stall),
+                                 close=q.close)
 
 
 class QueueInto(Into, Queue):

@@ -2,9 +2,9 @@
 //!
 //! Non-blocking attempts run with the GIL held; blocking ones wait with the GIL released in
 //! slices ([`crate::blocking::retry`]: Ctrl-C and `close()` are checked between slices). `get` copies each
-//! message once, straight into a new `bytes`. `get_view` returns memoryviews over
-//! [`SharedBuffer`]s whose owner is the view's slot guard: the slot is released when the last
-//! memoryview/array on it goes.
+//! message once, straight into a new `bytes`. `get_view` returns memoryviews of the handle's
+//! pooled exporters (`queue/view.rs`), each holding one view's slot: the slot is released when
+//! the last memoryview/array on it goes. `loan`/`commit`/`abort` are in `queue/loan.rs`.
 //!
 //! Threads: the class is `frozen` and its queue is a [`Shared`] value: any number of threads
 //! call one handle at once (the queue itself is many-producer many-consumer, its locks live in

@@ -42,7 +42,7 @@ from _bench.summary import DOCS_BEGIN, DOCS_END, README_BEGIN, README_END  # noq
 from _bench.systems import base, batch, loops  # noqa: E402
 
 MMAPIPC_KEYS = {"ring", "ring-batch", "ring-view", "ring-into", "queue", "queue-batch", "queue-view",
-                "queue-into"}
+                "queue-loan", "queue-into"}
 
 STANDIN = textwrap.dedent(
     '''
@@ -167,9 +167,21 @@ STANDIN = textwrap.dedent(
                 out.append(m)
             return out
 
-        def get_view(self, block=True, timeout=None):
-            got = self.get_batch(8, block, timeout)
+        def get_view(self, block=True, timeout=None, *, max_count=1):
+            got = self.get_batch(max_count or 8, block, timeout)
             return [memoryview(m) for m in got] or None
+
+        def loan(self, size, block=True, timeout=None):
+            self._loan = bytearray(size)
+            self._loan_view = memoryview(self._loan)
+            return self._loan_view
+
+        def commit(self):
+            self._loan_view.release()
+            self._send(bytes(self._loan))
+
+        def abort(self):
+            self._loan_view.release()
 
         def release(self, views):
             for v in views:
@@ -535,7 +547,13 @@ def _consumer_end(kind: str, msgs: list[bytes], size: int) -> Any:
 
         return base.IntoReceiver("fake.recv_into", into, False, wait=(True,),
                                  buf=bytearray(size))
-    if kind == "views":  # batches of 3, checked one by one in place (queue-view)
+    if kind == "first-view":  # a list of one view per call (queue-view)
+        def first(_arg: Any, *_wait: Any) -> Any:
+            m = next(it, None)
+            return None if m is None else [memoryview(m)]
+
+        return base.FirstViewReceiver("fake.get_view", first, False, wait=(True, 1.0))
+    if kind == "views":  # batches of 3, checked one by one in place
         def views(*_args: Any) -> list[memoryview]:
             return [memoryview(m) for m in (next(it, None) for _ in range(3)) if m is not None]
 
@@ -545,7 +563,7 @@ def _consumer_end(kind: str, msgs: list[bytes], size: int) -> Any:
     return base.NumberedReceiver("fake.recv", lambda: STAMP.unpack_from(next(it))[0])
 
 
-@pytest.mark.parametrize("kind", ["stream", "into", "views", "numbered"])
+@pytest.mark.parametrize("kind", ["stream", "into", "first-view", "views", "numbered"])
 @pytest.mark.parametrize("size", [8, 64])
 def test_consumer_loops_catch_loss_duplication_reordering_and_tearing(kind: str,
                                                                        size: int) -> None:

@@ -1,7 +1,8 @@
 //! Exporting shared memory through the buffer protocol.
 //!
 //! [`SharedBuffer`] exports a span of shared memory as a buffer; `memoryview(SharedBuffer)` is
-//! what every `get_view`, `read_view` and `loan` returns ([`export`]). The buffer object owns an
+//! what `get_fixed_batch`, the loans and the topic's views return ([`export`]; `read_view` and
+//! `get_view` have exporters of their own, `ring/view.rs` and `queue/view.rs`). The buffer object owns an
 //! `Arc` of whatever keeps the span valid (the mapping, a held slot), so the memory outlives
 //! every view and array made from it: the owner is dropped only when the last consumer of the
 //! buffer has released it.
@@ -10,7 +11,6 @@ use std::any::Any;
 use std::ffi::{c_int, c_void};
 use std::sync::Arc;
 
-use mmapipc::OwnedView;
 use pyo3::exceptions::PyBufferError;
 use pyo3::ffi;
 use pyo3::prelude::*;
@@ -18,13 +18,6 @@ use pyo3::types::PyMemoryView;
 
 /// Something that keeps exported memory valid while it lives.
 pub type Owner = Arc<dyn Any + Send + Sync>;
-
-/// What a [`SharedBuffer`] keeps alive: any owner, or a queue view held in place (no `Arc`
-/// of its own: one allocation less per `get_view` message).
-enum Keep {
-    Shared { _owner: Owner },
-    QueueView { _view: OwnedView },
-}
 
 /// A span of shared memory exported through the buffer protocol.
 ///
@@ -34,7 +27,7 @@ enum Keep {
 #[pyclass(module = "mmapipc", name = "SharedBuffer", frozen)]
 pub struct SharedBuffer {
     /// Keeps the span valid; dropped with the last export.
-    _owner: Keep,
+    _owner: Owner,
     ptr: usize,
     len: usize,
     readonly: bool,
@@ -47,7 +40,7 @@ impl SharedBuffer {
     /// `ptr..ptr+len` must stay valid for reads (and writes, unless `readonly`) for as long as
     /// `owner` lives.
     pub unsafe fn new(owner: Owner, ptr: *mut u8, len: usize, readonly: bool) -> SharedBuffer {
-        SharedBuffer { _owner: Keep::Shared { _owner: owner }, ptr: ptr as usize, len, readonly }
+        SharedBuffer { _owner: owner, ptr: ptr as usize, len, readonly }
     }
 
     /// `memoryview(self)`.
@@ -71,15 +64,6 @@ pub unsafe fn export<'py>(
 ) -> PyResult<Bound<'py, PyMemoryView>> {
     // SAFETY: the caller's contract is `new`'s.
     unsafe { SharedBuffer::new(owner, ptr as *mut u8, len, readonly) }.memoryview(py)
-}
-
-/// A read-only memoryview of a queue view's payload, kept valid (and its slot held) by the
-/// view itself, which goes with the last export.
-pub fn export_queue_view(py: Python<'_>, view: OwnedView) -> PyResult<Bound<'_, PyMemoryView>> {
-    let (ptr, len) = (view.as_ptr() as usize, view.len());
-    // The payload stays valid and unwritten while the OwnedView lives: its record is TAKEN by
-    // this process and the view holds an Arc of the queue's mapping.
-    SharedBuffer { _owner: Keep::QueueView { _view: view }, ptr, len, readonly: true }.memoryview(py)
 }
 
 #[pymethods]

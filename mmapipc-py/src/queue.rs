@@ -2,9 +2,9 @@
 //!
 //! Non-blocking attempts run with the GIL held; blocking ones wait with the GIL released in
 //! slices ([`crate::blocking::retry`]: Ctrl-C and `close()` are checked between slices). `get` copies each
-//! message once, straight into a new `bytes`. `get_view` returns memoryviews over
-//! [`SharedBuffer`]s whose owner is the view's slot guard: the slot is released when the last
-//! memoryview/array on it goes.
+//! message once, straight into a new `bytes`. `get_view` returns memoryviews of the handle's
+//! pooled exporters (`queue/view.rs`), each holding one view's slot: the slot is released when
+//! the last memoryview/array on it goes. `loan`/`commit`/`abort` are in `queue/loan.rs`.
 //!
 //! Threads: the class is `frozen` and its queue is a [`Shared`] value: any number of threads
 //! call one handle at once (the queue itself is many-producer many-consumer, its locks live in
@@ -17,22 +17,24 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use mmapipc::wait::Watch;
-use mmapipc::{FixedViews, OwnedView, Queue, QueueOptions};
+use mmapipc::{FixedViews, Queue, QueueOptions};
 use pyo3::exceptions::PyValueError;
-use pyo3::ffi;
 use pyo3::prelude::*;
 use pyo3::sync::GILOnceCell;
 use pyo3::types::{PyBytes, PyList, PyMemoryView, PyType};
 
 use crate::blocking::{retry, timeout_arg, CallDeadline, Waited};
 use crate::borrow::{with_bytes, BorrowedBytes, WritableBuffer};
-use crate::buffer::{export, export_queue_view};
+use crate::buffer::export;
 use crate::errors::{closed, open_error, queue_error};
 use crate::ffi::malloc::keep_heap_for;
 use crate::ffi::memoryview::release;
 use crate::handle::{handle_pymethods, Handle};
 use crate::readiness::{Fds, Ready};
 use crate::sync::{Shared, Using};
+
+mod loan;
+mod view;
 
 const NAME: &str = "SharedMemoryQueue";
 
@@ -45,12 +47,22 @@ pub struct PyQueue {
     path: PathBuf,
     /// Readiness descriptors for event loops (`readiness.rs`).
     pub(crate) ready: Fds,
+    /// The outstanding `loan()`, seen weakly (`queue/loan.rs`).
+    loans: loan::Loans,
+    /// The exporters of `get_view`'s memoryviews (`queue/view.rs`).
+    views: Arc<view::Pool>,
 }
 
 impl PyQueue {
     fn new(q: Queue) -> PyQueue {
         let path = q.path().to_path_buf();
-        PyQueue { inner: Shared::new(q, NAME), path, ready: Default::default() }
+        PyQueue {
+            inner: Shared::new(q, NAME),
+            path,
+            ready: Default::default(),
+            loans: Default::default(),
+            views: Default::default(),
+        }
     }
 
     /// The queue for the duration of one call (derefs to [`Queue`]); `ValueError` if closed.
@@ -126,22 +138,6 @@ impl Leftover {
     }
 }
 
-/// A `ViewBatch` of the memoryviews of `views`, made without calling the class: an empty
-/// instance (what `list`'s `tp_new` makes; `ViewBatch` defines no `__new__` or `__init__`,
-/// which `_views.py` keeps so) filled in place.
-fn views_to_batch<'py>(cls: &Bound<'py, PyType>, views: Vec<OwnedView>) -> PyResult<Bound<'py, PyList>> {
-    let py = cls.py();
-    // SAFETY: `cls` is a live type object (a list subclass); PyType_GenericAlloc returns a new
-    // reference to a zeroed instance (an empty list: no items, no allocation) or null with an
-    // exception set, which `from_owned_ptr_or_err` takes.
-    let batch = unsafe { Bound::from_owned_ptr_or_err(py, ffi::PyType_GenericAlloc(cls.as_type_ptr(), 0)) }?;
-    let batch = batch.downcast_into::<PyList>()?;
-    for v in views {
-        batch.append(export_queue_view(py, v)?)?;
-    }
-    Ok(batch)
-}
-
 impl Ready for PyQueue {
     fn fds(&self) -> &Fds {
         &self.ready
@@ -210,6 +206,7 @@ handle_pymethods! {
         fn put(&self, py: Python<'_>, data: &Bound<'_, PyAny>, block: bool, timeout: Option<f64>) -> PyResult<bool> {
             let mut deadline = CallDeadline::from_args(block, timeout)?;
             let q = self.q()?;
+            self.loans.none_out()?;
             let queue: &Queue = &q;
             with_bytes(data, |b| {
                 // Whether a wait put the message (the wait itself puts).
@@ -245,6 +242,7 @@ handle_pymethods! {
             // Borrow every message (no copy): the first attempt runs with the GIL held.
             let mut held = Some(BorrowedBytes::new(messages)?);
             let q = self.q()?;
+            self.loans.none_out()?;
             let queue: &Queue = &q;
             let may_wait = deadline.may_wait();
             let mut first = 0;
@@ -271,6 +269,38 @@ handle_pymethods! {
                 |left, slice| left.put_some(queue, slice),
             )?;
             Ok(first + left.put)
+        }
+
+        /// Reserves a slot of `size` bytes and returns a writable memoryview of it, to fill in
+        /// place (e.g. `numpy.frombuffer(view, dtype)[...] = frame`); then `commit()` publishes it
+        /// as one message, or `abort()` drops it. None if no room came in time (block=False: at
+        /// once). While a slot is loaned, this process holds the queue's producer lock: other
+        /// producers (processes, threads, handles) wait for the commit, and writes on this handle
+        /// raise ValueError. A loan whose memoryview (and everything made from it) goes without a
+        /// commit is abandoned: nothing is published (`with q.loan(n) as buf:` abandons it on an
+        /// exception). A producer killed holding a loan leaves the queue as a put killed midway.
+        #[pyo3(signature = (size, block = true, timeout = None))]
+        fn loan<'py>(
+            &self,
+            py: Python<'py>,
+            size: usize,
+            block: bool,
+            timeout: Option<f64>,
+        ) -> PyResult<Option<Bound<'py, PyMemoryView>>> {
+            loan::loan(self, py, size, block, timeout)
+        }
+
+        /// Publishes the loaned slot as one message. Raises BufferError (and keeps the loan) if
+        /// an array or slice made from the slot's memoryview is still alive; ValueError if nothing
+        /// is loaned (never, already committed or aborted, or abandoned).
+        fn commit(&self, py: Python<'_>) -> PyResult<()> {
+            loan::commit(self, py)
+        }
+
+        /// Drops the loaned slot without publishing anything (no-op if nothing is loaned);
+        /// BufferError as for `commit`.
+        fn abort(&self, py: Python<'_>) -> PyResult<()> {
+            loan::abort(self, py)
         }
 
         /// Takes one message (a new bytes), or None on timeout / empty with block=False.
@@ -374,14 +404,18 @@ handle_pymethods! {
                 Some(m) => return Err(PyValueError::new_err(format!("max_count must be positive, got {m}"))),
             };
             let mut deadline = CallDeadline::from_args(block, timeout)?;
-            let taken: Option<Vec<OwnedView>> = retry_take(py, &q, &mut deadline, || {
-                let v = arc.get_owned_views(max, Some(Duration::ZERO)).map_err(queue_error)?;
-                Ok((!v.is_empty()).then_some(v))
-            })?;
-            let Some(v) = taken else { return Ok(None) };
+            // `ViewBatch` instances are made without calling the class (an empty list filled in
+            // place: `_views.py` keeps it free of `__new__` and `__init__`).
             static VIEW_BATCH: GILOnceCell<Py<PyType>> = GILOnceCell::new();
             let cls = VIEW_BATCH.import(py, "mmapipc._views", "ViewBatch")?;
-            Ok(Some(views_to_batch(cls, v)?.into_any()))
+            let batch = self.views.batch(cls, |out| {
+                let n = retry_take(py, &q, &mut deadline, || {
+                    let n = arc.get_owned_views_into(max, Some(Duration::ZERO), out).map_err(queue_error)?;
+                    Ok((n > 0).then_some(n))
+                })?;
+                Ok(n.unwrap_or(0))
+            })?;
+            Ok(batch.map(Bound::into_any))
         }
 
         /// Zero-copy take of fixed-size records: up to `max_count` messages of exactly `size` bytes

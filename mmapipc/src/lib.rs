@@ -59,7 +59,9 @@ pub mod wait;
 pub use error::{AccessError, OpenError};
 pub use kind::Kind;
 pub use mem::FixedRun;
-pub use queue::{FixedViews, OwnedView, Queue, QueueError, QueueOptions, QueueStats, QueueView, View};
+pub use queue::{
+    FixedViews, OwnedLoan, OwnedView, Queue, QueueError, QueueLoan, QueueOptions, QueueStats, QueueView, View,
+};
 pub use region::{resolve_path, CreateOptions, OpenOptions, Region};
 pub use ring::{RecvGuard, Ring, RingError, SlotMut};
 pub use shm::SharedMemory;

@@ -18,10 +18,12 @@ fn path(tag: &str) -> String {
 }
 
 /// The peer's roles: `lock PATH producer|consumer` takes that lock and hangs; `views PATH`
-/// takes views and hangs. It prints "held" once in position.
+/// takes views and hangs; `loan PATH` loans a slot, fills it and hangs without committing. It
+/// prints "held" once in position.
 fn roles(role: &str, args: &[String]) {
     let q = Queue::open(&args[0]).unwrap();
     let _views;
+    let _loan;
     match role {
         "lock" => {
             let off = if args[1] == "producer" { 128 } else { 4 * 128 };
@@ -31,6 +33,11 @@ fn roles(role: &str, args: &[String]) {
             assert!(l.try_lock(mmapipc::lock::me()));
         }
         "views" => _views = q.try_get_views(usize::MAX).unwrap(),
+        "loan" => {
+            let mut l = q.loan(100, None).unwrap().unwrap();
+            l.fill(|s| s.fill(0xEE));
+            _loan = l;
+        }
         other => panic!("unknown role {other}"),
     }
     println!("held");
@@ -97,5 +104,29 @@ fn views_of_a_killed_consumer_are_reclaimed() {
     assert!(q.put_timeout(&[1; 80], Some(Duration::from_secs(5))).unwrap());
     assert!(t0.elapsed() <= Duration::from_millis(400), "took {:?}", t0.elapsed());
     assert_eq!(q.stats().view_recoveries, n);
+    q.unlink().unwrap();
+}
+
+#[test]
+fn a_producer_killed_holding_a_loan_leaves_the_queue_consistent() {
+    let p = path("loan");
+    let _ = std::fs::remove_file(&p);
+    let q = Queue::create_with(&p, 4096, &opts()).unwrap();
+    q.try_put(b"before").unwrap();
+    let mut child = spawn_peer("loan", &[&p]);
+    assert!(!q.try_put(b"x").unwrap(), "the live loan holds the producer lock");
+    assert_eq!(q.len(), 1, "nothing of the loan is visible");
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(q.put_timeout(b"after", Some(Duration::from_secs(5))).unwrap(), "put wedged");
+    let mut l = q.loan(5, Some(Duration::from_secs(5))).unwrap().expect("room for a loan");
+    l.fill(|s| s.copy_from_slice(b"loan2"));
+    l.commit().unwrap();
+    for want in [&b"before"[..], b"after", b"loan2"] {
+        assert_eq!(q.get_timeout(Some(Duration::from_secs(5))).unwrap().as_deref(), Some(want));
+    }
+    assert_eq!(q.try_get().unwrap(), None, "the dead loan left no message");
+    assert_eq!(q.stats().lock_recoveries, 1);
+    assert_eq!(q.stats().messages_in, 3);
     q.unlink().unwrap();
 }

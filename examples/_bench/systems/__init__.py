@@ -11,7 +11,7 @@ from .base import Result, Sync, System
 from .batch import BatchChecker, BatchStamper
 from .faster_fifo_queue import FasterFifo, FasterFifoBatch
 from .iceoryx2_pubsub import Iceoryx2
-from .mmapipc_queue import Queue, QueueBatch, QueueInto, QueueView
+from .mmapipc_queue import Queue, QueueBatch, QueueInto, QueueLoan, QueueView
 from .mmapipc_ring import Ring, RingBatch, RingInto, RingView
 from .mmapipc_rings_fanout import RingsFanout
 from .mmapipc_topic import Topic, TopicBatch, TopicView
@@ -30,6 +30,7 @@ ALL_SYSTEMS: list[System] = [
     Queue(),
     QueueBatch(),
     QueueView(),
+    QueueLoan(),
     QueueInto(),
     Topic(),
     TopicView(),

@@ -137,6 +137,14 @@ class Receiver(End):
         return loops.stream_consumer(self, p, sync)
 
 
+class FirstViewReceiver(Receiver):
+    """A ``Receiver`` whose ``call`` returns a list holding the message (the queue's
+    ``get_view()``, one view per call), released when the next result replaces it."""
+
+    def loop(self, p: Params, sync: Sync) -> Result:
+        return loops.first_view_consumer(self, p, sync)
+
+
 class IntoReceiver(End):
     """Copies each message into one reused buffer: ``call(buf, arg)`` returns its length, or
     ``None`` when empty (then ``call(buf, *wait)``). ``buf`` defaults to

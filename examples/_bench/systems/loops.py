@@ -137,6 +137,37 @@ def stream_consumer(rx: Receiver, p: Params, sync: Sync) -> Result:
     return _received(n, tw)
 
 
+def first_view_consumer(rx: Receiver, p: Params, sync: Sync) -> Result:
+    """``stream_consumer`` for a call that returns a list of one view (the queue's
+    ``get_view()``): the message is its first item, checked in place; the list and the view are
+    let go when the next call's result replaces them (which releases the view's slot)."""
+    call, a, block = rx.call, rx.arg, rx.block
+    unpack = STAMP.unpack_from
+    last = p.size - 1
+    tail = p.tail
+    warm = p.warm
+    sync()
+    rx.start()
+    n = 0
+    tw = 0.0
+    while True:
+        vs = call(a)
+        if vs is None:
+            vs = block()
+        m = vs[0]
+        s = unpack(m)[0]
+        if s != n:
+            if s == STOP:
+                break
+            raise bad(n, s)
+        if tail and m[last] != n & 0xFF:
+            raise torn(n)
+        n += 1
+        if n == warm:
+            tw = perf_counter()
+    return _received(n, tw)
+
+
 def into_consumer(rx: IntoReceiver, p: Params, sync: Sync) -> Result:
     """Every message copied into one reused buffer, stamp, length and tail byte checked there."""
     buf = message_buffer(p.size) if rx.buf is None else rx.buf

@@ -4,12 +4,10 @@ Measured with one producer and one consumer, and (``queue`` only) with N of each
 
 from __future__ import annotations
 
-from functools import partial
-from typing import Any
+from typing import Any, Optional
 
-from ..common import Params
-from .base import BatchReceiver, End
-from .batch import check_each
+from ..common import Params, message_buffer
+from .base import End, FirstViewReceiver, Sender, numpy_missing
 from .mmapipc_base import Batched, Into, MmapipcSystem
 
 
@@ -33,17 +31,45 @@ class QueueBatch(Batched, Queue):
 class QueueView(Queue):
     key = "queue-view"
     label = "mmapipc queue view"
-    method = "put(buf) / get_view(True, t) + release(views) (zero-copy, checked in place)"
+    method = ("put(buf) / get_view(False)[0], checked in place and released when the next "
+              "call's result replaces it (zero-copy); on empty get_view(True, t)")
     pingpong = False
     mpmc = False
-    needs = ("get_view", "release")
+    needs: tuple[str, ...] = ("get_view",)
 
     def consumer(self, h: Any, p: Params) -> End:
         q = self.open(h)
-        # Every message available (at least one), checked in place, then released.
-        return BatchReceiver("queue.get_view", q.get_view, (True, p.stall),
-                             check=partial(check_each, size=p.size, tail=p.tail),
-                             release=q.release, close=q.close)
+        return FirstViewReceiver("queue.get_view", q.get_view, False, wait=(True, p.stall),
+                                 close=q.close)
+
+
+class QueueLoan(QueueView):
+    key = "queue-loan"
+    label = "mmapipc queue loan"
+    method = ("loan(n) + NumPy copy of the frame into the slot + commit() / get_view(False)[0] "
+              "as queue-view (zero-copy both ways)")
+    needs = ("loan", "commit", "get_view")
+
+    def unavailable(self) -> Optional[str]:
+        return super().unavailable() or numpy_missing()
+
+    def sender(self, h: Any, p: Params) -> Sender:
+        import numpy as np
+
+        q = self.open(h)
+        buf = message_buffer(p.size)  # the stamped frame, as a producer holds it
+        frame = np.frombuffer(buf, np.uint8)
+        loan, commit, view, u8, size = q.loan, q.commit, np.frombuffer, np.uint8, p.size
+
+        def put(m: Any, block: bool, timeout: Optional[float] = None) -> bool:
+            slot = loan(size, block, timeout)
+            if slot is None:
+                return False
+            view(slot, u8)[:] = frame if m is buf else view(m, u8)
+            commit()
+            return True
+
+        return Sender("queue.loan", put, False, wait=(True, p.stall), buf=buf, close=q.close)
 
 
 class QueueInto(Into, Queue):

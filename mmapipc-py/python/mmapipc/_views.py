@@ -19,8 +19,11 @@ class ViewBatch(list):  # type: ignore[type-arg]
     ``release`` raise ``BufferError``.)
 
     The binding makes instances without calling the class (an empty list filled in place), so
-    this class defines no ``__new__`` or ``__init__``.
+    this class defines no ``__new__`` or ``__init__``. No ``__dict__`` or weak references
+    (``__slots__ = ()``): one is made per ``get_view`` call, and its deallocation is cheaper so.
     """
+
+    __slots__ = ()
 
     def release(self) -> None:
         """Releases every view (already released ones are skipped)."""

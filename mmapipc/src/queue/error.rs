@@ -31,6 +31,11 @@ pub enum QueueError {
         /// The record length asked for.
         expected: usize,
     },
+    /// A [`QueueLoan`](crate::QueueLoan) was committed by a process that did not make it (a
+    /// forked child holding a copy of its parent's loan). Nothing was published; the loan stays
+    /// its maker's.
+    #[error("this loan belongs to the process that made it (a forked child cannot commit its parent's loan)")]
+    ForeignLoan,
 }
 
 /// A [`QueueError::Corrupt`] saying `what` failed.

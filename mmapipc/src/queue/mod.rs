@@ -92,14 +92,15 @@
 //!
 //! `handle.rs` (the [`Queue`] handle: create, open, options, counters), `layout.rs` (the control
 //! block), `records.rs` (record framing and validation), `producer.rs`, `consumer.rs`,
-//! `views.rs` (zero-copy views), `reclaim.rs`, `inspect.rs` (read-only walks for tools),
-//! `error.rs`.
+//! `views.rs` (zero-copy views), `loan.rs` (a put split into reserve and commit), `reclaim.rs`,
+//! `inspect.rs` (read-only walks for tools), `error.rs`.
 
 mod consumer;
 mod error;
 mod handle;
 mod inspect;
 mod layout;
+mod loan;
 mod producer;
 mod reclaim;
 mod records;
@@ -107,6 +108,8 @@ mod views;
 #[cfg(all(target_os = "linux", not(loom)))]
 mod watch;
 
+#[cfg(all(test, not(loom)))]
+mod loan_tests;
 #[cfg(all(test, not(loom)))]
 mod tests;
 
@@ -117,5 +120,6 @@ pub use layout::{
     ConfigLine, Control, LockLine, PosLine, StatsLine, WaiterLine, CONTROL_SIZE, MAX_CAPACITY, MIN_CAPACITY,
     QUEUE_MAGIC,
 };
+pub use loan::{Loan, OwnedLoan, QueueLoan};
 pub use records::{RECORD_ALIGN, RECORD_HEADER, STATE_COMMITTED, STATE_DONE, STATE_PADDING, STATE_TAKEN};
 pub use views::{FixedViews, OwnedView, QueueView, View};

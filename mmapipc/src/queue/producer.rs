@@ -13,7 +13,7 @@ use crate::sync::{fence, Ordering};
 use crate::wait::Deadline;
 
 /// Messages for the producer path: their lengths, and a way to write each into its slot.
-trait Source {
+pub(super) trait Source {
     fn count(&self) -> usize;
     fn len(&self, i: usize) -> usize;
     /// Writes message `i` into the data area at `off`.
@@ -22,6 +22,16 @@ trait Source {
     /// `[off, off + self.len(i))` lies in `data` and belongs to the caller (unpublished space
     /// under the producer lock).
     unsafe fn fill(&mut self, i: usize, data: &DataArea, off: u64) -> Result<(), QueueError>;
+    /// Called by [`Queue::write_locked`] once its records are written, with the position just
+    /// past them: `true` keeps them unpublished with the producer lock held (a loan, which
+    /// publishes them itself, `loan.rs`), `false` (every other source) publishes them now.
+    fn keep(&mut self, _end: u64) -> bool {
+        false
+    }
+    /// Whether [`keep`](Self::keep) kept records (the lock is then still held).
+    fn kept(&self) -> bool {
+        false
+    }
 }
 
 /// Byte messages copied from the caller's buffers.
@@ -165,6 +175,11 @@ impl Queue {
             n += 1;
             bytes += m_len as u64;
         }
+        if n > 0 && msgs.keep(pos) {
+            // A loan: its commit stores `tail` (and counts the message) later, in this critical
+            // section, which the producer lock keeps open until then (`loan.rs`).
+            return Ok(n);
+        }
         if pos != tail {
             // SYNC: tail-publish. Release: the record headers and payloads written above
             // happen-before any consumer's Acquire load of `tail` that sees `pos`. This single
@@ -232,8 +247,9 @@ impl Queue {
     }
 
     /// Puts `msgs` in order until all are in, the deadline passes (`block`) or the queue is
-    /// full (not `block`); returns how many were put.
-    fn produce(&self, msgs: &mut dyn Source, deadline: Deadline, block: bool) -> Result<usize, QueueError> {
+    /// full (not `block`); returns how many were put. A source that keeps its records
+    /// ([`Source::keep`]) returns with the producer lock still held by this process.
+    pub(super) fn produce(&self, msgs: &mut dyn Source, deadline: Deadline, block: bool) -> Result<usize, QueueError> {
         self.check_sizes(msgs)?;
         let me = owner::me();
         let c = self.ctrl();
@@ -244,6 +260,9 @@ impl Queue {
                 return Ok(done);
             }
             let r = self.write_locked(msgs, done);
+            if matches!(r, Ok(n) if n > 0) && msgs.kept() {
+                return Ok(done + 1); // a loan: the lock stays held until its commit or drop
+            }
             c.prod_lock.lock.unlock(me);
             let n = r?;
             if n > 0 {

@@ -53,11 +53,16 @@ impl<Q: Deref<Target = Queue>> Deref for QueueView<Q> {
     }
 }
 
+/// The position of a view that holds no record (a take that failed before its commit).
+const NOT_TAKEN: u64 = u64::MAX;
+
 impl<Q: Deref<Target = Queue>> Drop for QueueView<Q> {
     fn drop(&mut self) {
         // The hold on the bytes ends before the release hands them back to producers.
         self.bytes.end();
-        self.q.release_raw(self.pos);
+        if self.pos != NOT_TAKEN {
+            self.q.release_raw(self.pos);
+        }
     }
 }
 
@@ -149,12 +154,35 @@ impl Queue {
         max: usize,
         timeout: Option<Duration>,
     ) -> Result<Vec<OwnedView>, QueueError> {
+        let mut out = Vec::new();
+        self.get_owned_views_into(max, timeout, &mut out)?;
+        Ok(out)
+    }
+
+    /// [`get_owned_views`](Self::get_owned_views) appending to `out` (a buffer the caller
+    /// reuses: no allocation per call); returns how many were appended.
+    pub fn get_owned_views_into(
+        self: &Arc<Self>,
+        max: usize,
+        timeout: Option<Duration>,
+        out: &mut Vec<OwnedView>,
+    ) -> Result<usize, QueueError> {
         let block = timeout != Some(Duration::ZERO);
-        Ok(self
-            .take_views(max, Deadline::after(timeout), block)?
-            .into_iter()
-            .map(|(pos, bytes)| QueueView { q: Arc::clone(self), pos, bytes })
-            .collect())
+        let start = out.len();
+        let r = self.consume(max, Take::View, Deadline::after(timeout), block, any_record, |pos, off, len| {
+            // SAFETY: as in take_views.
+            let bytes = unsafe { self.data.bytes(off, len) };
+            out.push(QueueView { q: Arc::clone(self), pos, bytes })
+        });
+        if r.is_err() {
+            // The take failed before its commit (`read` not moved): the records stay waiting,
+            // so these views must not release them.
+            for mut v in out.drain(start..) {
+                v.bytes.end();
+                v.pos = NOT_TAKEN;
+            }
+        }
+        r
     }
 
     /// Takes up to `max` messages of exactly `len` bytes each that lie at equal distances in

@@ -1,0 +1,225 @@
+//! The exporters behind `get_view`'s memoryviews: a pool per handle, so a view costs the
+//! memoryview CPython builds and no object of ours.
+//!
+//! Each view's record ([`OwnedView`]) is held by one [`ViewExporter`] while anything uses it:
+//! a buffer the exporter handed out (the memoryview, its slices and everything exported from
+//! them share one), or a reference to the exporter object itself (a view's `.obj`, the base
+//! NumPy keeps for `ndarray(buffer=view)`). When the last buffer goes and nothing else
+//! references the exporter, the record is released at once (from `bf_releasebuffer`: the view
+//! was released or dropped) and the exporter goes back to its handle's pool, to be armed for
+//! a later view; when something else still references it, the record goes with the exporter
+//! object (its drop). Unarmed (its last buffer gone) an exporter refuses buffer requests, so a
+//! kept `.obj` never gives a view of recycled bytes. The pool keeps only unarmed exporters,
+//! which hold no record and no queue: a closed handle's mapping goes with its last view.
+
+use std::cell::UnsafeCell;
+use std::ffi::c_int;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Weak};
+
+use mmapipc::OwnedView;
+use pyo3::exceptions::PyBufferError;
+use pyo3::ffi;
+use pyo3::prelude::*;
+use pyo3::types::{PyList, PyMemoryView, PyType};
+
+use crate::buffer::fill_bytes;
+
+/// Exporters kept for reuse per handle; more views than this out at once get fresh ones.
+const POOL_MAX: usize = 64;
+
+/// References to the exporter while its last buffer is released, when nothing else holds it:
+/// the managed buffer's (released after this call) and the one pyo3's slot trampoline takes
+/// for `slf`. `tests/test_views.py` fails if this count is too high (a NumPy array over a
+/// released view would then let the record go).
+const RELEASE_REFS: isize = 2;
+
+/// A value touched only with the GIL held, by code that runs no Python code meanwhile (a
+/// lock per access would cost more than the rest of a small view's bookkeeping).
+#[derive(Default)]
+struct GilCell<T>(UnsafeCell<T>);
+
+// SAFETY: every access goes through `with`, which needs the GIL (a `Python` token): the GIL
+// serialises the accesses, and `with`'s callers run no Python code in `f` (nor drop Python
+// objects, which could run a `__del__` that re-enters), so no two `&mut` overlap.
+unsafe impl<T: Send> Sync for GilCell<T> {}
+
+impl<T> GilCell<T> {
+    fn new(v: T) -> Self {
+        GilCell(UnsafeCell::new(v))
+    }
+
+    /// Runs `f` on the value; `f` must not run Python code nor drop Python objects.
+    fn with<R>(&self, _py: Python<'_>, f: impl FnOnce(&mut T) -> R) -> R {
+        // SAFETY: see the Sync impl.
+        f(unsafe { &mut *self.0.get() })
+    }
+}
+
+/// A handle's unarmed exporters, and the buffer its takes collect views in.
+#[derive(Default)]
+pub(crate) struct Pool {
+    free: GilCell<Vec<Py<ViewExporter>>>,
+    taken: GilCell<Vec<OwnedView>>,
+}
+
+/// A read-only span of one record held by this process, exported through the buffer protocol.
+///
+/// `ptr`, `len`, `armed` and `exports` are read and written with the GIL held (buffer requests,
+/// their release and `get_view` run under it), so they need no ordering beyond `Relaxed`: the
+/// atomics make the frozen class `Sync`.
+#[pyclass(module = "mmapipc", name = "QueueViewBuffer", frozen)]
+pub(crate) struct ViewExporter {
+    /// The record held; `None` when unarmed and released.
+    view: GilCell<Option<OwnedView>>,
+    /// The pool to go back to once released.
+    pool: Weak<Pool>,
+    ptr: AtomicUsize,
+    len: AtomicUsize,
+    /// A record is held and buffer requests are served.
+    armed: AtomicBool,
+    /// Buffers handed out and not released yet.
+    exports: AtomicUsize,
+}
+
+impl Pool {
+    /// Takes views with `take` (appending to a reused buffer) and returns a `ViewBatch` of
+    /// their memoryviews (`cls`: the class, a `list` subclass), or `None` if it took none.
+    pub(crate) fn batch<'py>(
+        self: &Arc<Self>,
+        cls: &Bound<'py, PyType>,
+        take: impl FnOnce(&mut Vec<OwnedView>) -> PyResult<usize>,
+    ) -> PyResult<Option<Bound<'py, PyList>>> {
+        // Out of the pool while in use: a thread that takes views meanwhile (this one waits with
+        // the GIL released) gets an empty one.
+        let py = cls.py();
+        let mut taken = self.taken.with(py, std::mem::take);
+        let r = match take(&mut taken) {
+            Ok(0) => Ok(None),
+            Ok(_) => self.views(cls, &mut taken).map(Some),
+            Err(e) => Err(e),
+        };
+        taken.clear(); // releases what an error left undelivered (no Python code)
+        self.taken.with(py, |t| *t = taken);
+        r
+    }
+
+    fn views<'py>(
+        self: &Arc<Self>,
+        cls: &Bound<'py, PyType>,
+        taken: &mut Vec<OwnedView>,
+    ) -> PyResult<Bound<'py, PyList>> {
+        let py = cls.py();
+        // SAFETY: `cls` is a live type object (a list subclass); PyType_GenericAlloc returns a
+        // new reference to a zeroed instance (an empty list: no items, no allocation) or null
+        // with an exception set, which `from_owned_ptr_or_err` takes.
+        let batch = unsafe { Bound::from_owned_ptr_or_err(py, ffi::PyType_GenericAlloc(cls.as_type_ptr(), 0)) }?;
+        let batch = batch.downcast_into::<PyList>()?;
+        for v in taken.drain(..) {
+            let e = self.exporter(py)?;
+            batch.append(ViewExporter::view(&e, v)?)?;
+        }
+        Ok(batch)
+    }
+
+    /// An unarmed exporter that nothing else references, from the pool or new.
+    fn exporter<'py>(self: &Arc<Self>, py: Python<'py>) -> PyResult<Bound<'py, ViewExporter>> {
+        while let Some(e) = self.free.with(py, Vec::pop) {
+            let e = e.into_bound(py);
+            let me = e.get();
+            // The pool's reference, now ours, and none else.
+            if e.get_refcnt() == 1 && !me.armed.load(Ordering::Relaxed) && me.exports.load(Ordering::Relaxed) == 0 {
+                return Ok(e);
+            }
+        }
+        let me = ViewExporter {
+            view: GilCell::new(None),
+            pool: Arc::downgrade(self),
+            ptr: AtomicUsize::new(0),
+            len: AtomicUsize::new(0),
+            armed: AtomicBool::new(false),
+            exports: AtomicUsize::new(0),
+        };
+        Bound::new(py, me)
+    }
+}
+
+impl ViewExporter {
+    /// Arms `slf` (unarmed, referenced by nothing else) with `v` and returns a read-only
+    /// memoryview of its payload; the record goes back when that and everything made from it
+    /// are gone (see the module docs).
+    fn view<'py>(slf: &Bound<'py, Self>, v: OwnedView) -> PyResult<Bound<'py, PyMemoryView>> {
+        let (me, py) = (slf.get(), slf.py());
+        me.ptr.store(v.as_ptr() as usize, Ordering::Relaxed);
+        me.len.store(v.len(), Ordering::Relaxed);
+        me.view.with(py, |slot| *slot = Some(v));
+        me.armed.store(true, Ordering::Relaxed);
+        let mv = PyMemoryView::from(slf.as_any());
+        if mv.is_err() && me.exports.load(Ordering::Relaxed) == 0 {
+            me.armed.store(false, Ordering::Relaxed);
+            me.view.with(py, |slot| *slot = None); // the record's release: no Python code
+        }
+        mv
+    }
+}
+
+#[pymethods]
+impl ViewExporter {
+    /// Implements the buffer protocol: a read-only 1-D span of unsigned bytes, while armed.
+    ///
+    /// # Safety
+    /// Called by CPython with a valid `view` to fill.
+    unsafe fn __getbuffer__(slf: Bound<'_, Self>, view: *mut ffi::Py_buffer, flags: c_int) -> PyResult<()> {
+        if view.is_null() {
+            return Err(PyBufferError::new_err("null Py_buffer"));
+        }
+        let me = slf.get();
+        if !me.armed.load(Ordering::Relaxed) {
+            return Err(PyBufferError::new_err("this queue view was released"));
+        }
+        if (flags & ffi::PyBUF_WRITABLE) == ffi::PyBUF_WRITABLE {
+            return Err(PyBufferError::new_err("this view is read-only"));
+        }
+        me.exports.fetch_add(1, Ordering::Relaxed);
+        // SAFETY: CPython passes a valid, writable Py_buffer. `obj` is a new strong reference
+        // (released by PyBuffer_Release), which keeps this object, and so the OwnedView that
+        // holds the record TAKEN by this process (and the queue's mapping), alive while the
+        // buffer is in use: nobody writes the payload until that view is dropped.
+        unsafe {
+            let (ptr, len) = (me.ptr.load(Ordering::Relaxed), me.len.load(Ordering::Relaxed));
+            fill_bytes(view, slf.clone().into_any().into_ptr(), ptr, len, true, flags)
+        };
+        Ok(())
+    }
+
+    /// The last buffer gone: disarms; releases the record and goes back to the pool unless
+    /// something else references this object (then the record goes with it).
+    ///
+    /// # Safety
+    /// Called by CPython (GIL held) once per buffer filled by `__getbuffer__`.
+    unsafe fn __releasebuffer__(slf: Bound<'_, Self>, _view: *mut ffi::Py_buffer) {
+        let me = slf.get();
+        if me.exports.fetch_sub(1, Ordering::Relaxed) != 1 {
+            return;
+        }
+        me.armed.store(false, Ordering::Relaxed);
+        if slf.get_refcnt() > RELEASE_REFS {
+            return;
+        }
+        let py = slf.py();
+        // The record's release (mark DONE, reclaim): no Python code.
+        me.view.with(py, |slot| *slot = None);
+        if let Some(pool) = me.pool.upgrade() {
+            let back = slf.clone().unbind();
+            let refused = pool.free.with(py, |free| {
+                if free.len() < POOL_MAX {
+                    free.push(back);
+                    None
+                } else {
+                    Some(back)
+                }
+            });
+            drop(refused); // outside the cell: a Python object's drop
+        }
+    }
+}

@@ -21,6 +21,7 @@ mod shm;
 mod sync;
 mod topic;
 mod typed;
+mod view_export;
 
 use pyo3::prelude::*;
 

@@ -14,16 +14,14 @@
 
 use std::cell::UnsafeCell;
 use std::ffi::c_int;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Weak};
 
 use mmapipc::OwnedView;
-use pyo3::exceptions::PyBufferError;
 use pyo3::ffi;
 use pyo3::prelude::*;
 use pyo3::types::{PyList, PyMemoryView, PyType};
 
-use crate::buffer::fill_bytes;
+use crate::view_export::Exported;
 
 /// Exporters kept for reuse per handle; more views than this out at once get fresh ones.
 const POOL_MAX: usize = 64;
@@ -64,22 +62,14 @@ pub(crate) struct Pool {
 }
 
 /// A read-only span of one record held by this process, exported through the buffer protocol.
-///
-/// `ptr`, `len`, `armed` and `exports` are read and written with the GIL held (buffer requests,
-/// their release and `get_view` run under it), so they need no ordering beyond `Relaxed`: the
-/// atomics make the frozen class `Sync`.
 #[pyclass(module = "mmapipc", name = "QueueViewBuffer", frozen)]
 pub(crate) struct ViewExporter {
     /// The record held; `None` when unarmed and released.
     view: GilCell<Option<OwnedView>>,
     /// The pool to go back to once released.
     pool: Weak<Pool>,
-    ptr: AtomicUsize,
-    len: AtomicUsize,
-    /// A record is held and buffer requests are served.
-    armed: AtomicBool,
-    /// Buffers handed out and not released yet.
-    exports: AtomicUsize,
+    /// The span served and the buffers out.
+    exported: Exported,
 }
 
 impl Pool {
@@ -128,18 +118,11 @@ impl Pool {
             let e = e.into_bound(py);
             let me = e.get();
             // The pool's reference, now ours, and none else.
-            if e.get_refcnt() == 1 && !me.armed.load(Ordering::Relaxed) && me.exports.load(Ordering::Relaxed) == 0 {
+            if e.get_refcnt() == 1 && !me.exported.armed() && me.exported.exports() == 0 {
                 return Ok(e);
             }
         }
-        let me = ViewExporter {
-            view: GilCell::new(None),
-            pool: Arc::downgrade(self),
-            ptr: AtomicUsize::new(0),
-            len: AtomicUsize::new(0),
-            armed: AtomicBool::new(false),
-            exports: AtomicUsize::new(0),
-        };
+        let me = ViewExporter { view: GilCell::new(None), pool: Arc::downgrade(self), exported: Exported::default() };
         Bound::new(py, me)
     }
 }
@@ -150,13 +133,12 @@ impl ViewExporter {
     /// are gone (see the module docs).
     fn view<'py>(slf: &Bound<'py, Self>, v: OwnedView) -> PyResult<Bound<'py, PyMemoryView>> {
         let (me, py) = (slf.get(), slf.py());
-        me.ptr.store(v.as_ptr() as usize, Ordering::Relaxed);
-        me.len.store(v.len(), Ordering::Relaxed);
+        let (ptr, len) = (v.as_ptr(), v.len());
         me.view.with(py, |slot| *slot = Some(v));
-        me.armed.store(true, Ordering::Relaxed);
-        let mv = PyMemoryView::from(slf.as_any());
-        if mv.is_err() && me.exports.load(Ordering::Relaxed) == 0 {
-            me.armed.store(false, Ordering::Relaxed);
+        // SAFETY: the span is the payload of the record `v`, TAKEN by this process and held in
+        // `me.view` until the last buffer is released (`__releasebuffer__`) or this object goes.
+        let mv = unsafe { me.exported.view(slf.as_any(), ptr, len) };
+        if mv.is_err() && !me.exported.armed() {
             me.view.with(py, |slot| *slot = None); // the record's release: no Python code
         }
         mv
@@ -170,26 +152,11 @@ impl ViewExporter {
     /// # Safety
     /// Called by CPython with a valid `view` to fill.
     unsafe fn __getbuffer__(slf: Bound<'_, Self>, view: *mut ffi::Py_buffer, flags: c_int) -> PyResult<()> {
-        if view.is_null() {
-            return Err(PyBufferError::new_err("null Py_buffer"));
-        }
-        let me = slf.get();
-        if !me.armed.load(Ordering::Relaxed) {
-            return Err(PyBufferError::new_err("this queue view was released"));
-        }
-        if (flags & ffi::PyBUF_WRITABLE) == ffi::PyBUF_WRITABLE {
-            return Err(PyBufferError::new_err("this view is read-only"));
-        }
-        me.exports.fetch_add(1, Ordering::Relaxed);
-        // SAFETY: CPython passes a valid, writable Py_buffer. `obj` is a new strong reference
-        // (released by PyBuffer_Release), which keeps this object, and so the OwnedView that
-        // holds the record TAKEN by this process (and the queue's mapping), alive while the
-        // buffer is in use: nobody writes the payload until that view is dropped.
-        unsafe {
-            let (ptr, len) = (me.ptr.load(Ordering::Relaxed), me.len.load(Ordering::Relaxed));
-            fill_bytes(view, slf.clone().into_any().into_ptr(), ptr, len, true, flags)
-        };
-        Ok(())
+        let owner = slf.clone().into_any();
+        // SAFETY: CPython's arguments; `owner` is this exporter, whose OwnedView holds the
+        // record TAKEN by this process (and the queue's mapping): nobody writes the payload
+        // until that view is dropped.
+        unsafe { slf.get().exported.fill(owner, view, flags, "queue") }
     }
 
     /// The last buffer gone: disarms; releases the record and goes back to the pool unless
@@ -199,10 +166,9 @@ impl ViewExporter {
     /// Called by CPython (GIL held) once per buffer filled by `__getbuffer__`.
     unsafe fn __releasebuffer__(slf: Bound<'_, Self>, _view: *mut ffi::Py_buffer) {
         let me = slf.get();
-        if me.exports.fetch_sub(1, Ordering::Relaxed) != 1 {
+        if !me.exported.release() {
             return;
         }
-        me.armed.store(false, Ordering::Relaxed);
         if slf.get_refcnt() > RELEASE_REFS {
             return;
         }

@@ -12,16 +12,14 @@
 //! never gives a view of recycled bytes.
 
 use std::ffi::c_int;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Weak};
 
 use mmapipc::ring::RingMemory;
-use pyo3::exceptions::PyBufferError;
 use pyo3::ffi;
 use pyo3::prelude::*;
 use pyo3::types::PyMemoryView;
 
-use crate::buffer::fill_bytes;
+use crate::view_export::Exported;
 
 /// The consumer side an exporter belongs to, as the exporter sees it (implemented in
 /// `sides.rs`).
@@ -33,22 +31,14 @@ pub(super) trait ViewSide: Send + Sync {
 }
 
 /// A read-only span of the ring's held record(s), exported through the buffer protocol.
-///
-/// Every field is read and written with the GIL held (buffer requests, their release and the
-/// consumer calls that arm it all run under it), so the atomics need no ordering beyond
-/// `Relaxed`: they are there only to make the frozen class `Sync`.
 #[pyclass(module = "mmapipc", name = "RingViewBuffer", frozen)]
 pub(super) struct ViewExporter {
     /// Keeps the mapping valid while any buffer exported from this object is alive.
     mem: Arc<RingMemory>,
     /// The consumer side to give the record and the role back to when the last buffer goes.
     side: Weak<dyn ViewSide>,
-    ptr: AtomicUsize,
-    len: AtomicUsize,
-    /// A view is held: buffer requests are served.
-    armed: AtomicBool,
-    /// Buffers handed out and not released yet.
-    exports: AtomicUsize,
+    /// The span served and the buffers out.
+    exported: Exported,
 }
 
 /// References to the exporter while the last buffer is released, when nothing else holds it:
@@ -59,14 +49,7 @@ const RELEASE_REFS: isize = 3;
 
 impl ViewExporter {
     pub(super) fn new(py: Python<'_>, mem: &Arc<RingMemory>, side: Weak<dyn ViewSide>) -> PyResult<Py<Self>> {
-        let me = ViewExporter {
-            mem: mem.clone(),
-            side,
-            ptr: AtomicUsize::new(0),
-            len: AtomicUsize::new(0),
-            armed: AtomicBool::new(false),
-            exports: AtomicUsize::new(0),
-        };
+        let me = ViewExporter { mem: mem.clone(), side, exported: Exported::default() };
         Py::new(py, me)
     }
 
@@ -79,7 +62,7 @@ impl ViewExporter {
     /// exported from it, or a reference to the object (a view's `.obj`, which NumPy keeps as
     /// the base of `ndarray(buffer=view)` without exporting a buffer).
     pub(super) fn in_use(me: &Py<Self>, py: Python<'_>) -> bool {
-        me.get().exports.load(Ordering::Relaxed) != 0 || me.get_refcnt(py) > 1
+        me.get().exported.exports() != 0 || me.get_refcnt(py) > 1
     }
 
     /// A read-only memoryview of `len` bytes at `ptr`.
@@ -93,15 +76,8 @@ impl ViewExporter {
         ptr: *const u8,
         len: usize,
     ) -> PyResult<Bound<'py, PyMemoryView>> {
-        let me = slf.get();
-        me.ptr.store(ptr as usize, Ordering::Relaxed);
-        me.len.store(len, Ordering::Relaxed);
-        me.armed.store(true, Ordering::Relaxed);
-        let mv = PyMemoryView::from(slf.as_any());
-        if mv.is_err() && me.exports.load(Ordering::Relaxed) == 0 {
-            me.armed.store(false, Ordering::Relaxed);
-        }
-        mv
+        // SAFETY: the caller's promise (see above) is the one `Exported::view` asks for.
+        unsafe { slf.get().exported.view(slf.as_any(), ptr, len) }
     }
 }
 
@@ -112,26 +88,10 @@ impl ViewExporter {
     /// # Safety
     /// Called by CPython with a valid `view` to fill.
     unsafe fn __getbuffer__(slf: Bound<'_, Self>, view: *mut ffi::Py_buffer, flags: c_int) -> PyResult<()> {
-        if view.is_null() {
-            return Err(PyBufferError::new_err("null Py_buffer"));
-        }
-        let me = slf.get();
-        if !me.armed.load(Ordering::Relaxed) {
-            return Err(PyBufferError::new_err("this ring view was released"));
-        }
-        if (flags & ffi::PyBUF_WRITABLE) == ffi::PyBUF_WRITABLE {
-            return Err(PyBufferError::new_err("this view is read-only"));
-        }
-        me.exports.fetch_add(1, Ordering::Relaxed);
-        // SAFETY: CPython passes a valid, writable Py_buffer. `obj` is a new strong reference
-        // (released by PyBuffer_Release), which keeps this object and so the mapping alive while
-        // the buffer is in use; the record stays held until the matching release brings
-        // `exports` to zero.
-        unsafe {
-            let (ptr, len) = (me.ptr.load(Ordering::Relaxed), me.len.load(Ordering::Relaxed));
-            fill_bytes(view, slf.clone().into_any().into_ptr(), ptr, len, true, flags)
-        };
-        Ok(())
+        let owner = slf.clone().into_any();
+        // SAFETY: CPython's arguments; `owner` is this exporter, whose `mem` keeps the mapping
+        // and whose side keeps the record held until the last buffer is released.
+        unsafe { slf.get().exported.fill(owner, view, flags, "ring") }
     }
 
     /// The last buffer gone: disarms, and releases the held record and the consumer role if
@@ -142,10 +102,9 @@ impl ViewExporter {
     /// Called by CPython (GIL held) once per buffer filled by `__getbuffer__`.
     unsafe fn __releasebuffer__(slf: Bound<'_, Self>, _view: *mut ffi::Py_buffer) {
         let me = slf.get();
-        if me.exports.fetch_sub(1, Ordering::Relaxed) != 1 {
+        if !me.exported.release() {
             return;
         }
-        me.armed.store(false, Ordering::Relaxed);
         // Something else still references this object (NumPy's `ndarray(buffer=view)` keeps
         // the view's `.obj` as its base without a buffer of its own, a user keeps `view.obj`):
         // keep the record held; the next consumer call finds it in use or free (`in_use`).

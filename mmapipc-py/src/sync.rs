@@ -63,20 +63,22 @@ fn survives(gen: u64, thread: usize) -> bool {
     gen == generation() || thread == FORKER.load(Ordering::Relaxed)
 }
 
-/// A value touched only with the GIL held, by code that runs no Python code meanwhile.
-struct GilCell<T>(UnsafeCell<T>);
+/// A value touched only with the GIL held, by code that runs no Python code meanwhile (a
+/// lock per access would cost more than the bookkeeping it guards).
+#[derive(Default)]
+pub(crate) struct GilCell<T>(UnsafeCell<T>);
 
 // SAFETY: every access goes through `with`, which needs the GIL (a `Python` token): the GIL
 // serialises all accesses, and `with` runs no Python code, so no two `&mut` overlap.
 unsafe impl<T: Send> Sync for GilCell<T> {}
 
 impl<T> GilCell<T> {
-    fn new(v: T) -> Self {
+    pub(crate) fn new(v: T) -> Self {
         GilCell(UnsafeCell::new(v))
     }
 
     /// Runs `f` on the value. `f` must not run Python code (nor drop Python objects).
-    fn with<R>(&self, _py: Python<'_>, f: impl FnOnce(&mut T) -> R) -> R {
+    pub(crate) fn with<R>(&self, _py: Python<'_>, f: impl FnOnce(&mut T) -> R) -> R {
         // SAFETY: see the Sync impl: the GIL is held and `f` cannot re-enter.
         f(unsafe { &mut *self.0.get() })
     }

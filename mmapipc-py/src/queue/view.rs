@@ -12,7 +12,6 @@
 //! kept `.obj` never gives a view of recycled bytes. The pool keeps only unarmed exporters,
 //! which hold no record and no queue: a closed handle's mapping goes with its last view.
 
-use std::cell::UnsafeCell;
 use std::ffi::c_int;
 use std::sync::{Arc, Weak};
 
@@ -21,6 +20,7 @@ use pyo3::ffi;
 use pyo3::prelude::*;
 use pyo3::types::{PyList, PyMemoryView, PyType};
 
+use crate::sync::GilCell;
 use crate::view_export::Exported;
 
 /// Exporters kept for reuse per handle; more views than this out at once get fresh ones.
@@ -31,28 +31,6 @@ const POOL_MAX: usize = 64;
 /// for `slf`. `tests/test_views.py` fails if this count is too high (a NumPy array over a
 /// released view would then let the record go).
 const RELEASE_REFS: isize = 2;
-
-/// A value touched only with the GIL held, by code that runs no Python code meanwhile (a
-/// lock per access would cost more than the rest of a small view's bookkeeping).
-#[derive(Default)]
-struct GilCell<T>(UnsafeCell<T>);
-
-// SAFETY: every access goes through `with`, which needs the GIL (a `Python` token): the GIL
-// serialises the accesses, and `with`'s callers run no Python code in `f` (nor drop Python
-// objects, which could run a `__del__` that re-enters), so no two `&mut` overlap.
-unsafe impl<T: Send> Sync for GilCell<T> {}
-
-impl<T> GilCell<T> {
-    fn new(v: T) -> Self {
-        GilCell(UnsafeCell::new(v))
-    }
-
-    /// Runs `f` on the value; `f` must not run Python code nor drop Python objects.
-    fn with<R>(&self, _py: Python<'_>, f: impl FnOnce(&mut T) -> R) -> R {
-        // SAFETY: see the Sync impl.
-        f(unsafe { &mut *self.0.get() })
-    }
-}
 
 /// A handle's unarmed exporters, and the buffer its takes collect views in.
 #[derive(Default)]

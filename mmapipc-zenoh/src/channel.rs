@@ -20,9 +20,8 @@ use crate::Error;
 /// record), with no copy before zenoh's own serialisation. A view keeps the consumer waiting
 /// until zenoh has let go of the message (for a fragmented message: until it is on the wire),
 /// so one message is in flight at a time; a copy lets the next message go out while this one is sent, which is
-/// faster while the copy is cheap (1 MiB: 0.38 GB/s as a view, against bare zenoh's 0.94 in the
-/// same run, docs/benchmarks.md), and slower for large frames, whose copy costs a fresh
-/// allocation's page faults as well.
+/// faster while the copy is cheap (1 MiB, docs/benchmarks.md) and slower for large frames
+/// (the copies go into reused buffers, `pool.rs`).
 pub const ZERO_COPY_MIN: usize = 4 << 20;
 
 /// Without an importer, a ring exporter drops the oldest messages while the ring is at least

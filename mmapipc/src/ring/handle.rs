@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::error::OpenError;
-use crate::layout::{Kind, Plan};
+use crate::layout::Kind;
 use crate::mem::DataArea;
 use crate::region::{self, ChannelPlan, CreateOptions, OpenOptions, Region};
 use crate::shorthands::channel_shorthands;
@@ -213,7 +213,7 @@ impl Ring {
         let capacity = checked_capacity(capacity)?;
         #[cfg(not(loom))]
         {
-            let plan = Plan::new(CONTROL_SIZE as u64, 0, capacity as u64)
+            let plan = crate::layout::Plan::new(CONTROL_SIZE as u64, 0, capacity as u64)
                 .ok_or_else(|| OpenError::InvalidArgument(format!("capacity {capacity} is too large")))?;
             let region = Region::heap(plan.total_size as usize);
             let ring = Self::from_region(region, plan.control_offset, plan.data_offset, capacity as u64, None);

@@ -122,3 +122,37 @@ impl Readiness {
         Ok(())
     }
 }
+
+/// The receive loop every wrapper shares: `attempt` (the non-blocking receive, passing the
+/// message to the caller's closure) until it returns a result, waiting on `watch` in between.
+async fn receive<C, R, E: std::error::Error + 'static>(
+    chan: &mut C,
+    read: &mut Readiness,
+    mut attempt: impl FnMut(&mut C) -> Result<Option<R>, E>,
+    watch: impl Fn(&mut C) -> Arc<dyn Watch>,
+) -> Result<R, AsyncError<E>> {
+    loop {
+        if let Some(r) = attempt(chan).map_err(AsyncError::Channel)? {
+            return Ok(r);
+        }
+        read.wait(watch(chan)).await?;
+    }
+}
+
+/// The send loop every wrapper shares: `attempt` (the non-blocking send) until it succeeds,
+/// waiting in between on the watch `watch` makes (for room for the message; made only when
+/// there was none).
+async fn send<C, E: std::error::Error + 'static>(
+    chan: &mut C,
+    write: &mut Readiness,
+    mut attempt: impl FnMut(&mut C) -> Result<bool, E>,
+    mut watch: impl FnMut(&mut C) -> Result<Arc<dyn Watch>, AsyncError<E>>,
+) -> Result<(), AsyncError<E>> {
+    loop {
+        if attempt(chan).map_err(AsyncError::Channel)? {
+            return Ok(());
+        }
+        let w = watch(chan)?;
+        write.wait(w).await?;
+    }
+}

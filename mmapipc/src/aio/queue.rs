@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use super::{AsyncError, Readiness};
+use super::{receive, send, AsyncError, Readiness};
 use crate::{Queue, QueueError};
 
 /// A [`Queue`] with async receive and send (share the `Arc` with synchronous users).
@@ -27,13 +27,8 @@ impl AsyncQueue {
     /// Takes the next message and passes it to `f` in place.
     pub async fn recv_with<R>(&mut self, f: impl FnOnce(&[u8]) -> R) -> Result<R, AsyncError<QueueError>> {
         let mut f = Some(f);
-        loop {
-            let got = self.queue.try_get_with(|m| (f.take().expect("called once"))(m)).map_err(AsyncError::Channel)?;
-            if let Some(r) = got {
-                return Ok(r);
-            }
-            self.read.wait(self.queue.readable_watch()).await?;
-        }
+        let attempt = |q: &mut Arc<Queue>| q.try_get_with(|m| (f.take().expect("called once"))(m));
+        receive(&mut self.queue, &mut self.read, attempt, |q| q.readable_watch()).await
     }
 
     /// Takes the next message, copied out.
@@ -43,12 +38,7 @@ impl AsyncQueue {
 
     /// Puts `data`, waiting for room.
     pub async fn send_async(&mut self, data: &[u8]) -> Result<(), AsyncError<QueueError>> {
-        loop {
-            if self.queue.try_put(data).map_err(AsyncError::Channel)? {
-                return Ok(());
-            }
-            let watch = self.queue.writable_watch(data.len()).map_err(AsyncError::Channel)?;
-            self.write.wait(watch).await?;
-        }
+        let room = |q: &mut Arc<Queue>| q.writable_watch(data.len()).map_err(AsyncError::Channel);
+        send(&mut self.queue, &mut self.write, |q| q.try_put(data), room).await
     }
 }

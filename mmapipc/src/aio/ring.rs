@@ -1,6 +1,6 @@
 //! [`AsyncRing`]: a byte [`Ring`] under tokio.
 
-use super::{AsyncError, Readiness};
+use super::{receive, send, AsyncError, Readiness};
 use crate::{Ring, RingError};
 
 /// A [`Ring`] with async receive and send.
@@ -30,12 +30,8 @@ impl AsyncRing {
     /// Receives the next message and passes it to `f` in place.
     pub async fn recv_with<R>(&mut self, f: impl FnOnce(&[u8]) -> R) -> Result<R, AsyncError<RingError>> {
         let mut f = Some(f);
-        loop {
-            if let Some(g) = self.ring.try_read().map_err(AsyncError::Channel)? {
-                return Ok((f.take().expect("called once"))(&g));
-            }
-            self.read.wait(self.ring.readable_watch()).await?;
-        }
+        let attempt = |r: &mut Ring| Ok(r.try_read()?.map(|g| (f.take().expect("called once"))(&g)));
+        receive(&mut self.ring, &mut self.read, attempt, |r| r.readable_watch()).await
     }
 
     /// Receives the next message, copied out.
@@ -45,12 +41,7 @@ impl AsyncRing {
 
     /// Sends `data`, waiting for room.
     pub async fn send_async(&mut self, data: &[u8]) -> Result<(), AsyncError<RingError>> {
-        loop {
-            if self.ring.try_write(data).map_err(AsyncError::Channel)? {
-                return Ok(());
-            }
-            let watch = self.ring.writable_watch(data.len()).map_err(AsyncError::Channel)?;
-            self.write.wait(watch).await?;
-        }
+        let room = |r: &mut Ring| r.writable_watch(data.len()).map_err(AsyncError::Channel);
+        send(&mut self.ring, &mut self.write, |r| r.try_write(data), room).await
     }
 }

@@ -1,6 +1,6 @@
 //! [`AsyncSubscriber`] and [`AsyncPublisher`]: a byte topic's two sides under tokio.
 
-use super::{AsyncError, Readiness};
+use super::{receive, send, AsyncError, Readiness};
 use crate::topic::{Publisher, Subscriber, TopicError};
 
 /// A topic [`Subscriber`] with async receive.
@@ -30,12 +30,8 @@ impl AsyncSubscriber {
     /// mode and groups).
     pub async fn recv_with<R>(&mut self, f: impl FnOnce(&[u8]) -> R) -> Result<R, AsyncError<TopicError>> {
         let mut f = Some(f);
-        loop {
-            if let Some(m) = self.sub.try_recv().map_err(AsyncError::Channel)? {
-                return Ok((f.take().expect("called once"))(&m));
-            }
-            self.read.wait(self.sub.readable_watch()).await?;
-        }
+        let attempt = |s: &mut Subscriber| Ok(s.try_recv()?.map(|m| (f.take().expect("called once"))(&m)));
+        receive(&mut self.sub, &mut self.read, attempt, |s| s.readable_watch()).await
     }
 
     /// Receives the next message, copied out.
@@ -70,12 +66,7 @@ impl AsyncPublisher {
 
     /// Publishes `data`, waiting for room.
     pub async fn send_async(&mut self, data: &[u8]) -> Result<(), AsyncError<TopicError>> {
-        loop {
-            if self.publisher.try_publish(data).map_err(AsyncError::Channel)? {
-                return Ok(());
-            }
-            let watch = self.publisher.writable_watch(data.len()).map_err(AsyncError::Channel)?;
-            self.write.wait(watch).await?;
-        }
+        let room = |p: &mut Publisher| p.writable_watch(data.len()).map_err(AsyncError::Channel);
+        send(&mut self.publisher, &mut self.write, |p| p.try_publish(data), room).await
     }
 }

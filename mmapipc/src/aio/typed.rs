@@ -12,7 +12,7 @@ use rkyv::api::high::{HighDeserializer, HighValidator};
 use rkyv::rancor;
 use rkyv::{Archived, Deserialize, Portable};
 
-use super::{AsyncError, Readiness};
+use super::{receive, send, AsyncError, Readiness};
 use crate::typed::{
     archived_len, Encode, IpcMessage, TypedError, TypedPublisher, TypedQueue, TypedRecvError, TypedSendError,
     TypedSubscriber,
@@ -30,44 +30,13 @@ where
         .map_err(|e| TypedRecvError::Invalid(TypedError::Invalid(format!("deserialization failed: {e}"))))
 }
 
-/// The length `value` archives to: what a send waits for room for.
-fn send_len<T: Encode>(value: &T) -> Result<usize, AsyncError<TypedSendError>> {
-    archived_len(value).map_err(|e| AsyncError::Channel(e.into()))
-}
-
-/// The receive loop every typed wrapper shares: `attempt` (the non-blocking receive, passing a
-/// record to the caller's closure) until it returns a result, waiting on `watch` in between.
-async fn receive<C, R>(
-    chan: &mut C,
-    read: &mut Readiness,
-    mut attempt: impl FnMut(&mut C) -> Result<Option<R>, TypedRecvError>,
-    watch: impl Fn(&mut C) -> Arc<dyn Watch>,
-) -> Result<R, AsyncError<TypedRecvError>> {
-    loop {
-        if let Some(r) = attempt(chan).map_err(AsyncError::Channel)? {
-            return Ok(r);
-        }
-        read.wait(watch(chan)).await?;
-    }
-}
-
-/// The send loop every typed wrapper shares: `attempt` (the non-blocking send) until it
-/// succeeds, waiting in between on `watch` for room for `value`'s archived length.
-async fn send<C, T: Encode, E: Into<TypedSendError>>(
-    chan: &mut C,
-    write: &mut Readiness,
+/// The watch for room for `value`'s archived length (measured only when a send found none).
+fn typed_room<T: Encode, E: Into<TypedSendError>>(
     value: &T,
-    mut attempt: impl FnMut(&mut C, &T) -> Result<bool, TypedSendError>,
-    watch: impl Fn(&mut C, usize) -> Result<Arc<dyn Watch>, E>,
-) -> Result<(), AsyncError<TypedSendError>> {
-    loop {
-        if attempt(chan, value).map_err(AsyncError::Channel)? {
-            return Ok(());
-        }
-        let len = send_len(value)?;
-        let watch = watch(chan, len).map_err(|e| AsyncError::Channel(e.into()))?;
-        write.wait(watch).await?;
-    }
+    watch: impl FnOnce(usize) -> Result<Arc<dyn Watch>, E>,
+) -> Result<Arc<dyn Watch>, AsyncError<TypedSendError>> {
+    let len = archived_len(value).map_err(|e| AsyncError::Channel(e.into()))?;
+    watch(len).map_err(|e| AsyncError::Channel(e.into()))
 }
 
 /// A [`TypedRing`] with async receive and send.
@@ -119,7 +88,8 @@ where
 
     /// Sends `value`, waiting for room.
     pub async fn send_async(&mut self, value: &T) -> Result<(), AsyncError<TypedSendError>> {
-        send(&mut self.ring, &mut self.write, value, |r, v| r.try_send(v), |r, len| r.ring().writable_watch(len)).await
+        let room = |r: &mut TypedRing<T>| typed_room(value, |len| r.ring().writable_watch(len));
+        send(&mut self.ring, &mut self.write, |r| r.try_send(value), room).await
     }
 }
 
@@ -169,8 +139,8 @@ where
 
     /// Sends `value`, waiting for room.
     pub async fn send_async(&mut self, value: &T) -> Result<(), AsyncError<TypedSendError>> {
-        send(&mut self.queue, &mut self.write, value, |q, v| q.try_send(v), |q, len| q.queue().writable_watch(len))
-            .await
+        let room = |q: &mut Arc<TypedQueue<T>>| typed_room(value, |len| q.queue().writable_watch(len));
+        send(&mut self.queue, &mut self.write, |q| q.try_send(value), room).await
     }
 }
 
@@ -253,7 +223,7 @@ impl<T: IpcMessage + Encode> AsyncTypedPublisher<T> {
 
     /// Publishes `value`, waiting for room.
     pub async fn send_async(&mut self, value: &T) -> Result<(), AsyncError<TypedSendError>> {
-        let attempt = |p: &mut TypedPublisher<T>, v: &T| p.try_send(v);
-        send(&mut self.publisher, &mut self.write, value, attempt, |p, len| p.bytes().writable_watch(len)).await
+        let room = |p: &mut TypedPublisher<T>| typed_room(value, |len| p.bytes().writable_watch(len));
+        send(&mut self.publisher, &mut self.write, |p| p.try_send(value), room).await
     }
 }

@@ -170,7 +170,8 @@ impl Queue {
                 counted_wait = true;
                 c.cons_stats.waits.fetch_add(1, Ordering::Relaxed);
             }
-            let r: Result<Option<()>, ()> = c.not_empty.waiter.wait_until(
+            let r: Result<Option<()>, ()> = c.not_empty.waiter.wait_until_in(
+                &self.get_window,
                 deadline,
                 self.check_interval,
                 || self.maybe_nonempty().then_some(()),
@@ -292,7 +293,8 @@ impl Queue {
                 c.cons_lock.lock.unlock(me);
                 return Ok(true);
             }
-            let r: Result<Option<()>, ()> = c.not_empty.waiter.wait_until(
+            let r: Result<Option<()>, ()> = c.not_empty.waiter.wait_until_in(
+                &self.get_window,
                 deadline,
                 self.check_interval,
                 || self.maybe_nonempty().then_some(()),

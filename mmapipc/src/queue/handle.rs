@@ -15,7 +15,7 @@ use crate::mem::DataArea;
 use crate::region::{self, ChannelPlan, CreateOptions, OpenOptions, Region};
 use crate::shorthands::channel_shorthands;
 use crate::sync::{AtomicU64, Ordering};
-use crate::wait::Deadline;
+use crate::wait::{Deadline, SpinWindow};
 
 /// Options for creating or opening a queue.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -123,6 +123,9 @@ pub struct Queue {
     /// When a producer of this handle waits for a frame's release ([`crate::mem::reuse`]),
     /// written under the producer lock.
     pub(super) hot: AtomicU64,
+    /// How long this handle's waits for a message and for room poll before they sleep.
+    pub(super) get_window: SpinWindow,
+    pub(super) put_window: SpinWindow,
     _mem: Memory,
 }
 
@@ -243,6 +246,8 @@ impl Queue {
             check_interval,
             reclaim_seen: AtomicU64::new(0),
             hot: AtomicU64::new(0),
+            get_window: SpinWindow::new(),
+            put_window: SpinWindow::new(),
             _mem: mem,
         }
     }

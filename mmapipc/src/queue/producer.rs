@@ -286,7 +286,8 @@ impl Queue {
                 counted_wait = true;
                 c.prod_stats.waits.fetch_add(1, Ordering::Relaxed);
             }
-            let r: Result<Option<()>, ()> = c.not_full.waiter.wait_until(
+            let r: Result<Option<()>, ()> = c.not_full.waiter.wait_until_in(
+                &self.put_window,
                 deadline,
                 self.check_interval,
                 || self.can_progress(need).then_some(()),

@@ -3,6 +3,7 @@
 //! records the fork generation ([`crate::fork`]): a child forked afterwards holds nothing.
 
 use crate::sync::{fence, AtomicU64, Ordering};
+use crate::wait::SpinWindow;
 
 use super::error::{check_indices, RingError};
 use super::handle::{Ring, RingMemory};
@@ -155,6 +156,7 @@ impl Ring {
             messages,
             bytes,
             hot: Default::default(),
+            window: SpinWindow::new(),
         });
         Ok(self.prod.as_mut().expect("claimed above"))
     }
@@ -210,6 +212,7 @@ impl Ring {
                     messages: ctrl.consumer.messages.load(Ordering::Relaxed),
                     bytes: ctrl.consumer.bytes.load(Ordering::Relaxed),
                     empty: false,
+                    window: SpinWindow::new(),
                 });
             }
         }

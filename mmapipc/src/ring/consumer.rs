@@ -288,7 +288,7 @@ impl Ring {
                 // SYNC: tail-publish (Acquire; the actual read reloads it anyway).
                 (stopped || ctrl.producer.tail.load(Ordering::Acquire) != head).then_some(())
             };
-            match asymmetric::wait_until(&ctrl.wait.data, deadline, slice, ready) {
+            match asymmetric::wait_until(&ctrl.wait.data, &c.window, deadline, slice, ready) {
                 Some(()) => return Ok(true),
                 None => {
                     if deadline.expired() {

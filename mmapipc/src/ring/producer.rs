@@ -388,7 +388,7 @@ impl Ring {
             }
         };
         loop {
-            match asymmetric::wait_until(&ctrl.wait.space, deadline, slice, ready) {
+            match asymmetric::wait_until(&ctrl.wait.space, &p.window, deadline, slice, ready) {
                 Some(Ok(())) => return Ok(true),
                 // Corrupt indices: let has_room report them with details.
                 Some(Err(())) => return p.has_room(&mem, need).map(|_| true),

@@ -3,6 +3,7 @@
 //! them are `producer.rs` and `consumer.rs`; roles are claimed and given back in `attach.rs`.
 
 use crate::mem::reuse;
+use crate::wait::SpinWindow;
 
 /// A role this handle holds, or held.
 #[derive(Debug)]
@@ -44,6 +45,8 @@ pub(super) struct ProducerState {
     pub(super) bytes: u64,
     /// When to wait for the consumer's release of the previous frame ([`reuse::Backoff`]).
     pub(super) hot: reuse::Backoff,
+    /// How long a wait for room polls before it sleeps.
+    pub(super) window: SpinWindow,
 }
 
 #[derive(Debug)]
@@ -65,4 +68,6 @@ pub(super) struct ConsumerState {
     pub(super) bytes: u64,
     /// Inside a "found empty" episode (counted once).
     pub(super) empty: bool,
+    /// How long a wait for a message polls before it sleeps.
+    pub(super) window: SpinWindow,
 }

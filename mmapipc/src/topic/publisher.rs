@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::sync::{fence, Ordering};
-use crate::wait::{asymmetric, Deadline, Sleeping};
+use crate::wait::{asymmetric, Deadline, Sleeping, SpinWindow};
 
 use super::error::{check_window, corrupt, TopicError};
 use super::handle::{Overflow, Topic, TopicMemory};
@@ -60,6 +60,8 @@ pub struct Publisher {
     marks: Vec<bool>,
     /// How far past what it needs the publisher moves `oldest` at once (amortises the fence).
     slack: u64,
+    /// How long a wait for room polls before it sleeps.
+    window: SpinWindow,
 }
 
 impl std::fmt::Debug for Publisher {
@@ -141,6 +143,7 @@ impl Publisher {
             last_sleeper_reap: None,
             marks: vec![false; n],
             slack: (cap / 8) & !7,
+            window: SpinWindow::new(),
             mem,
         };
         if me.mem.overflow == Overflow::Block {
@@ -544,7 +547,9 @@ impl Publisher {
         let mut stopped = false;
         // Each nap is marked, so that a takeover after a kill takes the count back.
         let sleeping = Sleeping { word: &mem.head().publisher.sleeping, owner: crate::owner::me() };
-        let got = asymmetric::wait_until_as(space, Some(sleeping), deadline, slice, || {
+        // The window is moved out while the readiness check needs all of `self`.
+        let window = std::mem::take(&mut self.window);
+        let got = asymmetric::wait_until_as(space, &window, Some(sleeping), deadline, slice, || {
             // SeqCst: pairs with the stopper's store before its wake (see `Topic::wake_waiters`).
             if stop.is_some_and(|s| s.load(std::sync::atomic::Ordering::SeqCst)) {
                 stopped = true;
@@ -557,6 +562,7 @@ impl Publisher {
             }
             (self.cached_min >= need).then_some(())
         });
+        self.window = window;
         if stopped {
             return Ok(false);
         }

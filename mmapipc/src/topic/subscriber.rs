@@ -9,7 +9,7 @@ use super::handle::{Overflow, Start, Topic, TopicMemory};
 use super::layout::{align8, widen, LEN_PADDING, NO_CURSOR, NO_GROUP, RECORD_HEADER};
 use super::{fork_generation, RUST_SLICE};
 use crate::sync::{fence, Ordering};
-use crate::wait::{asymmetric, Deadline, Sleeping};
+use crate::wait::{asymmetric, Deadline, Sleeping, SpinWindow};
 
 /// One subscriber of a topic ([`Topic::subscribe`], [`Topic::subscribe_group`]). Dropping it
 /// frees its slot (it stops holding the publisher back).
@@ -32,6 +32,8 @@ pub struct Subscriber {
     dropped: u64,
     /// Copies (overwrite mode, groups).
     pub(super) buf: Vec<u8>,
+    /// How long a wait for a message polls before it sleeps.
+    window: SpinWindow,
 }
 
 impl std::fmt::Debug for Subscriber {
@@ -213,6 +215,7 @@ impl Subscriber {
             bytes: 0,
             dropped: 0,
             buf: Vec::new(),
+            window: SpinWindow::new(),
             mem,
         }
     }
@@ -468,7 +471,7 @@ impl Subscriber {
         let mut stopped = false;
         // Naps are marked in our slot: a reclaim after a kill takes the count back (`reclaim`).
         let sleeping = Sleeping { word: &mem.sub(self.slot).sleeping, owner: crate::owner::me() };
-        let got = asymmetric::wait_until_as(&head.wait.data, Some(sleeping), deadline, slice, || {
+        let got = asymmetric::wait_until_as(&head.wait.data, &self.window, Some(sleeping), deadline, slice, || {
             // SeqCst: pairs with the stopper's store before its wake.
             if stop.is_some_and(|s| s.load(std::sync::atomic::Ordering::SeqCst)) {
                 stopped = true;

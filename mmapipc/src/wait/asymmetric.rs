@@ -20,7 +20,7 @@
 
 use std::time::Duration;
 
-use super::{wait_loop, wake_all, Deadline, Sleeping, Waiter};
+use super::{wait_loop, wake_all, Deadline, Sleeping, SpinWindow, Waiter};
 use crate::sync::{fence, Ordering};
 
 /// Longest nap of a sleeper that could not run the heavy barrier.
@@ -135,19 +135,22 @@ fn notify_slow(w: &Waiter) {
 }
 
 /// Waits until `ready()` returns `Some`, or the deadline passes (`None`): the one wait loop
-/// ([`super::wait_loop`]) with this module's sleeper side, in naps of at most `slice`.
+/// ([`super::wait_loop`]) with this module's sleeper side, polling as long as `window` says, in
+/// naps of at most `slice`.
 pub(crate) fn wait_until<T>(
     w: &Waiter,
+    window: &SpinWindow,
     deadline: Deadline,
     slice: Duration,
     ready: impl FnMut() -> Option<T>,
 ) -> Option<T> {
-    wait_until_as(w, None, deadline, slice, ready)
+    wait_until_as(w, window, None, deadline, slice, ready)
 }
 
 /// [`wait_until`], marking each nap in `sleeping` (see [`wait_loop`]).
 pub(crate) fn wait_until_as<T>(
     w: &Waiter,
+    window: &SpinWindow,
     sleeping: Option<Sleeping<'_>>,
     deadline: Deadline,
     slice: Duration,
@@ -156,7 +159,9 @@ pub(crate) fn wait_until_as<T>(
     // SYNC: asym-handshake (heavy side): after the loop's SeqCst fence, the system-wide barrier;
     // where the kernel refused it, naps are capped so a missed wake costs at most that long.
     let barrier = || (!sys::heavy_barrier()).then_some(NAP_WITHOUT_BARRIER);
-    match wait_loop(w, deadline, slice, sleeping, barrier, ready, || Ok::<(), std::convert::Infallible>(())) {
+    match wait_loop(w, Some(window), deadline, slice, sleeping, barrier, ready, || {
+        Ok::<(), std::convert::Infallible>(())
+    }) {
         Ok(got) => got,
         Err(never) => match never {},
     }

@@ -3,7 +3,9 @@
 //!
 //! * `futex.rs`: the system calls ([`wait_on`], [`wake_all`]);
 //! * `spin.rs`: the polling phase ([`SPIN_PURE`] of spinning, then yielding until
-//!   [`SPIN_TOTAL`]);
+//!   [`SPIN_TOTAL`] or the waiting side's window);
+//! * `window.rs`: that window ([`SpinWindow`]), widened while waits keep ending soon after it
+//!   and narrowed when they do not;
 //! * `waiter.rs`: [`Deadline`], [`Waiter`] (a futex word and a sleeper count, so wakers make no
 //!   syscall while nobody sleeps) and the one wait loop, with the symmetric handshake (a SeqCst
 //!   fence on each side; the queue);
@@ -25,6 +27,7 @@ mod spin;
 mod waiter;
 #[cfg(all(target_os = "linux", not(loom)))]
 mod watch;
+mod window;
 
 pub use futex::{wait_on, wake_all};
 
@@ -35,3 +38,4 @@ pub(crate) use waiter::{wait_loop, Sleeping};
 pub use waiter::{Deadline, Waiter};
 #[cfg(all(target_os = "linux", not(loom)))]
 pub use watch::{Handshake, Watch};
+pub use window::{max as spin_max, SpinWindow, SPIN_MAX_DEFAULT, SPIN_MAX_ENV};

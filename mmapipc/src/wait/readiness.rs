@@ -164,7 +164,7 @@ impl Notifier {
     /// [`SPIN_PURE`]: super::SPIN_PURE
     /// [`SPIN_TOTAL`]: super::SPIN_TOTAL
     pub fn arm_after_spin(&self, watch: Arc<dyn Watch>) -> io::Result<bool> {
-        let mut spin = Spin::new();
+        let mut spin = Spin::new(super::SPIN_TOTAL);
         let no_deadline = Deadline::after(None);
         while spin.step(&no_deadline) {
             if watch.ready() {

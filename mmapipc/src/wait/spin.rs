@@ -1,4 +1,5 @@
-//! The polling phase of a wait: spin, then yield, by elapsed time.
+//! The polling phase of a wait: spin, then yield, by elapsed time, for as long as the waiting
+//! side's window says ([`super::window`]).
 
 use std::time::Duration;
 #[cfg(not(loom))]
@@ -12,14 +13,22 @@ use super::Deadline;
 /// for a peer running on another core to answer (a cross-core round trip plus a Python call is
 /// 1 to 3 us), short enough that a peer sharing *this* CPU is not kept waiting for long.
 pub const SPIN_PURE: Duration = Duration::from_micros(5);
-/// Then the waiter yields the CPU between polls until this long from the start, and only then
-/// sleeps on the futex. A yield with nothing else runnable here returns at once (so this is still
-/// polling, at about a syscall's granularity); with a peer runnable on this CPU it lets it run.
+/// Then the waiter yields the CPU between polls until this long from the start (or as long as
+/// its side's [`SpinWindow`](super::SpinWindow) has grown to), and only then sleeps on the
+/// futex. A yield with nothing else runnable here returns at once (so this is still polling, at
+/// about a syscall's granularity); with a peer runnable on this CPU it lets it run.
 pub const SPIN_TOTAL: Duration = Duration::from_micros(50);
+
+/// A yield that kept the waiter off the CPU this long ran another thread: the CPU is wanted, so
+/// polling stops (the wait sleeps) and the side's window narrows. An uncontended `sched_yield`
+/// returns in about a microsecond.
+#[cfg(not(loom))]
+const YIELD_CONTENDED: Duration = Duration::from_micros(20);
 
 /// The polling phase of a wait, by elapsed time (the same on every CPU, unlike a count of
 /// `pause` instructions, whose length varies from 10 to 140 cycles between CPU models): spin
-/// for [`SPIN_PURE`], then yield between polls until [`SPIN_TOTAL`]; the caller then sleeps.
+/// for [`SPIN_PURE`], then yield between polls until the window ([`SPIN_TOTAL`] or longer)
+/// has passed, or a yield ran another thread; the caller then sleeps.
 ///
 /// Polls come well under a microsecond apart while spinning (16 `pause`s and a vDSO clock read),
 /// so a waiter notices a peer's store within a fraction of a microsecond, not after a long
@@ -31,25 +40,54 @@ pub(crate) struct Spin {
     /// away, and one `spin_loop` can cost tens of nanoseconds).
     #[cfg(not(loom))]
     polls: u32,
+    /// How long polling lasts.
+    #[cfg(not(loom))]
+    window: Duration,
+    /// A yield ran another thread ([`YIELD_CONTENDED`]): polling stopped early.
+    #[cfg(not(loom))]
+    contended: bool,
     #[cfg(loom)]
     n: u32,
 }
 
 impl Spin {
-    pub(crate) fn new() -> Spin {
+    /// Polling for `window` (at least [`SPIN_PURE`]).
+    pub(crate) fn new(window: Duration) -> Spin {
+        #[cfg(loom)]
+        let _ = window;
         Spin {
             #[cfg(not(loom))]
             start: None,
             #[cfg(not(loom))]
             polls: 0,
+            #[cfg(not(loom))]
+            window,
+            #[cfg(not(loom))]
+            contended: false,
             #[cfg(loom)]
             n: 0,
         }
     }
 
-    /// Pauses before the next poll. False when polling should stop: after [`SPIN_TOTAL`], or
-    /// once `deadline` has passed and the pure spin is over (so a caller with no time to wait
-    /// still waits out a lock held for a moment).
+    /// When the first poll paused (`None` if none did yet).
+    #[cfg(not(loom))]
+    pub(crate) fn started(&self) -> Option<Instant> {
+        self.start
+    }
+
+    /// Whether polling stopped because a yield ran another thread.
+    pub(crate) fn contended(&self) -> bool {
+        #[cfg(not(loom))]
+        {
+            self.contended
+        }
+        #[cfg(loom)]
+        false
+    }
+
+    /// Pauses before the next poll. False when polling should stop: after the window, after a
+    /// yield that ran another thread, or once `deadline` has passed and the pure spin is over
+    /// (so a caller with no time to wait still waits out a lock held for a moment).
     pub(crate) fn step(&mut self, deadline: &Deadline) -> bool {
         #[cfg(loom)]
         {
@@ -62,7 +100,7 @@ impl Spin {
         {
             let now = Instant::now();
             let t = now - *self.start.get_or_insert(now);
-            if t >= SPIN_TOTAL {
+            if t >= self.window {
                 return false;
             }
             if t < SPIN_PURE {
@@ -76,6 +114,10 @@ impl Spin {
                 return false;
             }
             std::thread::yield_now();
+            if now.elapsed() >= YIELD_CONTENDED {
+                self.contended = true;
+                return false;
+            }
             true
         }
     }

@@ -6,7 +6,8 @@ use std::time::{Duration, Instant};
 use crate::sync::{fence, AtomicU32, AtomicU64, Ordering};
 
 use super::futex::{wait_on, wake_all};
-use super::spin::Spin;
+use super::spin::{Spin, SPIN_TOTAL};
+use super::window::SpinWindow;
 
 /// A monotonic deadline: `None` waits forever.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -112,12 +113,29 @@ impl Waiter {
         between_slices: impl FnMut() -> Result<(), E>,
     ) -> Result<Option<T>, E> {
         // SYNC: sleep-handshake (sleeper side): the SeqCst fence in `wait_loop` suffices.
-        wait_loop(self, deadline, slice, None, || None, ready, between_slices)
+        wait_loop(self, None, deadline, slice, None, || None, ready, between_slices)
+    }
+
+    /// [`wait_until`](Self::wait_until), polling for as long as `window` says and adapting it
+    /// to this wait ([`SpinWindow`]).
+    pub fn wait_until_in<T, E>(
+        &self,
+        window: &SpinWindow,
+        deadline: Deadline,
+        slice: Duration,
+        ready: impl FnMut() -> Option<T>,
+        between_slices: impl FnMut() -> Result<(), E>,
+    ) -> Result<Option<T>, E> {
+        // SYNC: sleep-handshake (sleeper side), as in `wait_until`.
+        wait_loop(self, Some(window), deadline, slice, None, || None, ready, between_slices)
     }
 }
 
-/// The one wait loop: polls `ready()` ([`Spin`]), then sleeps on `w` until `ready()` returns
-/// `Some` or the deadline passes (`Ok(None)`), in naps of at most `slice`.
+/// The one wait loop: polls `ready()` ([`Spin`], for as long as `window` says, or
+/// [`SPIN_TOTAL`] without one), then sleeps on `w` until `ready()` returns `Some` or the
+/// deadline passes (`Ok(None)`), in naps of at most `slice`. A wait that slept tells `window`
+/// how long it took ([`SpinWindow::slept`], [`SpinWindow::timed_out`]); polling cut short by a
+/// contended CPU narrows it.
 ///
 /// Each nap: read `seq`, count ourselves in `sleepers`, SeqCst fence, then `barrier()` (the
 /// handshake's sleeper side beyond the fence: nothing for [`Waiter`]'s symmetric handshake, the
@@ -130,8 +148,10 @@ impl Waiter {
 /// owner word: stored in it right after the increment and cleared before the decrement, it
 /// tells whoever reclaims the slot of a process killed during the nap that the count is still
 /// held, and that one takes it back ([`Sleeping`]).
+#[allow(clippy::too_many_arguments)] // the loop's parts, each a different kind of hook
 pub(crate) fn wait_loop<T, E>(
     w: &Waiter,
+    window: Option<&SpinWindow>,
     deadline: Deadline,
     slice: Duration,
     sleeping: Option<Sleeping<'_>>,
@@ -139,7 +159,7 @@ pub(crate) fn wait_loop<T, E>(
     mut ready: impl FnMut() -> Option<T>,
     mut between_slices: impl FnMut() -> Result<(), E>,
 ) -> Result<Option<T>, E> {
-    let mut spin = Spin::new();
+    let mut spin = Spin::new(window.map_or(SPIN_TOTAL, SpinWindow::get));
     loop {
         if let Some(v) = ready() {
             return Ok(Some(v));
@@ -148,12 +168,35 @@ pub(crate) fn wait_loop<T, E>(
             break;
         }
     }
+    if spin.contended() {
+        if let Some(w) = window {
+            w.narrow();
+        }
+    }
+    // What the window learns from this wait, once it has slept (a wait that polled long enough
+    // teaches it nothing).
+    #[cfg(not(loom))]
+    let started = spin.started();
+    let learn = |got: bool| {
+        #[cfg(not(loom))]
+        if let (Some(win), Some(t0)) = (window, started) {
+            if got {
+                win.slept(t0.elapsed());
+            } else {
+                win.timed_out(t0.elapsed());
+            }
+        }
+        #[cfg(loom)]
+        let _ = got;
+    };
     loop {
         if let Some(v) = ready() {
+            learn(true);
             return Ok(Some(v));
         }
         let left = deadline.remaining();
         if left == Some(Duration::ZERO) {
+            learn(false);
             return Ok(None);
         }
         let mut nap = left.map_or(slice, |l| l.min(slice));
@@ -181,6 +224,7 @@ pub(crate) fn wait_loop<T, E>(
             w.sleepers.fetch_sub(1, Ordering::Relaxed);
         }
         if let Some(v) = got {
+            learn(true);
             return Ok(Some(v));
         }
         between_slices()?;
@@ -259,6 +303,7 @@ mod tests {
         let s = Sleeping { word: &word, owner: 42 };
         let r: Result<Option<()>, ()> = wait_loop(
             &w,
+            None,
             Deadline::after(Some(Duration::from_millis(20))),
             Duration::from_millis(5),
             Some(s),
@@ -289,6 +334,87 @@ mod tests {
         assert!(s.take_back(&w));
         assert!(!s.take_back(&w), "taken back twice");
         assert_eq!((w.sleepers.load(Ordering::Relaxed), word.load(Ordering::Relaxed)), (0, 0));
+    }
+
+    #[test]
+    fn a_wait_that_slept_widens_its_window() {
+        let w = Waiter { seq: AtomicU32::new(0), sleepers: AtomicU32::new(0) };
+        let window = SpinWindow::new();
+        let t0 = Instant::now();
+        // Ready at the re-check of the first nap: the wait polled its whole window, then counted
+        // itself a sleeper.
+        let r: Result<Option<()>, ()> = wait_loop(
+            &w,
+            Some(&window),
+            Deadline::after(Some(Duration::from_secs(10))),
+            Duration::from_millis(5),
+            None,
+            || None,
+            || (w.sleepers.load(Ordering::Relaxed) == 1).then_some(()),
+            || Ok(()),
+        );
+        assert_eq!(r, Ok(Some(())));
+        // The window saw at most this wait's length: within the bound, it widened. (A machine
+        // that stalled this thread past the bound narrows it instead, which is right too.)
+        if t0.elapsed() <= super::super::window::max() && super::super::window::max() > SPIN_TOTAL {
+            assert!(window.get() > SPIN_TOTAL, "window {:?} after a wait of {:?}", window.get(), t0.elapsed());
+        }
+    }
+
+    /// Pins the calling thread to `cpu`.
+    #[cfg(target_os = "linux")]
+    fn pin(cpu: usize) {
+        // SAFETY: a zeroed cpu_set_t is a valid empty set; CPU_SET and sched_setaffinity get a
+        // valid pointer to it and its size; pid 0 is the calling thread.
+        unsafe {
+            let mut set: libc::cpu_set_t = std::mem::zeroed();
+            libc::CPU_SET(cpu, &mut set);
+            assert_eq!(libc::sched_setaffinity(0, std::mem::size_of_val(&set), &set), 0);
+        }
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn polling_that_takes_the_cpu_from_another_thread_narrows_the_window() {
+        // SAFETY: a zeroed cpu_set_t is valid; sched_getaffinity fills it (pid 0: this thread).
+        let cpu = unsafe {
+            let mut set: libc::cpu_set_t = std::mem::zeroed();
+            assert_eq!(libc::sched_getaffinity(0, std::mem::size_of_val(&set), &mut set), 0);
+            (0..libc::CPU_SETSIZE as usize).find(|&c| libc::CPU_ISSET(c, &set)).expect("some CPU")
+        };
+        let stop = Arc::new(AtomicU32::new(0));
+        let busy = {
+            let stop = stop.clone();
+            std::thread::spawn(move || {
+                pin(cpu);
+                // Runs for 100 us at a time: a yield of the waiter lets it run that long, well
+                // under the window's bound.
+                while stop.load(Ordering::Relaxed) == 0 {
+                    let t = Instant::now();
+                    while t.elapsed() < Duration::from_micros(100) {
+                        std::hint::spin_loop();
+                    }
+                    std::thread::sleep(Duration::from_micros(50));
+                }
+            })
+        };
+        let w = Waiter { seq: AtomicU32::new(0), sleepers: AtomicU32::new(0) };
+        let window = SpinWindow::new();
+        let max = super::super::window::max();
+        pin(cpu);
+        let narrowed = (0..200).any(|_| {
+            window.slept(max);
+            // Shorter than the window's bound: a timeout within it narrows nothing, so only a
+            // contended yield can (a wait that took longer than the bound does not count).
+            let t0 = Instant::now();
+            let deadline = Deadline::after(Some(max / 2));
+            let _: Result<Option<()>, ()> =
+                wait_loop(&w, Some(&window), deadline, Duration::from_millis(1), None, || None, || None, || Ok(()));
+            t0.elapsed() < max && window.get() == SPIN_TOTAL
+        });
+        stop.store(1, Ordering::Relaxed);
+        busy.join().unwrap();
+        assert!(narrowed, "a wait sharing its CPU with a busy thread kept polling");
     }
 
     #[test]

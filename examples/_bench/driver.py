@@ -84,7 +84,7 @@ def run_suite(
             row = TputRow(s.key, s.label, s.family, size, count_bound=p.count,
                           seconds_bound=p.seconds)
             rows.append((s, row))
-            why = reasons[s.key]
+            why = reasons[s.key] or s.too_small(size)
             if why:
                 row.status, row.note = "skipped", why
                 progress.step(f"{s.key} {fmt_size(size)} skipped")
@@ -202,10 +202,10 @@ def steps(systems: Sequence[System], sizes: Sequence[int], lat_systems: Sequence
           procs: Sequence[int] = ()) -> int:
     """Progress steps: one per run, one per skipped row."""
 
-    def per_row(s: System) -> int:
-        return 1 if s.unavailable() else repeat
+    def per_row(s: System, size: int = 0) -> int:
+        return 1 if s.unavailable() or s.too_small(size) else repeat
 
     refs = sum((2 if size >= MEMCPY_FROM else 1) for size in sizes) if memcpy else 0
-    return (len(sizes) * sum(per_row(s) for s in systems) + refs * repeat
+    return (sum(per_row(s, size) for size in sizes for s in systems) + refs * repeat
             + sum(per_row(s) for s in lat_systems)
             + len(procs) * sum(per_row(s) for s in mpmc_systems))

@@ -16,6 +16,7 @@ from .mmapipc_ring import Ring, RingBatch, RingInto, RingView
 from .mmapipc_rings_fanout import RingsFanout
 from .mmapipc_topic import Topic, TopicBatch, TopicView
 from .mmapipc_typed import TICK_SCHEMA, TICK_SIZE, TypedRing, TypedRingBatch
+from .mmapipc_typed_frames import TypedFrameLoan
 from .mp_pipe import MpPipe
 from .mp_queue import MpQueue
 from .pyzmq import Zmq
@@ -32,6 +33,7 @@ ALL_SYSTEMS: list[System] = [
     QueueView(),
     QueueLoan(),
     QueueInto(),
+    TypedFrameLoan(),
     Topic(),
     TopicView(),
     MpQueue(),

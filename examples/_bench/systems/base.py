@@ -303,6 +303,14 @@ class System:
     fanout: bool = False
     #: The module the system needs and the distribution that installs it.
     requires: tuple[str, str] = ("", "")
+    #: Throughput rows below this message size are skipped (frame-only systems).
+    min_size: int = 0
+
+    def too_small(self, size: int) -> Optional[str]:
+        """None when throughput rows of ``size`` bytes apply to this system, else why not."""
+        if size and size < self.min_size:
+            return f"frames only: measured from {self.min_size >> 20} MiB on"
+        return None
 
     def unavailable(self) -> Optional[str]:
         """None when the system can run here, else why not."""

@@ -140,7 +140,9 @@ def stream_consumer(rx: Receiver, p: Params, sync: Sync) -> Result:
 def first_view_consumer(rx: Receiver, p: Params, sync: Sync) -> Result:
     """``stream_consumer`` for a call that returns a list of one view (the queue's
     ``get_view()``): the message is its first item, checked in place; the list and the view are
-    let go when the next call's result replaces them (which releases the view's slot)."""
+    let go right after the check, before the next call (which releases the view's slot), as
+    the iceoryx2 consumer lets go of its sample before the next ``receive``: a producer waiting
+    for that slot need not wait for the next message to arrive."""
     call, a, block = rx.call, rx.arg, rx.block
     unpack = STAMP.unpack_from
     last = p.size - 1
@@ -162,6 +164,7 @@ def first_view_consumer(rx: Receiver, p: Params, sync: Sync) -> Result:
             raise bad(n, s)
         if tail and m[last] != n & 0xFF:
             raise torn(n)
+        vs = m = None
         n += 1
         if n == warm:
             tw = perf_counter()

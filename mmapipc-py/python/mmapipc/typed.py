@@ -29,6 +29,7 @@ read are FORMAT.md, "Typed payload" (written by :meth:`Schema.encode`, read by
 
 from __future__ import annotations
 
+import struct
 from typing import TYPE_CHECKING, Any, Mapping
 
 from ._dtype import field_dtype
@@ -36,6 +37,7 @@ from ._image import Dim, _resolve_dims, image_view
 from ._mmapipc import SharedMemoryQueue, SharedMemoryRing, create_queue_with_schema, create_ring_with_schema
 from ._typed_base import SchemaLike, _ByteCalls, _check_writer, _TypedChannel
 from ._typed_topic import TypedSubscription, TypedTopic
+from .schema import Field, Schema
 
 if TYPE_CHECKING:  # pragma: no cover
     import numpy.typing as npt
@@ -51,6 +53,10 @@ class TypedRing(_TypedChannel[SharedMemoryRing]):
     _kind = "ring"
     _release_on_next = True
     _calls = _ByteCalls(SharedMemoryRing, create_ring_with_schema, "write", "write_batch", "read_view", "read_fixed_batch")
+
+    def __init__(self, inner: SharedMemoryRing, channel: Schema, reader: Schema | None = None) -> None:
+        super().__init__(inner, channel, reader)
+        self._loan_plans: dict[str, _LoanPlan] = {}
 
     @property
     def ring(self) -> SharedMemoryRing:
@@ -75,14 +81,15 @@ class TypedRing(_TypedChannel[SharedMemoryRing]):
         import numpy as np
 
         _check_writer(self._channel, self._reader)
-        f = self._channel.field(field)
-        if f.kind != "vec":
-            raise TypeError(f"{self._channel.name}.{field} is {f.type_name}, not a Vec")
-        elem = np.dtype(field_dtype(f.type["elem"]))
+        plan = self._loan_plans.get(field) or self._loan_plan(field)
+        f, elem = plan.field, plan.elem
         if count < 0:
             raise ValueError(f"count must be >= 0, got {count}")
+        vals = {**values, **fields} if values else fields
         array_bytes = (count * elem.itemsize + 7) & ~7
-        header = self._channel.encode({**(values or {}), **fields, field: np.empty(0, elem)})
+        header = plan.header(vals) if vals.keys() == plan.names else None
+        if header is None:  # other kinds of fields, or names to report: the general encoder
+            header = self._channel.encode({**vals, field: np.empty(0, elem)})
         total = array_bytes + header.size
         view = self._bytes.loan(total, block=block, timeout=timeout)
         if view is None:
@@ -92,9 +99,16 @@ class TypedRing(_TypedChannel[SharedMemoryRing]):
         # The Vec field (FORMAT.md, "Typed payload": relative pointer, then count) points at the
         # array, which starts the slot.
         field_at = array_bytes + header.size - self._channel.size + f.offset
-        buf[field_at : field_at + 4] = np.frombuffer(np.int32(-field_at).tobytes(), np.uint8)
-        buf[field_at + 4 : field_at + 8] = np.frombuffer(np.uint32(count).tobytes(), np.uint8)
-        return Loan(self._bytes, buf[: count * elem.itemsize].view(elem), {**(values or {}), **fields}, f"{self._channel.name}.{field}")
+        _VEC.pack_into(view, field_at, -field_at, count)
+        return Loan(self._bytes, buf[: count * elem.itemsize].view(elem), vals, plan.what)
+
+    def _loan_plan(self, field: str) -> _LoanPlan:
+        """What :meth:`loan` works out once per field: checks it is a Vec."""
+        f = self._channel.field(field)
+        if f.kind != "vec":
+            raise TypeError(f"{self._channel.name}.{field} is {f.type_name}, not a Vec")
+        plan = self._loan_plans[field] = _LoanPlan(self._channel, f)
+        return plan
 
     def recv_batch(self, max_count: int, block: bool = True, timeout: float | None = None) -> npt.NDArray[Any]:
         """Up to `max_count` fixed-size records as **one structured array over the ring's slots**
@@ -147,6 +161,46 @@ class TypedQueue(_TypedChannel[SharedMemoryQueue]):
         :class:`mmapipc.CorruptMessage` (after discarding it) for a message that is not a
         record of the channel's size."""
         return self._recv_batch(max_count, block, timeout)
+
+
+_VEC = struct.Struct("<iI")
+"""A ``Vec`` field's bytes: relative pointer, element count (FORMAT.md, "Typed payload")."""
+
+
+class _LoanPlan:
+    """A loan's fixed part for one ``Vec`` field of a schema: the field, its element type, and
+    the names of the other fields. When those are all scalars or fixed arrays, :meth:`header`
+    builds the root struct with one structured assignment per field instead of the general
+    :meth:`Schema.encode` (which a frame loan paid for on every frame)."""
+
+    __slots__ = ("field", "elem", "names", "what", "_dtype", "_fast")
+
+    def __init__(self, schema: Schema, f: Field) -> None:
+        import numpy as np
+
+        self.field = f
+        self.elem = np.dtype(field_dtype(f.type["elem"]))
+        others = [g for g in schema.fields if g.name != f.name]
+        self.names = frozenset(g.name for g in others)
+        self.what = f"{schema.name}.{f.name}"
+        self._dtype = schema.dtype
+        self._fast = all(g.kind in ("scalar", "array") for g in others)
+
+    def header(self, vals: Mapping[str, Any]) -> npt.NDArray[Any] | None:
+        """The root struct of a record with `vals` (every other field, by name) and the Vec
+        field zeroed, as bytes; None when the general encoder must do it (other field kinds,
+        or a value it should report)."""
+        import numpy as np
+
+        if not self._fast:
+            return None
+        root = np.zeros(1, dtype=self._dtype)
+        try:
+            for name, v in vals.items():
+                root[name] = v
+        except (TypeError, ValueError):
+            return None  # the general encoder raises the error naming the field
+        return root.view(np.uint8)
 
 
 class Loan:

@@ -210,33 +210,38 @@ def test_python_loan_fills_frame_pixels_in_place(peer: Path, tmp_path: Path) -> 
 
 
 
-def test_loan_headers_match_the_encoder_and_bad_headers_raise_as_send_does(tmp_path: Path) -> None:
-    # The loan builds its root struct without the general encoder when every other field is a
-    # scalar: the bytes must be the encoder's, and its errors the encoder's too.
-    header = {"seq": 2**64 - 1, "timestamp_ns": 123456789, "width": 3, "height": 2, "stride": 9, "pixel_format": 7}
-    pixels = np.arange(18, dtype=np.uint8)
-    with TypedRing.create(str(tmp_path / "hdr"), 1 << 14, SCHEMAS / KINDS["frame"]) as ring:
-        ring.send({**header, "pixels": pixels}, timeout=1.0)
+@pytest.mark.parametrize("kind, vec", [("frame", "pixels"), ("tensor", "data")])
+def test_loan_headers_match_the_encoder_and_bad_headers_raise_as_send_does(kind: str, vec: str, tmp_path: Path) -> None:
+    # A loan packs its root struct itself when every other field is a scalar (frame), and asks
+    # the general encoder otherwise (tensor: arrays): the bytes must be what send writes, and
+    # the errors send's.
+    want = expected(kind, 3)
+    array = np.asarray(want.pop(vec))
+    header = dict(want)
+    with TypedRing.create(str(tmp_path / kind), 1 << 14, SCHEMAS / KINDS[kind]) as ring:
+        ring.send({**header, vec: array}, timeout=1.0)
         sent = ring.recv(timeout=1.0)
         assert sent is not None
         sent_bytes = bytes(sent.buffer)
         del sent
-        for values, kwargs in ((header, {}), (None, header), ({"seq": header["seq"]}, {k: v for k, v in header.items() if k != "seq"})):
-            loan = ring.loan("pixels", 18, values, timeout=1.0, **kwargs)
+        first = next(iter(header))
+        rest = {k: v for k, v in header.items() if k != first}
+        for values, kwargs in ((header, {}), (None, header), ({first: header[first]}, rest)):
+            loan = ring.loan(vec, array.size, values, timeout=1.0, **kwargs)
             assert loan is not None
-            loan.array[:] = pixels
+            loan.array[:] = array
             loan.commit()
             rec = ring.recv(timeout=1.0)
             assert rec is not None and bytes(rec.buffer) == sent_bytes
             del rec
         with pytest.raises(TypeError, match="missing field"):
-            ring.loan("pixels", 4, {"seq": 1}, timeout=1.0)
+            ring.loan(vec, 4, {first: header[first]}, timeout=1.0)
         with pytest.raises(TypeError, match="no field"):
-            ring.loan("pixels", 4, {**header, "colour": 1}, timeout=1.0)
-        with pytest.raises(ValueError, match=r"video.Frame.width \(u32\)"):
-            ring.loan("pixels", 4, {**header, "width": "wide"}, timeout=1.0)
+            ring.loan(vec, 4, {**header, "colour": 1}, timeout=1.0)
+        with pytest.raises(ValueError, match=rf"{ring.schema.name}.{first} \("):
+            ring.loan(vec, 4, {**header, first: "wide"}, timeout=1.0)
         with pytest.raises(ValueError, match=r"count must be >= 0"):
-            ring.loan("pixels", -1, header, timeout=1.0)
+            ring.loan(vec, -1, header, timeout=1.0)
         assert ring.recv(block=False) is None, "a refused loan publishes nothing"
 
 

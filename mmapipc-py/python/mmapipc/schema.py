@@ -27,7 +27,9 @@ of the same bytes, for ``mmapipc tail``, is ``mmapipc::typed::decode``.
 
 from __future__ import annotations
 
+import functools
 import json
+import struct
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Iterable, Mapping, Union
 
@@ -157,10 +159,14 @@ class Schema:
 
     def field(self, name: str) -> Field:
         """The field called `name` (``KeyError`` naming the known fields otherwise)."""
-        for f in self.fields:
-            if f.name == name:
-                return f
-        raise KeyError(f"{self.name} has no field {name!r}; fields: {', '.join(f.name for f in self.fields)}")
+        by_name: dict[str, Field] | None = self.__dict__.get("_by_name")
+        if by_name is None:
+            by_name = {f.name: f for f in self.fields}
+            object.__setattr__(self, "_by_name", by_name)  # frozen dataclass: cache by hand
+        f = by_name.get(name)
+        if f is None:
+            raise KeyError(f"{self.name} has no field {name!r}; fields: {', '.join(f.name for f in self.fields)}")
+        return f
 
     # -- compatibility -----------------------------------------------------------------------
 
@@ -291,6 +297,27 @@ class Schema:
         return Schema(str(ty["name"]), 0, int(ty["size"]), int(ty["align"]), fixed_size, "", _fields(ty["fields"]), self.format)
 
 
+_VEC = struct.Struct("<iI")
+"""A ``Vec`` field: relative pointer, element count (FORMAT.md, "Typed payload")."""
+
+
+def _elem_dtype(elem: TypeDesc) -> np.dtype[Any]:
+    """The dtype of a ``Vec``'s elements (cached for scalars: read on every ``Vec`` access)."""
+    import numpy as np
+
+    if elem.get("kind") == "scalar":
+        return _scalar_elem(str(elem["scalar"]))
+    dt: np.dtype[Any] = np.dtype(field_dtype(elem))
+    return dt
+
+
+@functools.lru_cache(maxsize=None)
+def _scalar_elem(name: str) -> np.dtype[Any]:
+    import numpy as np
+
+    return np.dtype(scalar_dtype(name))
+
+
 def _fields(raw: Iterable[Mapping[str, Any]]) -> tuple[Field, ...]:
     """Fields from their JSON objects."""
     return tuple(Field(str(f["name"]), f["type"], int(f["offset"]), int(f["size"])) for f in raw)
@@ -400,9 +427,11 @@ class Record:
             dt = np.dtype(field_dtype(ty))
             return self._buf[at : at + f.size].view(dt.base).reshape(dt.shape)
         if kind == "vec":
-            count = int(self._buf[at + 4 : at + 8].view(np.dtype("<u4"))[0])
-            elem = np.dtype(field_dtype(ty["elem"]))
-            start = self._rel(at, elem.itemsize, count)
+            rel, count = _VEC.unpack_from(self._buf.data, at)
+            elem = _elem_dtype(ty["elem"])
+            start = at + rel
+            if start < 0 or start + elem.itemsize * count > len(self._buf):
+                start = self._rel(at, elem.itemsize, count)  # raises, naming the bounds
             if start % elem.alignment:
                 raise CorruptMessage(f"{self._schema.name}.{f.name}: misaligned array at byte {start}")
             return self._buf[start : start + elem.itemsize * count].view(elem)

@@ -87,20 +87,21 @@ class TypedRing(_TypedChannel[SharedMemoryRing]):
             raise ValueError(f"count must be >= 0, got {count}")
         vals = {**values, **fields} if values else fields
         array_bytes = (count * elem.itemsize + 7) & ~7
-        header = plan.header(vals) if vals.keys() == plan.names else None
+        # The record: the array (which starts the slot), then the root struct, whose Vec field
+        # (FORMAT.md, "Typed payload": relative pointer, then count) points back at the array.
+        header: Any = plan.header(vals, array_bytes + f.offset, count) if vals.keys() == plan.names else None
         if header is None:  # other kinds of fields, or names to report: the general encoder
             header = self._channel.encode({**vals, field: np.empty(0, elem)})
-        total = array_bytes + header.size
-        view = self._bytes.loan(total, block=block, timeout=timeout)
+            field_at = array_bytes + header.size - self._channel.size + f.offset
+            header[field_at - array_bytes : field_at - array_bytes + 8] = np.frombuffer(
+                struct.pack("<iI", -field_at, count), np.uint8
+            )
+        view = self._bytes.loan(array_bytes + len(header), block=block, timeout=timeout)
         if view is None:
             return None
-        buf = np.frombuffer(view, dtype=np.uint8)
-        buf[array_bytes:] = header
-        # The Vec field (FORMAT.md, "Typed payload": relative pointer, then count) points at the
-        # array, which starts the slot.
-        field_at = array_bytes + header.size - self._channel.size + f.offset
-        _VEC.pack_into(view, field_at, -field_at, count)
-        return Loan(self._bytes, buf[: count * elem.itemsize].view(elem), vals, plan.what)
+        view[array_bytes:] = header
+        array = np.frombuffer(view, dtype=np.uint8, count=count * elem.itemsize).view(elem)
+        return Loan(self._bytes, array, vals, plan.what)
 
     def _loan_plan(self, field: str) -> _LoanPlan:
         """What :meth:`loan` works out once per field: checks it is a Vec."""
@@ -163,44 +164,61 @@ class TypedQueue(_TypedChannel[SharedMemoryQueue]):
         return self._recv_batch(max_count, block, timeout)
 
 
-_VEC = struct.Struct("<iI")
-"""A ``Vec`` field's bytes: relative pointer, element count (FORMAT.md, "Typed payload")."""
+_CODES = {"u8": "B", "u16": "H", "u32": "I", "u64": "Q", "i8": "b", "i16": "h", "i32": "i", "i64": "q",
+          "f32": "f", "f64": "d", "bool": "?"}
+"""``struct`` codes of the schema's scalars (little-endian with ``<``, no implicit padding)."""
 
 
 class _LoanPlan:
-    """A loan's fixed part for one ``Vec`` field of a schema: the field, its element type, and
-    the names of the other fields. When those are all scalars or fixed arrays, :meth:`header`
-    builds the root struct with one structured assignment per field instead of the general
-    :meth:`Schema.encode` (which a frame loan paid for on every frame)."""
+    """A loan's fixed part for one ``Vec`` field of a schema: the field, its element type, the
+    names of the other fields, and, when those are all scalars, a ``struct`` layout of the whole
+    root struct (the Vec's relative pointer and count included) that :meth:`header` packs in
+    one call instead of running the general :meth:`Schema.encode` per frame."""
 
-    __slots__ = ("field", "elem", "names", "what", "_dtype", "_fast")
+    __slots__ = ("field", "elem", "names", "what", "_root", "_order")
 
     def __init__(self, schema: Schema, f: Field) -> None:
         import numpy as np
 
         self.field = f
         self.elem = np.dtype(field_dtype(f.type["elem"]))
-        others = [g for g in schema.fields if g.name != f.name]
-        self.names = frozenset(g.name for g in others)
+        self.names = frozenset(g.name for g in schema.fields if g.name != f.name)
         self.what = f"{schema.name}.{f.name}"
-        self._dtype = schema.dtype
-        self._fast = all(g.kind in ("scalar", "array") for g in others)
+        self._root: struct.Struct | None = None
+        self._order: list[str | None] = []  # field names in offset order; None: the Vec
+        fmt, at = "<", 0
+        for g in sorted(schema.fields, key=lambda g: g.offset):
+            code = "iI" if g is f else _CODES.get(str(g.type.get("scalar"))) if g.kind == "scalar" else None
+            if code is None or g.offset < at:
+                return  # another kind of field: the general encoder
+            fmt += "x" * (g.offset - at) + code
+            self._order.append(None if g is f else g.name)
+            at = g.offset + g.size
+        fmt += "x" * (schema.size - at)
+        if struct.calcsize(fmt) == schema.size:
+            self._root = struct.Struct(fmt)
 
-    def header(self, vals: Mapping[str, Any]) -> npt.NDArray[Any] | None:
-        """The root struct of a record with `vals` (every other field, by name) and the Vec
-        field zeroed, as bytes; None when the general encoder must do it (other field kinds,
-        or a value it should report)."""
-        import numpy as np
-
-        if not self._fast:
+    def header(self, vals: Mapping[str, Any], field_at: int, count: int) -> bytes | None:
+        """The root struct of a record with `vals` (every other field, by name) whose Vec lies
+        `field_at` bytes before the Vec field's own position and holds `count` elements; None
+        when the general encoder must do it (other field kinds, or a value it should report)."""
+        if self._root is None:
             return None
-        root = np.zeros(1, dtype=self._dtype)
         try:
-            for name, v in vals.items():
-                root[name] = v
-        except (TypeError, ValueError):
+            return self._root.pack(*_args(self._order, vals, field_at, count))
+        except struct.error:
             return None  # the general encoder raises the error naming the field
-        return root.view(np.uint8)
+
+
+def _args(order: list[str | None], vals: Mapping[str, Any], field_at: int, count: int) -> list[Any]:
+    """The values to pack for `order`: each field's, and the Vec's pointer and count."""
+    out: list[Any] = []
+    for n in order:
+        if n is None:
+            out += (-field_at, count)
+        else:
+            out.append(vals[n])
+    return out
 
 
 class Loan:

@@ -11,7 +11,7 @@ from .report import MEMCPY, MEMCPY_FROM, MEMCPY_RING, LatRow, TputRow
 from .runner import START_METHOD, run_fanout, run_mpmc, run_pingpong, run_throughput
 from .stats import latency_percentiles
 from .systems import System
-from .systems.memcpy import run_memcpy
+from .systems.memcpy import run_memcpy_apart
 
 
 @dataclass(frozen=True)
@@ -98,7 +98,7 @@ def run_suite(
                 progress.start(label)
                 if sysm is None:
                     footprint = p.capacity if row.system == MEMCPY_RING else 0
-                    row.reps_msg_s.append(run_memcpy(size, min(p.seconds, 0.5), cfg.max_bytes,
+                    row.reps_msg_s.append(run_memcpy_apart(size, min(p.seconds, 0.5), cfg.max_bytes,
                                                      footprint)["msg_s"])
                 else:
                     try:

@@ -57,3 +57,29 @@ def run_memcpy(size: int, seconds: float, max_bytes: int, footprint: int = 0) ->
     secs = perf_counter() - t0
     rate = n / secs
     return {"msgs": n, "seconds": secs, "msg_s": rate, "gb_s": rate * size / 1e9, "how": how}
+
+
+def _memcpy_child(conn: Any, size: int, seconds: float, max_bytes: int, footprint: int) -> None:
+    try:
+        conn.send(run_memcpy(size, seconds, max_bytes, footprint))
+    finally:
+        conn.close()
+
+
+def run_memcpy_apart(size: int, seconds: float, max_bytes: int, footprint: int = 0) -> dict[str, Any]:
+    """:func:`run_memcpy` in a short-lived child process: its buffers (tens of MiB of huge pages
+    for frames) leave with it, so the parent, from which every other row's processes fork,
+    keeps the same small heap whichever row ran before."""
+    import multiprocessing as mp
+
+    ctx = mp.get_context("fork")
+    recv, send = ctx.Pipe(duplex=False)
+    proc = ctx.Process(target=_memcpy_child, args=(send, size, seconds, max_bytes, footprint))
+    proc.start()
+    send.close()
+    try:
+        result: dict[str, Any] = recv.recv()
+    finally:
+        proc.join()
+    return result
+

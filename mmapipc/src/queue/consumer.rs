@@ -170,6 +170,7 @@ impl Queue {
                 counted_wait = true;
                 c.cons_stats.waits.fetch_add(1, Ordering::Relaxed);
             }
+            self.expect_typical_message();
             let r: Result<Option<()>, ()> = c.not_empty.waiter.wait_until_in(
                 &self.get_window,
                 deadline,
@@ -181,6 +182,15 @@ impl Queue {
                 return Ok(0);
             }
         }
+    }
+
+    /// Tells the get window the average size of the messages taken so far (the next one is
+    /// likely like them).
+    fn expect_typical_message(&self) {
+        let st = &self.ctrl().cons_stats;
+        // Relaxed: statistics, read for a hint.
+        let (msgs, bytes) = (st.msgs.load(Ordering::Relaxed), st.bytes.load(Ordering::Relaxed));
+        self.get_window.expect(bytes.checked_div(msgs).unwrap_or(0));
     }
 
     /// If the record at `read` is padding (published alone by a producer that must wrap), moves
@@ -293,6 +303,7 @@ impl Queue {
                 c.cons_lock.lock.unlock(me);
                 return Ok(true);
             }
+            self.expect_typical_message();
             let r: Result<Option<()>, ()> = c.not_empty.waiter.wait_until_in(
                 &self.get_window,
                 deadline,

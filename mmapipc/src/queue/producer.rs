@@ -286,6 +286,7 @@ impl Queue {
                 counted_wait = true;
                 c.prod_stats.waits.fetch_add(1, Ordering::Relaxed);
             }
+            self.put_window.expect(need);
             let r: Result<Option<()>, ()> = c.not_full.waiter.wait_until_in(
                 &self.put_window,
                 deadline,

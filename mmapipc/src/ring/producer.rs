@@ -375,6 +375,7 @@ impl Ring {
         let tail = p.tail;
         let ctrl = mem.ctrl();
         let slice = deadline.remaining().map_or(RUST_SLICE, |r| r.min(RUST_SLICE));
+        p.window.expect(len as u64);
         let ready = || {
             // SeqCst: pairs with the stopper's store before its wake (see `wake_waiters`).
             if stop.is_some_and(|s| s.load(std::sync::atomic::Ordering::SeqCst)) {

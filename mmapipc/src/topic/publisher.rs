@@ -549,6 +549,7 @@ impl Publisher {
         let sleeping = Sleeping { word: &mem.head().publisher.sleeping, owner: crate::owner::me() };
         // The window is moved out while the readiness check needs all of `self`.
         let window = std::mem::take(&mut self.window);
+        window.expect(len as u64);
         let got = asymmetric::wait_until_as(space, &window, Some(sleeping), deadline, slice, || {
             // SeqCst: pairs with the stopper's store before its wake (see `Topic::wake_waiters`).
             if stop.is_some_and(|s| s.load(std::sync::atomic::Ordering::SeqCst)) {

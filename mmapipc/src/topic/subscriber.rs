@@ -471,6 +471,8 @@ impl Subscriber {
         let mut stopped = false;
         // Naps are marked in our slot: a reclaim after a kill takes the count back (`reclaim`).
         let sleeping = Sleeping { word: &mem.sub(self.slot).sleeping, owner: crate::owner::me() };
+        // The next message is likely the size of those before it.
+        self.window.expect(self.bytes.checked_div(self.messages).unwrap_or(0));
         let got = asymmetric::wait_until_as(&head.wait.data, &self.window, Some(sleeping), deadline, slice, || {
             // SeqCst: pairs with the stopper's store before its wake.
             if stop.is_some_and(|s| s.load(std::sync::atomic::Ordering::SeqCst)) {

@@ -74,7 +74,7 @@ test-pythons:
 ## docs/benchmarks.md and the summary in README.md's performance section
 bench: venv
 	$(PY) -m pip install -q -e ".[dev,bench]"
-	$(PY) examples/benchmark_advanced.py --json bench-results/results.json --plot docs/img/benchmark.png --markdown bench-results/results.md --docs docs/benchmarks.md --readme README.md
+	$(PY) examples/benchmark_advanced.py --pin --json bench-results/results.json --plot docs/img/benchmark.png --markdown bench-results/results.md --docs docs/benchmarks.md --readme README.md
 
 ## bench-quick: the one-minute comparison and the quick advanced run (under 3 minutes)
 bench-quick: venv

@@ -19,11 +19,32 @@ pub const SPIN_PURE: Duration = Duration::from_micros(5);
 /// about a syscall's granularity); with a peer runnable on this CPU it lets it run.
 pub const SPIN_TOTAL: Duration = Duration::from_micros(50);
 
-/// A yield that kept the waiter off the CPU this long ran another thread: the CPU is wanted, so
-/// polling stops (the wait sleeps) and the side's window narrows. An uncontended `sched_yield`
-/// returns in about a microsecond.
+/// A yield that kept the waiter off the CPU this long may have run another thread: the CPU is
+/// wanted, so polling stops (the wait sleeps) and the side's window narrows. An uncontended
+/// `sched_yield` returns in about a microsecond. On Linux the thread's count of context
+/// switches decides ([`switches`]): a long yield without one was the hypervisor running
+/// something else in place of this virtual CPU, which polling takes from nobody in this system.
 #[cfg(not(loom))]
 const YIELD_CONTENDED: Duration = Duration::from_micros(20);
+
+/// Context switches of the calling thread so far (`getrusage(RUSAGE_THREAD)`: voluntary and
+/// involuntary; a `sched_yield` that ran another thread counts as involuntary); `None` where
+/// that cannot be read.
+#[cfg(not(loom))]
+fn switches() -> Option<u64> {
+    #[cfg(all(target_os = "linux", not(miri)))]
+    {
+        // SAFETY: a zeroed rusage is a valid value for getrusage to fill; the pointer is to it.
+        let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+        // SAFETY: RUSAGE_THREAD with a valid pointer; getrusage writes only into `ru`.
+        if unsafe { libc::getrusage(libc::RUSAGE_THREAD, &mut ru) } == 0 {
+            return Some((ru.ru_nvcsw as u64).wrapping_add(ru.ru_nivcsw as u64));
+        }
+        None
+    }
+    #[cfg(not(all(target_os = "linux", not(miri))))]
+    None
+}
 
 /// The polling phase of a wait, by elapsed time (the same on every CPU, unlike a count of
 /// `pause` instructions, whose length varies from 10 to 140 cycles between CPU models): spin
@@ -46,6 +67,9 @@ pub(crate) struct Spin {
     /// A yield ran another thread ([`YIELD_CONTENDED`]): polling stopped early.
     #[cfg(not(loom))]
     contended: bool,
+    /// This thread's context switches when it first yielded ([`switches`]).
+    #[cfg(not(loom))]
+    switched: Option<Option<u64>>,
     #[cfg(loom)]
     n: u32,
 }
@@ -64,6 +88,8 @@ impl Spin {
             window,
             #[cfg(not(loom))]
             contended: false,
+            #[cfg(not(loom))]
+            switched: None,
             #[cfg(loom)]
             n: 0,
         }
@@ -113,10 +139,15 @@ impl Spin {
             if deadline.passed_at(now) {
                 return false;
             }
+            let before = *self.switched.get_or_insert_with(switches);
             std::thread::yield_now();
             if now.elapsed() >= YIELD_CONTENDED {
-                self.contended = true;
-                return false;
+                // Another thread ran (or, where switches cannot be counted, may have).
+                let after = switches();
+                if before.is_none() || after.is_none() || after != before {
+                    self.contended = true;
+                    return false;
+                }
             }
             true
         }

@@ -173,7 +173,7 @@ class _LoanPlan:
     """A loan's fixed part for one ``Vec`` field of a schema: the field, its element type, the
     names of the other fields, and, when those are all scalars, a ``struct`` layout of the whole
     root struct (the Vec's relative pointer and count included) that :meth:`header` packs in
-    one call instead of running the general :meth:`Schema.encode` per frame."""
+    one call instead of running the general :meth:`Schema.encode` for every record."""
 
     __slots__ = ("field", "elem", "names", "what", "_root", "_order")
 

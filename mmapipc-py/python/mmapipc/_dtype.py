@@ -32,6 +32,22 @@ _SCALARS: dict[str, str] = {
 }
 
 
+#: ``struct`` codes of the same scalars (little-endian with ``<``: no implicit padding).
+STRUCT_CODES: dict[str, str] = {
+    "u8": "B",
+    "u16": "H",
+    "u32": "I",
+    "u64": "Q",
+    "i8": "b",
+    "i16": "h",
+    "i32": "i",
+    "i64": "q",
+    "f32": "f",
+    "f64": "d",
+    "bool": "?",
+}
+
+
 def scalar_dtype(name: str) -> str:
     """The NumPy type string of a schema scalar (``"f64"`` -> ``"<f8"``)."""
     try:

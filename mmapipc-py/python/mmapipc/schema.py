@@ -297,7 +297,7 @@ class Schema:
         return Schema(str(ty["name"]), 0, int(ty["size"]), int(ty["align"]), fixed_size, "", _fields(ty["fields"]), self.format)
 
 
-_VEC = struct.Struct("<iI")
+VEC = struct.Struct("<iI")
 """A ``Vec`` field: relative pointer, element count (FORMAT.md, "Typed payload")."""
 
 
@@ -427,7 +427,7 @@ class Record:
             dt = np.dtype(field_dtype(ty))
             return self._buf[at : at + f.size].view(dt.base).reshape(dt.shape)
         if kind == "vec":
-            rel, count = _VEC.unpack_from(self._buf.data, at)
+            rel, count = VEC.unpack_from(self._buf.data, at)
             elem = _elem_dtype(ty["elem"])
             start = at + rel
             if start < 0 or start + elem.itemsize * count > len(self._buf):

@@ -32,12 +32,12 @@ from __future__ import annotations
 import struct
 from typing import TYPE_CHECKING, Any, Mapping
 
-from ._dtype import field_dtype
+from ._dtype import STRUCT_CODES, field_dtype
 from ._image import Dim, _resolve_dims, image_view
 from ._mmapipc import SharedMemoryQueue, SharedMemoryRing, create_queue_with_schema, create_ring_with_schema
 from ._typed_base import SchemaLike, _ByteCalls, _check_writer, _TypedChannel
 from ._typed_topic import TypedSubscription, TypedTopic
-from .schema import Field, Schema
+from .schema import VEC, Field, Schema
 
 if TYPE_CHECKING:  # pragma: no cover
     import numpy.typing as npt
@@ -94,7 +94,7 @@ class TypedRing(_TypedChannel[SharedMemoryRing]):
             header = self._channel.encode({**vals, field: np.empty(0, elem)})
             field_at = array_bytes + header.size - self._channel.size + f.offset
             header[field_at - array_bytes : field_at - array_bytes + 8] = np.frombuffer(
-                struct.pack("<iI", -field_at, count), np.uint8
+                VEC.pack(-field_at, count), np.uint8
             )
         view = self._bytes.loan(array_bytes + len(header), block=block, timeout=timeout)
         if view is None:
@@ -164,11 +164,6 @@ class TypedQueue(_TypedChannel[SharedMemoryQueue]):
         return self._recv_batch(max_count, block, timeout)
 
 
-_CODES = {"u8": "B", "u16": "H", "u32": "I", "u64": "Q", "i8": "b", "i16": "h", "i32": "i", "i64": "q",
-          "f32": "f", "f64": "d", "bool": "?"}
-"""``struct`` codes of the schema's scalars (little-endian with ``<``, no implicit padding)."""
-
-
 class _LoanPlan:
     """A loan's fixed part for one ``Vec`` field of a schema: the field, its element type, the
     names of the other fields, and, when those are all scalars, a ``struct`` layout of the whole
@@ -188,7 +183,7 @@ class _LoanPlan:
         self._order: list[str | None] = []  # field names in offset order; None: the Vec
         fmt, at = "<", 0
         for g in sorted(schema.fields, key=lambda g: g.offset):
-            code = "iI" if g is f else _CODES.get(str(g.type.get("scalar"))) if g.kind == "scalar" else None
+            code = VEC.format[1:] if g is f else STRUCT_CODES.get(str(g.type.get("scalar"))) if g.kind == "scalar" else None
             if code is None or g.offset < at:
                 return  # another kind of field: the general encoder
             fmt += "x" * (g.offset - at) + code

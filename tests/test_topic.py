@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import multiprocessing as mp
 import pickle
+import struct
 from collections import Counter
 
 import pytest
@@ -11,7 +12,19 @@ import pytest
 import mmapipc
 from mmapipc import SharedMemoryTopic
 
-from topic_helpers import END, holder, member, message, publisher, second_publisher, subscriber, verify
+from topic_helpers import (
+    END,
+    FRAME,
+    frame,
+    frame_subscriber,
+    holder,
+    member,
+    message,
+    publisher,
+    second_publisher,
+    subscriber,
+    verify,
+)
 
 
 def test_every_subscriber_gets_every_message(shm_path: str) -> None:
@@ -84,6 +97,34 @@ def test_fan_out_across_processes(ctx: mp.context.BaseContext, shm_path: str) ->
             p.join(60)
             assert p.exitcode == 0
         assert got == [(0, n)] * 4
+
+
+def test_frames_reach_every_subscriber_whole_and_in_order(ctx: mp.context.BaseContext, shm_path: str) -> None:
+    """4 MiB frames in a topic with room for two, to two subscribers reading views and one
+    copying: a waiting publisher writes a frame over the previous one when every subscriber let
+    go of it and polls in a receive, and never over one still held."""
+    n = 120
+    with SharedMemoryTopic.create(shm_path, capacity=2 * (FRAME + 4096), max_subscribers=4) as t:
+        results = ctx.Queue()  # type: ignore[attr-defined]
+        procs = []
+        for view in (True, True, False):
+            ready = ctx.Event()  # type: ignore[attr-defined]
+            p = ctx.Process(target=frame_subscriber, args=(shm_path, view, ready, results))  # type: ignore[attr-defined]
+            p.start()
+            assert ready.wait(60)
+            procs.append(p)
+        for i in range(n):
+            assert t.publish(frame(i), timeout=60.0)
+        end = frame(0)
+        struct.pack_into("<Q", end, 0, END)
+        assert t.publish(end, timeout=60.0)
+        got = sorted(results.get(timeout=120) for _ in procs)
+        for p in procs:
+            p.join(60)
+            assert p.exitcode == 0
+        assert [c for c, _ in got] == [n] * 3
+        assert all(a <= 2 for _, a in got), "a frame starts at offset 0 or after the first"
+        assert t.stats()["msgs_in"] == n + 1
 
 
 def test_groups_deliver_once_within_each_group(ctx: mp.context.BaseContext, shm_path: str) -> None:

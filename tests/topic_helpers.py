@@ -78,3 +78,42 @@ def second_publisher(path: str, results: Any) -> None:
             results.put("published")
         except Exception as e:  # noqa: BLE001 - reported to the parent
             results.put(type(e).__name__)
+
+
+FRAME = 4 << 20  # frames start at 4 MiB (`mem::reuse::MIN_FRAME`)
+
+
+def frame(seq: int) -> bytearray:
+    """A FRAME-byte message: its sequence number, then one byte value derived from it."""
+    buf = bytearray(bytes([(seq * 37 + 11) & 0xFF])) * FRAME
+    struct.pack_into("<Q", buf, 0, seq)
+    return buf
+
+
+def frame_subscriber(path: str, view: bool, ready: Any, results: Any) -> None:
+    """Receives frames until END (views or copies), checking order and every byte of each; every
+    tenth view is checked again after a pause, while the publisher goes on (a frame written
+    over one still held would show). Reports (count, payload addresses seen)."""
+    import numpy as np
+
+    with SharedMemoryTopic.open(path) as t, t.subscribe() as s:
+        ready.set()
+        n, addresses = 0, set()
+        while True:
+            m = s.recv_view(timeout=60.0) if view else s.recv(timeout=60.0)
+            assert m is not None, "publisher went quiet"
+            seq = struct.unpack_from("<Q", m)[0]
+            if seq == END:
+                break
+            assert seq == n, f"frame {seq} after {n - 1}"
+            a = np.frombuffer(m, np.uint8)
+            expect = (seq * 37 + 11) & 0xFF
+            assert len(a) == FRAME and bool((a[8:] == expect).all()), f"frame {seq} torn"
+            if view:
+                addresses.add(a.__array_interface__["data"][0])
+                if n % 10 == 0:
+                    time.sleep(0.002)
+                    assert bool((a[8:] == expect).all()), f"frame {seq} overwritten while held"
+            del a
+            n += 1
+        results.put((n, len(addresses)))

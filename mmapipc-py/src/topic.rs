@@ -176,6 +176,7 @@ handle_pymethods! {
             let s = self.state(py)?;
             let Some(mut slot) = s.publisher.lock(py, &mut deadline)? else { return Ok(false) };
             let p = claim(&s.topic, &mut slot)?;
+            let may_wait = deadline.may_wait();
             with_bytes(data, |b| {
                 let mut by_wait = false;
                 let r = retry(
@@ -183,7 +184,13 @@ handle_pymethods! {
                     &mut deadline,
                     &mut (&mut *p, &mut by_wait),
                     || check_open(&s),
-                    |(p, by_wait)| Ok((**by_wait || p.try_publish(b).map_err(topic_error)?).then_some(())),
+                    |(p, by_wait)| {
+                        // A call that may wait lets a frame go over the previous one (see
+                        // `Publisher::try_publish_waiting`).
+                        let done = **by_wait
+                            || if may_wait { p.try_publish_waiting(b) } else { p.try_publish(b) }.map_err(topic_error)?;
+                        Ok(done.then_some(()))
+                    },
                     |(p, by_wait), slice| {
                         **by_wait = p.publish_timeout(b, Some(slice)).map_err(topic_error)?;
                         Ok(if **by_wait { Waited::Finished } else { Waited::Idle })
@@ -209,7 +216,8 @@ handle_pymethods! {
             let Some(mut slot) = s.publisher.lock(py, &mut deadline)? else { return Ok(0) };
             let p = claim(&s.topic, &mut slot)?;
             let refs = held.slices()?;
-            let first = p.try_publish_batch(&refs).map_err(topic_error)?;
+            let first = if deadline.may_wait() { p.try_publish_batch_waiting(&refs) } else { p.try_publish_batch(&refs) }
+                .map_err(topic_error)?;
             if first == refs.len() || !deadline.may_wait() {
                 return Ok(first);
             }

@@ -320,7 +320,8 @@ impl DataArea {
 /// frame before the next one is written (the channel is empty), the producer writes the next one
 /// at offset 0 again behind a padding record, over the bytes the previous frame occupied: one
 /// region stays hot (docs/benchmarks.md, "Issue 16", has the copy times that show the
-/// difference).
+/// difference). The topic's publisher does the same when every subscriber has let go of the
+/// last frame (`topic::frames`, with one more step for its trailing mark).
 pub(crate) mod reuse {
     #[cfg(not(loom))]
     use std::time::Duration;
@@ -367,41 +368,52 @@ pub(crate) mod reuse {
     impl Backoff {
         /// Polls `released` (true: the previous frame is released) for a moment unless backing
         /// off; returns whether it became true.
-        pub(crate) fn poll<E>(&mut self, rec: u64, mut released: impl FnMut() -> Result<bool, E>) -> Result<bool, E> {
+        pub(crate) fn poll<E>(&mut self, rec: u64, released: impl FnMut() -> Result<bool, E>) -> Result<bool, E> {
             let (skip, streak) = ((self.0 >> 32) as u32, self.0 as u32);
             if skip > 0 {
                 self.0 = (u64::from(skip - 1) << 32) | u64::from(streak);
                 return Ok(false);
             }
-            #[cfg(not(loom))]
-            {
-                let until = std::time::Instant::now() + wait_for(rec);
-                loop {
-                    for _ in 0..16 {
-                        crate::sync::spin_loop();
-                    }
-                    if released()? {
-                        self.0 = 0;
-                        return Ok(true);
-                    }
-                    if std::time::Instant::now() >= until {
-                        break;
-                    }
-                }
+            let ok = poll_for(rec, released)?;
+            self.record(ok);
+            Ok(ok)
+        }
+
+        /// Counts the outcome of a poll: a success resets the backoff, a timeout adds to the
+        /// streak (and from the third in a row on, sets frames to skip).
+        pub(crate) fn record(&mut self, released: bool) {
+            if released {
+                self.0 = 0;
+                return;
             }
-            // Loom models no time: one look, then back off as after a timeout.
-            #[cfg(loom)]
-            {
-                let _ = rec;
-                if released()? {
-                    self.0 = 0;
-                    return Ok(true);
-                }
-            }
-            let streak = (streak + 1).min(9);
+            let streak = (self.0 as u32 + 1).min(9);
             let skip = if streak < 3 { 0 } else { 4u32 << (streak - 3) };
             self.0 = (u64::from(skip) << 32) | u64::from(streak);
-            Ok(false)
+        }
+    }
+
+    /// Polls `ready` for as long as a producer waits for a frame of `rec` bytes to be released
+    /// ([`wait_for`]); returns whether it became true. Loom models no time: one look.
+    pub(crate) fn poll_for<E>(rec: u64, mut ready: impl FnMut() -> Result<bool, E>) -> Result<bool, E> {
+        #[cfg(not(loom))]
+        {
+            let until = std::time::Instant::now() + wait_for(rec);
+            loop {
+                for _ in 0..16 {
+                    crate::sync::spin_loop();
+                }
+                if ready()? {
+                    return Ok(true);
+                }
+                if std::time::Instant::now() >= until {
+                    return Ok(false);
+                }
+            }
+        }
+        #[cfg(loom)]
+        {
+            let _ = rec;
+            ready()
         }
     }
 }

@@ -1,6 +1,6 @@
 //! loom models of the topic on the real code, over a heap topic (no files, no processes): the
 //! cursor protocol of block mode (a subscriber's cursor keeps the publisher off bytes it has not
-//! read, around the wrap), the join handshake (a subscriber joining at `oldest` while the
+//! read, around the wrap, and frames restarted at offset 0), the join handshake (a subscriber joining at `oldest` while the
 //! publisher moves it), a group's shared cursor, and the overwrite mode's validation (a copy
 //! the publisher may have overwritten is dropped and counted, never delivered torn).
 //!
@@ -47,6 +47,35 @@ fn block_mode_cursor_protects_unread_records() {
                     next += 1;
                 }
                 None => thread::yield_now(),
+            }
+        }
+        th.join().unwrap();
+    });
+}
+
+/// Frames (each 32-byte record is over a third of the 64-byte area) published by a publisher
+/// that may wait: once the subscriber has let go of a frame at offset 0, the next one goes
+/// there again behind a padding record, and is written only after the subscriber stepped over
+/// the padding, whose header the frame's trailing mark overwrites. loom reports any write to
+/// bytes the subscriber has not released.
+#[test]
+fn frames_restart_at_offset_0_after_the_padding_is_passed() {
+    model(|| {
+        let t = heap(64, Overflow::Block);
+        let mut s = t.subscribe(Start::Latest).unwrap();
+        let mut p = t.publisher().unwrap();
+        let th = thread::spawn(move || {
+            for i in 1..=3u8 {
+                p.publish(&[i; 24]).unwrap();
+            }
+        });
+        // A blocking receive (the wait marks the slot as waiting, which restarts need).
+        let mut next = 1u8;
+        while next <= 3 {
+            s.wait_readable(None).unwrap();
+            if let Some(m) = s.try_recv().unwrap() {
+                assert_eq!(&*m, &[next; 24][..], "torn or stale frame");
+                next += 1;
             }
         }
         th.join().unwrap();

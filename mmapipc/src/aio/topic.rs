@@ -67,6 +67,6 @@ impl AsyncPublisher {
     /// Publishes `data`, waiting for room.
     pub async fn send_async(&mut self, data: &[u8]) -> Result<(), AsyncError<TopicError>> {
         let room = |p: &mut Publisher| p.writable_watch(data.len()).map_err(AsyncError::Channel);
-        send(&mut self.publisher, &mut self.write, |p| p.try_publish(data), room).await
+        send(&mut self.publisher, &mut self.write, |p| p.try_publish_waiting(data), room).await
     }
 }

@@ -90,6 +90,9 @@ pub mod sub_offsets {
     /// The owner word of the slot's process while it is counted in the data waiter's
     /// `sleepers` (0 otherwise): a reclaim of a dead slot takes that count back.
     pub const SLEEPING: usize = 56;
+    /// Non-zero while the subscriber waits in a blocking receive (a hint: the publisher writes
+    /// a frame over the previous one only while every subscriber waits, see `topic::frames`).
+    pub const WAITING: usize = 64;
 }
 
 /// Offsets inside a group-table entry.
@@ -165,7 +168,8 @@ pub(super) struct SubEntry {
     pub(super) bytes: AtomicU64,
     pub(super) dropped: AtomicU64,
     pub(super) sleeping: AtomicU64,
-    _pad: [u8; PAD - 64],
+    pub(super) waiting: AtomicU64,
+    _pad: [u8; PAD - 72],
 }
 
 /// Words of a group name.
@@ -218,6 +222,7 @@ const _: () = {
     assert!(offset_of!(SubEntry, bytes) == sub_offsets::BYTES);
     assert!(offset_of!(SubEntry, dropped) == sub_offsets::DROPPED);
     assert!(offset_of!(SubEntry, sleeping) == sub_offsets::SLEEPING);
+    assert!(offset_of!(SubEntry, waiting) == sub_offsets::WAITING);
     assert!(offset_of!(GroupEntry, state) == group_offsets::STATE);
     assert!(offset_of!(GroupEntry, cursor) == group_offsets::CURSOR);
     assert!(offset_of!(GroupEntry, seq) == group_offsets::SEQ);
@@ -273,7 +278,8 @@ impl SubEntry {
             bytes: z(),
             dropped: z(),
             sleeping: z(),
-            _pad: [0; PAD - 64],
+            waiting: z(),
+            _pad: [0; PAD - 72],
         }
     }
 }

@@ -44,6 +44,10 @@
 //! **Groups** (`group.rs`): a member copies the record at the group's cursor, then advances the
 //! cursor by CAS; only the winner delivers.
 //!
+//! **Frames** (`frames.rs`): in block mode a frame goes to offset 0 again, over the previous
+//! one, when every subscriber has let go of it and polls in a receive; the padding in front of
+//! it is published first and the frame written once every cursor has passed it.
+//!
 //! # Crash safety
 //!
 //! A publisher's commit is its Release store of `tail` (the ring's rule): killed before it, the
@@ -98,11 +102,13 @@
 //! `mem::DataArea`, whose loom twin lets `tests/loom_topic.rs` check this code.
 
 mod error;
+mod frames;
 mod group;
 mod handle;
 mod inspect;
 mod layout;
 mod publisher;
+mod reap;
 mod subscriber;
 mod views;
 #[cfg(all(target_os = "linux", not(loom)))]
@@ -118,7 +124,8 @@ pub use layout::{
     control_size, group_offsets, offsets, record_size, sub_offsets, ENTRY_SIZE, GROUP_FREE, GROUP_READY, HEAD_SIZE,
     LEN_MARK, LEN_PADDING, MAX_GROUP_NAME, MAX_SUBSCRIBERS, NO_CURSOR, NO_GROUP, RECORD_HEADER,
 };
-pub use publisher::{Publisher, REAP_INTERVAL};
+pub use publisher::Publisher;
+pub use reap::REAP_INTERVAL;
 pub use subscriber::Subscriber;
 pub use views::{DetachedRun, DetachedView, Received};
 

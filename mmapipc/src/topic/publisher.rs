@@ -4,41 +4,33 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::mem::reuse::{is_frame, Backoff};
 use crate::sync::{fence, Ordering};
 use crate::wait::{asymmetric, Deadline, Sleeping, SpinWindow};
 
 use super::error::{check_window, corrupt, TopicError};
 use super::handle::{Overflow, Topic, TopicMemory};
 use super::layout::{header, record_size, widen, LEN_MARK, LEN_PADDING, NO_CURSOR, NO_GROUP, RECORD_HEADER};
+use super::reap::REAP_INTERVAL;
 use super::{fork_generation, RUST_SLICE};
-
-/// How long a blocked publisher goes between looks at whether the subscribers holding it back
-/// still run (a `/proc` read each): the recovery bound for a killed subscriber, with one slice.
-pub const REAP_INTERVAL: Duration = Duration::from_millis(5);
-
-/// How often at most a publisher that finds sleepers to wake looks for slots of dead
-/// processes still counted asleep ([`Publisher::reap_sleepers`], a `/proc` read per sleeping
-/// slot): the longest a killed sleeper makes every publication a system call.
-#[cfg(not(loom))]
-const SLEEPER_REAP_INTERVAL: Duration = Duration::from_millis(100);
 
 /// The one publisher of a topic ([`Topic::publisher`]). Dropping it gives the role back.
 pub struct Publisher {
     pub(super) mem: Arc<TopicMemory>,
     generation: u64,
     /// Our position (equals the published tail between operations).
-    tail: u64,
+    pub(super) tail: u64,
     /// `tail % capacity`.
-    off: u64,
+    pub(super) off: u64,
     /// The tail last stored.
-    published: u64,
+    pub(super) published: u64,
     /// The `oldest` last stored: no subscriber starts below it.
     oldest: u64,
     /// Bytes at positions below this may be overwritten: `oldest`, and in block mode also at
     /// most the cached minimum of the cursors.
     free_to: u64,
     /// Block mode: the least cursor of a live subscriber or group at the last scan.
-    cached_min: u64,
+    pub(super) cached_min: u64,
     /// `joins` at the last scan.
     joins_seen: u64,
     /// Sequence number of the next message.
@@ -52,16 +44,18 @@ pub struct Publisher {
     full: bool,
     /// When we last looked for dead subscribers.
     #[cfg(not(loom))]
-    last_reap: Option<std::time::Instant>,
+    pub(super) last_reap: Option<std::time::Instant>,
     /// When we last looked for dead sleepers.
     #[cfg(not(loom))]
-    last_sleeper_reap: Option<std::time::Instant>,
+    pub(super) last_sleeper_reap: Option<std::time::Instant>,
     /// Groups with a live member, scratch for `rescan`.
     marks: Vec<bool>,
     /// How far past what it needs the publisher moves `oldest` at once (amortises the fence).
     slack: u64,
     /// How long a wait for room polls before it sleeps.
     window: SpinWindow,
+    /// When to wait for the subscribers' release of the previous frame ([`crate::mem::reuse`]).
+    pub(super) hot: Backoff,
 }
 
 impl std::fmt::Debug for Publisher {
@@ -144,6 +138,7 @@ impl Publisher {
             marks: vec![false; n],
             slack: (cap / 8) & !7,
             window: SpinWindow::new(),
+            hot: Backoff::default(),
             mem,
         };
         if me.mem.overflow == Overflow::Block {
@@ -163,7 +158,7 @@ impl Publisher {
 
     /// Reloads the least cursor of the live subscribers and of the groups that have a live
     /// member (block mode).
-    fn rescan(&mut self) {
+    pub(super) fn rescan(&mut self) {
         let mem = &*self.mem;
         // SYNC: join. Acquire: a subscriber's cursor store before its joins bump is visible
         // below. Loaded first: a join after this load makes the next `make_room` scan again.
@@ -189,46 +184,6 @@ impl Publisher {
             min = min.min(mem.group(g).cursor.load(Ordering::Acquire));
         }
         self.cached_min = min;
-    }
-
-    /// Reclaims the slots of dead subscribers that hold positions below `need` (at most once per
-    /// [`REAP_INTERVAL`]). True if one was reclaimed.
-    fn reap(&mut self, need: u64) -> bool {
-        #[cfg(loom)]
-        {
-            let _ = need;
-            false
-        }
-        #[cfg(not(loom))]
-        {
-            let now = std::time::Instant::now();
-            if self.last_reap.is_some_and(|t| now.duration_since(t) < REAP_INTERVAL) {
-                return false;
-            }
-            self.last_reap = Some(now);
-            let mem = &*self.mem;
-            let mut any = false;
-            for i in 0..mem.nsubs {
-                let e = mem.sub(i);
-                // Relaxed: a candidate; the CAS in `reclaim` decides.
-                let w = e.owner.load(Ordering::Relaxed);
-                if w == 0 {
-                    continue;
-                }
-                let g = e.group.load(Ordering::Relaxed);
-                let pos = if g == NO_GROUP {
-                    e.cursor.load(Ordering::Relaxed)
-                } else if (g as usize) < mem.nsubs {
-                    mem.group(g as usize).cursor.load(Ordering::Relaxed)
-                } else {
-                    0 // a hostile group index: the slot is checked like any other
-                };
-                if pos < need && !crate::owner::alive(w) {
-                    any |= super::subscriber::reclaim(mem, i, w);
-                }
-            }
-            any
-        }
     }
 
     /// True if the bytes up to position `end` may be written, making room if the cached view
@@ -318,12 +273,19 @@ impl Publisher {
     }
 
     /// Finds room for a `len`-byte record (padding the end of the area first if it would not
-    /// fit there) and its following mark: its offset, or `None` if there is no room now.
+    /// fit there) and its following mark: its offset, or `None` if there is no room now. With
+    /// `hot`, a frame may go to offset 0 over the previous one ([`restart_hot`](Self::restart_hot)).
     #[inline]
-    fn reserve(&mut self, len: usize) -> Result<Option<u64>, TopicError> {
+    fn reserve(&mut self, len: usize, hot: bool) -> Result<Option<u64>, TopicError> {
         let cap = self.mem.capacity;
         let rec = record_size(len) as u64;
-        if rec > cap - self.off {
+        let restart = hot
+            && self.mem.overflow == Overflow::Block
+            && self.off != 0
+            && rec <= self.off
+            && is_frame(rec, cap)
+            && self.restart_hot(rec);
+        if restart || rec > cap - self.off {
             let pad = cap - self.off;
             if !self.room(self.tail + pad + RECORD_HEADER as u64)? {
                 return Ok(None);
@@ -335,6 +297,9 @@ impl Publisher {
             self.tail += pad;
             self.off = 0;
             self.flush();
+            if restart {
+                self.await_padding_passed(rec);
+            }
         }
         if !self.room(self.tail + rec + RECORD_HEADER as u64)? {
             return Ok(None);
@@ -390,45 +355,29 @@ impl Publisher {
         }
     }
 
-    /// Reclaims the slots of dead subscribers still counted in the data waiter's `sleepers`
-    /// (killed asleep: their slot's `sleeping` word names them), which takes their counts back,
-    /// so that publishing goes back to making no system call. Runs only on the wake's slow path,
-    /// at most once per [`SLEEPER_REAP_INTERVAL`].
-    #[cold]
-    fn reap_sleepers(&mut self) {
-        #[cfg(not(loom))]
-        {
-            let now = std::time::Instant::now();
-            if self.last_sleeper_reap.is_some_and(|t| now.duration_since(t) < SLEEPER_REAP_INTERVAL) {
-                return;
-            }
-            self.last_sleeper_reap = Some(now);
-            let mem = &*self.mem;
-            for i in 0..mem.nsubs {
-                let e = mem.sub(i);
-                // Relaxed: candidates; `reclaim` and `take_back` decide with CASes.
-                let w = e.sleeping.load(Ordering::Relaxed);
-                if w == 0 || crate::owner::alive(w) {
-                    continue;
-                }
-                if e.owner.load(Ordering::Relaxed) == w {
-                    super::subscriber::reclaim(mem, i, w);
-                } else {
-                    // A sleeper that was not the slot's owner (a forked child's inherited
-                    // handle): only its count.
-                    Sleeping { word: &e.sleeping, owner: w }.take_back(&mem.head().wait.data);
-                }
-            }
-        }
-    }
-
     /// Publishes one message if there is room now. `Ok(false)`: block mode and the slowest
     /// subscriber has not made room (overwrite mode always has room).
     #[inline]
     pub fn try_publish(&mut self, data: &[u8]) -> Result<bool, TopicError> {
+        self.publish_now(data, false)
+    }
+
+    /// [`try_publish`](Self::try_publish) for a caller that waits for room when it returns
+    /// `Ok(false)`, as the blocking calls do: a frame may then go to offset 0 over the previous
+    /// one, still in the caches (the `frames` module), after a poll of at most 1 ns per 64 bytes
+    /// for the subscribers to let go of it and step over the padding in front of it. Until they
+    /// have, this returns `Ok(false)` even though the area had room elsewhere.
+    #[inline]
+    pub fn try_publish_waiting(&mut self, data: &[u8]) -> Result<bool, TopicError> {
+        self.publish_now(data, true)
+    }
+
+    /// [`try_publish`](Self::try_publish); `hot`: as [`try_publish_waiting`](Self::try_publish_waiting).
+    #[inline]
+    fn publish_now(&mut self, data: &[u8], hot: bool) -> Result<bool, TopicError> {
         self.check()?;
         self.topic_check_len(data.len())?;
-        match self.reserve(data.len())? {
+        match self.reserve(data.len(), hot)? {
             None => Ok(false),
             Some(_) => {
                 self.write(data);
@@ -466,7 +415,7 @@ impl Publisher {
         stop: Option<&std::sync::atomic::AtomicBool>,
     ) -> Result<bool, TopicError> {
         loop {
-            if self.try_publish(data)? {
+            if self.publish_now(data, true)? {
                 return Ok(true);
             }
             if !self.wait_room(data.len(), deadline, stop)? {
@@ -478,6 +427,17 @@ impl Publisher {
     /// Publishes as many of `messages`, in order, as fit now, with one tail store (and at most
     /// one wake-up). Every length is checked first: if any can never fit, nothing is published.
     pub fn try_publish_batch<B: AsRef<[u8]>>(&mut self, messages: &[B]) -> Result<usize, TopicError> {
+        self.publish_batch_now(messages, false)
+    }
+
+    /// [`try_publish_batch`](Self::try_publish_batch) for a caller that waits when not all were
+    /// published, as [`try_publish_waiting`](Self::try_publish_waiting).
+    pub fn try_publish_batch_waiting<B: AsRef<[u8]>>(&mut self, messages: &[B]) -> Result<usize, TopicError> {
+        self.publish_batch_now(messages, true)
+    }
+
+    /// [`try_publish_batch`](Self::try_publish_batch); `hot` as in [`publish_now`](Self::publish_now).
+    fn publish_batch_now<B: AsRef<[u8]>>(&mut self, messages: &[B], hot: bool) -> Result<usize, TopicError> {
         self.check()?;
         for m in messages {
             self.topic_check_len(m.as_ref().len())?;
@@ -485,7 +445,7 @@ impl Publisher {
         let mut n = 0;
         for m in messages {
             let m = m.as_ref();
-            match self.reserve(m.len()) {
+            match self.reserve(m.len(), hot) {
                 Ok(Some(_)) => {
                     self.write(m);
                     n += 1;
@@ -511,7 +471,7 @@ impl Publisher {
         let deadline = Deadline::after(timeout);
         let mut sent = 0;
         while sent < messages.len() {
-            sent += self.try_publish_batch(&messages[sent..])?;
+            sent += self.publish_batch_now(&messages[sent..], true)?;
             if sent < messages.len() && !self.wait_room(messages[sent].as_ref().len(), deadline, None)? {
                 break;
             }

@@ -151,8 +151,8 @@ impl Topic {
         let mem = self.mem.clone();
         let slot = claim_slot(&mem)?;
         let e = mem.sub(slot);
-        // Relaxed: our own slot's counters, fresh.
-        for c in [&e.messages, &e.bytes, &e.dropped] {
+        // Relaxed: our own slot's counters and waiting hint, fresh.
+        for c in [&e.messages, &e.bytes, &e.dropped, &e.waiting] {
             c.store(0, Ordering::Relaxed);
         }
         Ok((mem, slot))
@@ -473,6 +473,10 @@ impl Subscriber {
         let sleeping = Sleeping { word: &mem.sub(self.slot).sleeping, owner: crate::owner::me() };
         // The next message is likely the size of those before it.
         self.window.expect(self.bytes.checked_div(self.messages).unwrap_or(0));
+        // Relaxed: a hint for the publisher's frame restart (`frames.rs`); what it may
+        // overwrite is decided by the cursors alone.
+        let waiting = &mem.sub(self.slot).waiting;
+        waiting.store(1, Ordering::Relaxed);
         let got = asymmetric::wait_until_as(&head.wait.data, &self.window, Some(sleeping), deadline, slice, || {
             // SeqCst: pairs with the stopper's store before its wake.
             if stop.is_some_and(|s| s.load(std::sync::atomic::Ordering::SeqCst)) {
@@ -485,6 +489,7 @@ impl Subscriber {
             let pos = at.unwrap_or_else(|| mine.load(Ordering::Relaxed));
             (tail != pos).then_some(())
         });
+        waiting.store(0, Ordering::Relaxed);
         if stopped {
             return Ok(false);
         }

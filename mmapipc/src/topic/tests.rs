@@ -281,3 +281,104 @@ fn a_run_of_fixed_size_records_is_held_in_place() {
     assert_eq!(s.try_recv_fixed_batch(10, 16).unwrap_err(), TopicError::WrongSize { len: 8, expected: 16 });
     assert!(s.try_recv().unwrap().is_none(), "the odd message was taken");
 }
+
+/// Frames (records over a third of the capacity, two fit): once every subscriber has let go of
+/// the last one, a publisher that may wait writes the next at offset 0 again, over the bytes
+/// still in the caches, if every subscriber waits in a receive, after they stepped over the
+/// padding in front of it (the frame's mark lands on the padding's header). `try_publish` never
+/// waits for that; a frame held as a view sends the next one to the other half.
+#[test]
+fn frames_go_back_to_offset_0_once_every_subscriber_let_go() {
+    const F: usize = 1000;
+    let t = heap(2 * (F + 64), Overflow::Block, 4);
+    let mut a = t.subscribe(Start::Latest).unwrap();
+    let mut b = t.subscribe(Start::Latest).unwrap();
+    let mut p = t.publisher().unwrap();
+    let frame = |i: u8| vec![i; F];
+    let short = Some(Duration::from_millis(20));
+    let recv = |s: &mut Subscriber, i: u8| {
+        let m = s.try_recv_view().unwrap().expect("a frame");
+        assert_eq!(*m, frame(i)[..], "frame {i}");
+        m.as_ptr()
+    };
+
+    assert!(p.publish_timeout(&frame(1), short).unwrap());
+    let first = recv(&mut a, 1);
+    recv(&mut b, 1);
+    assert!(p.try_publish(&frame(2)).unwrap());
+    assert_ne!(recv(&mut a, 2), first, "try_publish keeps the order of space");
+    recv(&mut b, 2);
+    assert!(p.publish_timeout(&frame(3), short).unwrap());
+    assert_eq!(recv(&mut a, 3), first, "the wrap");
+    recv(&mut b, 3);
+
+    // Both let go of frame 3 at offset 0, but neither waits in a receive: frame 4 goes to the
+    // other half (a subscriber that is not waiting might not look at the padding for long).
+    assert!(p.publish_timeout(&frame(4), short).unwrap());
+    assert_ne!(recv(&mut a, 4), first);
+    recv(&mut b, 4);
+    assert!(p.publish_timeout(&frame(5), short).unwrap());
+    assert_eq!(recv(&mut a, 5), first, "the wrap");
+    recv(&mut b, 5);
+
+    // Both let go of frame 5 at offset 0 and wait (as a blocking receive marks its slot): frame
+    // 6 goes there again, once both pass the padding.
+    let waiting = |s: &Subscriber, on: bool| t.mem.sub(s.slot).waiting.store(on.into(), Ordering::Relaxed);
+    waiting(&a, true);
+    waiting(&b, true);
+    let full_waits = t.stats().full_waits;
+    assert!(!p.publish_timeout(&frame(6), short).unwrap(), "no subscriber stepped over the padding");
+    assert_eq!(p.position().1, 0, "the padding is published");
+    assert_eq!(t.stats().full_waits, full_waits + 1);
+    assert!(a.try_recv().unwrap().is_none() && b.try_recv().unwrap().is_none(), "padding, then nothing");
+    assert!(p.publish_timeout(&frame(6), short).unwrap());
+    assert_eq!(recv(&mut a, 6), first, "written over frame 5");
+    let held = b.try_recv_view().unwrap().unwrap().detach().unwrap();
+    assert_eq!(held.as_ptr().cast_const(), first);
+
+    // b holds frame 6: frame 7 goes to the other half, and both still see everything in order.
+    assert!(p.publish_timeout(&frame(7), short).unwrap());
+    assert_ne!(recv(&mut a, 7), first, "frame 6 is held");
+    drop(held);
+    recv(&mut b, 7);
+    assert!(a.try_recv().unwrap().is_none() && b.try_recv().unwrap().is_none());
+    assert_eq!(t.stats().messages_in, 7);
+}
+
+/// Frames between threads: two subscribers reading views while a waiting publisher restarts at
+/// offset 0 whenever it can: every frame arrives whole and in order.
+#[test]
+fn frames_between_threads_arrive_whole_and_in_order() {
+    const F: usize = 1000;
+    const N: u32 = 2000;
+    let t = heap(2 * (F + 64), Overflow::Block, 4);
+    let subs: Vec<_> = (0..2).map(|_| t.subscribe(Start::Latest).unwrap()).collect();
+    let readers: Vec<_> = subs
+        .into_iter()
+        .map(|mut s| {
+            std::thread::spawn(move || {
+                for i in 0..N {
+                    while !s.wait_readable(Some(Duration::from_secs(10))).unwrap() {}
+                    let m = loop {
+                        if let Some(m) = s.try_recv_view().unwrap() {
+                            break m;
+                        }
+                    };
+                    let stamp = u32::from_le_bytes(m[..4].try_into().unwrap());
+                    assert_eq!(stamp, i, "out of order");
+                    assert!(m[4..].iter().all(|&x| x == i as u8), "frame {i} torn");
+                }
+            })
+        })
+        .collect();
+    let mut p = t.publisher().unwrap();
+    let mut buf = vec![0u8; F];
+    for i in 0..N {
+        buf[..4].copy_from_slice(&i.to_le_bytes());
+        buf[4..].fill(i as u8);
+        assert!(p.publish_timeout(&buf, Some(Duration::from_secs(10))).unwrap(), "frame {i} timed out");
+    }
+    for r in readers {
+        r.join().unwrap();
+    }
+}

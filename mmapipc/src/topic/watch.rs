@@ -13,7 +13,8 @@ use crate::wait::{Handshake, Waiter, Watch};
 use super::error::TopicError;
 use super::handle::{Overflow, TopicMemory};
 use super::layout::{record_size, NO_CURSOR, NO_GROUP, RECORD_HEADER};
-use super::publisher::{Publisher, REAP_INTERVAL};
+use super::publisher::Publisher;
+use super::reap::REAP_INTERVAL;
 use super::subscriber::{reclaim, Subscriber};
 
 struct Readable {

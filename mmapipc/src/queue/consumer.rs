@@ -6,6 +6,7 @@ use std::time::Duration;
 use super::error::{corrupt, QueueError};
 use super::handle::{bump, Queue};
 use super::records::{head_word, split_head, RECORD_HEADER, STATE_COMMITTED, STATE_PADDING, STATE_TAKEN};
+use crate::mem::reuse::is_frame;
 use crate::owner;
 use crate::sync::Ordering;
 use crate::wait::Deadline;
@@ -280,7 +281,29 @@ impl Queue {
         block: bool,
         mut f: impl FnMut(&[u8]),
     ) -> Result<usize, QueueError> {
-        self.consume(max, Take::Copy, deadline, block, any_record, |_, off, len| self.read_in_place(off, len, &mut f))
+        // Frames are copied one per locked run, each reclaimed as soon as it is copied: the
+        // producer writes the next one meanwhile, as with single gets, instead of waiting for
+        // the whole batch (a queue holds only two or three frames).
+        let cap = self.cap;
+        let one_frame = || {
+            let mut frame = false;
+            move |_: u64, len: u32, taken: usize| {
+                let is = is_frame(u64::from(len) + RECORD_HEADER as u64, cap);
+                let ok = taken == 0 || !(frame || is);
+                frame |= is;
+                ok
+            }
+        };
+        let mut copy = |_, off, len| self.read_in_place(off, len, &mut f);
+        let mut n = self.consume(max, Take::Copy, deadline, block, one_frame(), &mut copy)?;
+        while n > 0 && n < max {
+            let now = Deadline::after(Some(Duration::ZERO));
+            match self.consume(max - n, Take::Copy, now, false, one_frame(), &mut copy)? {
+                0 => break,
+                more => n += more,
+            }
+        }
+        Ok(n)
     }
 
     /// Waits until a message may be available and the consumer lock can be taken (recovering it

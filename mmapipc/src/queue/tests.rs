@@ -114,6 +114,30 @@ fn batches_take_and_give_many() {
     assert_eq!(q.put_batch_timeout(&refs, Some(Duration::from_millis(1))).unwrap(), n);
 }
 
+/// A copying batch of frames (records over a third of the capacity) gives each frame's space
+/// back as soon as it is copied, as single gets do: while the second frame is being copied, the
+/// producer already has room for a third.
+#[test]
+fn a_batch_of_frames_reclaims_each_as_it_is_copied() {
+    const F: usize = 1000;
+    let q = Queue::heap(2 * (F + 64)).unwrap();
+    assert!(q.try_put(&msg(1, F)).unwrap() && q.try_put(&msg(2, F)).unwrap());
+    assert!(!q.try_put(&msg(3, F)).unwrap(), "two frames fill it");
+    let mut seen = Vec::new();
+    let n = q
+        .try_get_batch_with(10, |m| {
+            let i = seen.len() + 1;
+            assert_eq!(m, &msg(i, F)[..], "frame {i}");
+            if i == 2 {
+                assert!(q.try_put(&msg(3, F)).unwrap(), "frame 1 was given back when copied");
+            }
+            seen.push(i);
+        })
+        .unwrap();
+    assert_eq!(n, 3, "frame 3, put meanwhile, comes in the same batch");
+    assert!(q.is_empty());
+}
+
 #[test]
 fn views_block_reuse_until_released_in_any_order() {
     let q = Queue::heap(256).unwrap();

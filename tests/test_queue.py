@@ -63,30 +63,41 @@ def test_batches(q):
     assert q.get_batch(0) == []
 
 
-def test_put_batch_borrows_any_buffer_and_copies_what_waits(path):
-    # Mixed bytes-like items are borrowed (no copy) for the first attempt; what has to wait for
-    # room is copied first, so changing the caller's buffers afterwards changes nothing queued.
+def test_put_batch_borrows_any_buffer_also_while_it_waits(path):
+    # Mixed bytes-like items are read in place, also those that wait for room: each is held by a
+    # buffer request until the call returns (never copied, as with put), so a memoryview passed
+    # in cannot be released while the call waits with the GIL released.
     block = numpy.arange(64, dtype=numpy.uint8).reshape(4, 16)
-    late = bytearray(b"L" * 100)
+    view = memoryview(bytearray(b"V" * 100))
     items = [b"b", bytearray(b"ba"), memoryview(b"xmvx")[1:3], block[1], b""]
-    items += [bytes([i]) * 100 for i in range(20)] + [late]
+    items += [bytes([i]) * 100 for i in range(20)] + [view]
     want = [bytes(it) for it in items]
     with SharedMemoryQueue.create(path, 1024) as q:
         got: list[bytes] = []
+        released: list[bool] = []
 
         def drain() -> None:
-            time.sleep(0.05)  # let put_batch find the queue full and wait
-            late[:] = b"M" * 100  # waiting, so already copied: this must not reach the queue
+            # The first attempt and the pinning run under one hold of the GIL: once anything
+            # is queued, put_batch holds every message and waits for room.
+            while q.qsize() == 0:
+                time.sleep(0.001)
+            try:
+                view.release()
+                released.append(True)
+            except BufferError:
+                released.append(False)
             while len(got) < len(items):
                 got.extend(q.get_batch(1000, timeout=5))
 
         t = threading.Thread(target=drain)
         t.start()
-        # 5 small + 21 x 120-byte records do not fit in 1024 bytes: the rest waits, copied.
+        # 5 small + 21 x 120-byte records do not fit in 1024 bytes: the rest waits, borrowed.
         done = q.put_batch(items, timeout=5)
         t.join()
         assert done == len(items)
+        assert released == [False], "the waiting batch holds the memoryview's buffer"
         assert got == want
+    view.release()  # the call returned: nothing holds it now
     with SharedMemoryQueue.create(path + "-2", 4096) as q:
         try:
             with pytest.raises(TypeError):

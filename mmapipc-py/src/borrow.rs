@@ -156,6 +156,10 @@ pub struct BorrowedBytes<'py> {
     /// Filled buffer requests, released in Drop. Never moved once filled (an exporter may point
     /// a request's fields into the request itself): the capacity is reserved up front.
     views: Vec<ffi::Py_buffer>,
+    /// Buffer requests made by [`pin`](Self::pin), released in Drop. Boxed: the Vec grows while
+    /// they are held, and a request must not move (as `views`).
+    #[allow(clippy::vec_box)]
+    pinned: Vec<Box<ffi::Py_buffer>>,
 }
 
 /// How [`BorrowedBytes`] reads one item.
@@ -193,7 +197,12 @@ impl<'py> BorrowedBytes<'py> {
             })
             .collect();
         let n_requests = kinds.iter().filter(|k| matches!(k, Kind::Request)).count();
-        let mut this = BorrowedBytes { kinds: Vec::new(), views: Vec::with_capacity(n_requests), items: Vec::new() };
+        let mut this = BorrowedBytes {
+            kinds: Vec::new(),
+            views: Vec::with_capacity(n_requests),
+            pinned: Vec::new(),
+            items: Vec::new(),
+        };
         for (kind, it) in kinds.iter_mut().zip(&items).filter(|(k, _)| matches!(k, Kind::Request)) {
             // SAFETY: an all-zero Py_buffer is plain data (null pointers, zero lengths); it is only
             // released (in Drop) if PyObject_GetBuffer filled it.
@@ -217,6 +226,40 @@ impl<'py> BorrowedBytes<'py> {
         this.kinds = kinds;
         this.items = items;
         Ok(this)
+    }
+
+    /// How many messages are borrowed.
+    pub fn len(&self) -> usize {
+        self.items.len()
+    }
+
+    /// Holds a buffer request on every memoryview (read in place so far), so that every span
+    /// stays valid, and its exporter cannot resize or release it, until this value drops: the
+    /// slices taken after this may be read while the GIL is released (a wait that writes what
+    /// is left of a batch), as a single message held by [`with_bytes`] is.
+    pub fn pin(&mut self) -> PyResult<()> {
+        for (kind, it) in self.kinds.iter_mut().zip(&self.items) {
+            if !matches!(kind, Kind::MemoryView) {
+                continue;
+            }
+            // SAFETY: an all-zero Py_buffer is plain data; it is released (in Drop) only once
+            // PyObject_GetBuffer filled it. Boxed: it stays put while it is held.
+            let mut slot: Box<ffi::Py_buffer> = Box::new(unsafe { std::mem::zeroed() });
+            // SAFETY: `it` is a live object and we hold the GIL ('py); `slot` is writable storage
+            // for one Py_buffer that does not move. PyBUF_SIMPLE: a contiguous byte span.
+            if unsafe { ffi::PyObject_GetBuffer(it.as_ptr(), &mut *slot, ffi::PyBUF_SIMPLE) } != 0 {
+                return Err(not_bytes_like(it));
+            }
+            let len = usize::try_from(slot.len).unwrap_or(0);
+            let ptr = if len == 0 || slot.buf.is_null() {
+                std::ptr::NonNull::dangling().as_ptr()
+            } else {
+                slot.buf as *const u8
+            };
+            self.pinned.push(slot);
+            *kind = Kind::Span(ptr, len);
+        }
+        Ok(())
     }
 
     /// The borrowed byte strings, in order. Call again after any release of the GIL (a
@@ -245,6 +288,10 @@ impl Drop for BorrowedBytes<'_> {
             // never pushed) and is released exactly once, here; `Bound<'py, _>` in `items`
             // proves the GIL is held for 'py, and this value cannot leave the thread (!Send).
             unsafe { ffi::PyBuffer_Release(v) };
+        }
+        for v in &mut self.pinned {
+            // SAFETY: as above: filled by a successful request in `pin`, released once, GIL held.
+            unsafe { ffi::PyBuffer_Release(&mut **v) };
         }
     }
 }

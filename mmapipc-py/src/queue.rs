@@ -105,39 +105,6 @@ fn retry_take<T>(
     )
 }
 
-/// The messages of a `put_batch` left over by its first attempt, copied (the waits release the
-/// GIL, so borrowed buffers could change or go), and how many of them are in.
-#[derive(Default)]
-struct Leftover {
-    bytes: Vec<u8>,
-    ends: Vec<usize>,
-    put: usize,
-}
-
-impl Leftover {
-    fn copy(&mut self, msgs: &[&[u8]]) {
-        self.bytes.reserve(msgs.iter().map(|m| m.len()).sum());
-        self.ends.reserve(msgs.len());
-        for m in msgs {
-            self.bytes.extend_from_slice(m);
-            self.ends.push(self.bytes.len());
-        }
-    }
-
-    fn all_in(&self) -> bool {
-        self.put == self.ends.len()
-    }
-
-    /// Puts what is left for at most `slice`; `Finished` once everything is in.
-    fn put_some(&mut self, queue: &Queue, slice: Duration) -> PyResult<Waited> {
-        let mut start = 0;
-        let msgs: Vec<&[u8]> =
-            self.ends.iter().map(|&end| &self.bytes[std::mem::replace(&mut start, end)..end]).collect();
-        self.put += queue.put_batch_timeout(&msgs[self.put..], Some(slice)).map_err(queue_error)?;
-        Ok(if self.all_in() { Waited::Finished } else { Waited::Idle })
-    }
-}
-
 impl Ready for PyQueue {
     fn fds(&self) -> &Fds {
         &self.ready
@@ -228,8 +195,8 @@ handle_pymethods! {
 
         /// Puts many messages under one lock acquisition per burst; returns how many were put
         /// (all of them unless the queue stayed full past the timeout or block=False). Messages are
-        /// read in place for the first attempt (`bytes`, memoryviews, any C-contiguous buffer);
-        /// what has to wait for room is copied first.
+        /// read in place (`bytes`, memoryviews, any C-contiguous buffer), also those that wait for
+        /// room; each stays held by a buffer request until the call returns.
         #[pyo3(signature = (messages, block = true, timeout = None))]
         fn put_batch(
             &self,
@@ -240,35 +207,31 @@ handle_pymethods! {
         ) -> PyResult<usize> {
             let mut deadline = CallDeadline::from_args(block, timeout)?;
             // Borrow every message (no copy): the first attempt runs with the GIL held.
-            let mut held = Some(BorrowedBytes::new(messages)?);
+            let mut held = BorrowedBytes::new(messages)?;
             let q = self.q()?;
             self.loans.none_out()?;
             let queue: &Queue = &q;
-            let may_wait = deadline.may_wait();
-            let mut first = 0;
-            let mut left = Leftover::default();
+            check_open(&q)?;
+            let first = queue.try_put_batch(&held.slices()?).map_err(queue_error)?;
+            if first == held.len() || !deadline.may_wait() {
+                return Ok(first);
+            }
+            // What is left is put by the waits, which release the GIL: every message is held by a
+            // buffer request until the call returns, and read in place, never copied.
+            held.pin()?;
+            let mut left = (held.slices()?, first);
             retry(
                 py,
                 &mut deadline,
                 &mut left,
                 || check_open(&q),
-                |left| {
-                    // Only the first attempt puts (then the waits do); the borrowed buffers go back
-                    // when it returns.
-                    let Some(held) = held.take() else { return Ok(left.all_in().then_some(())) };
-                    let refs = held.slices()?;
-                    first = queue.try_put_batch(&refs).map_err(queue_error)?;
-                    if first == refs.len() {
-                        return Ok(Some(()));
-                    }
-                    if may_wait {
-                        left.copy(&refs[first..]);
-                    }
-                    Ok(None)
+                |(msgs, put)| Ok((*put == msgs.len()).then_some(())),
+                |(msgs, put), slice| {
+                    *put += queue.put_batch_timeout(&msgs[*put..], Some(slice)).map_err(queue_error)?;
+                    Ok(if *put == msgs.len() { Waited::Finished } else { Waited::Idle })
                 },
-                |left, slice| left.put_some(queue, slice),
             )?;
-            Ok(first + left.put)
+            Ok(left.1)
         }
 
         /// Reserves a slot of `size` bytes and returns a writable memoryview of it, to fill in

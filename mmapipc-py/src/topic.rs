@@ -211,7 +211,7 @@ handle_pymethods! {
             timeout: Option<f64>,
         ) -> PyResult<usize> {
             let mut deadline = CallDeadline::from_args(block, timeout)?;
-            let held = BorrowedBytes::new(messages)?;
+            let mut held = BorrowedBytes::new(messages)?;
             let s = self.state(py)?;
             let Some(mut slot) = s.publisher.lock(py, &mut deadline)? else { return Ok(0) };
             let p = claim(&s.topic, &mut slot)?;
@@ -221,9 +221,11 @@ handle_pymethods! {
             if first == refs.len() || !deadline.may_wait() {
                 return Ok(first);
             }
-            // What waits for room is copied: the waits release the GIL.
-            let mut left: (Vec<Vec<u8>>, usize) = (refs[first..].iter().map(|m| m.to_vec()).collect(), 0);
             drop(refs);
+            // What is left is published by the waits, which release the GIL: every message is
+            // held by a buffer request until the call returns, and read in place, never copied.
+            held.pin()?;
+            let mut left = (held.slices()?, first);
             let mut state = (&mut *p, &mut left);
             retry(
                 py,
@@ -236,7 +238,7 @@ handle_pymethods! {
                     Ok(if left.1 == left.0.len() { Waited::Finished } else { Waited::Idle })
                 },
             )?;
-            Ok(first + left.1)
+            Ok(left.1)
         }
 
         /// A new subscriber (a context manager). `start="latest"`: messages published after this

@@ -208,20 +208,15 @@ impl<'py> BorrowedBytes<'py> {
             // released (in Drop) if PyObject_GetBuffer filled it.
             this.views.push(unsafe { std::mem::zeroed() });
             let slot: *mut ffi::Py_buffer = this.views.last_mut().expect("just pushed");
-            // SAFETY: `it` is a live object and we hold the GIL; `slot` is writable storage for
-            // one Py_buffer that stays put (the Vec never grows past the capacity reserved
-            // above: one slot per `Request`). PyBUF_SIMPLE asks for a contiguous byte span and
-            // no format.
-            if unsafe { ffi::PyObject_GetBuffer(it.as_ptr(), slot, ffi::PyBUF_SIMPLE) } != 0 {
-                this.views.pop();
-                return Err(not_bytes_like(it));
+            // SAFETY: `slot` stays put (the Vec never grows past the capacity reserved above:
+            // one slot per `Request`); the GIL is held for 'py.
+            match unsafe { request(it, slot) } {
+                Ok(k) => *kind = k,
+                Err(e) => {
+                    this.views.pop();
+                    return Err(e);
+                }
             }
-            // SAFETY: the request succeeded, so `slot` is initialised.
-            let v = unsafe { &*slot };
-            let len = usize::try_from(v.len).unwrap_or(0);
-            let ptr =
-                if len == 0 || v.buf.is_null() { std::ptr::NonNull::dangling().as_ptr() } else { v.buf as *const u8 };
-            *kind = Kind::Span(ptr, len);
         }
         this.kinds = kinds;
         this.items = items;
@@ -245,19 +240,10 @@ impl<'py> BorrowedBytes<'py> {
             // SAFETY: an all-zero Py_buffer is plain data; it is released (in Drop) only once
             // PyObject_GetBuffer filled it. Boxed: it stays put while it is held.
             let mut slot: Box<ffi::Py_buffer> = Box::new(unsafe { std::mem::zeroed() });
-            // SAFETY: `it` is a live object and we hold the GIL ('py); `slot` is writable storage
-            // for one Py_buffer that does not move. PyBUF_SIMPLE: a contiguous byte span.
-            if unsafe { ffi::PyObject_GetBuffer(it.as_ptr(), &mut *slot, ffi::PyBUF_SIMPLE) } != 0 {
-                return Err(not_bytes_like(it));
-            }
-            let len = usize::try_from(slot.len).unwrap_or(0);
-            let ptr = if len == 0 || slot.buf.is_null() {
-                std::ptr::NonNull::dangling().as_ptr()
-            } else {
-                slot.buf as *const u8
-            };
+            // SAFETY: `slot` does not move; the GIL is held for 'py.
+            let k = unsafe { request(it, &mut *slot) }?;
             self.pinned.push(slot);
-            *kind = Kind::Span(ptr, len);
+            *kind = k;
         }
         Ok(())
     }
@@ -279,6 +265,26 @@ impl<'py> BorrowedBytes<'py> {
             })
             .collect()
     }
+}
+
+/// Fills `slot` with a PyBUF_SIMPLE buffer request on `it` and returns the span it serves.
+///
+/// # Safety
+/// The GIL is held, and `slot` is writable storage for one Py_buffer that does not move until it
+/// is released (exactly once, only if this returned `Ok`): an exporter may point a request's
+/// fields into the request itself.
+unsafe fn request(it: &Bound<'_, PyAny>, slot: *mut ffi::Py_buffer) -> PyResult<Kind> {
+    // SAFETY: `it` is a live object and the GIL is held; `slot` per the contract. PyBUF_SIMPLE
+    // asks for a contiguous byte span and no format.
+    if unsafe { ffi::PyObject_GetBuffer(it.as_ptr(), slot, ffi::PyBUF_SIMPLE) } != 0 {
+        return Err(not_bytes_like(it));
+    }
+    // SAFETY: the request succeeded, so `slot` is initialised.
+    let v = unsafe { &*slot };
+    let len = usize::try_from(v.len).unwrap_or(0);
+    // Zero-length spans get a dangling, aligned, non-null pointer, as from_raw_parts requires.
+    let ptr = if len == 0 || v.buf.is_null() { std::ptr::NonNull::dangling().as_ptr() } else { v.buf as *const u8 };
+    Ok(Kind::Span(ptr, len))
 }
 
 impl Drop for BorrowedBytes<'_> {

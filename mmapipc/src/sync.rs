@@ -17,3 +17,12 @@ pub(crate) fn spin_loop() {
     #[cfg(not(loom))]
     std::hint::spin_loop();
 }
+
+/// Gives the CPU to another runnable thread (loom: yields to the model's scheduler).
+#[inline]
+pub(crate) fn yield_now() {
+    #[cfg(loom)]
+    loom::thread::yield_now();
+    #[cfg(not(loom))]
+    std::thread::yield_now();
+}

@@ -92,18 +92,11 @@ impl Publisher {
             self.rescan();
             let ok = self.cached_min >= need;
             if !ok {
-                yield_now();
+                crate::sync::yield_now();
             }
             Ok::<bool, Infallible>(ok)
         })
         .unwrap_or_else(|never| match never {});
         self.hot.record(passed);
     }
-}
-
-fn yield_now() {
-    #[cfg(loom)]
-    loom::thread::yield_now();
-    #[cfg(not(loom))]
-    std::thread::yield_now();
 }
